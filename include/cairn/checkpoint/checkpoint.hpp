@@ -1,0 +1,60 @@
+#pragma once
+// tf.train.Checkpoint for MPI jobs: one HDF5 container per checkpoint, written by every rank in
+// parallel, restorable on any number of ranks with any layout.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cairn/checkpoint/status.hpp"
+#include "cairn/comm/session.hpp"
+#include "cairn/graph/trackable.hpp"
+
+namespace cairn {
+
+class Checkpoint {
+ public:
+  using Children = std::vector<std::pair<std::string, std::shared_ptr<Trackable>>>;
+
+  /// Local. The checkpoint's root object gets `children` as named dependencies.
+  Checkpoint(const Session& session, Children children = {});
+
+  /// Local. The root of the object graph (add more dependencies with root().track()).
+  Module& root() noexcept { return *root_; }
+  const Session& session() const noexcept { return *session_; }
+
+  /// Collective over the session. Increments save_counter, writes "<prefix>-<counter>.h5" and
+  /// records it as the latest checkpoint in the directory's state file. Returns the path.
+  std::string save(const std::string& prefix);
+  /// Collective over the session. Writes exactly `path`; neither the counter nor the state file
+  /// change. Returns `path`.
+  std::string write(const std::string& path);
+  /// Collective over the session. Restores values, but not save_counter.
+  RestoreStatus read(const std::string& path);
+  /// Collective over the session. Restores values and save_counter.
+  RestoreStatus restore(const std::string& path);
+
+  /// Local. Number of save() calls, including those of the checkpoint last restored.
+  int64_t save_counter() const noexcept { return save_counter_; }
+
+ private:
+  std::string write_impl(const std::string& path, int64_t counter);
+  RestoreStatus load(const std::string& path, bool restore_counter);
+
+  const Session* session_;
+  std::shared_ptr<Module> root_;
+  int64_t save_counter_ = 0;
+};
+
+/// The name of the state file kept in a checkpoint directory.
+inline constexpr const char* kStateFileName = "cairn-state.json";
+
+/// Local. The latest checkpoint recorded in `directory`'s state file, or nullopt if there is no
+/// state file. Throws cairn::Error if the state file is unreadable or names a missing file.
+std::optional<std::string> latest_checkpoint(const std::string& directory);
+/// Collective over the session. As above, read by rank 0 and broadcast, so all ranks agree.
+std::optional<std::string> latest_checkpoint(const Session& session, const std::string& directory);
+
+}  // namespace cairn

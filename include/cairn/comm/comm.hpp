@@ -1,0 +1,61 @@
+#pragma once
+// A move-only communicator that owns a duplicate of the user's communicator.
+#include <mpi.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cairn/core/error.hpp"
+
+namespace cairn {
+
+class Comm {
+ public:
+  /// Collective over `parent`. Duplicates it and sets MPI_ERRORS_RETURN on the duplicate.
+  explicit Comm(MPI_Comm parent);
+  ~Comm();
+  Comm(Comm&& other) noexcept;
+  Comm& operator=(Comm&& other) noexcept;
+  Comm(const Comm&) = delete;
+  Comm& operator=(const Comm&) = delete;
+
+  MPI_Comm get() const noexcept { return comm_; }
+  int rank() const noexcept { return rank_; }
+  int size() const noexcept { return size_; }
+
+  /// Collective over the communicator.
+  void barrier() const;
+  int64_t allreduce_sum(int64_t value) const;
+  int64_t allreduce_max(int64_t value) const;
+  int64_t allreduce_min(int64_t value) const;
+  uint64_t allreduce_bor(uint64_t value) const;
+  void allreduce_max(std::vector<int64_t>& values) const;
+  std::vector<int64_t> allgather(int64_t value) const;
+  /// Broadcasts `bytes` from `root`; on other ranks `bytes` is replaced.
+  void broadcast(std::string& bytes, int root) const;
+  /// Gathers every rank's bytes on `root` (empty vector elsewhere).
+  std::vector<std::string> gather(const std::string& bytes, int root) const;
+  std::vector<std::string> allgather(const std::string& bytes) const;
+
+  /// Collective over the communicator: "validate, agree, then act". Every rank passes whether its
+  /// local step succeeded; if any rank failed, every rank throws the same Error (the failure of the
+  /// lowest failing rank, with how many ranks failed), so no rank is left waiting in a collective.
+  void agree(const Error* local_failure) const;
+
+  /// Collective over the communicator. Runs `fn` on every rank, then agrees on the outcome: an
+  /// exception on any rank becomes the same cairn::Error on every rank.
+  void run_agreed(const std::function<void()>& fn) const;
+
+ private:
+  void release() noexcept;
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+/// Throws cairn::Error(kMpi) naming `what` when `rc` is not MPI_SUCCESS.
+void check_mpi(int rc, const char* what);
+
+}  // namespace cairn

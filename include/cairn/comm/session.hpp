@@ -1,0 +1,42 @@
+#pragma once
+// A Session is the library's handle on an MPI job: its own duplicated communicator and settings.
+#include <mpi.h>
+
+#include "cairn/comm/comm.hpp"
+
+namespace cairn {
+
+/// How tensor data is written through MPI-IO. Independent avoids two-phase aggregation, which on
+/// contiguous per-rank shards only adds copies; collective suits many small, interleaved boxes.
+/// Restores always read independently (each rank reads only what it needs).
+enum class IoMode { kIndependent, kCollective };
+
+struct SessionOptions {
+  IoMode write_mode = IoMode::kIndependent;
+  /// Tensors with at most this many bytes in total are packed into shared byte datasets.
+  int64_t pack_threshold_bytes = int64_t{1} << 20;
+  /// Checksummed pieces are at most this large; restores read whole pieces.
+  int64_t piece_bytes = int64_t{4} << 20;
+  /// Upper bound for staging buffers used while redistributing on restore.
+  int64_t staging_bytes = int64_t{64} << 20;
+};
+
+class Session {
+ public:
+  /// Collective over `comm`. Duplicates `comm`; MPI must be initialized.
+  explicit Session(MPI_Comm comm, SessionOptions options = {});
+
+  const Comm& comm() const noexcept { return comm_; }
+  int rank() const noexcept { return comm_.rank(); }
+  int size() const noexcept { return comm_.size(); }
+  const SessionOptions& options() const noexcept { return options_; }
+  /// The thread level MPI was initialized with (MPI_THREAD_*).
+  int thread_level() const noexcept { return thread_level_; }
+
+ private:
+  Comm comm_;
+  SessionOptions options_;
+  int thread_level_ = MPI_THREAD_SINGLE;
+};
+
+}  // namespace cairn

@@ -1,0 +1,171 @@
+// Damage is detected and named: flipped bytes in tensor data (datasets and packed), shape and dtype
+// mismatches, files that are not checkpoints. Errors are the same on every rank.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "cairn/cairn.hpp"
+#include "cairn/state/boost_state.hpp"
+#include "support/test_support.hpp"
+
+namespace cairn {
+namespace {
+
+using testing::fill;
+using testing::scratch_dir;
+
+Session& session() {
+  static Session s(MPI_COMM_WORLD);
+  return s;
+}
+
+// Byte offset in the file of dataset `name` (contiguous layout), read with plain HDF5.
+haddr_t dataset_offset(const std::string& path, const std::string& name) {
+  hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  hid_t ds = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
+  haddr_t off = H5Dget_offset(ds);
+  H5Dclose(ds);
+  H5Fclose(file);
+  return off;
+}
+
+void flip_byte(const std::string& path, std::streamoff offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(offset);
+  char c = 0;
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ 0x5a);
+  f.seekp(offset);
+  f.write(&c, 1);
+}
+
+// Runs `fn`, expecting a cairn::Error with `code` whose text contains every needle, identical on
+// every rank.
+void expect_error_everywhere(const std::function<void()>& fn, ErrorCode code,
+                             std::vector<std::string> needles) {
+  std::string text;
+  ErrorCode got{};
+  try {
+    fn();
+  } catch (const Error& e) {
+    text = e.what();
+    got = e.code();
+  }
+  ASSERT_FALSE(text.empty()) << "no error";
+  EXPECT_EQ(got, code) << text;
+  for (const auto& n : needles) EXPECT_NE(text.find(n), std::string::npos) << text << " lacks " << n;
+  const auto all = session().comm().gather(text, 0);
+  for (const auto& t : all) EXPECT_EQ(t, all[0]);
+}
+
+struct Saved {
+  std::string path;
+  std::shared_ptr<Module> model;
+};
+
+Saved save_model(const std::string& dir) {
+  auto m = std::make_shared<Module>();
+  auto big = Variable::create<float>(session(), {1 << 19}, Layout::block(0));  // 2 MiB: a dataset
+  auto small = Variable::create<int32_t>(session(), {10, 3}, Layout::block(0));  // packed
+  fill(*big, 1);
+  fill(*small, 2);
+  m->track("big", big);
+  m->track("small", small);
+  m->track("state", std::make_shared<State<std::string>>(StateScope::kPerRank, "iterator-position"));
+  const std::string path = Checkpoint(session(), {{"m", m}}).write(dir + "/c.h5");
+  return {path, m};
+}
+
+TEST(Integrity, FlippedByteInDatasetIsDetectedNamingKeyAndPiece) {
+  const std::string dir = scratch_dir();
+  Saved saved = save_model(dir);
+  if (session().rank() == 0)
+    flip_byte(saved.path, static_cast<std::streamoff>(
+                              dataset_offset(saved.path, "/tensors/m/big/.ATTRIBUTES/VARIABLE_VALUE") + 4000));
+  MPI_Barrier(MPI_COMM_WORLD);
+  Checkpoint ckpt(session(), {{"m", saved.model}});
+  expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt,
+                          {"checksum mismatch", "m/big/.ATTRIBUTES/VARIABLE_VALUE", saved.path});
+}
+
+TEST(Integrity, FlippedByteInPackedDataIsDetected) {
+  const std::string dir = scratch_dir();
+  Saved saved = save_model(dir);
+  if (session().rank() == 0)
+    flip_byte(saved.path, static_cast<std::streamoff>(dataset_offset(saved.path, "/cairn/packed")));
+  MPI_Barrier(MPI_COMM_WORLD);
+  Checkpoint ckpt(session(), {{"m", saved.model}});
+  expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt, {"checksum mismatch"});
+}
+
+TEST(Integrity, FlippedByteInManifestIsDetected) {
+  const std::string dir = scratch_dir();
+  Saved saved = save_model(dir);
+  if (session().rank() == 0)
+    flip_byte(saved.path, static_cast<std::streamoff>(dataset_offset(saved.path, "/cairn/manifest") + 10));
+  MPI_Barrier(MPI_COMM_WORLD);
+  Checkpoint ckpt(session(), {{"m", saved.model}});
+  expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt, {"manifest checksum mismatch"});
+}
+
+TEST(Integrity, ShapeAndDtypeMismatchNameTheKeyAndBothSides) {
+  const std::string dir = scratch_dir();
+  Saved saved = save_model(dir);
+  {
+    auto m = std::make_shared<Module>();
+    m->track("big", Variable::create<float>(session(), {1 << 18}, Layout::block(0)));
+    Checkpoint ckpt(session(), {{"m", m}});
+    expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kInvalidArgument,
+                            {"shape mismatch", "[262144]", "[524288]", "m/big/.ATTRIBUTES/VARIABLE_VALUE"});
+  }
+  {
+    auto m = std::make_shared<Module>();
+    m->track("small", Variable::create<float>(session(), {10, 3}, Layout::block(0)));
+    Checkpoint ckpt(session(), {{"m", m}});
+    expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kInvalidArgument,
+                            {"dtype mismatch", "f32", "i32", "m/small/.ATTRIBUTES/VARIABLE_VALUE"});
+  }
+}
+
+TEST(Integrity, MissingFileAndNonCheckpointFilesAreClearErrors) {
+  const std::string dir = scratch_dir();
+  Checkpoint ckpt(session(), {{"m", std::make_shared<Module>()}});
+  expect_error_everywhere([&] { ckpt.read(dir + "/nope.h5"); }, ErrorCode::kNotFound,
+                          {"does not exist", dir + "/nope.h5"});
+  if (session().rank() == 0) std::ofstream(dir + "/text.h5") << "hello, not hdf5";
+  if (session().rank() == 0) {
+    hid_t f = H5Fcreate((dir + "/plain.h5").c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    H5Fclose(f);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  expect_error_everywhere([&] { ckpt.read(dir + "/text.h5"); }, ErrorCode::kCorrupt, {"cannot open as HDF5"});
+  expect_error_everywhere([&] { ckpt.read(dir + "/plain.h5"); }, ErrorCode::kCorrupt, {"commit mark is missing"});
+}
+
+TEST(Integrity, FailedSaveLeavesThePreviousCheckpointAndLatestIntact) {
+  const std::string dir = scratch_dir();
+  auto v = Variable::create<float>(session(), {100}, Layout::block(0));
+  fill(*v, 3);
+  Checkpoint ckpt(session(), {{"v", v}});
+  const std::string first = ckpt.save(dir + "/ck");
+  // A save whose layout is invalid fails on every rank before anything is written.
+  auto bad = std::make_shared<Module>();
+  ckpt.root().track("bad", bad);
+  std::vector<std::vector<Box>> boxes(static_cast<std::size_t>(session().size()));
+  boxes[0] = {Box{{0}, {3}}};  // leaves [3, 5) uncovered
+  EXPECT_THROW(bad->track("gap", std::make_shared<Variable>(session(), DType::kF32, Shape{5},
+                                                            Layout::explicit_boxes(boxes))),
+               Error);
+  std::filesystem::create_directories(dir + "/ro");
+  // A save into a missing directory fails everywhere and changes nothing.
+  expect_error_everywhere([&] { ckpt.save(dir + "/missing/ck"); }, ErrorCode::kIo, {"missing"});
+  EXPECT_EQ(ckpt.save_counter(), 1);
+  EXPECT_EQ(latest_checkpoint(session(), dir), first);
+  for (const auto& entry : std::filesystem::directory_iterator(dir))
+    EXPECT_EQ(entry.path().string().find(".tmp-"), std::string::npos) << entry.path();
+}
+
+}  // namespace
+}  // namespace cairn

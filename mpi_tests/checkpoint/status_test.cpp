@@ -1,0 +1,112 @@
+// The four status checks with TensorFlow's meanings, as global verdicts.
+#include <gtest/gtest.h>
+
+#include "cairn/cairn.hpp"
+#include "support/test_support.hpp"
+
+namespace cairn {
+namespace {
+
+using testing::fill;
+using testing::scratch_dir;
+
+Session& session() {
+  static Session s(MPI_COMM_WORLD);
+  return s;
+}
+
+std::shared_ptr<Module> model_with(std::initializer_list<const char*> names) {
+  auto m = std::make_shared<Module>();
+  int id = 0;
+  for (const char* name : names) {
+    auto v = Variable::create<float>(session(), {5, 2}, Layout::block(0));
+    fill(*v, id++);
+    m->track(name, v);
+  }
+  return m;
+}
+
+// Every rank must see the same failure text: gather it and compare on rank 0.
+void expect_same_failure_everywhere(const std::function<void()>& check, const std::string& needle) {
+  std::string text;
+  try {
+    check();
+  } catch (const Error& e) {
+    text = e.what();
+  }
+  EXPECT_NE(text.find(needle), std::string::npos) << "'" << text << "' lacks '" << needle << "'";
+  const auto all = session().comm().gather(text, 0);
+  for (const auto& t : all) EXPECT_EQ(t, all[0]);
+}
+
+std::string saved_with(std::initializer_list<const char*> names) {
+  const std::string dir = scratch_dir();
+  Checkpoint ckpt(session(), {{"model", model_with(names)}});
+  return ckpt.write(dir + "/c.h5");
+}
+
+TEST(Status, ExactMatchPassesAllChecks) {
+  const std::string path = saved_with({"a", "b"});
+  Checkpoint ckpt(session(), {{"model", model_with({"a", "b"})}});
+  auto status = ckpt.read(path);
+  status.assert_consumed().assert_existing_objects_matched().assert_nontrivial_match();
+  RestoreSummary s = status.summary();
+  EXPECT_EQ(s.checkpoint_objects, 3);  // model, a, b
+  EXPECT_EQ(s.matched_objects, 3);
+  EXPECT_EQ(s.checkpoint_values, 2);
+  EXPECT_EQ(s.restored_values, 2);
+  EXPECT_EQ(s.unmatched_live_objects, 0);
+}
+
+TEST(Status, CheckpointWithExtraObjectsFailsConsumedButExistingMatches) {
+  const std::string path = saved_with({"a", "b"});
+  Checkpoint ckpt(session(), {{"model", model_with({"a"})}});
+  auto status = ckpt.read(path);
+  status.assert_existing_objects_matched().assert_nontrivial_match();
+  expect_same_failure_everywhere([&] { status.assert_consumed(); }, "'model/b' (variable)");
+  status.expect_partial();
+}
+
+TEST(Status, LiveObjectMissingFromCheckpointFailsBothMatchChecks) {
+  const std::string path = saved_with({"a"});
+  Checkpoint ckpt(session(), {{"model", model_with({"a", "extra"})}});
+  auto status = ckpt.read(path);
+  status.assert_nontrivial_match();
+  expect_same_failure_everywhere([&] { status.assert_existing_objects_matched(); },
+                                 "live object not in the checkpoint: 'model/extra'");
+  expect_same_failure_everywhere([&] { status.assert_consumed(); }, "'model/extra'");
+}
+
+TEST(Status, NothingMatchedFailsNontrivialMatch) {
+  const std::string path = saved_with({"a"});
+  Checkpoint ckpt(session(), {{"other", model_with({"a"})}});
+  auto status = ckpt.read(path);
+  expect_same_failure_everywhere([&] { status.assert_nontrivial_match(); },
+                                 "nothing but the root object was matched");
+  status.expect_partial();
+}
+
+TEST(Status, FailureMessageSummarizesInsteadOfFlooding) {
+  std::vector<const char*> many = {"v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9",
+                                   "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17", "v18",
+                                   "v19", "v20", "v21", "v22", "v23", "v24"};
+  const std::string dir = scratch_dir();
+  auto m = std::make_shared<Module>();
+  for (const char* name : many) m->track(name, Variable::create<float>(session(), {2}));
+  const std::string path = Checkpoint(session(), {{"m", m}}).write(dir + "/many.h5");
+  Checkpoint empty(session(), {{"m", std::make_shared<Module>()}});
+  auto status = empty.read(path);
+  std::string text;
+  try {
+    status.assert_consumed();
+  } catch (const Error& e) {
+    text = e.what();
+  }
+  EXPECT_NE(text.find("25 problem(s)"), std::string::npos) << text;
+  EXPECT_NE(text.find("... and 5 more"), std::string::npos) << text;
+  EXPECT_EQ(text.find("(rank "), std::string::npos) << "identical per-rank lines must merge: " << text;
+  status.expect_partial();
+}
+
+}  // namespace
+}  // namespace cairn

@@ -1,0 +1,66 @@
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include "cairn/comm/session.hpp"
+
+namespace cairn {
+namespace {
+
+TEST(Session, OwnsADuplicateOfTheUsersCommunicator) {
+  const Session session(MPI_COMM_WORLD);
+  int world_rank = 0, world_size = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+  EXPECT_EQ(session.rank(), world_rank);
+  EXPECT_EQ(session.size(), world_size);
+  int relation = MPI_IDENT;
+  MPI_Comm_compare(session.comm().get(), MPI_COMM_WORLD, &relation);
+  EXPECT_EQ(relation, MPI_CONGRUENT);
+}
+
+TEST(Session, RecordsTheThreadLevel) {
+  int provided = -1;
+  MPI_Query_thread(&provided);
+  const Session session(MPI_COMM_WORLD);
+  EXPECT_EQ(session.thread_level(), provided);
+}
+
+TEST(Session, KeepsItsOptions) {
+  SessionOptions options;
+  options.write_mode = IoMode::kCollective;
+  options.piece_bytes = 1234;
+  const Session session(MPI_COMM_WORLD, options);
+  EXPECT_EQ(session.options().write_mode, IoMode::kCollective);
+  EXPECT_EQ(session.options().piece_bytes, 1234);
+}
+
+TEST(Session, RejectsNonsensicalOptions) {
+  SessionOptions options;
+  options.piece_bytes = 0;
+  EXPECT_THROW(Session(MPI_COMM_WORLD, options), Error);
+}
+
+TEST(Session, RejectsTheNullCommunicator) {
+  try {
+    const Session session(MPI_COMM_NULL);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+  }
+}
+
+TEST(Session, WorksOnASplitCommunicator) {
+  int world_rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  MPI_Comm halves = MPI_COMM_NULL;
+  MPI_Comm_split(MPI_COMM_WORLD, world_rank % 2, world_rank, &halves);
+  {
+    const Session session(halves);
+    EXPECT_EQ(session.rank(), world_rank / 2);
+    EXPECT_EQ(session.comm().allreduce_sum(1), session.size());
+  }
+  MPI_Comm_free(&halves);
+}
+
+}  // namespace
+}  // namespace cairn

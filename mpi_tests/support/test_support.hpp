@@ -1,0 +1,31 @@
+#pragma once
+// Helpers shared by the MPI tests: a per-test scratch directory agreed by all ranks, and
+// deterministic tensor values derived from (variable id, global element index).
+#include <mpi.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+
+#include "cairn/tensor/variable.hpp"
+
+namespace cairn::testing {
+
+/// Collective over MPI_COMM_WORLD. A fresh empty directory for the calling test, same on all ranks.
+std::string scratch_dir();
+
+/// The value element `index` (row-major, global) of variable `id` has in the tests.
+double test_value(int64_t id, int64_t index);
+
+/// Local. Fills this rank's boxes of `v` with test_value(id, global index).
+void fill(Variable& v, int64_t id);
+/// Local. Zeros this rank's boxes of `v`.
+void zero(Variable& v);
+/// Local. Number of local elements of `v` that differ from test_value(id, ...).
+int64_t count_mismatches(const Variable& v, int64_t id);
+
+/// Local. Row-major linear index of `coord` in `shape`.
+int64_t linear_index(const Shape& shape, const Shape& coord);
+
+}  // namespace cairn::testing

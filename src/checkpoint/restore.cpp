@@ -1,0 +1,27 @@
+#include "checkpoint/restore.hpp"
+
+namespace cairn::detail {
+
+std::shared_ptr<RestoreContext> restore_container(const Session& session,
+                                                  const std::shared_ptr<Trackable>& root,
+                                                  const std::string& path) {
+  const Comm& comm = session.comm();
+  ContainerReader reader(&comm, path);
+  auto context = std::make_shared<RestoreContext>(session, path, reader.manifest(), root);
+  std::vector<RestoreContext::Match> matches;
+  try {
+    // Validate everywhere before anything is overwritten anywhere.
+    comm.run_agreed([&] {
+      matches = context->match(0, root);
+      context->validate(matches);
+    });
+    comm.run_agreed([&] { context->restore_values(matches, reader); });
+  } catch (...) {
+    context->abandon();  // a failed restore must not keep restoring objects attached later
+    throw;
+  }
+  reader.close();
+  return context;
+}
+
+}  // namespace cairn::detail

@@ -1,0 +1,16 @@
+#pragma once
+#include <memory>
+#include <string>
+
+#include "cairn/comm/session.hpp"
+#include "checkpoint/restore_context.hpp"
+
+namespace cairn::detail {
+
+/// Collective over the session. Opens `path`, matches the live graph under `root`, validates,
+/// reads and verifies every matched value. Errors are agreed: every rank throws the same one.
+std::shared_ptr<RestoreContext> restore_container(const Session& session,
+                                                  const std::shared_ptr<Trackable>& root,
+                                                  const std::string& path);
+
+}  // namespace cairn::detail

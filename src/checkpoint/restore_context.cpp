@@ -1,0 +1,262 @@
+#include "checkpoint/restore_context.hpp"
+
+#include <cstdio>
+#include <deque>
+#include <unordered_set>
+
+#include "cairn/optim/optimizer.hpp"
+#include "cairn/state/state.hpp"
+#include "cairn/tensor/variable.hpp"
+#include "checkpoint/graph_walk.hpp"
+#include "storage/tensor_read.hpp"
+
+namespace cairn::detail {
+
+RestoreContext::RestoreContext(const Session& session, std::string path, Manifest manifest,
+                               std::shared_ptr<Trackable> root)
+    : session_(&session),
+      path_(std::move(path)),
+      manifest_(std::move(manifest)),
+      root_(root),
+      bound_(manifest_.nodes.size()),
+      matched_(manifest_.nodes.size(), 0),
+      restored_(manifest_.nodes.size(), 0) {
+  for (std::size_t i = 0; i < manifest_.tensors.size(); ++i) tensor_index_[manifest_.tensors[i].key] = i;
+  for (std::size_t i = 0; i < manifest_.states.size(); ++i) state_index_[manifest_.states[i].key] = i;
+}
+
+RestoreContext::~RestoreContext() {
+  if (expect_partial_ || session_->rank() != 0) return;
+  // Destructors must not communicate: this is rank 0's own view, printed once, summarized.
+  LocalAccount a;
+  try {
+    a = account();
+  } catch (...) {
+    return;
+  }
+  const std::size_t unused = a.unmatched_checkpoint_objects.size() + a.unrestored_values.size();
+  if (unused == 0) return;
+  const std::string example = !a.unmatched_checkpoint_objects.empty()
+                                  ? a.unmatched_checkpoint_objects.front()
+                                  : a.unrestored_values.front();
+  std::fprintf(stderr,
+               "cairn: checkpoint '%s': %zu saved objects or values were never restored (first: "
+               "%s). Call expect_partial() on the restore status if that is intended.\n",
+               path_.c_str(), unused, example.c_str());
+}
+
+void RestoreContext::abandon() noexcept {
+  expect_partial_ = true;
+  for (auto& weak : bound_)
+    if (auto object = weak.lock(); object && object->restore_binding().hook.get() == this)
+      object->set_restore_binding({});
+}
+
+bool RestoreContext::bind(int64_t node, const std::shared_ptr<Trackable>& object) {
+  auto& slot = bound_[static_cast<std::size_t>(node)];
+  if (auto previous = slot.lock(); previous && previous != object) return false;  // first match wins
+  slot = object;
+  matched_[static_cast<std::size_t>(node)] = 1;
+  object->set_restore_binding({shared_from_this(), node});
+  return true;
+}
+
+std::vector<RestoreContext::Match> RestoreContext::slot_matches_for_variable(
+    int64_t variable_node, const std::shared_ptr<Trackable>& variable) {
+  std::vector<Match> found;
+  auto* var = dynamic_cast<Variable*>(variable.get());
+  if (!var) return found;
+  for (int64_t opt_node : optimizer_nodes_) {
+    auto optimizer = std::dynamic_pointer_cast<Optimizer>(bound_[static_cast<std::size_t>(opt_node)].lock());
+    if (!optimizer) continue;
+    for (const SlotRecord& s : manifest_.nodes[static_cast<std::size_t>(opt_node)].slots)
+      if (s.variable == variable_node)
+        if (auto slot = optimizer->get_slot(*var, s.name)) found.push_back({s.slot, slot});
+  }
+  return found;
+}
+
+std::vector<RestoreContext::Match> RestoreContext::match(int64_t node,
+                                                         const std::shared_ptr<Trackable>& object) {
+  std::vector<Match> with_values;
+  std::deque<Match> queue{{node, object}};
+  std::unordered_set<int64_t> visited;  // cycles and shared objects are walked once
+  while (!queue.empty()) {
+    Match m = queue.front();
+    queue.pop_front();
+    if (!visited.insert(m.node).second || !bind(m.node, m.object)) continue;
+    const NodeRecord& record = manifest_.nodes[static_cast<std::size_t>(m.node)];
+    if (!record.value_key.empty()) with_values.push_back(m);
+    for (const auto& [name, child_node] : record.children)
+      if (auto child = m.object->child(name)) queue.push_back({child_node, child});
+    if (!record.slots.empty()) {
+      if (auto* optimizer = dynamic_cast<Optimizer*>(m.object.get())) {
+        optimizer_nodes_.push_back(m.node);
+        for (const SlotRecord& s : record.slots) {
+          auto var = std::dynamic_pointer_cast<Variable>(bound_[static_cast<std::size_t>(s.variable)].lock());
+          if (!var) continue;
+          if (auto slot = optimizer->get_slot(*var, s.name)) queue.push_back({s.slot, slot});
+        }
+      }
+    }
+    if (record.kind == "variable")
+      for (const Match& slot : slot_matches_for_variable(m.node, m.object)) queue.push_back(slot);
+  }
+  return with_values;
+}
+
+void RestoreContext::validate(const std::vector<Match>& matches) const {
+  for (const Match& m : matches) {
+    const NodeRecord& record = manifest_.nodes[static_cast<std::size_t>(m.node)];
+    const ErrorContext ctx{.rank = session_->rank(), .checkpoint = path_, .key = record.value_key,
+                           .operation = "restore"};
+    if (auto t = tensor_index_.find(record.value_key); t != tensor_index_.end()) {
+      const TensorRecord& saved = manifest_.tensors[t->second];
+      const auto* v = dynamic_cast<const Variable*>(m.object.get());
+      if (!v)
+        throw Error(ErrorCode::kInvalidArgument,
+                    std::string("the checkpoint holds a variable here, the live object is a ") +
+                        m.object->kind(),
+                    ctx);
+      if (v->dtype() != saved.dtype)
+        throw Error(ErrorCode::kInvalidArgument,
+                    std::string("dtype mismatch: the variable is ") +
+                        std::string(dtype_name(v->dtype())) + ", the checkpoint holds " +
+                        std::string(dtype_name(saved.dtype)),
+                    ctx);
+      if (v->shape() != saved.shape)
+        throw Error(ErrorCode::kInvalidArgument,
+                    "shape mismatch: the variable is " + shape_to_string(v->shape()) +
+                        ", the checkpoint holds " + shape_to_string(saved.shape),
+                    ctx);
+    } else if (state_index_.count(record.value_key)) {
+      const auto* s = dynamic_cast<const StateObject*>(m.object.get());
+      if (!s)
+        throw Error(ErrorCode::kInvalidArgument,
+                    std::string("the checkpoint holds opaque state here, the live object is a ") +
+                        m.object->kind(),
+                    ctx);
+      const StateRecord& saved = manifest_.states[state_index_.at(record.value_key)];
+      if (s->scope() != saved.scope)
+        throw Error(ErrorCode::kInvalidArgument,
+                    std::string("state scope mismatch: the live object is ") +
+                        (s->scope() == StateScope::kPerRank ? "per-rank" : "global") +
+                        ", the checkpoint holds " +
+                        (saved.scope == StateScope::kPerRank ? "per-rank" : "global") + " state",
+                    ctx);
+    }
+  }
+}
+
+void RestoreContext::restore_values(const std::vector<Match>& matches, ContainerReader& reader) {
+  struct PendingState {
+    int64_t node;
+    StateObject* object;
+    const StateRecord* record;
+    std::vector<std::string> values;  // one per blob read
+  };
+  std::vector<PendingState> states;
+  std::vector<std::vector<std::byte*>> buffers(matches.size());
+  PackedReadBatch packed;
+  std::vector<int64_t> tensor_nodes;
+  for (std::size_t i = 0; i < matches.size(); ++i) {
+    const Match& m = matches[i];
+    const std::string& key = manifest_.nodes[static_cast<std::size_t>(m.node)].value_key;
+    if (auto t = tensor_index_.find(key); t != tensor_index_.end()) {
+      auto* v = static_cast<Variable*>(m.object.get());
+      for (std::size_t b = 0; b < v->local_boxes().size(); ++b) buffers[i].push_back(v->box_bytes(b).data());
+      read_tensor(reader, manifest_.tensors[t->second], v->local_boxes(), buffers[i], packed);
+      tensor_nodes.push_back(m.node);
+    } else if (auto s = state_index_.find(key); s != state_index_.end()) {
+      const StateRecord& record = manifest_.states[s->second];
+      states.push_back({m.node, static_cast<StateObject*>(m.object.get()), &record, {}});
+    }
+  }
+  // Blobs are queued only now: `states` no longer grows, so the strings they fill stay put.
+  const int me = session_->rank();
+  const bool same_size = manifest_.world_size == session_->size();
+  for (PendingState& st : states) {
+    const bool one_blob = st.record->scope == StateScope::kGlobal || same_size;
+    st.values.resize(one_blob ? 1 : st.record->blobs.size());
+    std::size_t k = 0;
+    for (const StateBlob& blob : st.record->blobs) {
+      if (st.record->scope == StateScope::kPerRank && same_size && blob.rank != me) continue;
+      if (k < st.values.size()) read_state_blob(*st.record, blob, st.values[k++], packed);
+    }
+    st.values.resize(k);
+  }
+  packed.run(reader, session_->options().staging_bytes);
+  for (int64_t node : tensor_nodes) restored_[static_cast<std::size_t>(node)] = 1;
+  for (PendingState& st : states) {
+    bool loaded = false;
+    try {
+      if (st.record->scope == StateScope::kGlobal || same_size) {
+        if (!st.values.empty()) {
+          st.object->load_bytes(st.values.front());
+          loaded = true;
+        }
+      } else {
+        std::vector<std::string> by_rank(static_cast<std::size_t>(manifest_.world_size));
+        for (std::size_t k = 0; k < st.values.size(); ++k)
+          by_rank[static_cast<std::size_t>(st.record->blobs[k].rank)] = std::move(st.values[k]);
+        loaded = st.object->load_rescaled(by_rank, me);
+      }
+    } catch (const Error& e) {
+      throw Error(e.code(), e.what(), {.rank = me, .checkpoint = path_, .key = st.record->key,
+                                       .operation = "restore state"});
+    }
+    if (loaded) restored_[static_cast<std::size_t>(st.node)] = 1;
+  }
+}
+
+void RestoreContext::restore_deferred(const std::vector<Match>& matches) {
+  if (matches.empty()) return;
+  validate(matches);
+  if (!local_reader_) local_reader_ = std::make_unique<ContainerReader>(nullptr, path_);
+  restore_values(matches, *local_reader_);
+}
+
+void RestoreContext::on_child_attached(Trackable&, int64_t parent_node, const std::string& name,
+                                       const std::shared_ptr<Trackable>& child) {
+  for (const auto& [edge, child_node] : manifest_.nodes[static_cast<std::size_t>(parent_node)].children)
+    if (edge == name) return restore_deferred(match(child_node, child));
+}
+
+void RestoreContext::on_slot_added(Trackable&, int64_t optimizer_node,
+                                   const std::shared_ptr<Trackable>& variable,
+                                   const std::string& slot_name,
+                                   const std::shared_ptr<Trackable>& slot) {
+  const RestoreBinding& var_binding = variable->restore_binding();
+  if (var_binding.hook.get() != this) return;  // the variable was not matched by this restore
+  for (const SlotRecord& s : manifest_.nodes[static_cast<std::size_t>(optimizer_node)].slots)
+    if (s.variable == var_binding.node && s.name == slot_name)
+      return restore_deferred(match(s.slot, slot));
+}
+
+LocalAccount RestoreContext::account() const {
+  LocalAccount a;
+  std::unordered_set<const Trackable*> matched;
+  for (std::size_t n = 1; n < bound_.size(); ++n) {
+    const NodeRecord& record = manifest_.nodes[n];
+    const std::string label = "'" + record.path + "' (" + record.kind + ")";
+    if (!matched_[n]) {
+      a.unmatched_checkpoint_objects.push_back(label);
+      continue;
+    }
+    if (auto object = bound_[n].lock()) matched.insert(object.get());
+    ++a.matched_objects;
+    if (record.value_key.empty()) continue;
+    if (restored_[n]) ++a.restored_values;
+    else a.unrestored_values.push_back("'" + record.value_key + "'");
+  }
+  if (auto root = root_.lock()) {
+    const LiveGraph live = walk_graph(root);
+    for (std::size_t i = 1; i < live.nodes.size(); ++i)
+      if (!matched.count(live.nodes[i].object.get()))
+        a.unmatched_live_objects.push_back("'" + live.nodes[i].record.path + "' (" +
+                                           live.nodes[i].record.kind + ")");
+  }
+  return a;
+}
+
+}  // namespace cairn::detail

@@ -1,0 +1,79 @@
+#pragma once
+// One restore: which checkpoint node each live object was matched to, which values were restored,
+// and deferred restoration of objects attached later (local reads, never a collective).
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cairn/comm/session.hpp"
+#include "cairn/graph/trackable.hpp"
+#include "storage/container_reader.hpp"
+#include "storage/manifest.hpp"
+
+namespace cairn::detail {
+
+/// This rank's view of what a restore matched, for the status checks.
+struct LocalAccount {
+  std::vector<std::string> unmatched_checkpoint_objects;
+  std::vector<std::string> unrestored_values;  // of matched objects
+  std::vector<std::string> unmatched_live_objects;
+  int64_t matched_objects = 0;  // excluding the root
+  int64_t restored_values = 0;
+};
+
+class RestoreContext : public RestoreHook, public std::enable_shared_from_this<RestoreContext> {
+ public:
+  RestoreContext(const Session& session, std::string path, Manifest manifest,
+                 std::shared_ptr<Trackable> root);
+  ~RestoreContext() override;
+
+  struct Match {
+    int64_t node;
+    std::shared_ptr<Trackable> object;
+  };
+  /// Local. Matches `object` to checkpoint node `node` and, breadth first, everything below it
+  /// that has a counterpart (including slot variables whose variable and optimizer both matched).
+  /// Returns the matched objects that carry a value.
+  std::vector<Match> match(int64_t node, const std::shared_ptr<Trackable>& object);
+  /// Local. Checks kinds, dtypes and shapes before anything is read; throws naming the key.
+  void validate(const std::vector<Match>& matches) const;
+  /// Local. Reads and verifies the values of `matches` through `reader`.
+  void restore_values(const std::vector<Match>& matches, ContainerReader& reader);
+
+  void on_child_attached(Trackable& parent, int64_t parent_node, const std::string& name,
+                         const std::shared_ptr<Trackable>& child) override;
+  void on_slot_added(Trackable& optimizer, int64_t optimizer_node,
+                     const std::shared_ptr<Trackable>& variable, const std::string& slot_name,
+                     const std::shared_ptr<Trackable>& slot) override;
+
+  /// Local. Compares the live graph under the root with what was matched.
+  LocalAccount account() const;
+  const Manifest& manifest() const noexcept { return manifest_; }
+  const std::string& path() const noexcept { return path_; }
+  const Session& session() const noexcept { return *session_; }
+  void set_expect_partial() noexcept { expect_partial_ = true; }
+  /// Local. Unbinds every object this restore matched and silences its summary.
+  void abandon() noexcept;
+
+ private:
+  void restore_deferred(const std::vector<Match>& matches);
+  std::vector<Match> slot_matches_for_variable(int64_t variable_node, const std::shared_ptr<Trackable>& variable);
+  bool bind(int64_t node, const std::shared_ptr<Trackable>& object);
+
+  const Session* session_;
+  std::string path_;
+  Manifest manifest_;
+  std::weak_ptr<Trackable> root_;
+  std::unordered_map<std::string, std::size_t> tensor_index_;
+  std::unordered_map<std::string, std::size_t> state_index_;
+  std::vector<std::weak_ptr<Trackable>> bound_;  // per checkpoint node
+  std::vector<char> matched_;                    // per checkpoint node, even if the object died
+  std::vector<char> restored_;                   // per checkpoint node
+  std::vector<int64_t> optimizer_nodes_;         // matched optimizer nodes with slots
+  std::unique_ptr<ContainerReader> local_reader_;  // opened on first deferred restore
+  bool expect_partial_ = false;
+};
+
+}  // namespace cairn::detail

@@ -1,0 +1,194 @@
+#include "checkpoint/save.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "checkpoint/graph_walk.hpp"
+#include "checkpoint/save_plan.hpp"
+#include "storage/checksum.hpp"
+#include "storage/container_writer.hpp"
+#include "storage/durable_file.hpp"
+#include "storage/fault_injection.hpp"
+#include "storage/manifest.hpp"
+
+namespace cairn::detail {
+namespace {
+
+constexpr const char* kFormatAttribute = "cairn_format";
+
+// On a signature mismatch, rank 0 learns every rank's signature and names the first difference.
+void agree_on_signature(const Comm& comm, const std::string& signature, const std::string& path) {
+  const uint64_t hash = checksum_bytes(signature.data(), signature.size());
+  const auto low = static_cast<uint64_t>(comm.allreduce_min(static_cast<int64_t>(hash >> 1)));
+  const auto high = static_cast<uint64_t>(comm.allreduce_max(static_cast<int64_t>(hash >> 1)));
+  if (low == high) return;
+  const std::vector<std::string> all = comm.gather(signature, 0);
+  comm.run_agreed([&] {
+    if (comm.rank() != 0) return;
+    for (std::size_t r = 1; r < all.size(); ++r) {
+      if (all[r] == all[0]) continue;
+      std::size_t pos = 0;
+      while (pos < all[0].size() && pos < all[r].size() && all[0][pos] == all[r][pos]) ++pos;
+      auto line_at = [&](const std::string& s) {
+        const std::size_t begin = s.rfind('\n', pos == 0 ? 0 : pos - 1);
+        const std::size_t start = begin == std::string::npos || pos == 0 ? 0 : begin + 1;
+        return s.substr(start, s.find('\n', start) - start);
+      };
+      throw Error(ErrorCode::kShardMismatch,
+                  "ranks disagree on the object graph: rank 0 has '" + line_at(all[0]) +
+                      "' where rank " + std::to_string(r) + " has '" + line_at(all[r]) +
+                      "' (every rank must build the same objects, dtypes, shapes and layouts)",
+                  {.rank = static_cast<int>(r), .checkpoint = path, .operation = "save"});
+    }
+  });
+}
+
+std::string temporary_name(const Comm& comm, const std::string& path) {
+  std::string id;
+  if (comm.rank() == 0)
+    id = std::to_string(::getpid()) + "-" +
+         std::to_string(std::chrono::steady_clock::now().time_since_epoch().count() % 1000000007);
+  comm.broadcast(id, 0);
+  return path + ".tmp-" + id;
+}
+
+void write_data(ContainerWriter& writer, const SavePlan& plan, const Session& session,
+                const std::vector<std::size_t>& dataset_of_tensor, std::size_t packed_dataset,
+                int64_t region_offset) {
+  const bool collective = session.options().write_mode == IoMode::kCollective;
+  std::vector<int64_t> calls(plan.max_writes.size(), 0);
+  std::size_t done = 0;
+  for (const LocalWrite& w : plan.writes) {
+    if (plan.tensors[w.tensor].packed) continue;
+    const std::size_t ds = dataset_of_tensor[w.tensor];
+    writer.write(ds, w.written.box, w.buffer, w.buffer_box);
+    ++calls[ds];
+    if (++done == plan.writes.size() / 2) fault_point("during_data", session.rank());
+  }
+  if (collective)
+    for (std::size_t ds = 0; ds < calls.size(); ++ds)
+      for (int64_t k = calls[ds]; k < plan.max_writes[ds]; ++k) writer.write_nothing(ds);
+  if (packed_dataset != SIZE_MAX)
+    writer.write_bytes(packed_dataset, region_offset, plan.packed_region.data(),
+                       static_cast<int64_t>(plan.packed_region.size()));
+}
+
+}  // namespace
+
+SaveStats save_container(const Session& session, const std::shared_ptr<Trackable>& root,
+                         const std::string& path, int64_t save_counter,
+                         const std::function<void()>& after_commit) {
+  const Comm& comm = session.comm();
+  const auto start = std::chrono::steady_clock::now();
+  const ErrorContext ctx{.rank = comm.rank(), .checkpoint = path, .operation = "save"};
+
+  // 1. Plan locally, then agree that every rank could and that all describe the same graph.
+  LiveGraph graph;
+  SavePlan plan;
+  comm.run_agreed([&] {
+    if (path.empty()) throw Error(ErrorCode::kInvalidArgument, "empty checkpoint path", ctx);
+    graph = walk_graph(root);
+    plan = make_save_plan(graph, session);
+  });
+  agree_on_signature(comm, plan.signature, path);
+
+  // 2. Rank 0 assembles the manifest from every rank's table.
+  const std::vector<int64_t> region_sizes =
+      comm.allgather(static_cast<int64_t>(plan.packed_region.size()));
+  std::vector<int64_t> region_offsets(region_sizes.size(), 0);
+  for (std::size_t r = 1; r < region_sizes.size(); ++r)
+    region_offsets[r] = region_offsets[r - 1] + region_sizes[r - 1];
+  const int64_t packed_total = region_offsets.back() + region_sizes.back();
+  const std::vector<std::string> tables = comm.gather(encode_local_table(plan), 0);
+  std::string manifest_text;
+  comm.run_agreed([&] {
+    if (comm.rank() != 0) return;
+    Manifest m;
+    m.library_version = CAIRN_VERSION;
+    m.world_size = comm.size();
+    m.save_counter = save_counter;
+    m.created_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+    m.packed_bytes = packed_total;
+    for (const LiveNode& node : graph.nodes) m.nodes.push_back(node.record);
+    m.tensors = plan.tensors;
+    m.states = plan.states;
+    merge_local_tables(m, tables, region_offsets);
+    manifest_text = encode_manifest(m);
+  });
+  const int64_t manifest_bytes = comm.allreduce_max(static_cast<int64_t>(manifest_text.size()));
+
+  // 3. Write everything into a temporary file; nobody can mistake it for a checkpoint.
+  const std::string tmp = temporary_name(comm, path);
+  std::unique_ptr<ContainerWriter> writer;
+  std::vector<std::size_t> dataset_of_tensor(plan.tensors.size(), SIZE_MAX);
+  std::size_t packed_dataset = SIZE_MAX, manifest_dataset = SIZE_MAX;
+  auto remove_tmp = [&] {
+    if (comm.rank() == 0) std::filesystem::remove(tmp);
+  };
+  try {
+    comm.run_agreed([&] {
+      writer = std::make_unique<ContainerWriter>(comm, tmp, session.options().write_mode);
+      for (std::size_t i = 0; i < plan.tensors.size(); ++i)
+        if (!plan.tensors[i].packed)
+          dataset_of_tensor[i] = writer->create_dataset(plan.tensors[i].dataset,
+                                                        plan.tensors[i].dtype, plan.tensors[i].shape);
+      if (packed_total > 0) packed_dataset = writer->create_byte_dataset("/cairn/packed", packed_total);
+      manifest_dataset = writer->create_byte_dataset("/cairn/manifest", manifest_bytes);
+      writer->write_root_attribute(kFormatAttribute, "cairn-checkpoint " + std::to_string(kFormatMajor) +
+                                                         "." + std::to_string(kFormatMinor));
+    });
+    fault_point("before_data", comm.rank());
+    std::unique_ptr<Error> failure;
+    try {
+      write_data(*writer, plan, session, dataset_of_tensor, packed_dataset,
+                 region_offsets[static_cast<std::size_t>(comm.rank())]);
+      if (comm.rank() == 0)
+        writer->write_bytes(manifest_dataset, 0, manifest_text.data(), manifest_bytes);
+      else if (session.options().write_mode == IoMode::kCollective)
+        writer->write_nothing(manifest_dataset);
+    } catch (const Error& e) {
+      failure = std::make_unique<Error>(e);
+    }
+    // Closing is collective and must happen on every rank, failed or not.
+    try {
+      writer->close();
+    } catch (const Error& e) {
+      if (!failure) failure = std::make_unique<Error>(e);
+    }
+    writer.reset();
+    comm.agree(failure.get());
+    fault_point("after_data", comm.rank());
+
+    // 4. Commit: only rank 0 touches the file system from here; the outcome reaches every rank.
+    comm.run_agreed([&] {
+      if (comm.rank() != 0) return;
+      CommitMark mark{checksum_bytes(manifest_text.data(), manifest_text.size()), manifest_bytes,
+                      std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count()};
+      write_commit_mark(tmp, encode_commit_mark(mark));
+      fsync_path(tmp);
+      fault_point("before_rename", 0);
+      durable_rename(tmp, path);
+      fault_point("before_state_file", 0);
+      if (after_commit) after_commit();
+    });
+  } catch (...) {
+    writer.reset();
+    remove_tmp();
+    throw;
+  }
+  int64_t local_bytes = static_cast<int64_t>(plan.packed_region.size());
+  for (const LocalWrite& w : plan.writes)
+    if (!plan.tensors[w.tensor].packed)
+      local_bytes += w.written.box.volume() * static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
+  SaveStats stats;
+  stats.bytes = comm.allreduce_sum(local_bytes);
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return stats;
+}
+
+}  // namespace cairn::detail

@@ -1,0 +1,203 @@
+#include "checkpoint/save_plan.hpp"
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "cairn/state/state.hpp"
+#include "cairn/tensor/variable.hpp"
+#include "storage/checksum.hpp"
+
+namespace cairn::detail {
+namespace {
+
+using nlohmann::json;
+
+// A replicated tensor is cut into pieces that ranks take in turn, starting at a rank that rotates
+// with the tensor, so that both one large and many small replicated tensors spread over the job.
+int replicated_writer(std::size_t piece, std::size_t tensor, int nranks) {
+  return static_cast<int>((piece + tensor) % static_cast<std::size_t>(nranks));
+}
+
+std::vector<Box> replicated_pieces(const TensorRecord& t, const SessionOptions& options) {
+  const Box whole = Box::whole(t.shape);
+  if (whole.empty()) return {};
+  if (t.packed) return {whole};
+  return split_box(whole, static_cast<int64_t>(dtype_size(t.dtype)), options.piece_bytes);
+}
+
+void append_packed(SavePlan& plan, const void* data, int64_t bytes, int64_t& offset_out) {
+  offset_out = static_cast<int64_t>(plan.packed_region.size());
+  const auto* p = static_cast<const std::byte*>(data);
+  plan.packed_region.insert(plan.packed_region.end(), p, p + bytes);
+}
+
+void plan_tensor(SavePlan& plan, std::size_t index, const Variable& v, const Session& session) {
+  const TensorRecord& t = plan.tensors[index];
+  const int64_t esize = static_cast<int64_t>(dtype_size(t.dtype));
+  const int me = session.rank();
+  const int n = session.size();
+  const SessionOptions& options = session.options();
+  int64_t max_writes = 0;
+  if (v.layout().kind() == Layout::Kind::kReplicated) {
+    const std::vector<Box> pieces = replicated_pieces(t, options);
+    for (std::size_t p = 0; p < pieces.size(); ++p) {
+      if (replicated_writer(p, index, n) != me) continue;
+      plan.writes.push_back({index, v.box_bytes(0).data(), Box::whole(t.shape),
+                             WrittenBox{me, pieces[p], {PieceRecord{pieces[p], 0, -1}}}});
+    }
+    max_writes = static_cast<int64_t>((pieces.size() + static_cast<std::size_t>(n) - 1) /
+                                      static_cast<std::size_t>(n));
+  } else {
+    for (std::size_t b = 0; b < v.local_boxes().size(); ++b) {
+      const Box& box = v.local_boxes()[b];
+      if (box.empty()) continue;
+      WrittenBox written{me, box, {}};
+      for (const Box& piece :
+           t.packed ? std::vector<Box>{box} : split_box(box, esize, options.piece_bytes))
+        written.pieces.push_back({piece, 0, -1});
+      plan.writes.push_back({index, v.box_bytes(b).data(), box, std::move(written)});
+    }
+    for (int r = 0; r < n; ++r) {
+      int64_t count = 0;
+      for (const Box& box : v.layout().boxes_for(r, n, t.shape)) count += box.empty() ? 0 : 1;
+      max_writes = std::max(max_writes, count);
+    }
+  }
+  if (!t.packed) plan.max_writes.push_back(max_writes);
+}
+
+void compute_checksums(SavePlan& plan) {
+  struct Job {
+    PieceRecord* piece;
+    const std::byte* buffer;
+    const Box* buffer_box;
+    int64_t esize;
+  };
+  std::vector<Job> jobs;
+  for (LocalWrite& w : plan.writes)
+    for (PieceRecord& p : w.written.pieces)
+      jobs.push_back({&p, w.buffer, &w.buffer_box,
+                      static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype))});
+  const auto n = static_cast<int64_t>(jobs.size());
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t i = 0; i < n; ++i) {
+    const Job& j = jobs[static_cast<std::size_t>(i)];
+    j.piece->checksum = checksum_region(j.buffer, *j.buffer_box, j.piece->box, j.esize);
+  }
+}
+
+void pack_small_tensors(SavePlan& plan) {
+  for (LocalWrite& w : plan.writes) {
+    const TensorRecord& t = plan.tensors[w.tensor];
+    if (!t.packed) continue;
+    const int64_t esize = static_cast<int64_t>(dtype_size(t.dtype));
+    for (PieceRecord& p : w.written.pieces) {
+      const int64_t bytes = p.box.volume() * esize;
+      p.packed_offset = static_cast<int64_t>(plan.packed_region.size());
+      plan.packed_region.resize(plan.packed_region.size() + static_cast<std::size_t>(bytes));
+      copy_region(w.buffer, w.buffer_box, plan.packed_region.data() + p.packed_offset, p.box,
+                  p.box, esize);
+    }
+  }
+}
+
+}  // namespace
+
+SavePlan make_save_plan(const LiveGraph& graph, const Session& session) {
+  SavePlan plan;
+  const SessionOptions& options = session.options();
+  std::vector<const Variable*> variables;
+  std::vector<const StateObject*> states;
+  for (const LiveNode& node : graph.nodes) {
+    plan.signature += node.record.kind + ' ' + node.record.path + '\n';
+    if (const auto* v = dynamic_cast<const Variable*>(node.object.get())) {
+      const std::string& key = node.record.value_key;
+      if (v->nranks() != session.size() || v->rank() != session.rank())
+        throw Error(ErrorCode::kShardMismatch,
+                    "variable was created for rank " + std::to_string(v->rank()) + " of " +
+                        std::to_string(v->nranks()) + ", but the session is rank " +
+                        std::to_string(session.rank()) + " of " + std::to_string(session.size()),
+                    {.rank = session.rank(), .key = key, .operation = "save"});
+      v->layout().validate(v->shape(), session.size(), key);
+      TensorRecord t;
+      t.key = key;
+      t.dtype = v->dtype();
+      t.shape = v->shape();
+      t.layout = v->layout().describe();
+      const int64_t bytes = shape_volume(t.shape) * static_cast<int64_t>(dtype_size(t.dtype));
+      t.packed = bytes <= options.pack_threshold_bytes;
+      if (!t.packed) t.dataset = "/tensors/" + key;
+      plan.signature += std::string(dtype_name(t.dtype)) + ' ' + shape_to_string(t.shape) + ' ' +
+                        t.layout + '\n';
+      plan.tensors.push_back(std::move(t));
+      variables.push_back(v);
+    } else if (const auto* s = dynamic_cast<const StateObject*>(node.object.get())) {
+      plan.states.push_back({node.record.value_key, s->scope(), {}});
+      plan.signature += s->scope() == StateScope::kPerRank ? "per_rank\n" : "global\n";
+      states.push_back(s);
+    }
+  }
+  for (std::size_t i = 0; i < plan.tensors.size(); ++i) plan_tensor(plan, i, *variables[i], session);
+  compute_checksums(plan);
+  pack_small_tensors(plan);
+  for (std::size_t i = 0; i < states.size(); ++i) {
+    const bool mine = states[i]->scope() == StateScope::kPerRank ||
+                      static_cast<int>(i % static_cast<std::size_t>(session.size())) == session.rank();
+    if (!mine) continue;
+    std::string bytes;
+    try {
+      bytes = states[i]->save_bytes();
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Error(ErrorCode::kSerialization, std::string("cannot serialize state: ") + e.what(),
+                  {.rank = session.rank(), .key = plan.states[i].key, .operation = "save"});
+    }
+    LocalBlob blob{i, {session.rank(), 0, static_cast<int64_t>(bytes.size()),
+                       checksum_bytes(bytes.data(), bytes.size())}};
+    append_packed(plan, bytes.data(), blob.blob.bytes, blob.blob.packed_offset);
+    plan.blobs.push_back(blob);
+  }
+  return plan;
+}
+
+std::string encode_local_table(const SavePlan& plan) {
+  json writes = json::array();
+  for (const LocalWrite& w : plan.writes) {
+    json pieces = json::array();
+    for (const PieceRecord& p : w.written.pieces)
+      pieces.push_back(json::array({p.box.offset, p.box.count, p.checksum, p.packed_offset}));
+    writes.push_back(json::array({w.tensor, w.written.rank, w.written.box.offset,
+                                  w.written.box.count, std::move(pieces)}));
+  }
+  json blobs = json::array();
+  for (const LocalBlob& b : plan.blobs)
+    blobs.push_back(json::array({b.state, b.blob.rank, b.blob.packed_offset, b.blob.bytes, b.blob.checksum}));
+  const std::vector<std::uint8_t> bytes = json::to_msgpack(json{{"w", writes}, {"b", blobs}});
+  return std::string(bytes.begin(), bytes.end());
+}
+
+void merge_local_tables(Manifest& manifest, const std::vector<std::string>& tables,
+                        const std::vector<int64_t>& region_offsets) {
+  for (std::size_t r = 0; r < tables.size(); ++r) {
+    const json table = json::from_msgpack(tables[r]);
+    const int64_t base = region_offsets[r];
+    for (const json& w : table.at("w")) {
+      TensorRecord& t = manifest.tensors.at(w.at(0).get<std::size_t>());
+      WrittenBox wb{w.at(1).get<int>(), Box{w.at(2).get<Shape>(), w.at(3).get<Shape>()}, {}};
+      for (const json& p : w.at(4)) {
+        const int64_t packed = p.at(3).get<int64_t>();
+        wb.pieces.push_back({Box{p.at(0).get<Shape>(), p.at(1).get<Shape>()},
+                             p.at(2).get<uint64_t>(), t.packed ? base + packed : -1});
+      }
+      t.boxes.push_back(std::move(wb));
+    }
+    for (const json& b : table.at("b")) {
+      StateRecord& s = manifest.states.at(b.at(0).get<std::size_t>());
+      s.blobs.push_back({b.at(1).get<int>(), base + b.at(2).get<int64_t>(), b.at(3).get<int64_t>(),
+                         b.at(4).get<uint64_t>()});
+    }
+  }
+}
+
+}  // namespace cairn::detail

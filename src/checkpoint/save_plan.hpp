@@ -1,0 +1,49 @@
+#pragma once
+// What one rank writes in a save: the manifest records it owns, the regions of its live buffers
+// that go into datasets, and its part of the packed byte dataset.
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "cairn/comm/session.hpp"
+#include "checkpoint/graph_walk.hpp"
+#include "storage/manifest.hpp"
+
+namespace cairn::detail {
+
+/// A region of a live buffer that one rank writes.
+struct LocalWrite {
+  std::size_t tensor = 0;    // index into SavePlan::tensors
+  const std::byte* buffer = nullptr;
+  Box buffer_box;            // how `buffer` is laid out
+  WrittenBox written;        // rank, box and checksummed pieces (packed offsets region-relative)
+};
+
+struct LocalBlob {
+  std::size_t state = 0;  // index into SavePlan::states
+  StateBlob blob;         // packed_offset region-relative
+};
+
+struct SavePlan {
+  std::vector<TensorRecord> tensors;  // without boxes: those come from every rank's writes
+  std::vector<StateRecord> states;    // without blobs
+  std::vector<LocalWrite> writes;     // this rank's
+  std::vector<LocalBlob> blobs;       // this rank's
+  std::vector<std::byte> packed_region;  // this rank's bytes of the packed dataset
+  std::string signature;  // what every rank must agree on: keys, dtypes, shapes, layouts
+  /// Per dataset tensor, the most write calls any rank makes (for collective transfers).
+  std::vector<int64_t> max_writes;
+};
+
+/// Local. Builds this rank's plan from the walked graph and fills checksums (in parallel).
+/// Throws cairn::Error naming the key for invalid layouts or a variable built for another job size.
+SavePlan make_save_plan(const LiveGraph& graph, const Session& session);
+
+/// Local. Encodes this rank's writes and blobs for the gather to rank 0.
+std::string encode_local_table(const SavePlan& plan);
+/// Local (rank 0). Adds every rank's table to the manifest, turning region-relative packed offsets
+/// into absolute ones with `region_offsets`.
+void merge_local_tables(Manifest& manifest, const std::vector<std::string>& tables,
+                        const std::vector<int64_t>& region_offsets);
+
+}  // namespace cairn::detail

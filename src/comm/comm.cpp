@@ -1,0 +1,210 @@
+#include "cairn/comm/comm.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <new>
+#include <optional>
+#include <utility>
+
+namespace cairn {
+namespace {
+
+// MPI counts are int; large payloads are broadcast in slices of this many bytes.
+constexpr int64_t kMaxMessageBytes = int64_t{1} << 30;
+
+// Every rank evaluates the same sizes, so every rank throws together (never one rank alone).
+std::vector<int> to_int_counts(const std::vector<int64_t>& sizes, const char* what) {
+  std::vector<int> counts(sizes.size());
+  int64_t total = 0;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    total += sizes[i];
+    if (sizes[i] > INT_MAX || total > INT_MAX)
+      throw Error(ErrorCode::kInvalidArgument,
+                  std::string(what) + ": " + std::to_string(total) +
+                      " bytes in total exceed the 2 GiB limit of MPI int counts");
+    counts[i] = static_cast<int>(sizes[i]);
+  }
+  return counts;
+}
+
+std::vector<int> displacements(const std::vector<int>& counts) {
+  std::vector<int> displs(counts.size(), 0);
+  for (std::size_t i = 1; i < counts.size(); ++i) displs[i] = displs[i - 1] + counts[i - 1];
+  return displs;
+}
+
+std::vector<std::string> split(const std::string& joined, const std::vector<int>& counts) {
+  std::vector<std::string> parts;
+  parts.reserve(counts.size());
+  std::size_t at = 0;
+  for (int count : counts) {
+    parts.emplace_back(joined, at, static_cast<std::size_t>(count));
+    at += static_cast<std::size_t>(count);
+  }
+  return parts;
+}
+
+}  // namespace
+
+void check_mpi(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING] = {};
+  int length = 0;
+  if (MPI_Error_string(rc, text, &length) != MPI_SUCCESS)
+    length = std::snprintf(text, sizeof text, "MPI error code %d", rc);
+  throw Error(ErrorCode::kMpi, std::string(what) + " failed: " + std::string(text, length));
+}
+
+Comm::Comm(MPI_Comm parent) {
+  check_mpi(MPI_Comm_dup(parent, &comm_), "MPI_Comm_dup");
+  try {
+    check_mpi(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+    check_mpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
+    check_mpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+  } catch (...) {
+    release();
+    throw;
+  }
+}
+
+Comm::~Comm() {
+  release();
+}
+
+Comm::Comm(Comm&& other) noexcept
+    : comm_(std::exchange(other.comm_, MPI_COMM_NULL)), rank_(other.rank_), size_(other.size_) {}
+
+Comm& Comm::operator=(Comm&& other) noexcept {
+  if (this != &other) {
+    release();
+    comm_ = std::exchange(other.comm_, MPI_COMM_NULL);
+    rank_ = other.rank_;
+    size_ = other.size_;
+  }
+  return *this;
+}
+
+void Comm::release() noexcept {
+  if (comm_ == MPI_COMM_NULL) return;
+  // A Comm that outlives MPI_Finalize (a static, a leaked shared_ptr) must not call into MPI.
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Comm_free(&comm_);
+  comm_ = MPI_COMM_NULL;
+}
+
+void Comm::barrier() const {
+  check_mpi(MPI_Barrier(comm_), "MPI_Barrier");
+}
+
+int64_t Comm::allreduce_sum(int64_t value) const {
+  int64_t result = 0;
+  check_mpi(MPI_Allreduce(&value, &result, 1, MPI_INT64_T, MPI_SUM, comm_), "MPI_Allreduce(sum)");
+  return result;
+}
+
+int64_t Comm::allreduce_max(int64_t value) const {
+  int64_t result = 0;
+  check_mpi(MPI_Allreduce(&value, &result, 1, MPI_INT64_T, MPI_MAX, comm_), "MPI_Allreduce(max)");
+  return result;
+}
+
+int64_t Comm::allreduce_min(int64_t value) const {
+  int64_t result = 0;
+  check_mpi(MPI_Allreduce(&value, &result, 1, MPI_INT64_T, MPI_MIN, comm_), "MPI_Allreduce(min)");
+  return result;
+}
+
+uint64_t Comm::allreduce_bor(uint64_t value) const {
+  uint64_t result = 0;
+  check_mpi(MPI_Allreduce(&value, &result, 1, MPI_UINT64_T, MPI_BOR, comm_), "MPI_Allreduce(bor)");
+  return result;
+}
+
+void Comm::allreduce_max(std::vector<int64_t>& values) const {
+  if (values.size() > static_cast<std::size_t>(INT_MAX))
+    throw Error(ErrorCode::kInvalidArgument, "allreduce_max: too many values");
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_INT64_T,
+                          MPI_MAX, comm_),
+            "MPI_Allreduce(max, vector)");
+}
+
+std::vector<int64_t> Comm::allgather(int64_t value) const {
+  std::vector<int64_t> values(static_cast<std::size_t>(size_));
+  check_mpi(MPI_Allgather(&value, 1, MPI_INT64_T, values.data(), 1, MPI_INT64_T, comm_),
+            "MPI_Allgather");
+  return values;
+}
+
+void Comm::broadcast(std::string& bytes, int root) const {
+  int64_t size = static_cast<int64_t>(bytes.size());
+  check_mpi(MPI_Bcast(&size, 1, MPI_INT64_T, root, comm_), "MPI_Bcast(size)");
+  if (rank_ != root) bytes.assign(static_cast<std::size_t>(size), '\0');
+  for (int64_t at = 0; at < size; at += kMaxMessageBytes) {
+    const int slice = static_cast<int>(std::min(kMaxMessageBytes, size - at));
+    check_mpi(MPI_Bcast(bytes.data() + at, slice, MPI_BYTE, root, comm_), "MPI_Bcast(bytes)");
+  }
+}
+
+std::vector<std::string> Comm::gather(const std::string& bytes, int root) const {
+  // Sizes go to every rank so that an oversized total fails on every rank, not on the root alone.
+  const std::vector<int> counts =
+      to_int_counts(allgather(static_cast<int64_t>(bytes.size())), "gather");
+  const std::vector<int> displs = displacements(counts);
+  std::string joined;
+  if (rank_ == root) joined.resize(static_cast<std::size_t>(displs.back() + counts.back()));
+  check_mpi(MPI_Gatherv(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, joined.data(),
+                        counts.data(), displs.data(), MPI_BYTE, root, comm_),
+            "MPI_Gatherv");
+  if (rank_ != root) return {};
+  return split(joined, counts);
+}
+
+std::vector<std::string> Comm::allgather(const std::string& bytes) const {
+  const std::vector<int> counts =
+      to_int_counts(allgather(static_cast<int64_t>(bytes.size())), "allgather");
+  const std::vector<int> displs = displacements(counts);
+  std::string joined(static_cast<std::size_t>(displs.back() + counts.back()), '\0');
+  check_mpi(MPI_Allgatherv(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, joined.data(),
+                           counts.data(), displs.data(), MPI_BYTE, comm_),
+            "MPI_Allgatherv");
+  return split(joined, counts);
+}
+
+void Comm::agree(const Error* local_failure) const {
+  const int64_t lowest_failed = allreduce_min(local_failure ? rank_ : size_);
+  if (lowest_failed == size_) return;
+
+  const int64_t failed_ranks = allreduce_sum(local_failure ? 1 : 0);
+  int64_t code = 0;
+  std::string text;
+  if (rank_ == lowest_failed) {
+    code = static_cast<int64_t>(local_failure->code());
+    text = local_failure->what();
+  }
+  check_mpi(MPI_Bcast(&code, 1, MPI_INT64_T, static_cast<int>(lowest_failed), comm_),
+            "MPI_Bcast(error code)");
+  broadcast(text, static_cast<int>(lowest_failed));
+  if (failed_ranks > 1)
+    text += " (" + std::to_string(failed_ranks) + " ranks failed; the lowest is shown)";
+  throw Error::from_remote(static_cast<ErrorCode>(code), text);
+}
+
+void Comm::run_agreed(const std::function<void()>& fn) const {
+  std::optional<Error> failure;
+  try {
+    fn();
+  } catch (const Error& e) {
+    failure = e;
+  } catch (const std::bad_alloc&) {
+    failure.emplace(ErrorCode::kIo, "out of memory", ErrorContext{.rank = rank_});
+  } catch (const std::exception& e) {
+    failure.emplace(ErrorCode::kIo, e.what(), ErrorContext{.rank = rank_});
+  } catch (...) {
+    failure.emplace(ErrorCode::kIo, "unknown exception", ErrorContext{.rank = rank_});
+  }
+  agree(failure ? &*failure : nullptr);
+}
+
+}  // namespace cairn

@@ -1,0 +1,30 @@
+#include "cairn/comm/session.hpp"
+
+namespace cairn {
+namespace {
+
+// Runs before the Comm member is built, so that no MPI call is made on an uninitialized MPI.
+MPI_Comm require_initialized(MPI_Comm comm) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!initialized) throw Error(ErrorCode::kInvalidArgument, "MPI is not initialized");
+  if (finalized) throw Error(ErrorCode::kInvalidArgument, "MPI is already finalized");
+  if (comm == MPI_COMM_NULL)
+    throw Error(ErrorCode::kInvalidArgument, "Session needs a communicator, got MPI_COMM_NULL");
+  return comm;
+}
+
+}  // namespace
+
+Session::Session(MPI_Comm comm, SessionOptions options)
+    : comm_(require_initialized(comm)), options_(options) {
+  check_mpi(MPI_Query_thread(&thread_level_), "MPI_Query_thread");
+  if (options_.pack_threshold_bytes < 0 || options_.piece_bytes <= 0 || options_.staging_bytes <= 0)
+    throw Error(ErrorCode::kInvalidArgument,
+                "SessionOptions: pack_threshold_bytes must be >= 0 and piece_bytes, staging_bytes "
+                "> 0");
+}
+
+}  // namespace cairn

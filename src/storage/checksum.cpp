@@ -1,0 +1,84 @@
+#include "storage/checksum.hpp"
+
+#include <xxhash.h>
+
+#include <cstdio>
+#include <memory>
+
+namespace cairn {
+namespace {
+
+struct StateDeleter {
+  void operator()(XXH3_state_t* s) const noexcept { XXH3_freeState(s); }
+};
+
+}  // namespace
+
+uint64_t checksum_bytes(const void* data, std::size_t size) noexcept {
+  return XXH3_64bits(data, size);
+}
+
+uint64_t checksum_region(const void* buffer, const Box& buffer_box, const Box& region,
+                         int64_t element_size) {
+  const std::size_t rank = region.rank();
+  if (rank == 0) return checksum_bytes(buffer, static_cast<std::size_t>(element_size));
+  // Merge trailing axes that the region spans completely into one contiguous run: axes
+  // [inner, rank) form one run, axes [0, inner) are iterated.
+  std::size_t inner = rank - 1;
+  int64_t run = region.count[inner] * element_size;
+  while (inner > 0 && region.count[inner] == buffer_box.count[inner]) {
+    --inner;
+    run *= region.count[inner];
+  }
+  const std::size_t outer_axes = inner;
+  const auto* base = static_cast<const unsigned char*>(buffer);
+  std::vector<int64_t> stride(rank);
+  int64_t s = element_size;
+  for (std::size_t d = rank; d-- > 0;) {
+    stride[d] = s;
+    s *= buffer_box.count[d];
+  }
+  auto offset_of = [&](const Shape& idx) {
+    int64_t off = 0;
+    for (std::size_t d = 0; d < rank; ++d)
+      off += (region.offset[d] - buffer_box.offset[d] + idx[d]) * stride[d];
+    return off;
+  };
+  if (region.volume() == 0) return checksum_bytes(nullptr, 0);
+  Shape idx(rank, 0);
+  if (outer_axes == 0) return checksum_bytes(base + offset_of(idx), static_cast<std::size_t>(run));
+  std::unique_ptr<XXH3_state_t, StateDeleter> state(XXH3_createState());
+  XXH3_64bits_reset(state.get());
+  while (true) {
+    XXH3_64bits_update(state.get(), base + offset_of(idx), static_cast<std::size_t>(run));
+    std::size_t d = outer_axes;
+    while (d > 0) {
+      --d;
+      if (++idx[d] < region.count[d]) break;
+      idx[d] = 0;
+      if (d == 0) return XXH3_64bits_digest(state.get());
+    }
+  }
+}
+
+std::string checksum_to_hex(uint64_t value) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(value));
+  return buf;
+}
+
+bool checksum_from_hex(const std::string& hex, uint64_t& value) noexcept {
+  if (hex.size() != 16) return false;
+  uint64_t v = 0;
+  for (char c : hex) {
+    int digit;
+    if (c >= '0' && c <= '9') digit = c - '0';
+    else if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
+    else return false;
+    v = (v << 4) | static_cast<uint64_t>(digit);
+  }
+  value = v;
+  return true;
+}
+
+}  // namespace cairn

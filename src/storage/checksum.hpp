@@ -1,0 +1,23 @@
+#pragma once
+// Checksums of pieces of tensors (XXH3-64), computed where the bytes already are: inside a larger
+// row-major box buffer, without gathering them first.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "cairn/tensor/box.hpp"
+
+namespace cairn {
+
+uint64_t checksum_bytes(const void* data, std::size_t size) noexcept;
+/// XXH3-64 of the elements of `region` in row-major order, read from `buffer` laid out as
+/// `buffer_box`. Equal to checksum_bytes of the region copied out contiguously.
+uint64_t checksum_region(const void* buffer, const Box& buffer_box, const Box& region,
+                         int64_t element_size);
+/// 16 lowercase hex digits.
+std::string checksum_to_hex(uint64_t value);
+/// Inverse of checksum_to_hex; false if `hex` is not 16 hex digits.
+bool checksum_from_hex(const std::string& hex, uint64_t& value) noexcept;
+
+}  // namespace cairn

@@ -1,0 +1,161 @@
+#include "storage/container_reader.hpp"
+
+#include <filesystem>
+
+#include "storage/checksum.hpp"
+#include "storage/h5_error.hpp"
+#include "storage/h5_space.hpp"
+#include "storage/h5_types.hpp"
+
+namespace cairn::detail {
+namespace {
+
+constexpr const char* kCommitAttribute = "cairn_commit";
+constexpr const char* kManifestDataset = "/cairn/manifest";
+constexpr const char* kPackedDataset = "/cairn/packed";
+constexpr int64_t kMaxManifestBytes = int64_t{1} << 32;
+
+}  // namespace
+
+ContainerReader::ContainerReader(const Comm* comm, std::string path)
+    : comm_(comm), path_(std::move(path)) {
+  h5::silence_error_printing();
+  const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .operation = "open checkpoint"};
+  auto open = [&] {
+    if (!std::filesystem::exists(path_))
+      throw Error(ErrorCode::kNotFound, "checkpoint file does not exist", ctx);
+    h5::PropList fapl(h5::check_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", ctx));
+    if (comm_)
+      h5::check_status(H5Pset_fapl_mpio(fapl.get(), comm_->get(), MPI_INFO_NULL), "H5Pset_fapl_mpio", ctx);
+    h5::check_status(H5Pset_file_locking(fapl.get(), false, true), "H5Pset_file_locking", ctx);
+    file_ = h5::File(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, fapl.get()));
+    if (!file_.valid())
+      h5::throw_error("cannot open as HDF5 (not an HDF5 file, truncated, or unreadable)", ctx,
+                      ErrorCode::kCorrupt);
+  };
+  if (!comm_) {
+    open();
+    load_manifest_locally();
+    return;
+  }
+  comm_->run_agreed(open);
+  std::string mark_text;
+  comm_->run_agreed([&] {
+    if (comm_->rank() != 0) return;
+    load_manifest_locally();
+    mark_text = encode_commit_mark(mark_);
+  });
+  comm_->broadcast(mark_text, 0);
+  comm_->broadcast(manifest_text_, 0);
+  if (comm_->rank() != 0) {
+    // Decoding is deterministic, so every rank reaches the same verdict rank 0 did.
+    mark_ = decode_commit_mark(mark_text, path_);
+    manifest_ = decode_manifest(manifest_text_, path_);
+  }
+}
+
+ContainerReader::~ContainerReader() = default;
+
+void ContainerReader::load_manifest_locally() {
+  const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .operation = "read manifest"};
+  if (H5Aexists(file_.get(), kCommitAttribute) <= 0) {
+    h5::take_error_stack();
+    throw Error(ErrorCode::kCorrupt,
+                "not a committed cairn checkpoint: the commit mark is missing (an interrupted save, "
+                "or a file cairn did not write)",
+                ctx);
+  }
+  mark_ = decode_commit_mark(read_root_attribute(kCommitAttribute), path_);
+  manifest_text_ = read_manifest_bytes(mark_.manifest_bytes);
+  const uint64_t actual = checksum_bytes(manifest_text_.data(), manifest_text_.size());
+  if (actual != mark_.manifest_checksum)
+    throw Error(ErrorCode::kCorrupt,
+                "manifest checksum mismatch: expected " + checksum_to_hex(mark_.manifest_checksum) +
+                    ", found " + checksum_to_hex(actual),
+                ctx);
+  manifest_ = decode_manifest(manifest_text_, path_);
+}
+
+std::string ContainerReader::read_root_attribute(const std::string& name) {
+  const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .key = name, .operation = "read attribute"};
+  h5::Attribute attr(h5::check_id(H5Aopen(file_.get(), name.c_str(), H5P_DEFAULT), "H5Aopen", ctx));
+  h5::Datatype type(h5::check_id(H5Aget_type(attr.get()), "H5Aget_type", ctx));
+  if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) > 0)
+    throw Error(ErrorCode::kCorrupt, "attribute is not a fixed-length string", ctx);
+  const std::size_t size = H5Tget_size(type.get());
+  if (size == 0 || size > (1u << 20)) throw Error(ErrorCode::kCorrupt, "attribute has an absurd size", ctx);
+  std::string value(size, '\0');
+  h5::check_status(H5Aread(attr.get(), type.get(), value.data()), "H5Aread", ctx);
+  if (auto nul = value.find('\0'); nul != std::string::npos) value.resize(nul);
+  return value;
+}
+
+std::string ContainerReader::read_manifest_bytes(int64_t expected) {
+  const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .key = kManifestDataset, .operation = "read manifest"};
+  if (expected < 0 || expected > kMaxManifestBytes)
+    throw Error(ErrorCode::kCorrupt, "commit mark gives an absurd manifest size", ctx);
+  hid_t ds = dataset(kManifestDataset, kManifestDataset);
+  h5::Dataspace space(h5::check_id(H5Dget_space(ds), "H5Dget_space", ctx));
+  if (H5Sget_simple_extent_ndims(space.get()) != 1 || H5Sget_simple_extent_npoints(space.get()) != expected)
+    throw Error(ErrorCode::kCorrupt,
+                "manifest dataset size differs from the commit mark (" + std::to_string(expected) + " bytes)", ctx);
+  std::string text(static_cast<std::size_t>(expected), '\0');
+  h5::Datatype type = h5::make_byte_type();
+  if (expected > 0)
+    h5::check_status(H5Dread(ds, type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data()), "H5Dread manifest", ctx);
+  return text;
+}
+
+hid_t ContainerReader::dataset(const std::string& name, const std::string& key) {
+  auto it = datasets_.find(name);
+  if (it != datasets_.end()) return it->second.get();
+  const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .key = key, .operation = "open dataset " + name};
+  h5::Dataset ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT));
+  if (!ds.valid()) h5::throw_error("dataset is missing", ctx, ErrorCode::kCorrupt);
+  hid_t id = ds.get();
+  datasets_.emplace(name, std::move(ds));
+  return id;
+}
+
+void ContainerReader::read_region(const TensorRecord& t, const Box& region, void* buffer,
+                                  const Box& buffer_box) {
+  const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .key = t.key, .box = region.to_string(), .operation = "read"};
+  hid_t ds = dataset(t.dataset, t.key);
+  h5::Dataspace file_space(h5::check_id(H5Dget_space(ds), "H5Dget_space", ctx));
+  const int ndims = H5Sget_simple_extent_ndims(file_space.get());
+  std::vector<hsize_t> dims(static_cast<std::size_t>(std::max(ndims, 0)));
+  if (ndims > 0) H5Sget_simple_extent_dims(file_space.get(), dims.data(), nullptr);
+  if (ndims < 0 || Shape(dims.begin(), dims.end()) != t.shape)
+    throw Error(ErrorCode::kCorrupt, "dataset shape differs from the manifest's " + shape_to_string(t.shape), ctx);
+  h5::Datatype type = h5::make_type(t.dtype);
+  h5::Datatype stored(h5::check_id(H5Dget_type(ds), "H5Dget_type", ctx));
+  if (H5Tget_size(stored.get()) != H5Tget_size(type.get()))
+    throw Error(ErrorCode::kCorrupt, "dataset element size differs from the manifest's dtype", ctx);
+  h5::Dataspace file_sel = h5::select_region(t.shape, Shape(t.shape.size(), 0), region);
+  h5::Dataspace mem_sel = h5::select_region(buffer_box.count, buffer_box.offset, region);
+  if (H5Dread(ds, type.get(), mem_sel.get(), file_sel.get(), H5P_DEFAULT, buffer) < 0)
+    h5::throw_error("cannot read", ctx, ErrorCode::kIo);
+}
+
+void ContainerReader::read_packed(int64_t offset, int64_t bytes, void* out) {
+  const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .key = kPackedDataset, .operation = "read packed"};
+  if (bytes == 0) return;
+  hid_t ds = dataset(kPackedDataset, kPackedDataset);
+  h5::Dataspace file_space(h5::check_id(H5Dget_space(ds), "H5Dget_space", ctx));
+  if (H5Sget_simple_extent_npoints(file_space.get()) != manifest_.packed_bytes)
+    throw Error(ErrorCode::kCorrupt, "packed dataset size differs from the manifest", ctx);
+  const Box region{{offset}, {bytes}};
+  h5::Dataspace file_sel = h5::select_region({manifest_.packed_bytes}, {0}, region);
+  h5::Dataspace mem_sel = h5::select_region({bytes}, {offset}, region);
+  h5::Datatype type = h5::make_byte_type();
+  if (H5Dread(ds, type.get(), mem_sel.get(), file_sel.get(), H5P_DEFAULT, out) < 0)
+    h5::throw_error("cannot read packed bytes", ctx, ErrorCode::kIo);
+}
+
+void ContainerReader::close() {
+  datasets_.clear();
+  if (file_.valid() && file_.close() < 0)
+    h5::throw_error("cannot close checkpoint", {.rank = rank(), .checkpoint = path_, .operation = "close"});
+}
+
+}  // namespace cairn::detail

@@ -1,0 +1,162 @@
+#include "storage/container_writer.hpp"
+
+#include "storage/h5_error.hpp"
+#include "storage/h5_space.hpp"
+#include "storage/h5_types.hpp"
+
+namespace cairn {
+namespace {
+
+// Single H5Dwrite calls are kept below 1 GiB in independent mode: MPI-IO counts are ints.
+constexpr int64_t kMaxTransferBytes = int64_t{1} << 30;
+// Datasets at least this large start on a multiple of it, which suits parallel file systems'
+// stripes and avoids read-modify-write of shared blocks between ranks.
+constexpr hsize_t kAlignment = 1 << 20;
+
+}  // namespace
+
+ErrorContext ContainerWriter::context(const std::string& name, const std::string& op) const {
+  return ErrorContext{.rank = comm_.rank(), .checkpoint = path_, .key = name, .operation = op};
+}
+
+ContainerWriter::ContainerWriter(const Comm& comm, std::string path, IoMode mode)
+    : comm_(comm), path_(std::move(path)), mode_(mode) {
+  h5::silence_error_printing();
+  const ErrorContext ctx = context("", "create container");
+  h5::PropList fapl(h5::check_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", ctx));
+  h5::check_status(H5Pset_fapl_mpio(fapl.get(), comm_.get(), MPI_INFO_NULL), "H5Pset_fapl_mpio", ctx);
+  h5::check_status(H5Pset_file_locking(fapl.get(), false, true), "H5Pset_file_locking", ctx);
+  h5::check_status(H5Pset_alignment(fapl.get(), kAlignment, kAlignment), "H5Pset_alignment", ctx);
+  h5::check_status(H5Pset_coll_metadata_write(fapl.get(), true), "H5Pset_coll_metadata_write", ctx);
+  h5::check_status(H5Pset_all_coll_metadata_ops(fapl.get(), true), "H5Pset_all_coll_metadata_ops", ctx);
+  file_ = h5::File(H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
+  if (!file_.valid()) h5::throw_error("cannot create checkpoint file", ctx, ErrorCode::kIo);
+  transfer_plist_ = h5::PropList(h5::check_id(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate", ctx));
+  h5::check_status(H5Pset_dxpl_mpio(transfer_plist_.get(), mode_ == IoMode::kCollective
+                                                               ? H5FD_MPIO_COLLECTIVE
+                                                               : H5FD_MPIO_INDEPENDENT),
+                   "H5Pset_dxpl_mpio", ctx);
+}
+
+ContainerWriter::~ContainerWriter() = default;
+
+std::size_t ContainerWriter::create_dataset(const std::string& name, DType dtype,
+                                            const Shape& shape) {
+  const ErrorContext ctx = context(name, "create dataset");
+  h5::PropList lcpl(h5::check_id(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate", ctx));
+  h5::check_status(H5Pset_create_intermediate_group(lcpl.get(), 1), "H5Pset_create_intermediate_group", ctx);
+  h5::PropList dcpl(h5::check_id(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate", ctx));
+  h5::check_status(H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS), "H5Pset_layout", ctx);
+  h5::check_status(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), "H5Pset_alloc_time", ctx);
+  h5::check_status(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "H5Pset_fill_time", ctx);
+  Entry entry{.dataset = {}, .type = h5::make_type(dtype), .name = name};
+  h5::Dataspace space = h5::make_space(shape);
+  entry.dataset = h5::Dataset(H5Dcreate2(file_.get(), name.c_str(), entry.type.get(), space.get(),
+                                         lcpl.get(), dcpl.get(), H5P_DEFAULT));
+  if (!entry.dataset.valid()) h5::throw_error("cannot create dataset", ctx);
+  entries_.push_back(std::move(entry));
+  return entries_.size() - 1;
+}
+
+std::size_t ContainerWriter::create_byte_dataset(const std::string& name, int64_t bytes) {
+  const ErrorContext ctx = context(name, "create byte dataset");
+  h5::PropList lcpl(h5::check_id(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate", ctx));
+  h5::check_status(H5Pset_create_intermediate_group(lcpl.get(), 1), "H5Pset_create_intermediate_group", ctx);
+  h5::PropList dcpl(h5::check_id(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate", ctx));
+  h5::check_status(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), "H5Pset_alloc_time", ctx);
+  h5::check_status(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "H5Pset_fill_time", ctx);
+  Entry entry{.dataset = {}, .type = h5::make_byte_type(), .name = name};
+  h5::Dataspace space = h5::make_space({bytes});
+  entry.dataset = h5::Dataset(H5Dcreate2(file_.get(), name.c_str(), entry.type.get(), space.get(),
+                                         lcpl.get(), dcpl.get(), H5P_DEFAULT));
+  if (!entry.dataset.valid()) h5::throw_error("cannot create dataset", ctx);
+  entries_.push_back(std::move(entry));
+  return entries_.size() - 1;
+}
+
+void ContainerWriter::write_root_attribute(const std::string& name, const std::string& value) {
+  const ErrorContext ctx = context(name, "write attribute");
+  h5::Datatype type(h5::check_id(H5Tcopy(H5T_C_S1), "H5Tcopy", ctx));
+  h5::check_status(H5Tset_size(type.get(), value.empty() ? 1 : value.size()), "H5Tset_size", ctx);
+  h5::Dataspace space(h5::check_id(H5Screate(H5S_SCALAR), "H5Screate", ctx));
+  h5::Attribute attr(h5::check_id(
+      H5Acreate2(file_.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+      "H5Acreate2", ctx));
+  std::string padded = value.empty() ? std::string(1, '\0') : value;
+  h5::check_status(H5Awrite(attr.get(), type.get(), padded.data()), "H5Awrite", ctx);
+  h5::check_status(attr.close(), "H5Aclose", ctx);
+}
+
+void ContainerWriter::transfer(Entry& entry, hid_t mem_space, hid_t file_space, const void* data,
+                               const std::string& what) {
+  if (H5Dwrite(entry.dataset.get(), entry.type.get(), mem_space, file_space,
+               transfer_plist_.get(), data) < 0)
+    h5::throw_error("cannot write " + what, context(entry.name, "write"), ErrorCode::kIo);
+}
+
+void ContainerWriter::write(std::size_t index, const Box& region, const void* buffer,
+                            const Box& buffer_box) {
+  Entry& entry = entries_.at(index);
+  h5::Dataspace file_space(H5Dget_space(entry.dataset.get()));
+  Shape file_extent(region.rank());
+  if (region.rank() > 0) {
+    std::vector<hsize_t> dims(region.rank());
+    H5Sget_simple_extent_dims(file_space.get(), dims.data(), nullptr);
+    file_extent.assign(dims.begin(), dims.end());
+  }
+  const int64_t esize = static_cast<int64_t>(H5Tget_size(entry.type.get()));
+  std::vector<Box> parts;
+  if (mode_ == IoMode::kIndependent && region.volume() * esize > kMaxTransferBytes)
+    parts = split_box(region, esize, kMaxTransferBytes);
+  else
+    parts.push_back(region);
+  for (const Box& part : parts) {
+    h5::Dataspace file_sel = h5::select_region(file_extent, Shape(region.rank(), 0), part);
+    h5::Dataspace mem_sel = h5::select_region(buffer_box.count, buffer_box.offset, part);
+    transfer(entry, mem_sel.get(), file_sel.get(), buffer, "box " + part.to_string());
+  }
+}
+
+void ContainerWriter::write_nothing(std::size_t index) {
+  Entry& entry = entries_.at(index);
+  h5::Dataspace file_space(H5Dget_space(entry.dataset.get()));
+  H5Sselect_none(file_space.get());
+  h5::Dataspace mem_space(H5Scopy(file_space.get()));
+  transfer(entry, mem_space.get(), file_space.get(), nullptr, "empty selection");
+}
+
+void ContainerWriter::write_bytes(std::size_t index, int64_t offset, const void* data,
+                                  int64_t bytes) {
+  const Box region{{offset}, {bytes}};
+  write(index, region, data, region);
+}
+
+void ContainerWriter::close() {
+  const ErrorContext ctx = context("", "close container");
+  if (!file_.valid()) return;
+  for (Entry& e : entries_) h5::check_status(e.dataset.close(), "H5Dclose " + e.name, ctx);
+  entries_.clear();
+  h5::check_status(H5Fflush(file_.get(), H5F_SCOPE_GLOBAL), "H5Fflush", ctx);
+  if (file_.close() < 0) h5::throw_error("cannot close checkpoint file", ctx, ErrorCode::kIo);
+}
+
+void write_commit_mark(const std::string& path, const std::string& mark) {
+  h5::silence_error_printing();
+  const ErrorContext ctx{.rank = 0, .checkpoint = path, .operation = "write commit mark"};
+  h5::PropList fapl(h5::check_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", ctx));
+  h5::check_status(H5Pset_file_locking(fapl.get(), false, true), "H5Pset_file_locking", ctx);
+  h5::File file(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get()));
+  if (!file.valid()) h5::throw_error("cannot reopen the written file", ctx, ErrorCode::kIo);
+  h5::Datatype type(h5::check_id(H5Tcopy(H5T_C_S1), "H5Tcopy", ctx));
+  h5::check_status(H5Tset_size(type.get(), mark.size()), "H5Tset_size", ctx);
+  h5::Dataspace space(h5::check_id(H5Screate(H5S_SCALAR), "H5Screate", ctx));
+  h5::Attribute attr(h5::check_id(
+      H5Acreate2(file.get(), "cairn_commit", type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+      "H5Acreate2", ctx));
+  h5::check_status(H5Awrite(attr.get(), type.get(), mark.data()), "H5Awrite", ctx);
+  h5::check_status(attr.close(), "H5Aclose", ctx);
+  h5::check_status(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "H5Fflush", ctx);
+  if (file.close() < 0) h5::throw_error("cannot close after the commit mark", ctx, ErrorCode::kIo);
+}
+
+}  // namespace cairn

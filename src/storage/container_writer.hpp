@@ -1,0 +1,65 @@
+#pragma once
+// Collective creation and parallel writing of one checkpoint container through MPI-IO.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cairn/comm/comm.hpp"
+#include "cairn/comm/session.hpp"
+#include "cairn/tensor/box.hpp"
+#include "cairn/tensor/dtype.hpp"
+#include "storage/h5_handle.hpp"
+
+namespace cairn {
+
+class ContainerWriter {
+ public:
+  /// Collective over `comm`. Creates (truncates) `path` for parallel writing.
+  ContainerWriter(const Comm& comm, std::string path, IoMode mode);
+  ~ContainerWriter();
+  ContainerWriter(const ContainerWriter&) = delete;
+  ContainerWriter& operator=(const ContainerWriter&) = delete;
+
+  /// Collective over the communicator, same arguments on every rank. Creates a contiguous,
+  /// early-allocated dataset (with intermediate groups) and returns its index.
+  std::size_t create_dataset(const std::string& name, DType dtype, const Shape& shape);
+  /// Collective, as create_dataset: a 1-D byte dataset of `bytes` bytes.
+  std::size_t create_byte_dataset(const std::string& name, int64_t bytes);
+  /// Collective. A string attribute on the root group.
+  void write_root_attribute(const std::string& name, const std::string& value);
+
+  /// Writes `region` of a buffer laid out as `buffer_box` into dataset `index`. Independent mode:
+  /// any rank, any number of calls. Collective mode: every rank makes the same number of calls per
+  /// dataset (write_nothing() pads).
+  void write(std::size_t index, const Box& region, const void* buffer, const Box& buffer_box);
+  void write_nothing(std::size_t index);
+  /// Writes `bytes` bytes at `offset` of byte dataset `index` (one call per rank in collective mode).
+  void write_bytes(std::size_t index, int64_t offset, const void* data, int64_t bytes);
+
+  /// Collective. Flushes to stable storage (MPI_File_sync) and closes everything.
+  void close();
+  const std::string& path() const noexcept { return path_; }
+
+ private:
+  struct Entry {
+    h5::Dataset dataset;
+    h5::Datatype type;
+    std::string name;
+  };
+  ErrorContext context(const std::string& name, const std::string& op) const;
+  void transfer(Entry& entry, hid_t mem_space, hid_t file_space, const void* data,
+                const std::string& what);
+
+  const Comm& comm_;
+  std::string path_;
+  IoMode mode_;
+  h5::PropList transfer_plist_;
+  h5::File file_;
+  std::vector<Entry> entries_;
+};
+
+/// Local. Writes the commit mark (a root attribute) into the closed file at `path`, after which
+/// readers accept it. Only rank 0 calls this, once every rank's data is durable.
+void write_commit_mark(const std::string& path, const std::string& mark);
+
+}  // namespace cairn

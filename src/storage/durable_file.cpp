@@ -1,0 +1,99 @@
+#include "storage/durable_file.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cairn/core/error.hpp"
+
+namespace cairn {
+namespace {
+
+[[noreturn]] void io_error(const std::string& what, const std::string& path, int err) {
+  throw Error(ErrorCode::kIo, what + " '" + path + "': " + std::strerror(err),
+              {.checkpoint = path, .operation = what});
+}
+
+class Fd {
+ public:
+  Fd(const std::string& path, int flags, mode_t mode = 0644) : fd_(::open(path.c_str(), flags, mode)) {
+    if (fd_ < 0) io_error("open", path, errno);
+  }
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const noexcept { return fd_; }
+  void close_checked(const std::string& path) {
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) io_error("close", path, errno);
+  }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+std::string parent_directory(const std::string& path) {
+  auto parent = std::filesystem::path(path).parent_path();
+  return parent.empty() ? std::string(".") : parent.string();
+}
+
+void fsync_path(const std::string& path) {
+  Fd fd(path, O_RDONLY);
+  if (::fsync(fd.get()) != 0) io_error("fsync", path, errno);
+}
+
+void fsync_parent_directory(const std::string& path) {
+  const std::string dir = parent_directory(path);
+  Fd fd(dir, O_RDONLY | O_DIRECTORY);
+  if (::fsync(fd.get()) != 0) io_error("fsync directory", dir, errno);
+}
+
+void durable_rename(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) io_error("rename to '" + to + "' from", from, errno);
+  fsync_parent_directory(to);
+}
+
+void write_file_atomically(const std::string& path, const std::string& contents) {
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  try {
+    Fd fd(tmp, O_WRONLY | O_CREAT | O_TRUNC);
+    const char* p = contents.data();
+    std::size_t left = contents.size();
+    while (left > 0) {
+      ssize_t n = ::write(fd.get(), p, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        io_error("write", tmp, errno);
+      }
+      p += n;
+      left -= static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd.get()) != 0) io_error("fsync", tmp, errno);
+    fd.close_checked(tmp);
+    durable_rename(tmp, path);
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
+  }
+}
+
+std::string read_whole_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) io_error("read", path, errno ? errno : ENOENT);
+  std::ostringstream out;
+  out << in.rdbuf();
+  if (in.bad()) io_error("read", path, errno);
+  return std::move(out).str();
+}
+
+}  // namespace cairn

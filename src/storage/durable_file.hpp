@@ -1,0 +1,21 @@
+#pragma once
+// POSIX steps of the commit protocol: fsync, rename, directory fsync, atomic small-file replace.
+#include <string>
+
+namespace cairn {
+
+/// Local. fsync()s an existing file; throws cairn::Error(kIo) naming the path and errno text.
+void fsync_path(const std::string& path);
+/// Local. fsync()s the directory containing `path` so that a rename inside it is durable.
+void fsync_parent_directory(const std::string& path);
+/// Local. rename(2) `from` to `to` and makes it durable.
+void durable_rename(const std::string& from, const std::string& to);
+/// Local. Replaces `path` with `contents` atomically: temp file in the same directory, fsync,
+/// rename, directory fsync. A crash leaves either the old or the new file, never a mix.
+void write_file_atomically(const std::string& path, const std::string& contents);
+/// Local. Whole file as bytes; throws cairn::Error(kIo) if it cannot be read.
+std::string read_whole_file(const std::string& path);
+/// Local. The directory part of `path` ("." if none).
+std::string parent_directory(const std::string& path);
+
+}  // namespace cairn

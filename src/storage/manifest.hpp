@@ -1,0 +1,100 @@
+#pragma once
+// The manifest of a checkpoint (format v1): plain structs, with encode/decode kept separate.
+// docs/format.md is the normative description of the JSON this produces.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cairn/state/state.hpp"
+#include "cairn/tensor/box.hpp"
+#include "cairn/tensor/dtype.hpp"
+
+namespace cairn {
+
+inline constexpr int kFormatMajor = 1;
+inline constexpr int kFormatMinor = 0;
+
+/// A checksummed, contiguous-in-file piece of a written box.
+struct PieceRecord {
+  Box box;
+  uint64_t checksum = 0;
+  int64_t packed_offset = -1;  // byte offset in the packed dataset; -1 for dataset tensors
+};
+
+/// A box of a tensor as one rank wrote it.
+struct WrittenBox {
+  int rank = 0;
+  Box box;
+  std::vector<PieceRecord> pieces;
+};
+
+struct TensorRecord {
+  std::string key;
+  DType dtype = DType::kF32;
+  Shape shape;
+  std::string layout;   // Layout::describe() at save, for people
+  bool packed = false;  // in the packed byte dataset rather than a dataset of its own
+  std::string dataset;  // HDF5 path of its dataset when not packed
+  std::vector<WrittenBox> boxes;
+};
+
+struct StateBlob {
+  int rank = 0;  // the rank whose value this is (the writer, for global state)
+  int64_t packed_offset = 0;
+  int64_t bytes = 0;
+  uint64_t checksum = 0;
+};
+
+struct StateRecord {
+  std::string key;
+  StateScope scope = StateScope::kPerRank;
+  std::vector<StateBlob> blobs;
+};
+
+struct SlotRecord {
+  int64_t variable = -1;
+  std::string name;
+  int64_t slot = -1;
+};
+
+struct NodeRecord {
+  std::string kind;  // "root", "node", "variable", "state", "optimizer"
+  std::string path;  // first BFS path, for messages
+  std::vector<std::pair<std::string, int64_t>> children;
+  std::vector<SlotRecord> slots;  // on optimizer nodes
+  std::string value_key;          // tensor or state key for leaves, else empty
+};
+
+struct Manifest {
+  int format_major = kFormatMajor;
+  int format_minor = kFormatMinor;
+  std::string library_version;
+  int world_size = 1;
+  int64_t save_counter = 0;
+  int64_t created_unix = 0;
+  int64_t packed_bytes = 0;
+  std::vector<NodeRecord> nodes;  // nodes[0] is the root
+  std::vector<TensorRecord> tensors;
+  std::vector<StateRecord> states;
+};
+
+/// Local. JSON text of the manifest.
+std::string encode_manifest(const Manifest& manifest);
+/// Local. Parses and validates a manifest: a newer major format is ErrorCode::kVersion, anything
+/// malformed or inconsistent (unknown dtype, absurd shape, box outside its tensor, overlapping
+/// pieces, packed range past the end, dangling node index) is ErrorCode::kCorrupt naming the key.
+Manifest decode_manifest(const std::string& json, const std::string& checkpoint);
+
+/// The commit mark written into the file after all data is durable.
+struct CommitMark {
+  uint64_t manifest_checksum = 0;
+  int64_t manifest_bytes = 0;
+  int64_t committed_unix = 0;
+};
+std::string encode_commit_mark(const CommitMark& mark);
+CommitMark decode_commit_mark(const std::string& json, const std::string& checkpoint);
+
+/// TensorFlow's escaping of a dependency name inside an object path: "." -> "..", "/" -> ".S".
+std::string escape_name(const std::string& name);
+
+}  // namespace cairn

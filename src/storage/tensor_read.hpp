@@ -1,0 +1,49 @@
+#pragma once
+// Reading the parts of a saved tensor that a rank needs, in whatever layout it has now, with every
+// piece it reads checked against its checksum.
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "storage/container_reader.hpp"
+
+namespace cairn::detail {
+
+/// Reads from the packed dataset in few large requests: requests are sorted by offset and merged
+/// into windows of bounded size, each window read once.
+class PackedReadBatch {
+ public:
+  using Consumer = std::function<void(const std::byte* data)>;
+  /// `what` names the value in errors (key and piece box).
+  void add(int64_t offset, int64_t bytes, uint64_t checksum, std::string key, std::string piece,
+           Consumer consume);
+  /// Local. Reads, verifies and hands every request to its consumer; throws kCorrupt on a
+  /// checksum mismatch naming the key and piece.
+  void run(ContainerReader& reader, int64_t staging_bytes);
+  bool empty() const noexcept { return requests_.empty(); }
+
+ private:
+  struct Request {
+    int64_t offset;
+    int64_t bytes;
+    uint64_t checksum;
+    std::string key;
+    std::string piece;
+    Consumer consume;
+  };
+  std::vector<Request> requests_;
+};
+
+/// Local. Fills `buffers[i]` (laid out as `boxes[i]`) with tensor `t`'s values. Dataset tensors are
+/// read at once (directly into the destination where a saved piece fits inside it); packed pieces
+/// are queued on `packed`, which the caller runs. Throws kCorrupt naming the key and piece on a
+/// checksum mismatch, or if the checkpoint lacks data for part of a box.
+void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vector<Box>& boxes,
+                 const std::vector<std::byte*>& buffers, PackedReadBatch& packed);
+
+/// Local. Queues the bytes of `blob` of state `key` on `packed`; `out` receives them.
+void read_state_blob(const StateRecord& state, const StateBlob& blob, std::string& out,
+                     PackedReadBatch& packed);
+
+}  // namespace cairn::detail
