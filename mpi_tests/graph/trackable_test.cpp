@@ -62,6 +62,23 @@ TEST(Trackable, TrackingTheSameNameReplacesTheEdgeInPlace) {
   EXPECT_EQ(first.use_count(), 1);  // the replaced child is no longer referenced
 }
 
+TEST(Trackable, ManyChildrenKeepTheirOrderAndNames) {
+  auto root = std::make_shared<Module>();
+  std::vector<std::shared_ptr<Module>> children;
+  for (int i = 0; i < 20000; ++i) {
+    children.push_back(std::make_shared<Module>());
+    root->track("v" + std::to_string(i), children.back());
+  }
+  auto replacement = std::make_shared<Module>();
+  root->track("v123", replacement);
+  ASSERT_EQ(root->edges().size(), 20000u);
+  EXPECT_EQ(root->edges()[123].name, "v123");
+  EXPECT_EQ(root->edges()[123].strong, replacement);
+  EXPECT_EQ(root->child("v123"), replacement);
+  EXPECT_EQ(root->child("v19999"), children.back());
+  EXPECT_EQ(root->edges()[19999].name, "v19999");
+}
+
 TEST(Trackable, WeakEdgesDoNotKeepChildrenAlive) {
   auto parent = std::make_shared<Module>();
   auto child = std::make_shared<Module>();

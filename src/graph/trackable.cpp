@@ -1,7 +1,5 @@
 #include "cairn/graph/trackable.hpp"
 
-#include <algorithm>
-
 #include "cairn/core/error.hpp"
 
 namespace cairn {
@@ -16,12 +14,17 @@ void check_edge(const std::string& name, const Trackable* child) {
 }  // namespace
 
 void Trackable::add_edge(Edge edge) {
-  auto same_name = std::find_if(edges_.begin(), edges_.end(),
-                                [&](const Edge& existing) { return existing.name == edge.name; });
-  if (same_name != edges_.end()) {
-    *same_name = std::move(edge);  // keeps the edge's position, so traversal order is stable
-  } else {
-    edges_.push_back(std::move(edge));
+  if (const auto found = edge_index_.find(edge.name); found != edge_index_.end()) {
+    edges_[found->second] =
+        std::move(edge);  // keeps the edge's position: traversal order is stable
+    return;
+  }
+  edges_.push_back(std::move(edge));
+  try {
+    edge_index_.emplace(edges_.back().name, edges_.size() - 1);
+  } catch (...) {
+    edges_.pop_back();
+    throw;
   }
 }
 
@@ -41,9 +44,8 @@ void Trackable::track_weak(const std::string& name, const std::shared_ptr<Tracka
 }
 
 std::shared_ptr<Trackable> Trackable::child(const std::string& name) const {
-  for (const Edge& edge : edges_)
-    if (edge.name == name) return edge.get();
-  return nullptr;
+  const auto found = edge_index_.find(name);
+  return found == edge_index_.end() ? nullptr : edges_[found->second].get();
 }
 
 }  // namespace cairn

@@ -6,9 +6,11 @@ namespace cairn {
 
 std::shared_ptr<Variable> Optimizer::get_slot(const Variable& variable,
                                               const std::string& name) const {
-  for (const Slot& slot : slots_)
-    if (slot.name == name && slot.variable.lock().get() == &variable) return slot.value;
-  return nullptr;
+  const auto found = slot_index_.find({&variable, name});
+  if (found == slot_index_.end()) return nullptr;
+  const Slot& slot = slots_[found->second];
+  // The entry may belong to a dead variable whose address `variable` now occupies.
+  return slot.variable.lock().get() == &variable ? slot.value : nullptr;
 }
 
 std::shared_ptr<Variable> Optimizer::add_slot(const std::shared_ptr<Variable>& variable,
@@ -20,6 +22,13 @@ std::shared_ptr<Variable> Optimizer::add_slot(const std::shared_ptr<Variable>& v
   auto slot = std::make_shared<Variable>(variable->rank(), variable->nranks(), variable->dtype(),
                                          variable->shape(), variable->layout());
   slots_.push_back(Slot{variable, name, slot});
+  try {
+    // Overwrites the entry of a dead variable that had the same address.
+    slot_index_[{variable.get(), name}] = slots_.size() - 1;
+  } catch (...) {
+    slots_.pop_back();
+    throw;
+  }
   // Copy the hook: restoring the slot may rebind this optimizer.
   if (const std::shared_ptr<RestoreHook> hook = restore_binding().hook)
     hook->on_slot_added(*this, restore_binding().node, variable, name, slot);

@@ -2,6 +2,7 @@
 // The object graph: trackable objects joined by named edges, as in tf.train.Checkpoint.
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace cairn {
@@ -62,6 +63,8 @@ class Trackable : public std::enable_shared_from_this<Trackable> {
 
  private:
   std::vector<Edge> edges_;
+  // Position of each edge in edges_ by name: a module may hold tens of thousands of children.
+  std::unordered_map<std::string, std::size_t> edge_index_;
   RestoreBinding binding_;
 };
 

@@ -1,9 +1,11 @@
 #pragma once
 // Optimizers own slot variables keyed by (variable, slot name), shaped and sharded like the
 // variable they belong to, as in TensorFlow.
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cairn/graph/trackable.hpp"
@@ -32,10 +34,14 @@ class Optimizer : public Trackable {
 
   /// Local. Applies one update from `gradient` (this rank's elements of `variable`, in local
   /// storage order). f32 and f64 variables are supported.
-  virtual void apply(const std::shared_ptr<Variable>& variable, std::span<const double> gradient) = 0;
+  virtual void apply(const std::shared_ptr<Variable>& variable,
+                     std::span<const double> gradient) = 0;
 
  private:
   std::vector<Slot> slots_;
+  // Position in slots_ by (variable address, slot name), so that apply() over many variables
+  // stays linear. Lookups confirm the weak pointer: a dead variable's address may be reused.
+  std::map<std::pair<const Variable*, std::string>, std::size_t> slot_index_;
 };
 
 /// Stochastic gradient descent with (optionally Nesterov) momentum; slot "momentum".

@@ -1,0 +1,215 @@
+// crash_saver: the MPI program the kill -9 crash tests drive (crash_test.sh). Not a gtest: the
+// test is the sequence save / crash / verify / recover, run by the script.
+//
+//   mpirun -n N crash_saver save DIR STEP          # values for STEP; saves DIR/ckpt-<counter>.h5
+//   mpirun -n M crash_saver verify DIR STEP        # latest_checkpoint(DIR) must hold STEP
+//   mpirun -n M crash_saver verify-file FILE STEP  # FILE must be a committed checkpoint of STEP
+//
+// `save` restores the latest checkpoint first (if any), so save numbering continues and STEP is
+// also the expected save_counter: the k-th successful save in a directory writes ckpt-k.h5.
+// Exit codes: 0 ok, 1 verification or save failed (message on stderr), 2 usage.
+#include <mpi.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cairn/cairn.hpp"
+#include "cairn/state/boost_state.hpp"
+
+namespace {
+
+using namespace cairn;
+
+// A large block-sharded tensor (1.19 MB > the 1 MiB pack threshold, so it is a dataset of its own
+// and written as hyperslabs by every rank) and a small replicated one (packed).
+const Shape kWeightsShape{9000, 33};
+const Shape kBiasShape{5, 7};
+
+// Exactly representable in f32 for the steps used (< 2^24 / 8): a step-1 value never equals a
+// step-2 value, and the period 65521 (prime) does not align with the row length 33.
+float weight_value(int64_t step, int64_t index) {
+  return static_cast<float>(static_cast<double>(step) * 100000.0 +
+                            static_cast<double>(index % 65521) * 0.125);
+}
+double bias_value(int64_t step, int64_t index) {
+  return static_cast<double>(step) * 1.0e6 + 2000.0 + static_cast<double>(index);
+}
+
+// Per-rank opaque state: what a data loader would keep. On a job-size change every new rank
+// takes the saved step, which must be the same in every saved value (else step = -1 flags it).
+struct Progress {
+  int64_t step = 0;
+  int32_t rank = -1;
+  int32_t nranks = 0;
+  std::vector<int64_t> history;  // steps saved so far, to exercise a variable-size blob
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    ar & step & rank & nranks & history;
+  }
+};
+
+class ProgressState : public State<Progress> {
+ public:
+  ProgressState() : State<Progress>(StateScope::kPerRank) {}
+  bool load_rescaled(const std::vector<std::string>& saved, int rank) override {
+    std::optional<int64_t> step;
+    for (const std::string& bytes : saved) {
+      load_bytes(bytes);
+      if (step && *step != value().step) step = -1;
+      if (!step) step = value().step;
+    }
+    value().step = step.value_or(-1);
+    value().rank = rank;
+    return true;
+  }
+};
+
+struct Model {
+  std::shared_ptr<Variable> weights;
+  std::shared_ptr<Variable> bias;
+  std::shared_ptr<ProgressState> progress = std::make_shared<ProgressState>();
+  Checkpoint ckpt;
+
+  explicit Model(const Session& s)
+      : weights(Variable::create<float>(s, kWeightsShape, Layout::block(0))),
+        bias(Variable::create<double>(s, kBiasShape, Layout::replicated())),
+        ckpt(s, {{"weights", weights}, {"bias", bias}, {"progress", progress}}) {}
+};
+
+// Visits every local element of `v` with its row-major global index.
+template <class T, class Fn>
+void for_each_element(Variable& v, Fn&& fn) {
+  for (std::size_t b = 0; b < v.local_boxes().size(); ++b) {
+    const Box& box = v.local_boxes()[b];
+    std::span<T> data = v.local<T>(b);
+    for (int64_t i = 0; i < box.volume(); ++i) {
+      int64_t rem = i, global = 0, stride = 1;
+      for (std::size_t d = box.rank(); d-- > 0;) {
+        global += (box.offset[d] + rem % box.count[d]) * stride;
+        rem /= box.count[d];
+        stride *= v.shape()[d];
+      }
+      fn(data[static_cast<std::size_t>(i)], global);
+    }
+  }
+}
+
+void fill(Model& m, const Session& s, int64_t step) {
+  for_each_element<float>(*m.weights, [&](float& x, int64_t g) { x = weight_value(step, g); });
+  for_each_element<double>(*m.bias, [&](double& x, int64_t g) { x = bias_value(step, g); });
+  Progress& p = m.progress->value();
+  p.step = step;
+  p.rank = s.rank();
+  p.nranks = s.size();
+  p.history.push_back(step);
+}
+
+// Local. Mismatching elements of this rank; prints the first few.
+int64_t count_mismatches(Model& m, const Session& s, int64_t step) {
+  int64_t bad = 0;
+  auto report = [&](const char* key, int64_t g, double got, double want) {
+    if (++bad <= 3)
+      std::fprintf(stderr, "crash_saver: rank %d: %s[%lld] = %.17g, expected %.17g (step %lld)\n",
+                   s.rank(), key, static_cast<long long>(g), got, want,
+                   static_cast<long long>(step));
+  };
+  for_each_element<float>(*m.weights, [&](float& x, int64_t g) {
+    if (x != weight_value(step, g)) report("weights", g, x, weight_value(step, g));
+  });
+  for_each_element<double>(*m.bias, [&](double& x, int64_t g) {
+    if (x != bias_value(step, g)) report("bias", g, x, bias_value(step, g));
+  });
+  const Progress& p = m.progress->value();
+  if (p.step != step || p.rank != s.rank()) {
+    ++bad;
+    std::fprintf(stderr, "crash_saver: rank %d: progress state step=%lld rank=%d, expected %lld\n",
+                 s.rank(), static_cast<long long>(p.step), p.rank, static_cast<long long>(step));
+  }
+  return bad;
+}
+
+int run_save(const Session& s, const std::string& dir, int64_t step) {
+  Model m(s);
+  if (const auto latest = latest_checkpoint(s, dir)) m.ckpt.restore(*latest).assert_consumed();
+  fill(m, s, step);
+  const std::string path = m.ckpt.save(dir + "/ckpt");
+  if (m.ckpt.save_counter() != step) {
+    if (s.rank() == 0)
+      std::fprintf(stderr, "crash_saver: saved %s with save_counter %lld, expected %lld\n",
+                   path.c_str(), static_cast<long long>(m.ckpt.save_counter()),
+                   static_cast<long long>(step));
+    return 1;
+  }
+  if (s.rank() == 0)
+    std::printf("crash_saver: saved step %lld to %s on %d ranks\n", static_cast<long long>(step),
+                path.c_str(), s.size());
+  return 0;
+}
+
+int run_verify(const Session& s, const std::string& path, int64_t step) {
+  Model m(s);
+  RestoreStatus status = m.ckpt.restore(path);
+  status.assert_consumed();
+  const int64_t bad = s.comm().allreduce_sum(count_mismatches(m, s, step));
+  const bool counter_ok = m.ckpt.save_counter() == step;
+  if (s.rank() == 0) {
+    if (!counter_ok)
+      std::fprintf(stderr, "crash_saver: %s has save_counter %lld, expected %lld\n", path.c_str(),
+                   static_cast<long long>(m.ckpt.save_counter()), static_cast<long long>(step));
+    std::printf("crash_saver: %s: %s on %d ranks (saved on %d): %lld mismatching values\n",
+                bad == 0 && counter_ok ? "verified" : "FAILED", path.c_str(), s.size(),
+                CheckpointReader(path).world_size(), static_cast<long long>(bad));
+  }
+  return bad == 0 && counter_ok ? 0 : 1;
+}
+
+int run(const Session& s, const std::string& verb, const std::string& where, int64_t step) {
+  if (verb == "save") return run_save(s, where, step);
+  if (verb == "verify-file") return run_verify(s, where, step);
+  const auto latest = latest_checkpoint(s, where);
+  const std::string want = where + "/ckpt-" + std::to_string(step) + ".h5";
+  if (!latest || *latest != want) {
+    if (s.rank() == 0)
+      std::fprintf(stderr, "crash_saver: latest checkpoint in %s is %s, expected %s\n",
+                   where.c_str(), latest ? latest->c_str() : "(none)", want.c_str());
+    return 1;
+  }
+  return run_verify(s, *latest, step);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  int rc = 2;
+  const std::string verb = argc > 1 ? argv[1] : "";
+  char* end = nullptr;
+  const long long step = argc == 4 ? std::strtoll(argv[3], &end, 10) : 0;
+  if (argc != 4 || *end != '\0' || step < 1 ||
+      (verb != "save" && verb != "verify" && verb != "verify-file")) {
+    if (rank == 0)
+      std::fprintf(stderr, "usage: crash_saver save|verify DIR STEP | verify-file FILE STEP\n");
+  } else {
+    try {
+      Session session(MPI_COMM_WORLD);
+      rc = run(session, verb, argv[2], step);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "crash_saver: rank %d: %s %s failed: %s\n", rank, verb.c_str(), argv[2],
+                   e.what());
+      rc = 1;
+    }
+  }
+  std::fflush(stdout);
+  MPI_Finalize();
+  return rc;
+}
