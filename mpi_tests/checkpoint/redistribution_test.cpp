@@ -89,6 +89,7 @@ struct Storage {
 const Storage kStorages[] = {
     {"datasets", {.pack_threshold_bytes = 0, .piece_bytes = 40}},
     {"packed", {.pack_threshold_bytes = 1 << 20, .piece_bytes = 1 << 20}},
+    {"collective", {.write_mode = IoMode::kCollective, .pack_threshold_bytes = 100, .piece_bytes = 40}},
 };
 
 TEST(Redistribution, EverySaveAndRestoreRankCountWithLayoutChanges) {
