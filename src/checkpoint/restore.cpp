@@ -7,7 +7,8 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
                                                   const std::string& path) {
   const Comm& comm = session.comm();
   ContainerReader reader(&comm, path);
-  auto context = std::make_shared<RestoreContext>(session, path, reader.manifest(), root);
+  auto context = std::make_shared<RestoreContext>(session, path, reader.manifest(),
+                                                  reader.manifest_text(), root);
   std::vector<RestoreContext::Match> matches;
   try {
     // Validate everywhere before anything is overwritten anywhere.

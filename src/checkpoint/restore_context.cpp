@@ -13,10 +13,14 @@
 namespace cairn::detail {
 
 RestoreContext::RestoreContext(const Session& session, std::string path, Manifest manifest,
-                               std::shared_ptr<Trackable> root)
+                               std::string manifest_text, std::shared_ptr<Trackable> root)
     : session_(&session),
+      rank_(session.rank()),
+      nranks_(session.size()),
+      options_(session.options()),
       path_(std::move(path)),
       manifest_(std::move(manifest)),
+      manifest_text_(std::move(manifest_text)),
       root_(root),
       bound_(manifest_.nodes.size()),
       matched_(manifest_.nodes.size(), 0),
@@ -26,7 +30,7 @@ RestoreContext::RestoreContext(const Session& session, std::string path, Manifes
 }
 
 RestoreContext::~RestoreContext() {
-  if (expect_partial_ || session_->rank() != 0) return;
+  if (expect_partial_ || rank_ != 0) return;
   // Destructors must not communicate: this is rank 0's own view, printed once, summarized.
   LocalAccount a;
   try {
@@ -78,7 +82,7 @@ std::vector<RestoreContext::Match> RestoreContext::slot_matches_for_variable(
 
 std::vector<RestoreContext::Match> RestoreContext::match(int64_t node,
                                                          const std::shared_ptr<Trackable>& object) {
-  std::vector<Match> with_values;
+  std::vector<Match> matched;
   std::deque<Match> queue{{node, object}};
   std::unordered_set<int64_t> visited;  // cycles and shared objects are walked once
   while (!queue.empty()) {
@@ -86,7 +90,7 @@ std::vector<RestoreContext::Match> RestoreContext::match(int64_t node,
     queue.pop_front();
     if (!visited.insert(m.node).second || !bind(m.node, m.object)) continue;
     const NodeRecord& record = manifest_.nodes[static_cast<std::size_t>(m.node)];
-    if (!record.value_key.empty()) with_values.push_back(m);
+    matched.push_back(m);
     for (const auto& [name, child_node] : record.children)
       if (auto child = m.object->child(name)) queue.push_back({child_node, child});
     if (!record.slots.empty()) {
@@ -102,14 +106,22 @@ std::vector<RestoreContext::Match> RestoreContext::match(int64_t node,
     if (record.kind == "variable")
       for (const Match& slot : slot_matches_for_variable(m.node, m.object)) queue.push_back(slot);
   }
-  return with_values;
+  return matched;
 }
 
 void RestoreContext::validate(const std::vector<Match>& matches) const {
   for (const Match& m : matches) {
     const NodeRecord& record = manifest_.nodes[static_cast<std::size_t>(m.node)];
-    const ErrorContext ctx{.rank = session_->rank(), .checkpoint = path_, .key = record.value_key,
+    const ErrorContext ctx{.rank = rank_, .checkpoint = path_,
+                           .key = record.value_key.empty() ? record.path : record.value_key,
                            .operation = "restore"};
+    const bool live_has_value = dynamic_cast<const Variable*>(m.object.get()) ||
+                                dynamic_cast<const StateObject*>(m.object.get());
+    if (record.value_key.empty() && live_has_value)
+      throw Error(ErrorCode::kInvalidArgument,
+                  std::string("the checkpoint holds a ") + record.kind +
+                      " without a value here, the live object is a " + m.object->kind(),
+                  ctx);
     if (auto t = tensor_index_.find(record.value_key); t != tensor_index_.end()) {
       const TensorRecord& saved = manifest_.tensors[t->second];
       const auto* v = dynamic_cast<const Variable*>(m.object.get());
@@ -128,6 +140,12 @@ void RestoreContext::validate(const std::vector<Match>& matches) const {
         throw Error(ErrorCode::kInvalidArgument,
                     "shape mismatch: the variable is " + shape_to_string(v->shape()) +
                         ", the checkpoint holds " + shape_to_string(saved.shape),
+                    ctx);
+      if (v->rank() != rank_ || v->nranks() != nranks_)
+        throw Error(ErrorCode::kShardMismatch,
+                    "variable was created for rank " + std::to_string(v->rank()) + " of " +
+                        std::to_string(v->nranks()) + ", but the session is rank " +
+                        std::to_string(rank_) + " of " + std::to_string(nranks_),
                     ctx);
     } else if (state_index_.count(record.value_key)) {
       const auto* s = dynamic_cast<const StateObject*>(m.object.get());
@@ -162,6 +180,7 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
   for (std::size_t i = 0; i < matches.size(); ++i) {
     const Match& m = matches[i];
     const std::string& key = manifest_.nodes[static_cast<std::size_t>(m.node)].value_key;
+    if (key.empty()) continue;
     if (auto t = tensor_index_.find(key); t != tensor_index_.end()) {
       auto* v = static_cast<Variable*>(m.object.get());
       for (std::size_t b = 0; b < v->local_boxes().size(); ++b) buffers[i].push_back(v->box_bytes(b).data());
@@ -173,8 +192,8 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
     }
   }
   // Blobs are queued only now: `states` no longer grows, so the strings they fill stay put.
-  const int me = session_->rank();
-  const bool same_size = manifest_.world_size == session_->size();
+  const int me = rank_;
+  const bool same_size = manifest_.world_size == nranks_;
   for (PendingState& st : states) {
     const bool one_blob = st.record->scope == StateScope::kGlobal || same_size;
     st.values.resize(one_blob ? 1 : st.record->blobs.size());
@@ -185,7 +204,7 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
     }
     st.values.resize(k);
   }
-  packed.run(reader, session_->options().staging_bytes);
+  packed.run(reader, options_.staging_bytes);
   for (int64_t node : tensor_nodes) restored_[static_cast<std::size_t>(node)] = 1;
   for (PendingState& st : states) {
     bool loaded = false;
@@ -212,7 +231,15 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
 void RestoreContext::restore_deferred(const std::vector<Match>& matches) {
   if (matches.empty()) return;
   validate(matches);
-  if (!local_reader_) local_reader_ = std::make_unique<ContainerReader>(nullptr, path_);
+  if (!local_reader_) {
+    auto reader = std::make_unique<ContainerReader>(nullptr, path_);
+    if (reader->manifest_text() != manifest_text_)
+      throw Error(ErrorCode::kNotFound,
+                  "the checkpoint file was replaced since it was restored; deferred restoration "
+                  "needs the file the restore read",
+                  {.rank = rank_, .checkpoint = path_, .operation = "deferred restore"});
+    local_reader_ = std::move(reader);
+  }
   restore_values(matches, *local_reader_);
 }
 

@@ -26,7 +26,7 @@ struct LocalAccount {
 class RestoreContext : public RestoreHook, public std::enable_shared_from_this<RestoreContext> {
  public:
   RestoreContext(const Session& session, std::string path, Manifest manifest,
-                 std::shared_ptr<Trackable> root);
+                 std::string manifest_text, std::shared_ptr<Trackable> root);
   ~RestoreContext() override;
 
   struct Match {
@@ -35,11 +35,11 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   };
   /// Local. Matches `object` to checkpoint node `node` and, breadth first, everything below it
   /// that has a counterpart (including slot variables whose variable and optimizer both matched).
-  /// Returns the matched objects that carry a value.
   std::vector<Match> match(int64_t node, const std::shared_ptr<Trackable>& object);
-  /// Local. Checks kinds, dtypes and shapes before anything is read; throws naming the key.
+  /// Local. Checks kinds, dtypes, shapes and job size before anything is read; throws naming the
+  /// key.
   void validate(const std::vector<Match>& matches) const;
-  /// Local. Reads and verifies the values of `matches` through `reader`.
+  /// Local. Reads and verifies the values of the matches that carry one through `reader`.
   void restore_values(const std::vector<Match>& matches, ContainerReader& reader);
 
   void on_child_attached(Trackable& parent, int64_t parent_node, const std::string& name,
@@ -52,6 +52,7 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   LocalAccount account() const;
   const Manifest& manifest() const noexcept { return manifest_; }
   const std::string& path() const noexcept { return path_; }
+  /// The session the restore ran in; it must outlive collective status checks.
   const Session& session() const noexcept { return *session_; }
   void set_expect_partial() noexcept { expect_partial_ = true; }
   /// Local. Unbinds every object this restore matched and silences its summary.
@@ -62,9 +63,13 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   std::vector<Match> slot_matches_for_variable(int64_t variable_node, const std::shared_ptr<Trackable>& variable);
   bool bind(int64_t node, const std::shared_ptr<Trackable>& object);
 
-  const Session* session_;
+  const Session* session_;  // only for the collective status checks
+  int rank_;
+  int nranks_;
+  SessionOptions options_;
   std::string path_;
   Manifest manifest_;
+  std::string manifest_text_;  // to recognize the same file when deferred restores reopen it
   std::weak_ptr<Trackable> root_;
   std::unordered_map<std::string, std::size_t> tensor_index_;
   std::unordered_map<std::string, std::size_t> state_index_;

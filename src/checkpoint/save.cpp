@@ -60,13 +60,19 @@ void write_data(ContainerWriter& writer, const SavePlan& plan, const Session& se
                 int64_t region_offset) {
   const bool collective = session.options().write_mode == IoMode::kCollective;
   std::vector<int64_t> calls(plan.max_writes.size(), 0);
+  std::size_t dataset_writes = 0;
+  for (const LocalWrite& w : plan.writes) dataset_writes += plan.tensors[w.tensor].packed ? 0 : 1;
+  // The crash-test hook fires halfway through this rank's dataset writes, or before its packed
+  // write if it has at most one dataset write.
+  const std::size_t halfway = dataset_writes / 2;
   std::size_t done = 0;
+  if (halfway == 0) fault_point("during_data", session.rank());
   for (const LocalWrite& w : plan.writes) {
     if (plan.tensors[w.tensor].packed) continue;
     const std::size_t ds = dataset_of_tensor[w.tensor];
     writer.write(ds, w.written.box, w.buffer, w.buffer_box);
     ++calls[ds];
-    if (++done == plan.writes.size() / 2) fault_point("during_data", session.rank());
+    if (++done == halfway) fault_point("during_data", session.rank());
   }
   if (collective)
     for (std::size_t ds = 0; ds < calls.size(); ++ds)
@@ -118,6 +124,9 @@ SaveStats save_container(const Session& session, const std::shared_ptr<Trackable
     m.states = plan.states;
     merge_local_tables(m, tables, region_offsets);
     manifest_text = encode_manifest(m);
+    // What readers will check, checked before anything is written: ranks whose explicit layouts
+    // disagree would otherwise commit overlapping or incomplete tensors.
+    decode_manifest(manifest_text, path);
   });
   const int64_t manifest_bytes = comm.allreduce_max(static_cast<int64_t>(manifest_text.size()));
 
@@ -127,7 +136,8 @@ SaveStats save_container(const Session& session, const std::shared_ptr<Trackable
   std::vector<std::size_t> dataset_of_tensor(plan.tensors.size(), SIZE_MAX);
   std::size_t packed_dataset = SIZE_MAX, manifest_dataset = SIZE_MAX;
   auto remove_tmp = [&] {
-    if (comm.rank() == 0) std::filesystem::remove(tmp);
+    std::error_code ignored;  // the error being reported matters more than a leftover file
+    if (comm.rank() == 0) std::filesystem::remove(tmp, ignored);
   };
   try {
     comm.run_agreed([&] {

@@ -106,6 +106,10 @@ void pack_small_tensors(SavePlan& plan) {
 SavePlan make_save_plan(const LiveGraph& graph, const Session& session) {
   SavePlan plan;
   const SessionOptions& options = session.options();
+  // Ranks with different options would create different datasets: a hang, or a bad file.
+  plan.signature = "options " + std::to_string(options.pack_threshold_bytes) + " " +
+                   std::to_string(options.piece_bytes) + " " +
+                   std::to_string(static_cast<int>(options.write_mode)) + "\n";
   std::vector<const Variable*> variables;
   std::vector<const StateObject*> states;
   for (const LiveNode& node : graph.nodes) {

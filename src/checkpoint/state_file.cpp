@@ -41,8 +41,8 @@ std::optional<DirectoryState> read_state_file(const std::string& directory) {
   } catch (const json::exception& e) {
     throw Error(ErrorCode::kCorrupt,
                 std::string("the state file is damaged (") + e.what() +
-                    "); refusing to guess which checkpoint is the latest. Inspect the directory "
-                    "with 'cairn list', then remove or repair the state file",
+                    "); refusing to guess which checkpoint is the latest. Inspect the directory, "
+                    "then repair the state file or remove it",
                 {.checkpoint = path, .operation = "read state file"});
   }
 }

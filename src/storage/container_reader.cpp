@@ -14,6 +14,7 @@ constexpr const char* kCommitAttribute = "cairn_commit";
 constexpr const char* kManifestDataset = "/cairn/manifest";
 constexpr const char* kPackedDataset = "/cairn/packed";
 constexpr int64_t kMaxManifestBytes = int64_t{1} << 32;
+constexpr int64_t kMaxTransferBytes = int64_t{1} << 30;
 
 }  // namespace
 
@@ -131,10 +132,17 @@ void ContainerReader::read_region(const TensorRecord& t, const Box& region, void
   h5::Datatype stored(h5::check_id(H5Dget_type(ds), "H5Dget_type", ctx));
   if (H5Tget_size(stored.get()) != H5Tget_size(type.get()))
     throw Error(ErrorCode::kCorrupt, "dataset element size differs from the manifest's dtype", ctx);
-  h5::Dataspace file_sel = h5::select_region(t.shape, Shape(t.shape.size(), 0), region);
-  h5::Dataspace mem_sel = h5::select_region(buffer_box.count, buffer_box.offset, region);
-  if (H5Dread(ds, type.get(), mem_sel.get(), file_sel.get(), H5P_DEFAULT, buffer) < 0)
-    h5::throw_error("cannot read", ctx, ErrorCode::kIo);
+  const auto esize = static_cast<int64_t>(dtype_size(t.dtype));
+  // Single reads stay below 1 GiB: MPI-IO counts are ints.
+  const std::vector<Box> parts = region.volume() * esize > kMaxTransferBytes
+                                     ? split_box(region, esize, kMaxTransferBytes)
+                                     : std::vector<Box>{region};
+  for (const Box& part : parts) {
+    h5::Dataspace file_sel = h5::select_region(t.shape, Shape(t.shape.size(), 0), part);
+    h5::Dataspace mem_sel = h5::select_region(buffer_box.count, buffer_box.offset, part);
+    if (H5Dread(ds, type.get(), mem_sel.get(), file_sel.get(), H5P_DEFAULT, buffer) < 0)
+      h5::throw_error("cannot read", ctx, ErrorCode::kIo);
+  }
 }
 
 void ContainerReader::read_packed(int64_t offset, int64_t bytes, void* out) {

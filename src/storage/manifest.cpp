@@ -1,6 +1,8 @@
 #include "storage/manifest.hpp"
 
+#include <algorithm>
 #include <limits>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
@@ -47,6 +49,27 @@ void check_packed_range(int64_t offset, int64_t bytes, int64_t packed_total,
                 ") lies outside the packed data (" + std::to_string(packed_total) + " bytes)");
 }
 
+// Sweeps boxes sorted by their offset along axis 0: only boxes whose axis-0 ranges overlap are
+// compared, so tiled layouts cost O(n log n) and only hostile input approaches O(n^2).
+template <class BoxOf>
+std::optional<std::pair<Box, Box>> find_overlap(std::vector<const void*> items, BoxOf box_of) {
+  if (items.size() < 2) return std::nullopt;
+  std::sort(items.begin(), items.end(), [&](const void* a, const void* b) {
+    return box_of(a).offset < box_of(b).offset;
+  });
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const Box& a = box_of(items[i]);
+    if (a.empty()) continue;
+    const int64_t a_end = a.rank() ? a.offset[0] + a.count[0] : 1;
+    for (std::size_t j = i + 1; j < items.size(); ++j) {
+      const Box& b = box_of(items[j]);
+      if (b.rank() && b.offset[0] >= a_end) break;
+      if (!b.empty() && intersect(a, b)) return std::make_pair(a, b);
+    }
+  }
+  return std::nullopt;
+}
+
 void validate_tensor(const TensorRecord& t, const Manifest& m, const std::string& ckpt) {
   if (t.key.empty()) corrupt(ckpt, t.key, "empty tensor key");
   if (t.shape.size() > kMaxTensorRank) corrupt(ckpt, t.key, "tensor rank above 32");
@@ -82,8 +105,16 @@ void validate_tensor(const TensorRecord& t, const Manifest& m, const std::string
     }
     if (in_pieces != wb.box.volume())
       corrupt(ckpt, t.key, "pieces of box " + wb.box.to_string() + " do not add up to it");
+    std::vector<const void*> pieces;
+    for (const PieceRecord& p : wb.pieces) pieces.push_back(&p);
+    if (auto o = find_overlap(pieces, [](const void* p) -> const Box& { return static_cast<const PieceRecord*>(p)->box; }))
+      corrupt(ckpt, t.key, "pieces " + o->first.to_string() + " and " + o->second.to_string() + " overlap");
     written += wb.box.volume();
   }
+  std::vector<const void*> boxes;
+  for (const WrittenBox& wb : t.boxes) boxes.push_back(&wb);
+  if (auto o = find_overlap(boxes, [](const void* b) -> const Box& { return static_cast<const WrittenBox*>(b)->box; }))
+    corrupt(ckpt, t.key, "written boxes " + o->first.to_string() + " and " + o->second.to_string() + " overlap");
   if (written != volume)
     corrupt(ckpt, t.key, "written boxes hold " + std::to_string(written) + " elements, shape " +
                              shape_to_string(t.shape) + " has " + std::to_string(volume));
