@@ -7,6 +7,8 @@
 #include "cairn/comm/session.hpp"
 #include "cairn/core/error.hpp"
 #include "cairn/graph/trackable.hpp"
+#include "cairn/manager/manager.hpp"
+#include "cairn/manager/preemption.hpp"
 #include "cairn/optim/optimizer.hpp"
 #include "cairn/state/state.hpp"
 #include "cairn/tensor/layout.hpp"

@@ -51,7 +51,10 @@ struct Progress {
   std::vector<int64_t> history;  // steps saved so far, to exercise a variable-size blob
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
+    // clang-format reads Boost's `ar & x` as a reference declaration.
+    // clang-format off
     ar & step & rank & nranks & history;
+    // clang-format on
   }
 };
 

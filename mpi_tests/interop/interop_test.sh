@@ -77,6 +77,7 @@ read_corrupt() {  # read_corrupt NAME FILE PATTERN READER-ARGS...: the reader mu
 
 # 1. quickstart: every tensor packed; per-rank and global state.
 if [[ -n "$QUICKSTART" ]]; then
+  mkdir -p "$CAIRN_TEST_DIR/quickstart"
   if step quickstart_save "$MPIEXEC" -n "$NP" --oversubscribe "$QUICKSTART" save \
     "$CAIRN_TEST_DIR/quickstart"; then
     read_ok h5py_quickstart "$CAIRN_TEST_DIR/quickstart/ckpt-1.h5" --writer quickstart

@@ -1,5 +1,6 @@
 #include "cairn/checkpoint/checkpoint.hpp"
 
+#include <chrono>
 #include <filesystem>
 
 #include "checkpoint/restore.hpp"
@@ -7,6 +8,15 @@
 #include "checkpoint/state_file.hpp"
 
 namespace cairn {
+namespace {
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
 
 Checkpoint::Checkpoint(const Session& session, Children children)
     : session_(&session), root_(std::make_shared<Module>()) {
@@ -16,8 +26,16 @@ Checkpoint::Checkpoint(const Session& session, Children children)
 std::string Checkpoint::save(const std::string& prefix) {
   const int64_t counter = save_counter_ + 1;
   const std::string path = prefix + "-" + std::to_string(counter) + ".h5";
-  detail::save_container(*session_, root_, path, counter, [&] { detail::record_latest(path); });
+  detail::save_container(*session_, root_, path, counter, [&] {
+    detail::record_latest(path, detail::kPlainSaveOwner, unix_now());
+  });
   save_counter_ = counter;
+  return path;
+}
+
+std::string Checkpoint::save_to(const std::string& path, const std::function<void()>& after_commit) {
+  detail::save_container(*session_, root_, path, save_counter_ + 1, after_commit);
+  ++save_counter_;
   return path;
 }
 

@@ -14,14 +14,62 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-std::string state_path(const std::string& directory) {
+}  // namespace
+
+std::string state_file_path(const std::string& directory) {
   return (fs::path(directory) / kStateFileName).string();
 }
 
-}  // namespace
+std::string encode_state(const DirectoryState& state) {
+  json entries = json::array();
+  for (const StateEntry& e : state.checkpoints) {
+    json j{{"name", e.name}, {"created_unix", e.created_unix}, {"owner", e.owner}};
+    if (e.preserved) j["preserved"] = true;
+    entries.push_back(std::move(j));
+  }
+  return json{{"format", "cairn-state"},
+              {"version", 1},
+              {"latest", state.latest},
+              {"checkpoints", std::move(entries)},
+              {"last_preserved_unix", state.last_preserved_unix}}
+             .dump(2) +
+         "\n";
+}
+
+DirectoryState decode_state(const std::string& text, const std::string& path) {
+  try {
+    const json j = json::parse(text);
+    if (j.at("format").get<std::string>() != "cairn-state")
+      throw Error(ErrorCode::kCorrupt, "not a cairn state file",
+                  {.checkpoint = path, .operation = "read state file"});
+    if (j.at("version").get<int>() > 1)
+      throw Error(ErrorCode::kVersion, "the state file is of a newer version than this cairn reads",
+                  {.checkpoint = path, .operation = "read state file"});
+    DirectoryState state;
+    state.latest = j.at("latest").get<std::string>();
+    for (const json& e : j.at("checkpoints")) {
+      const std::string name = e.at("name").get<std::string>();
+      if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+        throw Error(ErrorCode::kCorrupt, "the state file lists an invalid file name '" + name + "'",
+                    {.checkpoint = path, .operation = "read state file"});
+      state.checkpoints.push_back({name, e.at("created_unix").get<int64_t>(),
+                                   e.at("owner").get<std::string>(), e.value("preserved", false)});
+    }
+    if (j.contains("last_preserved_unix"))
+      state.last_preserved_unix = j.at("last_preserved_unix").get<std::map<std::string, int64_t>>();
+    return state;
+  } catch (const json::exception& e) {
+    throw Error(ErrorCode::kCorrupt,
+                std::string("the state file is damaged (") + e.what() +
+                    "); refusing to guess which checkpoint is the latest. Inspect the directory, "
+                    "then repair the state file, or remove it to let a CheckpointManager rebuild it "
+                    "from the committed checkpoints present",
+                {.checkpoint = path, .operation = "read state file"});
+  }
+}
 
 std::optional<DirectoryState> read_state_file(const std::string& directory) {
-  const std::string path = state_path(directory);
+  const std::string path = state_file_path(directory);
   std::error_code ec;
   if (!fs::exists(path, ec)) {
     if (ec)
@@ -29,36 +77,20 @@ std::optional<DirectoryState> read_state_file(const std::string& directory) {
                   {.checkpoint = path, .operation = "read state file"});
     return std::nullopt;
   }
-  const std::string text = read_whole_file(path);
-  try {
-    const json j = json::parse(text);
-    if (j.at("format").get<std::string>() != "cairn-state")
-      throw Error(ErrorCode::kCorrupt, "not a cairn state file", {.checkpoint = path});
-    DirectoryState state;
-    state.latest = j.at("latest").get<std::string>();
-    state.checkpoints = j.at("checkpoints").get<std::vector<std::string>>();
-    return state;
-  } catch (const json::exception& e) {
-    throw Error(ErrorCode::kCorrupt,
-                std::string("the state file is damaged (") + e.what() +
-                    "); refusing to guess which checkpoint is the latest. Inspect the directory, "
-                    "then repair the state file or remove it",
-                {.checkpoint = path, .operation = "read state file"});
-  }
+  return decode_state(read_whole_file(path), path);
 }
 
 void write_state_file(const std::string& directory, const DirectoryState& state) {
-  const json j{{"format", "cairn-state"}, {"version", 1}, {"latest", state.latest},
-               {"checkpoints", state.checkpoints}};
-  write_file_atomically(state_path(directory), j.dump(2) + "\n");
+  write_file_atomically(state_file_path(directory), encode_state(state));
 }
 
-void record_latest(const std::string& checkpoint_path) {
+void record_latest(const std::string& checkpoint_path, const std::string& owner,
+                   int64_t created_unix) {
   const std::string directory = parent_directory(checkpoint_path);
   DirectoryState state = read_state_file(directory).value_or(DirectoryState{});
   const std::string name = fs::path(checkpoint_path).filename().string();
-  std::erase(state.checkpoints, name);
-  state.checkpoints.push_back(name);
+  std::erase_if(state.checkpoints, [&](const StateEntry& e) { return e.name == name; });
+  state.checkpoints.push_back({name, created_unix, owner, false});
   state.latest = name;
   write_state_file(directory, state);
 }

@@ -2,6 +2,7 @@
 // tf.train.Checkpoint for MPI jobs: one HDF5 container per checkpoint, written by every rank in
 // parallel, restorable on any number of ranks with any layout.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,7 +41,10 @@ class Checkpoint {
   int64_t save_counter() const noexcept { return save_counter_; }
 
  private:
-  std::string write_impl(const std::string& path, int64_t counter);
+  friend class CheckpointManager;
+  /// Collective. Like save(), but to `path`; `after_commit` runs on rank 0 once the file is in
+  /// place, instead of the state-file update save() does.
+  std::string save_to(const std::string& path, const std::function<void()>& after_commit);
   RestoreStatus load(const std::string& path, bool restore_counter);
 
   const Session* session_;

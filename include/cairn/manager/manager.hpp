@@ -1,0 +1,93 @@
+#pragma once
+// CheckpointManager: tf.train.CheckpointManager for MPI jobs. Retention, save intervals,
+// restore_or_initialize with fallback to the newest checkpoint that restores, recovery of the
+// directory after crashes, and deletion of only the checkpoints it owns.
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cairn/checkpoint/checkpoint.hpp"
+
+namespace cairn {
+
+namespace detail {
+struct DirectoryState;
+}
+
+struct ManagerOptions {
+  /// How many of this manager's checkpoints to keep; nullopt keeps all. Zero or negative is
+  /// rejected.
+  std::optional<int> max_to_keep = 5;
+  /// Additionally keep one checkpoint per this many hours for good (never deleted).
+  std::optional<double> keep_checkpoint_every_n_hours;
+  /// File names are "<checkpoint_name>-<number>.h5".
+  std::string checkpoint_name = "ckpt";
+  /// With step_counter: save() skips saves until the step advanced this much since the last one.
+  std::optional<int64_t> checkpoint_interval;
+  /// The training step, read at each save (required with checkpoint_interval).
+  std::function<int64_t()> step_counter;
+  /// Seconds since the epoch; the system clock by default. Tests substitute their own.
+  std::function<int64_t()> clock;
+};
+
+/// Why a candidate checkpoint was skipped by restore_or_initialize().
+struct SkippedCheckpoint {
+  std::string path;
+  std::string reason;
+};
+
+struct RestoreOutcome {
+  std::optional<std::string> path;        // what was restored; nullopt: initialized instead
+  std::optional<RestoreStatus> status;    // the restore's status when something was restored
+  std::vector<SkippedCheckpoint> skipped;  // newer checkpoints that failed, newest first
+};
+
+class CheckpointManager {
+ public:
+  /// Collective over the checkpoint's session. Reads the directory's state file (rank 0) and
+  /// recovers it: entries whose files are gone are dropped, committed files of this manager's
+  /// naming newer than the state file knows (a crash between commit and state update) are adopted,
+  /// temporary files of crashed saves of this manager's naming are deleted. What was done is in
+  /// recovery_notes() and printed once by rank 0. A damaged state file is an error on every rank.
+  CheckpointManager(Checkpoint& checkpoint, std::string directory, ManagerOptions options = {});
+
+  /// Collective. Saves "<name>-<number>.h5" (number: `checkpoint_number`, else the incremented
+  /// save_counter), records it as the latest, then deletes this manager's checkpoints beyond
+  /// max_to_keep (except preserved ones). Returns nullopt when `check_interval` is true and the
+  /// step counter has not advanced by checkpoint_interval since the last save.
+  std::optional<std::string> save(std::optional<int64_t> checkpoint_number = std::nullopt,
+                                  bool check_interval = true);
+
+  /// Collective. Restores the newest checkpoint in the directory that restores cleanly; a
+  /// checkpoint that is missing, truncated, uncommitted or fails its checksums is skipped (and
+  /// reported) in favour of the next newest. With no checkpoint at all, runs `init` instead.
+  /// Throws if checkpoints exist but none can be restored.
+  RestoreOutcome restore_or_initialize(const std::function<void()>& init = nullptr);
+
+  /// Local. Paths of this manager's checkpoints that retention may still delete, oldest first.
+  std::vector<std::string> checkpoints() const;
+  /// Local. The latest checkpoint of the directory (any owner), or nullopt.
+  std::optional<std::string> latest_checkpoint() const;
+  const std::string& directory() const noexcept { return directory_; }
+  /// Local. What the constructor found and repaired, one line each.
+  const std::vector<std::string>& recovery_notes() const noexcept { return notes_; }
+  /// Local. Step of the last save, if the step counter is set and a save happened.
+  std::optional<int64_t> last_saved_step() const noexcept { return last_saved_step_; }
+
+ private:
+  std::string owner() const;
+  std::string path_of(const std::string& name) const;
+  void sweep(detail::DirectoryState& state, std::vector<std::string>& deleted_names);
+
+  Checkpoint* checkpoint_;
+  std::string directory_;
+  ManagerOptions options_;
+  std::vector<std::string> notes_;
+  std::optional<int64_t> last_saved_step_;
+  struct State;
+  std::shared_ptr<State> state_;  // the directory state as every rank sees it
+};
+
+}  // namespace cairn

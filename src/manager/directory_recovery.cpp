@@ -1,0 +1,111 @@
+#include "manager/directory_recovery.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+
+#include "cairn/core/error.hpp"
+#include "storage/container_reader.hpp"
+
+namespace cairn::detail {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Digits only, no sign, no leading '+': "<name>-<digits><suffix>" with nothing else.
+int64_t number_before(const std::string& file, const std::string& name, const std::string& suffix_start) {
+  const std::string prefix = name + "-";
+  if (file.size() <= prefix.size() || file.compare(0, prefix.size(), prefix) != 0) return -1;
+  std::size_t i = prefix.size(), digits = 0;
+  int64_t value = 0;
+  while (i < file.size() && file[i] >= '0' && file[i] <= '9' && digits < 18) {
+    value = value * 10 + (file[i] - '0');
+    ++i;
+    ++digits;
+  }
+  if (digits == 0 || file.compare(i, suffix_start.size(), suffix_start) != 0) return -1;
+  return value;
+}
+
+bool is_temporary_of(const std::string& file, const std::string& name) {
+  const auto pos = file.find(".h5.tmp-");
+  return pos != std::string::npos && number_before(file, name, ".h5.tmp-") >= 0;
+}
+
+}  // namespace
+
+int64_t checkpoint_number(const std::string& file, const std::string& name) {
+  const int64_t n = number_before(file, name, ".h5");
+  return n >= 0 && file.size() == name.size() + 1 + std::to_string(n).size() + 3 ? n : -1;
+}
+
+DirectoryState recover_directory(const std::string& directory, const std::string& name,
+                                 const std::string& owner, int64_t now_unix,
+                                 std::vector<std::string>& notes) {
+  std::error_code ec;
+  if (!fs::is_directory(directory, ec))
+    throw Error(ErrorCode::kNotFound, "checkpoint directory does not exist",
+                {.checkpoint = directory, .operation = "open checkpoint directory"});
+  auto existing = read_state_file(directory);
+  const bool had_state = existing.has_value();
+  DirectoryState state = existing.value_or(DirectoryState{});
+  bool changed = false;
+
+  const std::size_t before = state.checkpoints.size();
+  std::erase_if(state.checkpoints, [&](const StateEntry& e) {
+    if (fs::exists(fs::path(directory) / e.name)) return false;
+    notes.push_back("dropped '" + e.name + "' from the state file: the file is gone");
+    return true;
+  });
+  changed |= state.checkpoints.size() != before;
+
+  int64_t newest_recorded = -1;
+  for (const StateEntry& e : state.checkpoints)
+    if (e.owner == owner) newest_recorded = std::max(newest_recorded, checkpoint_number(e.name, name));
+
+  std::map<int64_t, std::string> unrecorded;
+  for (const auto& entry : fs::directory_iterator(directory, ec)) {
+    if (!entry.is_regular_file()) continue;
+    const std::string file = entry.path().filename().string();
+    if (is_temporary_of(file, name)) {
+      fs::remove(entry.path(), ec);
+      notes.push_back(ec ? "could not delete leftover '" + file + "': " + ec.message()
+                         : "deleted '" + file + "', left by a save that did not complete");
+      continue;
+    }
+    const int64_t n = checkpoint_number(file, name);
+    if (n < 0) continue;
+    const bool recorded = std::any_of(state.checkpoints.begin(), state.checkpoints.end(),
+                                      [&](const StateEntry& e) { return e.name == file; });
+    if (!recorded && (!had_state || n > newest_recorded)) unrecorded.emplace(n, file);
+  }
+  for (const auto& [n, file] : unrecorded) {
+    const std::string path = (fs::path(directory) / file).string();
+    try {
+      ContainerReader probe(nullptr, path);
+      state.checkpoints.push_back({file, probe.commit_mark().committed_unix, owner, false});
+      state.latest = file;
+      changed = true;
+      notes.push_back("adopted '" + file + "': committed, but " +
+                      (had_state ? std::string("newer than the state file knew (a crash between "
+                                               "commit and state update)")
+                                 : std::string("there was no state file")));
+    } catch (const Error& e) {
+      notes.push_back("ignored '" + file + "': " + e.what());
+    }
+  }
+  if (!state.latest.empty() &&
+      std::none_of(state.checkpoints.begin(), state.checkpoints.end(),
+                   [&](const StateEntry& e) { return e.name == state.latest; })) {
+    state.latest = state.checkpoints.empty() ? "" : state.checkpoints.back().name;
+    changed = true;
+  }
+  if (!state.last_preserved_unix.count(owner)) {
+    state.last_preserved_unix[owner] = now_unix;
+    changed = true;
+  }
+  if (changed) write_state_file(directory, state);
+  return state;
+}
+
+}  // namespace cairn::detail

@@ -1,0 +1,205 @@
+#include "cairn/manager/manager.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "checkpoint/state_file.hpp"
+#include "manager/directory_recovery.hpp"
+
+namespace cairn {
+namespace {
+
+namespace fs = std::filesystem;
+
+int64_t system_clock_unix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+struct CheckpointManager::State {
+  detail::DirectoryState directory;
+};
+
+CheckpointManager::CheckpointManager(Checkpoint& checkpoint, std::string directory,
+                                     ManagerOptions options)
+    : checkpoint_(&checkpoint),
+      directory_(std::move(directory)),
+      options_(std::move(options)),
+      state_(std::make_shared<State>()) {
+  const Comm& comm = checkpoint_->session().comm();
+  const ErrorContext ctx{.rank = comm.rank(), .checkpoint = directory_, .operation = "CheckpointManager"};
+  if (!options_.clock) options_.clock = system_clock_unix;
+  std::string state_text, notes_text;
+  comm.run_agreed([&] {
+    if (options_.max_to_keep && *options_.max_to_keep <= 0)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "max_to_keep must be positive (or unset to keep every checkpoint), got " +
+                      std::to_string(*options_.max_to_keep), ctx);
+    if (options_.checkpoint_interval && !options_.step_counter)
+      throw Error(ErrorCode::kInvalidArgument, "checkpoint_interval needs a step_counter", ctx);
+    if (options_.checkpoint_interval && *options_.checkpoint_interval < 0)
+      throw Error(ErrorCode::kInvalidArgument, "checkpoint_interval must not be negative", ctx);
+    if (options_.keep_checkpoint_every_n_hours && *options_.keep_checkpoint_every_n_hours <= 0)
+      throw Error(ErrorCode::kInvalidArgument, "keep_checkpoint_every_n_hours must be positive", ctx);
+    if (options_.checkpoint_name.empty() || options_.checkpoint_name.find('/') != std::string::npos)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "checkpoint_name must be a non-empty file name prefix without '/'", ctx);
+    if (comm.rank() != 0) return;
+    std::vector<std::string> notes;
+    const detail::DirectoryState state =
+        detail::recover_directory(directory_, options_.checkpoint_name, owner(), options_.clock(), notes);
+    state_text = detail::encode_state(state);
+    for (const std::string& n : notes) notes_text += n + '\n';
+  });
+  comm.broadcast(state_text, 0);
+  comm.broadcast(notes_text, 0);
+  state_->directory = detail::decode_state(state_text, detail::state_file_path(directory_));
+  for (std::size_t start = 0; start < notes_text.size();) {
+    const std::size_t end = notes_text.find('\n', start);
+    notes_.push_back(notes_text.substr(start, end - start));
+    start = end + 1;
+  }
+  if (comm.rank() == 0)
+    for (const std::string& n : notes_)
+      std::fprintf(stderr, "cairn: %s: %s\n", directory_.c_str(), n.c_str());
+}
+
+std::string CheckpointManager::owner() const { return "manager:" + options_.checkpoint_name; }
+
+std::string CheckpointManager::path_of(const std::string& name) const {
+  return (fs::path(directory_) / name).string();
+}
+
+std::vector<std::string> CheckpointManager::checkpoints() const {
+  std::vector<std::string> out;
+  for (const detail::StateEntry& e : state_->directory.checkpoints)
+    if (e.owner == owner() && !e.preserved) out.push_back(path_of(e.name));
+  return out;
+}
+
+std::optional<std::string> CheckpointManager::latest_checkpoint() const {
+  if (state_->directory.latest.empty()) return std::nullopt;
+  return path_of(state_->directory.latest);
+}
+
+// Rank 0, after the new checkpoint is recorded: retires this manager's oldest checkpoints beyond
+// max_to_keep, preserving one per keep_checkpoint_every_n_hours. Other owners' files are untouched.
+void CheckpointManager::sweep(detail::DirectoryState& st, std::vector<std::string>& deleted) {
+  if (!options_.max_to_keep) return;
+  std::vector<std::size_t> managed;
+  for (std::size_t i = 0; i < st.checkpoints.size(); ++i)
+    if (st.checkpoints[i].owner == owner() && !st.checkpoints[i].preserved) managed.push_back(i);
+  const auto keep = static_cast<std::size_t>(*options_.max_to_keep);
+  if (managed.size() <= keep) return;
+  std::vector<std::size_t> retire(managed.begin(), managed.end() - static_cast<std::ptrdiff_t>(keep));
+  std::vector<std::string> to_delete;
+  int64_t& last_preserved = st.last_preserved_unix[owner()];
+  for (std::size_t i : retire) {
+    detail::StateEntry& e = st.checkpoints[i];
+    if (options_.keep_checkpoint_every_n_hours &&
+        static_cast<double>(e.created_unix - last_preserved) >=
+            *options_.keep_checkpoint_every_n_hours * 3600.0) {
+      e.preserved = true;
+      last_preserved = e.created_unix;
+    } else {
+      to_delete.push_back(e.name);
+    }
+  }
+  // The state file stops naming a checkpoint before its file goes: a crash in between leaves an
+  // orphan file, never a state file pointing at nothing.
+  std::erase_if(st.checkpoints, [&](const detail::StateEntry& e) {
+    return std::find(to_delete.begin(), to_delete.end(), e.name) != to_delete.end();
+  });
+  detail::write_state_file(directory_, st);
+  for (const std::string& name : to_delete) {
+    std::error_code ec;
+    fs::remove(path_of(name), ec);
+    if (ec)
+      std::fprintf(stderr, "cairn: could not delete old checkpoint '%s': %s\n", path_of(name).c_str(),
+                   ec.message().c_str());
+    else
+      deleted.push_back(name);
+  }
+}
+
+std::optional<std::string> CheckpointManager::save(std::optional<int64_t> checkpoint_number,
+                                                   bool check_interval) {
+  const Comm& comm = checkpoint_->session().comm();
+  const std::optional<int64_t> step =
+      options_.step_counter ? std::optional<int64_t>(options_.step_counter()) : std::nullopt;
+  int64_t skip = 0;
+  if (check_interval && options_.checkpoint_interval && step && last_saved_step_)
+    skip = *step - *last_saved_step_ < *options_.checkpoint_interval ? 1 : 0;
+  // Every rank must take the same branch: if any rank wants to save, all do.
+  if (comm.allreduce_min(skip) == 1) return std::nullopt;
+
+  const int64_t number = checkpoint_number.value_or(checkpoint_->save_counter() + 1);
+  if (number < 0)
+    throw Error(ErrorCode::kInvalidArgument, "checkpoint numbers must not be negative",
+                {.rank = comm.rank(), .checkpoint = directory_, .operation = "save"});
+  const std::string name = options_.checkpoint_name + "-" + std::to_string(number) + ".h5";
+  const std::string path = path_of(name);
+  std::vector<std::string> deleted;
+  checkpoint_->save_to(path, [&] {
+    // Work on a copy: if anything below fails, this manager's view stays what the disk says.
+    detail::DirectoryState st = state_->directory;
+    std::erase_if(st.checkpoints, [&](const detail::StateEntry& e) { return e.name == name; });
+    st.checkpoints.push_back({name, options_.clock(), owner(), false});
+    st.latest = name;
+    detail::write_state_file(directory_, st);
+    sweep(st, deleted);
+    state_->directory = std::move(st);
+  });
+  std::string state_text = comm.rank() == 0 ? detail::encode_state(state_->directory) : "";
+  comm.broadcast(state_text, 0);
+  state_->directory = detail::decode_state(state_text, detail::state_file_path(directory_));
+  if (step) last_saved_step_ = step;
+  return path;
+}
+
+RestoreOutcome CheckpointManager::restore_or_initialize(const std::function<void()>& init) {
+  const Comm& comm = checkpoint_->session().comm();
+  RestoreOutcome outcome;
+  const auto& entries = state_->directory.checkpoints;
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+    const std::string path = path_of(it->name);
+    try {
+      outcome.status.emplace(checkpoint_->restore(path));
+      outcome.path = path;
+      break;
+    } catch (const Error& e) {
+      // Damage falls back to an older checkpoint; a program that no longer fits its checkpoint
+      // (shapes, dtypes, a newer format) must not silently resume from an older one.
+      if (e.code() != ErrorCode::kCorrupt && e.code() != ErrorCode::kNotFound &&
+          e.code() != ErrorCode::kIo)
+        throw;
+      outcome.skipped.push_back({path, e.what()});
+    }
+  }
+  if (comm.rank() == 0)
+    for (const SkippedCheckpoint& s : outcome.skipped)
+      std::fprintf(stderr, "cairn: skipped checkpoint '%s': %s\n", s.path.c_str(), s.reason.c_str());
+  if (!outcome.path && !outcome.skipped.empty()) {
+    std::string reasons;
+    for (const SkippedCheckpoint& s : outcome.skipped) reasons += "\n  - " + s.path + ": " + s.reason;
+    throw Error::from_remote(ErrorCode::kCorrupt,
+                             "corrupt: none of the " + std::to_string(outcome.skipped.size()) +
+                                 " checkpoints in '" + directory_ + "' can be restored; refusing to "
+                                 "start from scratch:" + reasons);
+  }
+  if (outcome.path) {
+    if (comm.rank() == 0 && !outcome.skipped.empty())
+      std::fprintf(stderr, "cairn: restored '%s' (the newest checkpoint that restores)\n",
+                   outcome.path->c_str());
+    if (options_.step_counter) last_saved_step_ = options_.step_counter();
+    return outcome;
+  }
+  if (init) init();
+  return outcome;
+}
+
+}  // namespace cairn
