@@ -158,9 +158,14 @@ TEST(Integrity, FailedSaveLeavesThePreviousCheckpointAndLatestIntact) {
   EXPECT_THROW(bad->track("gap", std::make_shared<Variable>(session(), DType::kF32, Shape{5},
                                                             Layout::explicit_boxes(boxes))),
                Error);
-  std::filesystem::create_directories(dir + "/ro");
-  // A save into a missing directory fails everywhere and changes nothing.
-  expect_error_everywhere([&] { ckpt.save(dir + "/missing/ck"); }, ErrorCode::kIo, {"missing"});
+  // A save whose directory cannot be created (a file is in the way) fails everywhere and changes
+  // nothing; a merely missing directory is created.
+  if (session().rank() == 0) std::ofstream(dir + "/blocker") << "a file, not a directory";
+  MPI_Barrier(MPI_COMM_WORLD);
+  expect_error_everywhere([&] { ckpt.write(dir + "/blocker/sub/x.h5"); }, ErrorCode::kIo,
+                          {"cannot create the checkpoint directory"});
+  Checkpoint elsewhere(session(), {{"v", v}});
+  EXPECT_EQ(elsewhere.write(dir + "/new/sub/x.h5"), dir + "/new/sub/x.h5");
   EXPECT_EQ(ckpt.save_counter(), 1);
   EXPECT_EQ(latest_checkpoint(session(), dir), first);
   for (const auto& entry : std::filesystem::directory_iterator(dir))

@@ -160,7 +160,8 @@ run_case() {
   while IFS= read -r tmp; do
     if [[ "$phase" == before_rename ]]; then
       run_mpi "$dir.verify-tmp.log" "" 1 verify-file "$tmp" 2
-      expect_ok "$dir.verify-tmp.log" "verify-file of the committed but unrenamed $(basename "$tmp")"
+      expect_ok "$dir.verify-tmp.log" \
+        "verify-file of the committed but unrenamed $(basename "$tmp")"
     else
       run_mpi "$dir.verify-tmp.log" "" 1 verify-file "$tmp" 2
       LOGS+=("$dir.verify-tmp.log")

@@ -64,7 +64,8 @@ def quickstart_expected(args):
             for slot, base in (("m", 100), ("v", 200)):
                 key = f"{path}/.OPTIMIZER_SLOT/optimizer/{slot}/.ATTRIBUTES/VARIABLE_VALUE"
                 tensors[key] = (dtype, shape, None, value(base + ident))
-    tensors["optimizer/iterations/.ATTRIBUTES/VARIABLE_VALUE"] = ("i64", [], None, lambda i: 3 + 0 * i)
+    tensors["optimizer/iterations/.ATTRIBUTES/VARIABLE_VALUE"] = ("i64", [], None,
+                                                                  lambda i: 3 + 0 * i)
     states = {"loader/.ATTRIBUTES/STATE": "per_rank", "run/.ATTRIBUTES/STATE": "global"}
     return tensors, states, 1
 

@@ -28,7 +28,7 @@ for candidate in "${CAIRN_PYTHON:-}" python3 /usr/bin/python3; do
   fi
 done
 if [[ -z "$PYTHON" ]]; then
-  echo "FAIL: no python3 with h5py and numpy (install python3-h5py python3-numpy, see scripts/setup)"
+  echo "FAIL: no python3 with h5py and numpy (scripts/setup installs python3-h5py, python3-numpy)"
   exit 1
 fi
 echo "interop: reader $READER with $PYTHON; $MPIEXEC -n $NP"
@@ -89,7 +89,8 @@ fi
 # 2. crash_saver: a tensor stored as its own HDF5 dataset, written as hyperslabs by every rank.
 saver_dir="$CAIRN_TEST_DIR/saver"
 mkdir -p "$saver_dir"
-if step crash_saver_save "$MPIEXEC" -n "$NP" --oversubscribe "$CRASH_SAVER" save "$saver_dir" 1; then
+if step crash_saver_save "$MPIEXEC" -n "$NP" --oversubscribe "$CRASH_SAVER" save \
+  "$saver_dir" 1; then
   ckpt="$saver_dir/ckpt-1.h5"
   read_ok h5py_dataset "$ckpt" --writer crash_saver --step 1
 

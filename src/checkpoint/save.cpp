@@ -96,6 +96,13 @@ SaveStats save_container(const Session& session, const std::shared_ptr<Trackable
   SavePlan plan;
   comm.run_agreed([&] {
     if (path.empty()) throw Error(ErrorCode::kInvalidArgument, "empty checkpoint path", ctx);
+    if (comm.rank() == 0) {
+      // As tf.train.Checkpoint does, a missing directory is created.
+      std::error_code ec;
+      std::filesystem::create_directories(parent_directory(path), ec);
+      if (ec)
+        throw Error(ErrorCode::kIo, "cannot create the checkpoint directory: " + ec.message(), ctx);
+    }
     graph = walk_graph(root);
     plan = make_save_plan(graph, session);
   });
