@@ -26,21 +26,25 @@ Checkpoint::Checkpoint(const Session& session, Children children)
 std::string Checkpoint::save(const std::string& prefix) {
   const int64_t counter = save_counter_ + 1;
   const std::string path = prefix + "-" + std::to_string(counter) + ".h5";
-  detail::save_container(*session_, root_, path, counter, [&] {
+  const detail::SaveStats stats = detail::save_container(*session_, root_, path, counter, [&] {
     detail::record_latest(path, detail::kPlainSaveOwner, unix_now());
   });
+  last_save_ = {path, stats.bytes, stats.seconds};
   save_counter_ = counter;
   return path;
 }
 
 std::string Checkpoint::save_to(const std::string& path, const std::function<void()>& after_commit) {
-  detail::save_container(*session_, root_, path, save_counter_ + 1, after_commit);
+  const detail::SaveStats stats =
+      detail::save_container(*session_, root_, path, save_counter_ + 1, after_commit);
+  last_save_ = {path, stats.bytes, stats.seconds};
   ++save_counter_;
   return path;
 }
 
 std::string Checkpoint::write(const std::string& path) {
-  detail::save_container(*session_, root_, path, save_counter_, nullptr);
+  const detail::SaveStats stats = detail::save_container(*session_, root_, path, save_counter_, nullptr);
+  last_save_ = {path, stats.bytes, stats.seconds};
   return path;
 }
 

@@ -45,8 +45,8 @@ void Adam::apply(const std::shared_ptr<Variable>& variable, std::span<const doub
 
   detail::dispatch_floating("Adam", variable->dtype(), [&]<class T>(T) {
     const std::span<T> weights = variable->local_all<T>();
-    const std::span<T> m = add_slot(variable, "m")->local_all<T>();
-    const std::span<T> v = add_slot(variable, "v")->local_all<T>();
+    const std::span<T> m = aligned_slot(variable, "m")->local_all<T>();
+    const std::span<T> v = aligned_slot(variable, "v")->local_all<T>();
 #pragma omp parallel for schedule(static) if (n > detail::kParallelUpdateElements)
     for (int64_t i = 0; i < n; ++i) {
       const double g = gradient[i];

@@ -16,11 +16,17 @@ std::shared_ptr<Variable> Optimizer::get_slot(const Variable& variable,
 std::shared_ptr<Variable> Optimizer::add_slot(const std::shared_ptr<Variable>& variable,
                                               const std::string& name) {
   if (!variable) throw Error(ErrorCode::kInvalidArgument, "add_slot: variable is null");
+  return add_slot(variable, name, variable->layout());
+}
+
+std::shared_ptr<Variable> Optimizer::add_slot(const std::shared_ptr<Variable>& variable,
+                                              const std::string& name, const Layout& layout) {
+  if (!variable) throw Error(ErrorCode::kInvalidArgument, "add_slot: variable is null");
   if (name.empty()) throw Error(ErrorCode::kInvalidArgument, "add_slot: slot name is empty");
   if (auto existing = get_slot(*variable, name)) return existing;
 
   auto slot = std::make_shared<Variable>(variable->rank(), variable->nranks(), variable->dtype(),
-                                         variable->shape(), variable->layout());
+                                         variable->shape(), layout);
   slots_.push_back(Slot{variable, name, slot});
   try {
     // Overwrites the entry of a dead variable that had the same address.
@@ -32,6 +38,17 @@ std::shared_ptr<Variable> Optimizer::add_slot(const std::shared_ptr<Variable>& v
   // Copy the hook: restoring the slot may rebind this optimizer.
   if (const std::shared_ptr<RestoreHook> hook = restore_binding().hook)
     hook->on_slot_added(*this, restore_binding().node, variable, name, slot);
+  return slot;
+}
+
+std::shared_ptr<Variable> Optimizer::aligned_slot(const std::shared_ptr<Variable>& variable,
+                                                  const std::string& name) {
+  auto slot = add_slot(variable, name);
+  if (slot->local_boxes() != variable->local_boxes())
+    throw Error(ErrorCode::kInvalidArgument,
+                "slot '" + name + "' is laid out as " + slot->layout().describe() +
+                    ", unlike its variable (" + variable->layout().describe() +
+                    "); apply() needs both laid out alike");
   return slot;
 }
 

@@ -27,7 +27,7 @@ void SGD::apply(const std::shared_ptr<Variable>& variable, std::span<const doubl
         weights[i] = static_cast<T>(static_cast<double>(weights[i]) - lr * gradient[i]);
       return;
     }
-    const std::span<T> velocity = add_slot(variable, "momentum")->local_all<T>();
+    const std::span<T> velocity = aligned_slot(variable, "momentum")->local_all<T>();
     const bool nesterov = options_.nesterov;
 #pragma omp parallel for schedule(static) if (n > detail::kParallelUpdateElements)
     for (int64_t i = 0; i < n; ++i) {

@@ -15,6 +15,13 @@
 
 namespace cairn {
 
+/// What one save or write did, for progress lines.
+struct SaveInfo {
+  std::string path;
+  int64_t bytes = 0;   // tensor and state bytes written by all ranks together
+  double seconds = 0;  // from the call to the durable commit
+};
+
 class Checkpoint {
  public:
   using Children = std::vector<std::pair<std::string, std::shared_ptr<Trackable>>>;
@@ -39,6 +46,8 @@ class Checkpoint {
 
   /// Local. Number of save() calls, including those of the checkpoint last restored.
   int64_t save_counter() const noexcept { return save_counter_; }
+  /// Local. The last successful save() or write() of this object.
+  const SaveInfo& last_save() const noexcept { return last_save_; }
 
  private:
   friend class CheckpointManager;
@@ -50,6 +59,7 @@ class Checkpoint {
   const Session* session_;
   std::shared_ptr<Module> root_;
   int64_t save_counter_ = 0;
+  SaveInfo last_save_;
 };
 
 /// The name of the state file kept in a checkpoint directory.

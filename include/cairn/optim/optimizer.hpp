@@ -29,6 +29,11 @@ class Optimizer : public Trackable {
   /// dtype, shape and layout. A slot created after a restore that saved it is restored now.
   std::shared_ptr<Variable> add_slot(const std::shared_ptr<Variable>& variable,
                                      const std::string& name);
+  /// Local. As above, but the slot is laid out by `layout`: optimizer state sharded differently
+  /// from its (e.g. replicated) variable, as in ZeRO stage 1. Updating such slots is the caller's
+  /// job; apply() requires slots laid out like their variable.
+  std::shared_ptr<Variable> add_slot(const std::shared_ptr<Variable>& variable,
+                                     const std::string& name, const Layout& layout);
   /// Local. Every slot, in creation order.
   const std::vector<Slot>& slots() const noexcept { return slots_; }
 
@@ -36,6 +41,12 @@ class Optimizer : public Trackable {
   /// storage order). f32 and f64 variables are supported.
   virtual void apply(const std::shared_ptr<Variable>& variable,
                      std::span<const double> gradient) = 0;
+
+ protected:
+  /// Local. add_slot(), but throws if an existing slot is laid out unlike `variable` (apply()
+  /// updates element by element).
+  std::shared_ptr<Variable> aligned_slot(const std::shared_ptr<Variable>& variable,
+                                         const std::string& name);
 
  private:
   std::vector<Slot> slots_;
