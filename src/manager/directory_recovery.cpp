@@ -43,8 +43,9 @@ DirectoryState recover_directory(const std::string& directory, const std::string
                                  const std::string& owner, int64_t now_unix,
                                  std::vector<std::string>& notes) {
   std::error_code ec;
-  if (!fs::is_directory(directory, ec))
-    throw Error(ErrorCode::kNotFound, "checkpoint directory does not exist",
+  fs::create_directories(directory, ec);  // a new run's directory, as a save would create it
+  if (ec || !fs::is_directory(directory))
+    throw Error(ErrorCode::kIo, "cannot create the checkpoint directory" + (ec ? ": " + ec.message() : ""),
                 {.checkpoint = directory, .operation = "open checkpoint directory"});
   auto existing = read_state_file(directory);
   const bool had_state = existing.has_value();
