@@ -1,11 +1,14 @@
 #include "cairn/checkpoint/checkpoint.hpp"
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 
+#include "checkpoint/async_saver.hpp"
 #include "checkpoint/restore.hpp"
 #include "checkpoint/save.hpp"
 #include "checkpoint/state_file.hpp"
+#include "storage/hdf5_lock.hpp"
 
 namespace cairn {
 namespace {
@@ -23,7 +26,67 @@ Checkpoint::Checkpoint(const Session& session, Children children)
   for (auto& [name, child] : children) root_->track(name, std::move(child));
 }
 
+Checkpoint::~Checkpoint() = default;  // ~AsyncSaver joins and reports an unobserved failure
+Checkpoint::Checkpoint(Checkpoint&& other) noexcept = default;
+
+void Checkpoint::wait() {
+  if (!async_ || !async_->pending()) return;
+  try {
+    const detail::SaveStats stats = async_->wait();
+    last_save_ = {async_->path(), stats.bytes, stats.seconds};
+  } catch (...) {
+    save_counter_ = counter_before_async_;
+    throw;
+  }
+}
+
+bool Checkpoint::save_in_flight() const noexcept { return async_ && async_->pending(); }
+
+std::string Checkpoint::save_async_to(const std::string& path, int64_t counter,
+                                      const std::function<void()>& after_commit,
+                                      const std::function<void(const Comm&)>& after_save) {
+  wait();
+  if (session_->thread_level() < MPI_THREAD_MULTIPLE) {
+    static bool told = false;
+    if (!told && session_->rank() == 0)
+      std::fprintf(stderr, "cairn: MPI was not initialized with MPI_THREAD_MULTIPLE; asynchronous "
+                           "saves run synchronously\n");
+    told = true;
+    const detail::SaveStats stats =
+        detail::save_container(*session_, root_, path, counter, after_commit);
+    if (after_save) after_save(session_->comm());
+    last_save_ = {path, stats.bytes, stats.seconds};
+    save_counter_ = counter;
+    return path;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  detail::wait_for_background_saves();  // another Checkpoint's save must not overlap this one
+  detail::PreparedSave prepared = detail::prepare_save(*session_, root_, path, counter);
+  if (!async_) async_ = std::make_unique<detail::AsyncSaver>();
+  detail::stage_plan(prepared.plan, async_->staging(detail::staging_bytes_needed(prepared.plan)));
+  counter_before_async_ = save_counter_;
+  save_counter_ = counter;
+  async_->start(session_->background_comm(), std::move(prepared), after_commit, after_save);
+  last_async_blocked_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return path;
+}
+
+std::string Checkpoint::save_async(const std::string& prefix) {
+  wait();
+  const int64_t counter = save_counter_ + 1;
+  const std::string path = prefix + "-" + std::to_string(counter) + ".h5";
+  return save_async_to(path, counter, [path] {
+    detail::record_latest(path, detail::kPlainSaveOwner, unix_now());
+  }, nullptr);
+}
+
+std::string Checkpoint::write_async(const std::string& path) {
+  wait();
+  return save_async_to(path, save_counter_, nullptr, nullptr);
+}
+
 std::string Checkpoint::save(const std::string& prefix) {
+  wait();
   const int64_t counter = save_counter_ + 1;
   const std::string path = prefix + "-" + std::to_string(counter) + ".h5";
   const detail::SaveStats stats = detail::save_container(*session_, root_, path, counter, [&] {
@@ -35,6 +98,7 @@ std::string Checkpoint::save(const std::string& prefix) {
 }
 
 std::string Checkpoint::save_to(const std::string& path, const std::function<void()>& after_commit) {
+  wait();
   const detail::SaveStats stats =
       detail::save_container(*session_, root_, path, save_counter_ + 1, after_commit);
   last_save_ = {path, stats.bytes, stats.seconds};
@@ -43,12 +107,14 @@ std::string Checkpoint::save_to(const std::string& path, const std::function<voi
 }
 
 std::string Checkpoint::write(const std::string& path) {
+  wait();
   const detail::SaveStats stats = detail::save_container(*session_, root_, path, save_counter_, nullptr);
   last_save_ = {path, stats.bytes, stats.seconds};
   return path;
 }
 
 RestoreStatus Checkpoint::load(const std::string& path, bool restore_counter) {
+  wait();
   auto context = detail::restore_container(*session_, root_, path);
   if (restore_counter) save_counter_ = context->manifest().save_counter;
   return RestoreStatus(std::move(context));

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "storage/container_reader.hpp"
+#include "storage/hdf5_lock.hpp"
 #include "storage/tensor_read.hpp"
 
 namespace cairn {
@@ -20,11 +21,20 @@ const TensorRecord& find_tensor(const detail::ContainerReader& reader, const std
 
 }  // namespace
 
-CheckpointReader::CheckpointReader(const std::string& path)
-    : impl_(std::make_unique<detail::ContainerReader>(nullptr, path)) {}
-CheckpointReader::~CheckpointReader() = default;
+CheckpointReader::CheckpointReader(const std::string& path) {
+  std::lock_guard<std::recursive_mutex> hdf5(detail::hdf5_mutex());
+  impl_ = std::make_unique<detail::ContainerReader>(nullptr, path);
+}
+CheckpointReader::~CheckpointReader() {
+  std::lock_guard<std::recursive_mutex> hdf5(detail::hdf5_mutex());
+  impl_.reset();
+}
 CheckpointReader::CheckpointReader(CheckpointReader&&) noexcept = default;
-CheckpointReader& CheckpointReader::operator=(CheckpointReader&&) noexcept = default;
+CheckpointReader& CheckpointReader::operator=(CheckpointReader&& other) noexcept {
+  std::lock_guard<std::recursive_mutex> hdf5(detail::hdf5_mutex());
+  impl_ = std::move(other.impl_);
+  return *this;
+}
 
 std::vector<VariableInfo> CheckpointReader::list_variables() const {
   std::vector<VariableInfo> out;
@@ -37,6 +47,7 @@ std::vector<VariableInfo> CheckpointReader::list_variables() const {
 
 std::vector<std::byte> CheckpointReader::load_bytes(const std::string& key,
                                                     const std::optional<Box>& slice) const {
+  std::lock_guard<std::recursive_mutex> hdf5(detail::hdf5_mutex());
   const TensorRecord& t = find_tensor(*impl_, key);
   const Box box = slice.value_or(Box::whole(t.shape));
   if (box.rank() != t.shape.size() || box.offset.size() != t.shape.size() || !inside_shape(box, t.shape))
@@ -52,6 +63,7 @@ std::vector<std::byte> CheckpointReader::load_bytes(const std::string& key,
 }
 
 std::string CheckpointReader::load_state(const std::string& key, int rank) const {
+  std::lock_guard<std::recursive_mutex> hdf5(detail::hdf5_mutex());
   for (const StateRecord& s : impl_->manifest().states) {
     if (s.key != key) continue;
     for (const StateBlob& blob : s.blobs) {

@@ -1,11 +1,15 @@
 #include "checkpoint/restore.hpp"
 
+#include "storage/hdf5_lock.hpp"
+
 namespace cairn::detail {
 
 std::shared_ptr<RestoreContext> restore_container(const Session& session,
                                                   const std::shared_ptr<Trackable>& root,
                                                   const std::string& path) {
   const Comm& comm = session.comm();
+  wait_for_background_saves();
+  std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
   ContainerReader reader(&comm, path);
   auto context = std::make_shared<RestoreContext>(session, path, reader.manifest(),
                                                   reader.manifest_text(), root);

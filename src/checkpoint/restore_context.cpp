@@ -8,6 +8,7 @@
 #include "cairn/state/state.hpp"
 #include "cairn/tensor/variable.hpp"
 #include "checkpoint/graph_walk.hpp"
+#include "storage/hdf5_lock.hpp"
 #include "storage/tensor_read.hpp"
 
 namespace cairn::detail {
@@ -231,6 +232,7 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
 void RestoreContext::restore_deferred(const std::vector<Match>& matches) {
   if (matches.empty()) return;
   validate(matches);
+  std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
   if (!local_reader_) {
     auto reader = std::make_unique<ContainerReader>(nullptr, path_);
     if (reader->manifest_text() != manifest_text_)

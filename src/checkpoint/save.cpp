@@ -12,6 +12,7 @@
 #include "storage/container_writer.hpp"
 #include "storage/durable_file.hpp"
 #include "storage/fault_injection.hpp"
+#include "storage/hdf5_lock.hpp"
 #include "storage/manifest.hpp"
 
 namespace cairn::detail {
@@ -55,10 +56,10 @@ std::string temporary_name(const Comm& comm, const std::string& path) {
   return path + ".tmp-" + id;
 }
 
-void write_data(ContainerWriter& writer, const SavePlan& plan, const Session& session,
+void write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode mode,
                 const std::vector<std::size_t>& dataset_of_tensor, std::size_t packed_dataset,
                 int64_t region_offset) {
-  const bool collective = session.options().write_mode == IoMode::kCollective;
+  const bool collective = mode == IoMode::kCollective;
   std::vector<int64_t> calls(plan.max_writes.size(), 0);
   std::size_t dataset_writes = 0;
   for (const LocalWrite& w : plan.writes) dataset_writes += plan.tensors[w.tensor].packed ? 0 : 1;
@@ -66,13 +67,13 @@ void write_data(ContainerWriter& writer, const SavePlan& plan, const Session& se
   // write if it has at most one dataset write.
   const std::size_t halfway = dataset_writes / 2;
   std::size_t done = 0;
-  if (halfway == 0) fault_point("during_data", session.rank());
+  if (halfway == 0) fault_point("during_data", rank);
   for (const LocalWrite& w : plan.writes) {
     if (plan.tensors[w.tensor].packed) continue;
     const std::size_t ds = dataset_of_tensor[w.tensor];
     writer.write(ds, w.written.box, w.buffer, w.buffer_box);
     ++calls[ds];
-    if (++done == halfway) fault_point("during_data", session.rank());
+    if (++done == halfway) fault_point("during_data", rank);
   }
   if (collective)
     for (std::size_t ds = 0; ds < calls.size(); ++ds)
@@ -84,16 +85,11 @@ void write_data(ContainerWriter& writer, const SavePlan& plan, const Session& se
 
 }  // namespace
 
-SaveStats save_container(const Session& session, const std::shared_ptr<Trackable>& root,
-                         const std::string& path, int64_t save_counter,
-                         const std::function<void()>& after_commit) {
+PreparedSave prepare_save(const Session& session, const std::shared_ptr<Trackable>& root,
+                          const std::string& path, int64_t save_counter) {
   const Comm& comm = session.comm();
-  const auto start = std::chrono::steady_clock::now();
   const ErrorContext ctx{.rank = comm.rank(), .checkpoint = path, .operation = "save"};
-
-  // 1. Plan locally, then agree that every rank could and that all describe the same graph.
-  LiveGraph graph;
-  SavePlan plan;
+  PreparedSave prepared{path, save_counter, session.options(), {}, {}, std::chrono::steady_clock::now()};
   comm.run_agreed([&] {
     if (path.empty()) throw Error(ErrorCode::kInvalidArgument, "empty checkpoint path", ctx);
     if (comm.rank() == 0) {
@@ -103,10 +99,20 @@ SaveStats save_container(const Session& session, const std::shared_ptr<Trackable
       if (ec)
         throw Error(ErrorCode::kIo, "cannot create the checkpoint directory: " + ec.message(), ctx);
     }
-    graph = walk_graph(root);
-    plan = make_save_plan(graph, session);
+    const LiveGraph graph = walk_graph(root);
+    prepared.plan = make_save_plan(graph, session);
+    for (const LiveNode& node : graph.nodes) prepared.nodes.push_back(node.record);
   });
-  agree_on_signature(comm, plan.signature, path);
+  agree_on_signature(comm, prepared.plan.signature, path);
+  return prepared;
+}
+
+SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
+                      const std::function<void()>& after_commit) {
+  const std::string& path = prepared.path;
+  SavePlan& plan = prepared.plan;
+  std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
+  compute_checksums(plan);
 
   // 2. Rank 0 assembles the manifest from every rank's table.
   const std::vector<int64_t> region_sizes =
@@ -122,11 +128,11 @@ SaveStats save_container(const Session& session, const std::shared_ptr<Trackable
     Manifest m;
     m.library_version = CAIRN_VERSION;
     m.world_size = comm.size();
-    m.save_counter = save_counter;
+    m.save_counter = prepared.save_counter;
     m.created_unix = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch()).count();
     m.packed_bytes = packed_total;
-    for (const LiveNode& node : graph.nodes) m.nodes.push_back(node.record);
+    m.nodes = prepared.nodes;
     m.tensors = plan.tensors;
     m.states = plan.states;
     merge_local_tables(m, tables, region_offsets);
@@ -139,6 +145,7 @@ SaveStats save_container(const Session& session, const std::shared_ptr<Trackable
 
   // 3. Write everything into a temporary file; nobody can mistake it for a checkpoint.
   const std::string tmp = temporary_name(comm, path);
+  const IoMode write_mode = prepared.options.write_mode;
   std::unique_ptr<ContainerWriter> writer;
   std::vector<std::size_t> dataset_of_tensor(plan.tensors.size(), SIZE_MAX);
   std::size_t packed_dataset = SIZE_MAX, manifest_dataset = SIZE_MAX;
@@ -148,7 +155,7 @@ SaveStats save_container(const Session& session, const std::shared_ptr<Trackable
   };
   try {
     comm.run_agreed([&] {
-      writer = std::make_unique<ContainerWriter>(comm, tmp, session.options().write_mode);
+      writer = std::make_unique<ContainerWriter>(comm, tmp, write_mode);
       for (std::size_t i = 0; i < plan.tensors.size(); ++i)
         if (!plan.tensors[i].packed)
           dataset_of_tensor[i] = writer->create_dataset(plan.tensors[i].dataset,
@@ -161,11 +168,11 @@ SaveStats save_container(const Session& session, const std::shared_ptr<Trackable
     fault_point("before_data", comm.rank());
     std::unique_ptr<Error> failure;
     try {
-      write_data(*writer, plan, session, dataset_of_tensor, packed_dataset,
+      write_data(*writer, plan, comm.rank(), write_mode, dataset_of_tensor, packed_dataset,
                  region_offsets[static_cast<std::size_t>(comm.rank())]);
       if (comm.rank() == 0)
         writer->write_bytes(manifest_dataset, 0, manifest_text.data(), manifest_bytes);
-      else if (session.options().write_mode == IoMode::kCollective)
+      else if (write_mode == IoMode::kCollective)
         writer->write_nothing(manifest_dataset);
     } catch (const Error& e) {
       failure = std::make_unique<Error>(e);
@@ -204,8 +211,16 @@ SaveStats save_container(const Session& session, const std::shared_ptr<Trackable
       local_bytes += w.written.box.volume() * static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
   SaveStats stats;
   stats.bytes = comm.allreduce_sum(local_bytes);
-  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - prepared.started).count();
   return stats;
+}
+
+SaveStats save_container(const Session& session, const std::shared_ptr<Trackable>& root,
+                         const std::string& path, int64_t save_counter,
+                         const std::function<void()>& after_commit) {
+  wait_for_background_saves();
+  PreparedSave prepared = prepare_save(session, root, path, save_counter);
+  return commit_save(session.comm(), prepared, after_commit);
 }
 
 }  // namespace cairn::detail

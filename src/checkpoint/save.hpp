@@ -1,11 +1,13 @@
 #pragma once
 // The collective save of one checkpoint container, with the crash-safe commit protocol.
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include "cairn/comm/session.hpp"
 #include "cairn/graph/trackable.hpp"
+#include "checkpoint/save_plan.hpp"
 
 namespace cairn::detail {
 
@@ -14,9 +16,30 @@ struct SaveStats {
   double seconds = 0;
 };
 
-/// Collective over the session. Writes the graph under `root` to `path` (through a temporary file,
-/// committed only if every rank succeeded). `after_commit` runs on rank 0 once the file is in
-/// place (e.g. to update the directory's state file); its failure is reported on every rank.
+/// A save whose local work is done: what each rank writes, from buffers the plan points at.
+struct PreparedSave {
+  std::string path;
+  int64_t save_counter = 0;
+  SessionOptions options;
+  std::vector<NodeRecord> nodes;
+  SavePlan plan;
+  std::chrono::steady_clock::time_point started;
+};
+
+/// Collective over the session's communicator. Walks the graph, plans, and agrees that every rank
+/// could and that all describe the same graph. The plan still points at the live variables.
+PreparedSave prepare_save(const Session& session, const std::shared_ptr<Trackable>& root,
+                          const std::string& path, int64_t save_counter);
+
+/// Collective over `comm` (the session's, or its background communicator). Checksums, manifest,
+/// parallel write into a temporary file, agreement, commit. `after_commit` runs on rank 0 once
+/// the file is in place (e.g. to update the directory's state file); its failure is reported on
+/// every rank. Holds the process's HDF5 lock throughout.
+SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
+                      const std::function<void()>& after_commit);
+
+/// Collective over the session. prepare_save() and commit_save() in one go, after waiting for
+/// this process's background saves.
 SaveStats save_container(const Session& session, const std::shared_ptr<Trackable>& root,
                          const std::string& path, int64_t save_counter,
                          const std::function<void()>& after_commit);

@@ -66,6 +66,8 @@ void plan_tensor(SavePlan& plan, std::size_t index, const Variable& v, const Ses
   if (!t.packed) plan.max_writes.push_back(max_writes);
 }
 
+}  // namespace
+
 void compute_checksums(SavePlan& plan) {
   struct Job {
     PieceRecord* piece;
@@ -86,6 +88,8 @@ void compute_checksums(SavePlan& plan) {
   }
 }
 
+namespace {
+
 void pack_small_tensors(SavePlan& plan) {
   for (LocalWrite& w : plan.writes) {
     const TensorRecord& t = plan.tensors[w.tensor];
@@ -98,6 +102,17 @@ void pack_small_tensors(SavePlan& plan) {
       copy_region(w.buffer, w.buffer_box, plan.packed_region.data() + p.packed_offset, p.box,
                   p.box, esize);
     }
+  }
+}
+
+// Packed writes read from the packed region from now on: a snapshot independent of the live
+// variables. Pointers are set only now that the region no longer grows.
+void point_packed_writes_at_region(SavePlan& plan) {
+  for (LocalWrite& w : plan.writes) {
+    if (!plan.tensors[w.tensor].packed) continue;
+    const PieceRecord& p = w.written.pieces.front();
+    w.buffer = plan.packed_region.data() + p.packed_offset;
+    w.buffer_box = p.box;
   }
 }
 
@@ -142,7 +157,6 @@ SavePlan make_save_plan(const LiveGraph& graph, const Session& session) {
     }
   }
   for (std::size_t i = 0; i < plan.tensors.size(); ++i) plan_tensor(plan, i, *variables[i], session);
-  compute_checksums(plan);
   pack_small_tensors(plan);
   for (std::size_t i = 0; i < states.size(); ++i) {
     const bool mine = states[i]->scope() == StateScope::kPerRank ||
@@ -162,7 +176,38 @@ SavePlan make_save_plan(const LiveGraph& graph, const Session& session) {
     append_packed(plan, bytes.data(), blob.blob.bytes, blob.blob.packed_offset);
     plan.blobs.push_back(blob);
   }
+  point_packed_writes_at_region(plan);
   return plan;
+}
+
+int64_t staging_bytes_needed(const SavePlan& plan) {
+  int64_t bytes = 0;
+  for (const LocalWrite& w : plan.writes)
+    if (!plan.tensors[w.tensor].packed)
+      bytes += w.written.box.volume() * static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
+  return bytes;
+}
+
+void stage_plan(SavePlan& plan, std::byte* staging) {
+  struct Copy {
+    LocalWrite* write;
+    std::byte* to;
+  };
+  std::vector<Copy> copies;
+  int64_t offset = 0;
+  for (LocalWrite& w : plan.writes) {
+    if (plan.tensors[w.tensor].packed) continue;
+    copies.push_back({&w, staging + offset});
+    offset += w.written.box.volume() * static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
+  }
+  // copy_region itself runs its large copies with OpenMP.
+  for (const Copy& c : copies) {
+    LocalWrite& w = *c.write;
+    const auto esize = static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
+    copy_region(w.buffer, w.buffer_box, c.to, w.written.box, w.written.box, esize);
+    w.buffer = c.to;
+    w.buffer_box = w.written.box;
+  }
 }
 
 std::string encode_local_table(const SavePlan& plan) {

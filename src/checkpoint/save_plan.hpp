@@ -35,9 +35,17 @@ struct SavePlan {
   std::vector<int64_t> max_writes;
 };
 
-/// Local. Builds this rank's plan from the walked graph and fills checksums (in parallel).
-/// Throws cairn::Error naming the key for invalid layouts or a variable built for another job size.
+/// Local. Builds this rank's plan from the walked graph: small tensors and opaque state are copied
+/// into the packed region; large tensors still point at the live variables. Throws cairn::Error
+/// naming the key for invalid layouts or a variable built for another job size.
 SavePlan make_save_plan(const LiveGraph& graph, const Session& session);
+/// Local. Fills every piece's checksum from the buffers the writes point at (in parallel).
+void compute_checksums(SavePlan& plan);
+/// Local. Bytes of the writes that still point at live variables.
+int64_t staging_bytes_needed(const SavePlan& plan);
+/// Local. Copies those writes into `staging` (staging_bytes_needed() bytes) and points them there:
+/// afterwards the plan no longer reads the live variables.
+void stage_plan(SavePlan& plan, std::byte* staging);
 
 /// Local. Encodes this rank's writes and blobs for the gather to rank 0.
 std::string encode_local_table(const SavePlan& plan);

@@ -19,7 +19,7 @@ MPI_Comm require_initialized(MPI_Comm comm) {
 }  // namespace
 
 Session::Session(MPI_Comm comm, SessionOptions options)
-    : comm_(require_initialized(comm)), options_(options) {
+    : comm_(require_initialized(comm)), background_comm_(comm), options_(options) {
   check_mpi(MPI_Query_thread(&thread_level_), "MPI_Query_thread");
   if (options_.pack_threshold_bytes < 0 || options_.piece_bytes <= 0 || options_.staging_bytes <= 0)
     throw Error(ErrorCode::kInvalidArgument,

@@ -6,6 +6,7 @@
 
 #include "cairn/core/error.hpp"
 #include "storage/container_reader.hpp"
+#include "storage/hdf5_lock.hpp"
 
 namespace cairn::detail {
 namespace {
@@ -83,6 +84,7 @@ DirectoryState recover_directory(const std::string& directory, const std::string
   for (const auto& [n, file] : unrecorded) {
     const std::string path = (fs::path(directory) / file).string();
     try {
+      std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
       ContainerReader probe(nullptr, path);
       state.checkpoints.push_back({file, probe.commit_mark().committed_unix, owner, false});
       state.latest = file;

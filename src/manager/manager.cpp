@@ -74,14 +74,16 @@ std::string CheckpointManager::path_of(const std::string& name) const {
   return (fs::path(directory_) / name).string();
 }
 
-std::vector<std::string> CheckpointManager::checkpoints() const {
+std::vector<std::string> CheckpointManager::checkpoints() {
+  wait();
   std::vector<std::string> out;
   for (const detail::StateEntry& e : state_->directory.checkpoints)
     if (e.owner == owner() && !e.preserved) out.push_back(path_of(e.name));
   return out;
 }
 
-std::optional<std::string> CheckpointManager::latest_checkpoint() const {
+std::optional<std::string> CheckpointManager::latest_checkpoint() {
+  wait();
   if (state_->directory.latest.empty()) return std::nullopt;
   return path_of(state_->directory.latest);
 }
@@ -128,6 +130,30 @@ void CheckpointManager::sweep(detail::DirectoryState& st, std::vector<std::strin
 
 std::optional<std::string> CheckpointManager::save(std::optional<int64_t> checkpoint_number,
                                                    bool check_interval) {
+  return save_impl(checkpoint_number, check_interval, /*async=*/false);
+}
+
+std::optional<std::string> CheckpointManager::save_async(std::optional<int64_t> checkpoint_number,
+                                                         bool check_interval) {
+  return save_impl(checkpoint_number, check_interval, /*async=*/true);
+}
+
+void CheckpointManager::wait() {
+  try {
+    checkpoint_->wait();  // joins the background thread, which produced pending_
+  } catch (...) {
+    pending_.reset();  // the failed save changed nothing on disk that this view should show
+    throw;
+  }
+  if (pending_) {
+    state_->directory = std::move(pending_->directory);
+    pending_.reset();
+  }
+}
+
+std::optional<std::string> CheckpointManager::save_impl(std::optional<int64_t> checkpoint_number,
+                                                        bool check_interval, bool async) {
+  wait();
   const Comm& comm = checkpoint_->session().comm();
   const std::optional<int64_t> step =
       options_.step_counter ? std::optional<int64_t>(options_.step_counter()) : std::nullopt;
@@ -143,25 +169,37 @@ std::optional<std::string> CheckpointManager::save(std::optional<int64_t> checkp
                 {.rank = comm.rank(), .checkpoint = directory_, .operation = "save"});
   const std::string name = options_.checkpoint_name + "-" + std::to_string(number) + ".h5";
   const std::string path = path_of(name);
-  std::vector<std::string> deleted;
-  checkpoint_->save_to(path, [&] {
-    // Work on a copy: if anything below fails, this manager's view stays what the disk says.
-    detail::DirectoryState st = state_->directory;
+  // Rank 0 records the checkpoint and retires old ones once it is committed; then every rank
+  // takes rank 0's view. Both steps work on copies until they succeed.
+  auto next = std::make_shared<State>(*state_);
+  auto after_commit = [this, name, next] {
+    detail::DirectoryState& st = next->directory;
     std::erase_if(st.checkpoints, [&](const detail::StateEntry& e) { return e.name == name; });
     st.checkpoints.push_back({name, options_.clock(), owner(), false});
     st.latest = name;
     detail::write_state_file(directory_, st);
+    std::vector<std::string> deleted;
     sweep(st, deleted);
-    state_->directory = std::move(st);
-  });
-  std::string state_text = comm.rank() == 0 ? detail::encode_state(state_->directory) : "";
-  comm.broadcast(state_text, 0);
-  state_->directory = detail::decode_state(state_text, detail::state_file_path(directory_));
+  };
+  auto share = [this, next](const Comm& c) {
+    std::string text = c.rank() == 0 ? detail::encode_state(next->directory) : "";
+    c.broadcast(text, 0);
+    next->directory = detail::decode_state(text, detail::state_file_path(directory_));
+  };
+  if (async) {
+    pending_ = next;
+    checkpoint_->save_async_to(path, checkpoint_->save_counter() + 1, after_commit, share);
+  } else {
+    checkpoint_->save_to(path, after_commit);
+    share(comm);
+    state_->directory = std::move(next->directory);
+  }
   if (step) last_saved_step_ = step;
   return path;
 }
 
 RestoreOutcome CheckpointManager::restore_or_initialize(const std::function<void()>& init) {
+  wait();
   const Comm& comm = checkpoint_->session().comm();
   RestoreOutcome outcome;
   const auto& entries = state_->directory.checkpoints;

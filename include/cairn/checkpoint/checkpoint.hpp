@@ -15,6 +15,10 @@
 
 namespace cairn {
 
+namespace detail {
+class AsyncSaver;
+}
+
 /// What one save or write did, for progress lines.
 struct SaveInfo {
   std::string path;
@@ -28,6 +32,11 @@ class Checkpoint {
 
   /// Local. The checkpoint's root object gets `children` as named dependencies.
   Checkpoint(const Session& session, Children children = {});
+  /// Waits for a save still in flight; reports (on stderr) a background failure nobody observed.
+  /// Call wait() before MPI_Finalize: a background save needs MPI.
+  ~Checkpoint();
+  Checkpoint(Checkpoint&&) noexcept;
+  Checkpoint& operator=(Checkpoint&&) = delete;
 
   /// Local. The root of the object graph (add more dependencies with root().track()).
   Module& root() noexcept { return *root_; }
@@ -39,6 +48,23 @@ class Checkpoint {
   /// Collective over the session. Writes exactly `path`; neither the counter nor the state file
   /// change. Returns `path`.
   std::string write(const std::string& path);
+  /// Collective over the session. save(), asynchronously: returns once this rank's values are
+  /// copied into staging memory (reused between saves; as large as the rank's share of the
+  /// checkpoint), while a background thread writes and commits with the same protocol, on the
+  /// session's background communicator. At most one save is in flight: the next save, write,
+  /// read or restore waits for it first. Needs MPI_THREAD_MULTIPLE; with less, it saves
+  /// synchronously and says so once. The counter advances now and rolls back if the save fails.
+  std::string save_async(const std::string& prefix);
+  /// Collective over the session. write(), asynchronously.
+  std::string write_async(const std::string& path);
+  /// Local. Waits for the save in flight, if any; throws its error, which is the same on every
+  /// rank (the background save agrees on its outcome), and the checkpoint never became latest.
+  void wait();
+  /// Local. Whether a background save is still running or unobserved.
+  bool save_in_flight() const noexcept;
+  /// Local. Seconds the last save_async() blocked its caller (planning and staging copy).
+  double last_async_blocked_seconds() const noexcept { return last_async_blocked_; }
+
   /// Collective over the session. Restores values, but not save_counter.
   RestoreStatus read(const std::string& path);
   /// Collective over the session. Restores values and save_counter.
@@ -54,12 +80,20 @@ class Checkpoint {
   /// Collective. Like save(), but to `path`; `after_commit` runs on rank 0 once the file is in
   /// place, instead of the state-file update save() does.
   std::string save_to(const std::string& path, const std::function<void()>& after_commit);
+  /// Collective. save_to(), asynchronously; `after_save` runs on every rank in the background
+  /// thread once the save succeeded, with the background communicator.
+  std::string save_async_to(const std::string& path, int64_t counter,
+                            const std::function<void()>& after_commit,
+                            const std::function<void(const Comm&)>& after_save);
   RestoreStatus load(const std::string& path, bool restore_counter);
 
   const Session* session_;
   std::shared_ptr<Module> root_;
   int64_t save_counter_ = 0;
   SaveInfo last_save_;
+  std::unique_ptr<detail::AsyncSaver> async_;
+  int64_t counter_before_async_ = 0;
+  double last_async_blocked_ = 0;
 };
 
 /// The name of the state file kept in a checkpoint directory.

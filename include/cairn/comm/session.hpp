@@ -27,6 +27,9 @@ class Session {
   explicit Session(MPI_Comm comm, SessionOptions options = {});
 
   const Comm& comm() const noexcept { return comm_; }
+  /// A second duplicate, used only by background (asynchronous) saves so that their collectives
+  /// never mix with those of the calling thread or of the user's communicators.
+  const Comm& background_comm() const noexcept { return background_comm_; }
   int rank() const noexcept { return comm_.rank(); }
   int size() const noexcept { return comm_.size(); }
   const SessionOptions& options() const noexcept { return options_; }
@@ -35,6 +38,7 @@ class Session {
 
  private:
   Comm comm_;
+  Comm background_comm_;
   SessionOptions options_;
   int thread_level_ = MPI_THREAD_SINGLE;
 };

@@ -59,6 +59,12 @@ class CheckpointManager {
   /// step counter has not advanced by checkpoint_interval since the last save.
   std::optional<std::string> save(std::optional<int64_t> checkpoint_number = std::nullopt,
                                   bool check_interval = true);
+  /// Collective. save(), asynchronously (see Checkpoint::save_async): returns once this rank's
+  /// values are staged; recording, retention and the state file follow the background commit.
+  std::optional<std::string> save_async(std::optional<int64_t> checkpoint_number = std::nullopt,
+                                        bool check_interval = true);
+  /// Local. Waits for this manager's save in flight; throws its error (the same on every rank).
+  void wait();
 
   /// Collective. Restores the newest checkpoint in the directory that restores cleanly; a
   /// checkpoint that is missing, truncated, uncommitted or fails its checksums is skipped (and
@@ -66,10 +72,11 @@ class CheckpointManager {
   /// Throws if checkpoints exist but none can be restored.
   RestoreOutcome restore_or_initialize(const std::function<void()>& init = nullptr);
 
-  /// Local. Paths of this manager's checkpoints that retention may still delete, oldest first.
-  std::vector<std::string> checkpoints() const;
-  /// Local. The latest checkpoint of the directory (any owner), or nullopt.
-  std::optional<std::string> latest_checkpoint() const;
+  /// Local (waits for a save in flight). Paths of this manager's checkpoints that retention may
+  /// still delete, oldest first.
+  std::vector<std::string> checkpoints();
+  /// Local (waits for a save in flight). The latest checkpoint of the directory, or nullopt.
+  std::optional<std::string> latest_checkpoint();
   const std::string& directory() const noexcept { return directory_; }
   /// Local. What the constructor found and repaired, one line each.
   const std::vector<std::string>& recovery_notes() const noexcept { return notes_; }
@@ -77,6 +84,8 @@ class CheckpointManager {
   std::optional<int64_t> last_saved_step() const noexcept { return last_saved_step_; }
 
  private:
+  std::optional<std::string> save_impl(std::optional<int64_t> checkpoint_number,
+                                       bool check_interval, bool async);
   std::string owner() const;
   std::string path_of(const std::string& name) const;
   void sweep(detail::DirectoryState& state, std::vector<std::string>& deleted_names);
@@ -87,7 +96,8 @@ class CheckpointManager {
   std::vector<std::string> notes_;
   std::optional<int64_t> last_saved_step_;
   struct State;
-  std::shared_ptr<State> state_;  // the directory state as every rank sees it
+  std::shared_ptr<State> state_;    // the directory state as every rank sees it
+  std::shared_ptr<State> pending_;  // filled by a background save; taken over by wait()
 };
 
 }  // namespace cairn
