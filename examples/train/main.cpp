@@ -81,6 +81,7 @@ int run(const Options& o) {
                                    {"loader", loader}, {"step", completed}});
   cairn::CheckpointManager mgr(ckpt, o.dir,
                                {.max_to_keep = 3});
+  cairn::PreemptionHandler preemption;  // before the restore: a signal during it is kept, not fatal
   if (o.resume) {
     auto outcome = mgr.restore_or_initialize();
     if (outcome.path) {
@@ -96,7 +97,6 @@ int run(const Options& o) {
   }
   say("model: hidden %d, %.1f MiB of weights, %.1f MiB of Adam moments (sharded over %d ranks)\n",
       o.hidden, mlp.parameter_bytes() / 1048576.0, 2 * mlp.parameter_bytes() / 1048576.0, n);
-  cairn::PreemptionHandler preemption;
   double window_start = MPI_Wtime();
   int64_t window_steps = 0;
   bool first = true;

@@ -4,9 +4,17 @@
 //   mpirun -n N crash_saver save DIR STEP          # values for STEP; saves DIR/ckpt-<counter>.h5
 //   mpirun -n M crash_saver verify DIR STEP        # latest_checkpoint(DIR) must hold STEP
 //   mpirun -n M crash_saver verify-file FILE STEP  # FILE must be a committed checkpoint of STEP
+//   mpirun -n N crash_saver mgr-save DIR STEP      # CheckpointManager: restore_or_initialize,
+//                                                  # check the restored values, save ckpt-STEP.h5
+//   mpirun -n M crash_saver mgr-verify DIR STEP    # restore_or_initialize must restore STEP
 //
 // `save` restores the latest checkpoint first (if any), so save numbering continues and STEP is
 // also the expected save_counter: the k-th successful save in a directory writes ckpt-k.h5.
+// The mgr-* verbs (manager_crash_test.sh) use a CheckpointManager with max_to_keep = 2 that
+// numbers checkpoints by step: ckpt-STEP.h5. mgr-save prints, on rank 0,
+//   crash_saver: manager restored step R from PATH (skipped K) | manager initialized
+//   crash_saver: manager saved step STEP to PATH; checkpoints: NAME...
+// and fails if the restored values are not exactly those of the restored step.
 // Exit codes: 0 ok, 1 verification or save failed (message on stderr), 2 usage.
 #include <mpi.h>
 
@@ -173,8 +181,68 @@ int run_verify(const Session& s, const std::string& path, int64_t step) {
   return bad == 0 && counter_ok ? 0 : 1;
 }
 
+// The manager verbs' manager: numbered by step, two kept.
+constexpr int kManagerKeep = 2;
+
+// Collective. restore_or_initialize(); on a restore, the values must be exactly those of the step
+// the restored checkpoint is named after. Sets `restored` to that step, or 0 if it initialized.
+int manager_restore(const Session& s, Model& m, CheckpointManager& mgr, const std::string& dir,
+                    int64_t& restored) {
+  bool initialized = false;
+  RestoreOutcome outcome = mgr.restore_or_initialize([&] { initialized = true; });
+  restored = 0;
+  if (initialized || !outcome.path) {
+    if (s.rank() == 0) std::printf("crash_saver: manager initialized\n");
+    return initialized && !outcome.path ? 0 : 1;
+  }
+  outcome.status->assert_consumed();
+  restored = m.progress->value().step;
+  const std::string want = dir + "/ckpt-" + std::to_string(restored) + ".h5";
+  const int64_t bad = s.comm().allreduce_sum(count_mismatches(m, s, restored));
+  if (s.rank() == 0) {
+    std::printf("crash_saver: manager restored step %lld from %s (skipped %zu)\n",
+                static_cast<long long>(restored), outcome.path->c_str(), outcome.skipped.size());
+    if (*outcome.path != want)
+      std::fprintf(stderr, "crash_saver: restored %s, but its values are those of %s\n",
+                   outcome.path->c_str(), want.c_str());
+    if (bad != 0)
+      std::fprintf(stderr, "crash_saver: %lld mismatching values after the restore\n",
+                   static_cast<long long>(bad));
+  }
+  return bad == 0 && *outcome.path == want ? 0 : 1;
+}
+
+int run_manager_save(const Session& s, const std::string& dir, int64_t step) {
+  Model m(s);
+  CheckpointManager mgr(m.ckpt, dir, {.max_to_keep = kManagerKeep});
+  int64_t restored = 0;
+  if (manager_restore(s, m, mgr, dir, restored) != 0) return 1;
+  fill(m, s, step);
+  const std::optional<std::string> path = mgr.save(step);
+  if (s.rank() == 0) {
+    std::string names;
+    for (const std::string& p : mgr.checkpoints()) names += " " + p.substr(p.find_last_of('/') + 1);
+    std::printf("crash_saver: manager saved step %lld to %s; checkpoints:%s\n",
+                static_cast<long long>(step), path ? path->c_str() : "(nothing)", names.c_str());
+  }
+  return path ? 0 : 1;
+}
+
+int run_manager_verify(const Session& s, const std::string& dir, int64_t step) {
+  Model m(s);
+  CheckpointManager mgr(m.ckpt, dir, {.max_to_keep = kManagerKeep});
+  int64_t restored = 0;
+  const int rc = manager_restore(s, m, mgr, dir, restored);
+  if (rc == 0 && restored != step && s.rank() == 0)
+    std::fprintf(stderr, "crash_saver: restore_or_initialize restored step %lld, expected %lld\n",
+                 static_cast<long long>(restored), static_cast<long long>(step));
+  return rc == 0 && restored == step ? 0 : 1;
+}
+
 int run(const Session& s, const std::string& verb, const std::string& where, int64_t step) {
   if (verb == "save") return run_save(s, where, step);
+  if (verb == "mgr-save") return run_manager_save(s, where, step);
+  if (verb == "mgr-verify") return run_manager_verify(s, where, step);
   if (verb == "verify-file") return run_verify(s, where, step);
   const auto latest = latest_checkpoint(s, where);
   const std::string want = where + "/ckpt-" + std::to_string(step) + ".h5";
@@ -199,9 +267,12 @@ int main(int argc, char** argv) {
   char* end = nullptr;
   const long long step = argc == 4 ? std::strtoll(argv[3], &end, 10) : 0;
   if (argc != 4 || *end != '\0' || step < 1 ||
-      (verb != "save" && verb != "verify" && verb != "verify-file")) {
+      (verb != "save" && verb != "verify" && verb != "verify-file" && verb != "mgr-save" &&
+       verb != "mgr-verify")) {
     if (rank == 0)
-      std::fprintf(stderr, "usage: crash_saver save|verify DIR STEP | verify-file FILE STEP\n");
+      std::fprintf(stderr,
+                   "usage: crash_saver save|verify|mgr-save|mgr-verify DIR STEP | "
+                   "verify-file FILE STEP\n");
   } else {
     try {
       Session session(MPI_COMM_WORLD);

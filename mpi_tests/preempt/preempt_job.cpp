@@ -30,6 +30,7 @@
 
 #include <chrono>
 #include <cinttypes>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -61,12 +62,17 @@ struct Args {
   int64_t sleep_ms = 0;
 };
 
-float initial_value(int64_t index) { return static_cast<float>(index % 13); }
+float initial_value(int64_t index) {
+  return static_cast<float>(index % 13);
+}
 
-// One training step: depends on the step number, the element and its previous value, so a step
-// skipped, repeated or taken out of order changes the result.
+// One training step: x -> (2x + f(step, index)) mod 4093, in integers exactly representable in
+// f32. Doubling modulo a prime forgets nothing (a contraction such as x/2 + f would forget all but
+// the last ~24 steps), so a step skipped, repeated or taken out of order changes the final values.
 float updated_value(float x, int64_t step, int64_t index) {
-  return x * 0.5f + static_cast<float>((step * 31 + index) % 1021);
+  const double next =
+      static_cast<double>(x) * 2.0 + static_cast<double>((step * 31 + index) % 1021);
+  return static_cast<float>(std::fmod(next, 4093.0));
 }
 
 // Visits every local element of `v` (one box: a block layout) with its row-major global index.
@@ -125,20 +131,21 @@ int run(const Session& s, const Args& a) {
   auto counter = std::make_shared<State<int64_t>>(StateScope::kPerRank, int64_t{0});
   Checkpoint ckpt(s, {{"weights", weights}, {"step", counter}});
   int64_t& step = counter->value();
-  CheckpointManager mgr(ckpt, a.dir,
-                        {.max_to_keep = 3,
-                         .checkpoint_interval = a.interval,
-                         .step_counter = [&step] { return step; }});
+  ManagerOptions options{.max_to_keep = 3, .checkpoint_interval = a.interval};
+  options.step_counter = [&step] { return step; };
+  CheckpointManager mgr(ckpt, a.dir, options);
 
-  const RestoreOutcome outcome = mgr.restore_or_initialize(
+  RestoreOutcome outcome = mgr.restore_or_initialize(
       [&] { for_each_element(*weights, [](float& x, int64_t g) { x = initial_value(g); }); });
   if (outcome.path) {
     outcome.status->assert_consumed();
     // Every rank must have restored the same step; a mix would be a restore bug.
     const int64_t low = s.comm().allreduce_min(step), high = s.comm().allreduce_max(step);
     if (low != high) {
-      std::fprintf(stderr, "preempt_job: rank %d: ranks restored different steps (%" PRId64
-                   "..%" PRId64 ")\n", s.rank(), low, high);
+      std::fprintf(stderr,
+                   "preempt_job: rank %d: ranks restored different steps (%" PRId64 "..%" PRId64
+                   ")\n",
+                   s.rank(), low, high);
       return 1;
     }
     std::printf("preempt_job: rank %d resumed at step %" PRId64 " from %s\n", s.rank(), step,
@@ -192,8 +199,7 @@ int main(int argc, char** argv) {
   Args a;
   if (argc != 6 || !parse_int(argv[3], 1, a.steps) || !parse_int(argv[4], 1, a.interval) ||
       !parse_int(argv[5], 0, a.sleep_ms)) {
-    if (rank == 0)
-      std::fprintf(stderr, "usage: preempt_job DIR RUNDIR STEPS INTERVAL SLEEP_MS\n");
+    if (rank == 0) std::fprintf(stderr, "usage: preempt_job DIR RUNDIR STEPS INTERVAL SLEEP_MS\n");
   } else {
     a.dir = argv[1];
     a.run_dir = argv[2];

@@ -39,9 +39,11 @@ void agree_on_signature(const Comm& comm, const std::string& signature, const st
         return s.substr(start, s.find('\n', start) - start);
       };
       throw Error(ErrorCode::kShardMismatch,
-                  "ranks disagree on the object graph: rank 0 has '" + line_at(all[0]) +
-                      "' where rank " + std::to_string(r) + " has '" + line_at(all[r]) +
-                      "' (every rank must build the same objects, dtypes, shapes and layouts)",
+                  "ranks disagree on the object graph or the SessionOptions: rank 0 has '" +
+                      line_at(all[0]) + "' where rank " + std::to_string(r) + " has '" +
+                      line_at(all[r]) +
+                      "' (every rank must build the same objects, dtypes, shapes and layouts, "
+                      "with the same options)",
                   {.rank = static_cast<int>(r), .checkpoint = path, .operation = "save"});
     }
   });

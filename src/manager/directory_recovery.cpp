@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 
+#include "cairn/checkpoint/checkpoint.hpp"
 #include "cairn/core/error.hpp"
 #include "storage/container_reader.hpp"
 #include "storage/hdf5_lock.hpp"
@@ -69,7 +70,7 @@ DirectoryState recover_directory(const std::string& directory, const std::string
   for (const auto& entry : fs::directory_iterator(directory, ec)) {
     if (!entry.is_regular_file()) continue;
     const std::string file = entry.path().filename().string();
-    if (is_temporary_of(file, name)) {
+    if (is_temporary_of(file, name) || file.rfind(std::string(kStateFileName) + ".tmp-", 0) == 0) {
       fs::remove(entry.path(), ec);
       notes.push_back(ec ? "could not delete leftover '" + file + "': " + ec.message()
                          : "deleted '" + file + "', left by a save that did not complete");

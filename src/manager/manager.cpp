@@ -204,6 +204,8 @@ RestoreOutcome CheckpointManager::restore_or_initialize(const std::function<void
   RestoreOutcome outcome;
   const auto& entries = state_->directory.checkpoints;
   for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+    // Its own checkpoints and plain saves; another manager's are that manager's business.
+    if (it->owner != owner() && it->owner != detail::kPlainSaveOwner) continue;
     const std::string path = path_of(it->name);
     try {
       outcome.status.emplace(checkpoint_->restore(path));

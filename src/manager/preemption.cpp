@@ -28,6 +28,8 @@ PreemptionHandler::~PreemptionHandler() {
 
 bool preemption_signalled() noexcept { return g_signalled != 0; }
 
+void reset_preemption_signal() noexcept { g_signalled = 0; }
+
 bool preemption_requested(const Session& session) {
   return session.comm().allreduce_max(preemption_signalled() ? 1 : 0) != 0;
 }

@@ -25,8 +25,10 @@ class PreemptionHandler {
   std::vector<std::pair<int, struct sigaction>> previous_;
 };
 
-/// Local. Whether this process received one of the handled signals.
+/// Local. Whether this process received one of the handled signals (since the last reset).
 bool preemption_signalled() noexcept;
+/// Local. Forgets a received signal, e.g. when a job decides to continue after saving.
+void reset_preemption_signal() noexcept;
 /// Collective over the session. True on every rank if any rank was signalled.
 bool preemption_requested(const Session& session);
 
