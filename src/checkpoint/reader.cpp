@@ -12,18 +12,21 @@ namespace {
 // Reads of a single variable by one process are staged in windows of this size.
 constexpr int64_t kReaderStagingBytes = int64_t{64} << 20;
 
-const TensorRecord& find_tensor(const detail::ContainerReader& reader, const std::string& key) {
-  for (const TensorRecord& t : reader.manifest().tensors)
-    if (t.key == key) return t;
-  throw Error(ErrorCode::kNotFound, "no tensor with this key in the checkpoint",
-              {.checkpoint = reader.path(), .key = key, .operation = "load"});
-}
-
 }  // namespace
 
 CheckpointReader::CheckpointReader(const std::string& path) {
   std::lock_guard<std::recursive_mutex> hdf5(detail::hdf5_mutex());
   impl_ = std::make_unique<detail::ContainerReader>(nullptr, path);
+  const auto& tensors = impl_->manifest().tensors;
+  for (std::size_t i = 0; i < tensors.size(); ++i) index_.emplace(tensors[i].key, i);
+}
+
+std::size_t CheckpointReader::tensor_index(const std::string& key) const {
+  auto it = index_.find(key);
+  if (it == index_.end())
+    throw Error(ErrorCode::kNotFound, "no tensor with this key in the checkpoint",
+                {.checkpoint = impl_->path(), .key = key, .operation = "load"});
+  return it->second;
 }
 CheckpointReader::~CheckpointReader() {
   std::lock_guard<std::recursive_mutex> hdf5(detail::hdf5_mutex());
@@ -33,6 +36,7 @@ CheckpointReader::CheckpointReader(CheckpointReader&&) noexcept = default;
 CheckpointReader& CheckpointReader::operator=(CheckpointReader&& other) noexcept {
   std::lock_guard<std::recursive_mutex> hdf5(detail::hdf5_mutex());
   impl_ = std::move(other.impl_);
+  index_ = std::move(other.index_);
   return *this;
 }
 
@@ -48,7 +52,7 @@ std::vector<VariableInfo> CheckpointReader::list_variables() const {
 std::vector<std::byte> CheckpointReader::load_bytes(const std::string& key,
                                                     const std::optional<Box>& slice) const {
   std::lock_guard<std::recursive_mutex> hdf5(detail::hdf5_mutex());
-  const TensorRecord& t = find_tensor(*impl_, key);
+  const TensorRecord& t = impl_->manifest().tensors[tensor_index(key)];
   const Box box = slice.value_or(Box::whole(t.shape));
   if (box.rank() != t.shape.size() || box.offset.size() != t.shape.size() || !inside_shape(box, t.shape))
     throw Error(ErrorCode::kInvalidArgument,
@@ -82,7 +86,7 @@ std::string CheckpointReader::load_state(const std::string& key, int rank) const
 }
 
 void CheckpointReader::check_dtype(const std::string& key, DType requested) const {
-  const TensorRecord& t = find_tensor(*impl_, key);
+  const TensorRecord& t = impl_->manifest().tensors[tensor_index(key)];
   if (t.dtype != requested)
     throw Error(ErrorCode::kInvalidArgument,
                 std::string("the tensor is ") + std::string(dtype_name(t.dtype)) + ", requested " +

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cairn/tensor/box.hpp"
@@ -58,7 +59,9 @@ class CheckpointReader {
 
  private:
   void check_dtype(const std::string& key, DType requested) const;
+  std::size_t tensor_index(const std::string& key) const;
   std::unique_ptr<detail::ContainerReader> impl_;
+  std::unordered_map<std::string, std::size_t> index_;  // key -> position in the manifest
 };
 
 }  // namespace cairn

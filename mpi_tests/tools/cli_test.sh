@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# The `cairn` command line, end to end: for every verb --help (exit 0), bad arguments (exit 2), a
+# sound checkpoint (exit 0 and the expected output) and damaged ones (flipped byte: exit 1 naming
+# the key; truncated or not HDF5: exit 3; no commit mark: exit 1; newer format: exit 3).
+#
+#   cli_test.sh CAIRN MAKE_GOLDEN DAMAGE GOLDEN_DIR   (env: MPIEXEC, CAIRN_TEST_DIR)
+set -uo pipefail
+
+CAIRN="${1:?usage: cli_test.sh CAIRN MAKE_GOLDEN DAMAGE GOLDEN_DIR}"
+MAKE_GOLDEN="${2:?}"
+DAMAGE="${3:?}"
+GOLDEN="${4:?}"
+: "${MPIEXEC:?MPIEXEC must name the mpiexec to use}"
+: "${CAIRN_TEST_DIR:?CAIRN_TEST_DIR must name a scratch directory}"
+T="$CAIRN_TEST_DIR"
+rm -rf "$T"
+mkdir -p "$T"
+FAILED=0
+CHECKS=0
+BIAS=model/dense/bias/.ATTRIBUTES/VARIABLE_VALUE
+EMB=model/embedding/.ATTRIBUTES/VARIABLE_VALUE
+
+# expect CODE NEEDLE CMD...: CMD must exit with CODE and print NEEDLE (stdout or stderr; "" = any).
+expect() {
+  local want="$1" needle="$2"
+  shift 2
+  local out rc=0
+  out=$("$@" 2>&1) || rc=$?
+  CHECKS=$((CHECKS + 1))
+  if [[ "$rc" -ne "$want" ]] || { [[ -n "$needle" ]] && ! grep -qF -- "$needle" <<<"$out"; }; then
+    FAILED=$((FAILED + 1))
+    echo "FAIL: '$*' exited $rc (want $want)${needle:+, output should contain '$needle'}"
+    sed 's/^/    | /' <<<"$out" | head -40
+  else
+    echo "ok   $want  ${*#"$CAIRN "}"
+  fi
+}
+
+# 1. Usage: every verb has --help; bad arguments are exit 2.
+expect 0 "Subcommands:" "$CAIRN" --help
+expect 0 "cairn 0." "$CAIRN" --version
+expect 2 "A subcommand is required" "$CAIRN"
+expect 2 "" "$CAIRN" frobnicate
+for verb in info ls tree verify diff cat latest list; do
+  expect 0 "Usage:" "$CAIRN" "$verb" --help
+  expect 2 "" "$CAIRN" "$verb"
+  expect 2 "" "$CAIRN" "$verb" --no-such-option x y
+done
+expect 2 "" "$CAIRN" diff only-one.h5
+expect 2 "" "$CAIRN" cat only-a-file.h5
+expect 2 "" "$CAIRN" cat a.h5 key --limit -3
+expect 2 "" "$CAIRN" verify x --max-problems many
+
+# 2. Sound checkpoints, fresh from the current writer (2 ranks), and the committed golden ones.
+"$MPIEXEC" -n 2 --oversubscribe "$MAKE_GOLDEN" "$T/run" >"$T/make.log" 2>&1 || {
+  echo "FAIL: make_golden"; cat "$T/make.log"; exit 1; }
+C="$T/run/ckpt-2.h5"
+expect 0 "status        committed" "$CAIRN" info "$C"
+expect 0 "save counter  2" "$CAIRN" info "$C"
+expect 0 '"status": "committed"' "$CAIRN" info --json "$C"
+expect 0 "24 tensors, 1.2 KiB" "$CAIRN" ls "$C"
+expect 0 "$EMB" "$CAIRN" ls "$C"
+expect 0 '"storage": "dataset"' "$CAIRN" ls --json "$C"
+expect 0 "└── (slots)" "$CAIRN" tree "$C"
+expect 0 "-> model/embedding  (shared, expanded there)" "$CAIRN" tree "$C"
+expect 0 "verdict     OK" "$CAIRN" verify "$C"
+expect 0 '"verdict": "ok"' "$CAIRN" verify --json "$C"
+expect 0 "verdict     OK: 2 checked, 0 damaged" "$CAIRN" verify "$T/run"
+expect 1 "1 identical, 23 differ" "$CAIRN" diff "$T/run/ckpt-1.h5" "$C"
+expect 0 "24 identical, 0 differ" "$CAIRN" diff "$C" "$C"
+expect 1 "1 identical, 23 differ" "$CAIRN" diff --changes-only "$GOLDEN/ckpt-1.h5" "$C"
+expect 0 "[0:3]  -0.125    0.75   1.625" "$CAIRN" cat "$C" model/dense/bias
+expect 0 "slice [1:3, 2:4] (4 elements)" "$CAIRN" cat "$C" "$EMB" --slice 1:3,2:
+expect 0 "... 38 more elements" "$CAIRN" cat "$C" model/half --limit 2
+expect 0 "per_rank state, value of rank 1" "$CAIRN" cat "$C" data --rank 1
+expect 2 "bad slice" "$CAIRN" cat "$C" "$EMB" --slice 0:7
+expect 2 "no tensor or state with this key" "$CAIRN" cat "$C" model/nothing
+expect 0 "$T/run/ckpt-2.h5" "$CAIRN" latest "$T/run"
+expect 0 "ckpt-2.h5  committed  latest" "$CAIRN" list "$T/run"
+expect 0 '"status": "committed"' "$CAIRN" list --json "$T/run"
+# The committed golden checkpoints verify, and the current writer stores the same values.
+expect 0 "verdict     OK: 2 checked, 0 damaged" "$CAIRN" verify "$GOLDEN"
+expect 0 "24 identical, 0 differ" "$CAIRN" diff "$GOLDEN/ckpt-2.h5" "$C"
+expect 0 "$GOLDEN/ckpt-2.h5" "$CAIRN" latest "$GOLDEN"
+
+# 3. Damage.
+cp "$C" "$T/flipped.h5" && "$DAMAGE" flip-tensor "$T/flipped.h5" "$EMB" 5
+expect 1 "$EMB" "$CAIRN" verify "$T/flipped.h5"
+expect 1 "checksum mismatch" "$CAIRN" verify "$T/flipped.h5"
+expect 1 '"box": "[0:2, 0:4]"' "$CAIRN" verify --json "$T/flipped.h5"
+expect 1 "checksum mismatch" "$CAIRN" cat "$T/flipped.h5" "$EMB"
+expect 1 "checksum mismatch" "$CAIRN" diff "$C" "$T/flipped.h5"
+expect 0 "status        committed" "$CAIRN" info "$T/flipped.h5"  # info reads no tensor data
+cp "$C" "$T/state.h5" && "$DAMAGE" flip-state "$T/state.h5" data/.ATTRIBUTES/STATE 1
+expect 1 "rank 1" "$CAIRN" verify "$T/state.h5"
+cp "$C" "$T/truncated.h5" && "$DAMAGE" truncate "$T/truncated.h5" 20000
+for verb in info ls tree verify; do
+  expect 3 "truncated" "$CAIRN" "$verb" "$T/truncated.h5"
+done
+expect 3 "cannot open as HDF5" "$CAIRN" cat "$T/truncated.h5" "$EMB"
+expect 3 "cannot open as HDF5" "$CAIRN" diff "$C" "$T/truncated.h5"
+echo "plain text" >"$T/text.h5"
+expect 3 "file signature not found" "$CAIRN" verify "$T/text.h5"
+expect 3 "no such file" "$CAIRN" info "$T/missing.h5"
+expect 3 "no such file" "$CAIRN" verify "$T/missing.h5"
+cp "$C" "$T/uncommitted.h5" && "$DAMAGE" uncommit "$T/uncommitted.h5"
+expect 1 "no commit mark" "$CAIRN" verify "$T/uncommitted.h5"
+expect 1 "status        uncommitted" "$CAIRN" info "$T/uncommitted.h5"
+for verb in ls tree; do expect 1 "no commit mark" "$CAIRN" "$verb" "$T/uncommitted.h5"; done
+cp "$C" "$T/manifest.h5" && "$DAMAGE" flip-manifest "$T/manifest.h5"
+expect 1 "manifest checksum mismatch" "$CAIRN" verify "$T/manifest.h5"
+expect 1 "manifest checksum mismatch" "$CAIRN" ls "$T/manifest.h5"
+cp "$C" "$T/v2.h5" && "$DAMAGE" set-version "$T/v2.h5" 2.0
+expect 3 "checkpoint format 2.0 is newer than this cairn reads" "$CAIRN" info "$T/v2.h5"
+expect 3 "UNSUPPORTED" "$CAIRN" verify "$T/v2.h5"
+cp "$C" "$T/v17.h5" && "$DAMAGE" set-version "$T/v17.h5" 1.7
+expect 0 "verdict     OK" "$CAIRN" verify "$T/v17.h5"
+
+# 4. Directories: leftovers, damage, a damaged state file.
+cp -r "$T/run" "$T/dir"
+cp "$T/uncommitted.h5" "$T/dir/ckpt-3.h5.tmp-99-1"
+cp "$T/flipped.h5" "$T/dir/ckpt-1.h5"
+expect 1 "ckpt-1.h5           DAMAGED  save counter 2" "$CAIRN" verify "$T/dir"
+expect 1 "SKIPPED  temporary file of a save" "$CAIRN" verify "$T/dir"
+expect 0 "ckpt-3.h5.tmp-99-1  temporary" "$CAIRN" list "$T/dir"  # list reads no tensor data
+cp "$T/truncated.h5" "$T/dir/ckpt-4.h5"
+expect 1 "ckpt-4.h5           unreadable" "$CAIRN" list "$T/dir"
+echo "{ damaged" >"$T/dir/cairn-state.json"
+expect 3 "the state file is damaged" "$CAIRN" latest "$T/dir"
+expect 1 "state file  damaged" "$CAIRN" list "$T/dir"
+expect 1 "the state file is damaged" "$CAIRN" verify "$T/dir"
+mkdir -p "$T/empty"
+expect 1 "no checkpoint recorded" "$CAIRN" latest "$T/empty"
+expect 3 "no such directory" "$CAIRN" latest "$T/nowhere"
+expect 3 "no such directory" "$CAIRN" list "$T/nowhere"
+expect 2 "not a directory" "$CAIRN" list "$C"
+
+# 5. Under mpirun only rank 0 prints; --serial keeps a child of an MPI job out of MPI.
+expect 0 "checked on 1 rank" env OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=0 "$CAIRN" verify --serial "$C"
+out=$("$MPIEXEC" -n 2 --oversubscribe "$CAIRN" ls "$C" | grep -c "24 tensors")
+CHECKS=$((CHECKS + 1))
+if [[ "$out" != 1 ]]; then FAILED=$((FAILED + 1)); echo "FAIL: ls under mpirun printed $out times"; fi
+
+echo "cli: $CHECKS checks, $FAILED failed"
+[[ "$FAILED" -eq 0 ]]

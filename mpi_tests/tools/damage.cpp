@@ -1,0 +1,180 @@
+#include "damage.hpp"
+
+#include <hdf5.h>
+#include <xxhash.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <vector>
+
+namespace cairn::testing {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void fail(const std::string& what) {
+  throw std::runtime_error("damage: " + what);
+}
+
+struct File {
+  hid_t id;
+  File(const std::string& path, unsigned flags) : id(H5Fopen(path.c_str(), flags, H5P_DEFAULT)) {
+    if (id < 0) fail("cannot open " + path);
+  }
+  ~File() { H5Fclose(id); }
+};
+
+std::string read_manifest(hid_t file) {
+  hid_t ds = H5Dopen2(file, "/cairn/manifest", H5P_DEFAULT);
+  if (ds < 0) fail("no manifest");
+  hid_t space = H5Dget_space(ds);
+  std::string text(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)), '\0');
+  H5Dread(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data());
+  H5Sclose(space);
+  H5Dclose(ds);
+  return text;
+}
+
+int64_t dataset_offset(hid_t file, const std::string& name) {
+  hid_t ds = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
+  if (ds < 0) fail("no dataset " + name);
+  const haddr_t off = H5Dget_offset(ds);
+  H5Dclose(ds);
+  if (off == HADDR_UNDEF) fail("dataset " + name + " has no contiguous storage");
+  return static_cast<int64_t>(off);
+}
+
+int64_t element_size(const std::string& dtype) {
+  if (dtype == "f64" || dtype == "i64" || dtype == "u64") return 8;
+  if (dtype == "f32" || dtype == "i32" || dtype == "u32") return 4;
+  if (dtype == "f16" || dtype == "bf16" || dtype == "i16" || dtype == "u16") return 2;
+  return 1;
+}
+
+void write_string_attribute(hid_t file, const char* name, const std::string& value) {
+  if (H5Aexists(file, name) > 0) H5Adelete(file, name);
+  hid_t type = H5Tcopy(H5T_C_S1);
+  H5Tset_size(type, value.size());
+  hid_t space = H5Screate(H5S_SCALAR);
+  hid_t attr = H5Acreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+  if (attr < 0 || H5Awrite(attr, type, value.data()) < 0) fail(std::string("cannot write ") + name);
+  H5Aclose(attr);
+  H5Sclose(space);
+  H5Tclose(type);
+}
+
+std::string read_string_attribute(hid_t file, const char* name) {
+  hid_t attr = H5Aopen(file, name, H5P_DEFAULT);
+  if (attr < 0) fail(std::string("no attribute ") + name);
+  hid_t type = H5Aget_type(attr);
+  std::string value(H5Tget_size(type), '\0');
+  H5Aread(attr, type, value.data());
+  H5Tclose(type);
+  H5Aclose(attr);
+  if (auto nul = value.find('\0'); nul != std::string::npos) value.resize(nul);
+  return value;
+}
+
+}  // namespace
+
+int64_t tensor_element_offset(const std::string& path, const std::string& key, int64_t element) {
+  File file(path, H5F_ACC_RDONLY);
+  const json m = json::parse(read_manifest(file.id));
+  for (const json& t : m.at("tensors")) {
+    if (t.at("key") != key) continue;
+    const int64_t esize = element_size(t.at("dtype"));
+    if (t.at("storage") == "dataset")
+      return dataset_offset(file.id, t.at("dataset")) + element * esize;
+    const auto shape = t.at("shape").get<std::vector<int64_t>>();
+    std::vector<int64_t> coord(shape.size());
+    int64_t rem = element;
+    for (std::size_t d = shape.size(); d-- > 0;) {
+      coord[d] = rem % shape[d];
+      rem /= shape[d];
+    }
+    for (const json& box : t.at("boxes"))
+      for (const json& piece : box.at("pieces")) {
+        const auto off = piece.at("offset").get<std::vector<int64_t>>();
+        const auto cnt = piece.at("count").get<std::vector<int64_t>>();
+        bool inside = true;
+        int64_t local = 0;
+        for (std::size_t d = 0; d < shape.size(); ++d) {
+          inside = inside && coord[d] >= off[d] && coord[d] < off[d] + cnt[d];
+          local = local * cnt[d] + (coord[d] - off[d]);
+        }
+        if (inside)
+          return dataset_offset(file.id, "/cairn/packed") +
+                 piece.at("packed_offset").get<int64_t>() + local * esize;
+      }
+    fail("element " + std::to_string(element) + " of " + key + " is in no piece");
+  }
+  fail("no tensor " + key);
+}
+
+int64_t state_blob_offset(const std::string& path, const std::string& key, int rank) {
+  File file(path, H5F_ACC_RDONLY);
+  const json m = json::parse(read_manifest(file.id));
+  for (const json& s : m.at("states"))
+    if (s.at("key") == key)
+      for (const json& b : s.at("blobs"))
+        if (b.at("rank") == rank)
+          return dataset_offset(file.id, "/cairn/packed") + b.at("packed_offset").get<int64_t>();
+  fail("no value of rank " + std::to_string(rank) + " for state " + key);
+}
+
+int64_t manifest_offset(const std::string& path) {
+  File file(path, H5F_ACC_RDONLY);
+  return dataset_offset(file.id, "/cairn/manifest");
+}
+
+void flip_byte(const std::string& path, int64_t offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  if (!f) fail("cannot open " + path);
+  f.seekg(offset);
+  char c = 0;
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ 0x5a);
+  f.seekp(offset);
+  f.write(&c, 1);
+  if (!f) fail("cannot flip byte " + std::to_string(offset) + " of " + path);
+}
+
+void truncate_file(const std::string& path, int64_t bytes) {
+  std::filesystem::resize_file(path, static_cast<std::uintmax_t>(bytes));
+}
+
+void remove_commit_mark(const std::string& path) {
+  File file(path, H5F_ACC_RDWR);
+  if (H5Adelete(file.id, "cairn_commit") < 0) fail("no commit mark in " + path);
+}
+
+void set_format_version(const std::string& path, const std::string& version) {
+  File file(path, H5F_ACC_RDWR);
+  std::string text = read_manifest(file.id);
+  const std::string from = "\"format_version\":\"1.0\"";
+  const std::string to = "\"format_version\":\"" + version + "\"";
+  const auto pos = text.find(from);
+  if (pos == std::string::npos || to.size() != from.size()) fail("cannot rewrite format_version");
+  text.replace(pos, from.size(), to);
+  hid_t ds = H5Dopen2(file.id, "/cairn/manifest", H5P_DEFAULT);
+  H5Dwrite(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data());
+  H5Dclose(ds);
+  json mark = json::parse(read_string_attribute(file.id, "cairn_commit"));
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx",
+                static_cast<unsigned long long>(XXH3_64bits(text.data(), text.size())));
+  mark["manifest_xxh3"] = hex;
+  write_string_attribute(file.id, "cairn_commit", mark.dump());
+}
+
+void unlink_dataset(const std::string& path, const std::string& dataset) {
+  File file(path, H5F_ACC_RDWR);
+  if (H5Lmove(file.id, dataset.c_str(), file.id, (dataset + "-moved").c_str(), H5P_DEFAULT,
+              H5P_DEFAULT) < 0)
+    fail("cannot move " + dataset);
+}
+
+}  // namespace cairn::testing

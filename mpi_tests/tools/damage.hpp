@@ -1,0 +1,27 @@
+#pragma once
+// Damaging checkpoints on purpose, for the tests of `cairn verify` and of format compatibility:
+// bytes flipped in place (as bit rot would), truncation, a removed commit mark, a rewritten
+// manifest. Locations come from the manifest; files are changed with plain file I/O or HDF5.
+#include <cstdint>
+#include <string>
+
+namespace cairn::testing {
+
+/// Byte offset in the file of element `element` (row-major) of tensor `key`, dataset or packed.
+int64_t tensor_element_offset(const std::string& path, const std::string& key, int64_t element);
+/// Byte offset in the file of the first byte of the value rank `rank` saved for state `key`.
+int64_t state_blob_offset(const std::string& path, const std::string& key, int rank);
+/// Byte offset in the file of the manifest's first byte.
+int64_t manifest_offset(const std::string& path);
+/// XORs the byte at `offset` with 0x5a.
+void flip_byte(const std::string& path, int64_t offset);
+/// Cuts the file to `bytes` bytes.
+void truncate_file(const std::string& path, int64_t bytes);
+/// Deletes the cairn_commit attribute (what an interrupted save leaves).
+void remove_commit_mark(const std::string& path);
+/// Rewrites the manifest's format_version (same length as "1.0") and the commit mark to match.
+void set_format_version(const std::string& path, const std::string& version);
+/// Renames a tensor's dataset, so that the manifest points at nothing.
+void unlink_dataset(const std::string& path, const std::string& dataset);
+
+}  // namespace cairn::testing

@@ -1,0 +1,197 @@
+// cairn diff: keys added and removed, dtype and shape changes, and value differences of the
+// common tensors, compared chunk by chunk.
+#include "cairn/inspect/diff.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <ostream>
+#include <set>
+
+#include "cairn/inspect/common.hpp"
+#include "inspect/probe.hpp"
+#include "inspect/scan.hpp"
+#include "inspect/summary.hpp"
+#include "inspect/text.hpp"
+#include "inspect/values.hpp"
+#include "storage/hdf5_lock.hpp"
+#include "storage/tensor_read.hpp"
+
+namespace cairn::inspect {
+namespace {
+
+struct Difference {
+  int64_t differing = 0;  // elements whose bytes differ
+  double max_abs = 0;     // NaN when a NaN met a number
+  double max_rel = 0;
+};
+
+void take_max(double& acc, double v) {
+  if (std::isnan(acc)) return;
+  if (std::isnan(v) || v > acc) acc = v;
+}
+
+Difference compare_tensor(detail::Probe& a, const TensorRecord& ta, detail::Probe& b,
+                          const TensorRecord& tb, int64_t chunk_bytes) {
+  Difference d;
+  const auto esize = static_cast<int64_t>(dtype_size(ta.dtype));
+  const Box whole = Box::whole(ta.shape);
+  std::vector<std::byte> left;
+  detail::for_each_chunk(
+      *a.reader, ta, whole, chunk_bytes, [&](const Box& chunk, const std::byte* data) {
+        left.assign(data, data + chunk.volume() * esize);
+        std::vector<std::byte> right(left.size());
+        cairn::detail::PackedReadBatch packed;
+        cairn::detail::read_tensor(*b.reader, tb, {chunk}, {right.data()}, packed);
+        packed.run(*b.reader, chunk_bytes);
+        if (std::memcmp(left.data(), right.data(), left.size()) == 0) return true;
+        const int64_t n = chunk.volume();
+        for (int64_t i = 0; i < n; ++i) {
+          const std::byte* x = left.data() + i * esize;
+          const std::byte* y = right.data() + i * esize;
+          if (std::memcmp(x, y, static_cast<std::size_t>(esize)) == 0) continue;
+          ++d.differing;
+          const double diff = detail::abs_difference(ta.dtype, x, y);
+          const double scale = std::max(std::fabs(detail::to_double(ta.dtype, x)),
+                                        std::fabs(detail::to_double(ta.dtype, y)));
+          double rel = diff == 0          ? 0
+                       : std::isinf(diff) ? std::numeric_limits<double>::infinity()
+                                          : diff / scale;
+          take_max(d.max_abs, diff);
+          take_max(d.max_rel, rel);
+        }
+        return true;
+      });
+  return d;
+}
+
+std::string number(double v) {
+  if (std::isnan(v)) return "nan";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+std::string describe(const TensorRecord& t) {
+  return std::string(dtype_name(t.dtype)) + " " + shape_to_string(t.shape);
+}
+
+std::string read_blob(detail::Probe& p, const StateRecord& s, const StateBlob& blob) {
+  std::string bytes;
+  cairn::detail::PackedReadBatch batch;
+  cairn::detail::read_state_blob(s, blob, bytes, batch);
+  batch.run(*p.reader, std::max<int64_t>(blob.bytes, 1));
+  return bytes;
+}
+
+// "identical", "differs", or a scope/count change, for one state present in both.
+std::string compare_state(detail::Probe& a, const StateRecord& sa, detail::Probe& b,
+                          const StateRecord& sb, bool& changed) {
+  changed = true;
+  if (sa.scope != sb.scope)
+    return std::string("scope ") + detail::scope_name(sa.scope) + " -> " +
+           detail::scope_name(sb.scope);
+  if (sa.blobs.size() != sb.blobs.size())
+    return detail::plural(static_cast<int64_t>(sa.blobs.size()), "value") + " -> " +
+           std::to_string(sb.blobs.size());
+  int64_t differing = 0;
+  for (std::size_t i = 0; i < sa.blobs.size(); ++i)
+    if (sa.blobs[i].bytes != sb.blobs[i].bytes ||
+        read_blob(a, sa, sa.blobs[i]) != read_blob(b, sb, sb.blobs[i]))
+      ++differing;
+  changed = differing > 0;
+  if (!changed) return "identical";
+  return std::to_string(differing) + " of " +
+         detail::plural(static_cast<int64_t>(sa.blobs.size()), "value") + " differ";
+}
+
+std::string header(const detail::Probe& p) {
+  const Manifest& m = *p.manifest;
+  return p.path + "  (save counter " + std::to_string(m.save_counter) + ", " +
+         detail::plural(m.world_size, "rank") + ", " +
+         detail::plural(static_cast<int64_t>(m.tensors.size()), "tensor") + ")";
+}
+
+}  // namespace
+
+int diff(const DiffOptions& options, std::ostream& out) {
+  // HDF5 is not thread-safe here: wait for any background save of this process.
+  std::lock_guard<std::recursive_mutex> hdf5(cairn::detail::hdf5_mutex());
+  detail::Probe a = detail::open_committed(options.a);
+  detail::Probe b = detail::open_committed(options.b);
+  const int64_t chunk = std::max<int64_t>(options.chunk_bytes, 64);
+  std::map<std::string, const TensorRecord*> ta, tb;
+  for (const TensorRecord& t : a.manifest->tensors) ta.emplace(t.key, &t);
+  for (const TensorRecord& t : b.manifest->tensors) tb.emplace(t.key, &t);
+  std::set<std::string> keys;
+  for (const auto& kv : ta) keys.insert(kv.first);
+  for (const auto& kv : tb) keys.insert(kv.first);
+
+  out << "A  " << header(a) << "\nB  " << header(b) << "\n\n";
+  detail::Table table({"key", "result", "details"});
+  int64_t identical = 0, differ = 0, added = 0, removed = 0, changed = 0;
+  for (const std::string& key : keys) {
+    auto x = ta.find(key), y = tb.find(key);
+    if (y == tb.end()) {
+      ++removed;
+      table.add({key, "removed", describe(*x->second)});
+    } else if (x == ta.end()) {
+      ++added;
+      table.add({key, "added", describe(*y->second)});
+    } else if (x->second->dtype != y->second->dtype || x->second->shape != y->second->shape) {
+      ++changed;
+      table.add({key, "changed", describe(*x->second) + " -> " + describe(*y->second)});
+    } else {
+      const Difference d = compare_tensor(a, *x->second, b, *y->second, chunk);
+      if (d.differing == 0) {
+        ++identical;
+        if (!options.changes_only) table.add({key, "identical", ""});
+      } else {
+        ++differ;
+        table.add({key, "differs",
+                   std::to_string(d.differing) + " of " +
+                       std::to_string(shape_volume(x->second->shape)) + " elements, max abs " +
+                       number(d.max_abs) + ", max rel " + number(d.max_rel)});
+      }
+    }
+  }
+  std::map<std::string, const StateRecord*> sa, sb;
+  for (const StateRecord& s : a.manifest->states) sa.emplace(s.key, &s);
+  for (const StateRecord& s : b.manifest->states) sb.emplace(s.key, &s);
+  std::set<std::string> state_keys;
+  for (const auto& kv : sa) state_keys.insert(kv.first);
+  for (const auto& kv : sb) state_keys.insert(kv.first);
+  int64_t states_same = 0, states_changed = 0, states_added = 0, states_removed = 0;
+  for (const std::string& key : state_keys) {
+    auto x = sa.find(key), y = sb.find(key);
+    if (y == sb.end()) {
+      ++states_removed;
+      table.add({key, "removed", "state"});
+    } else if (x == sa.end()) {
+      ++states_added;
+      table.add({key, "added", "state"});
+    } else {
+      bool state_changed = false;
+      const std::string result = compare_state(a, *x->second, b, *y->second, state_changed);
+      ++(state_changed ? states_changed : states_same);
+      if (state_changed || !options.changes_only)
+        table.add({key, state_changed ? "differs" : "identical", state_changed ? result : ""});
+    }
+  }
+  if (!table.empty()) table.print(out);
+  out << "\n"
+      << identical << " identical, " << differ << " differ, " << changed
+      << " changed dtype or shape, " << added << " added, " << removed << " removed tensors";
+  if (!state_keys.empty())
+    out << "; " << states_same << " identical, " << states_changed << " differ, " << states_added
+        << " added, " << states_removed << " removed states";
+  out << '\n';
+  const int64_t differences =
+      differ + changed + added + removed + states_changed + states_added + states_removed;
+  return differences == 0 ? kExitOk : kExitFailed;
+}
+
+}  // namespace cairn::inspect

@@ -1,0 +1,60 @@
+#pragma once
+// Classifying a file as a checkpoint (committed, uncommitted, damaged, ...) and opening it for
+// inspection. Unlike ContainerReader, a probe never throws for a bad file: it says what is wrong.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cairn/core/error.hpp"
+#include "storage/container_reader.hpp"
+#include "storage/manifest.hpp"
+
+namespace cairn::inspect::detail {
+
+enum class FileStatus {
+  kCommitted,      // commit mark, manifest size and checksum verified, manifest decodes
+  kUncommitted,    // cairn's marks but no commit mark: an interrupted save or a temporary file
+  kCorrupt,        // a commit mark, but the mark or the manifest is damaged or inconsistent
+  kUnsupported,    // a manifest of a newer major format
+  kNotCheckpoint,  // an HDF5 file without any of cairn's marks
+  kUnreadable,     // not an HDF5 file, truncated, a directory, or unreadable
+  kMissing,        // no such file
+};
+
+/// "committed", "uncommitted", "corrupt", "unsupported", "not-a-checkpoint", "unreadable",
+/// "missing".
+const char* status_name(FileStatus status) noexcept;
+
+/// A problem found in a checkpoint: the key and box it concerns (may be empty) and what is wrong.
+struct Problem {
+  std::string key;
+  std::string box;
+  std::string message;
+};
+
+struct Probe {
+  std::string path;
+  FileStatus status = FileStatus::kMissing;
+  Problem problem;                        // why it is not a sound committed checkpoint
+  ErrorCode code = ErrorCode::kNotFound;  // the error a reader raises for it
+  int64_t file_bytes = -1;
+  std::optional<CommitMark> mark;
+  std::optional<Manifest> manifest;  // verified when committed; unverified when uncommitted
+  int64_t manifest_bytes = 0;
+  bool has_format_attribute = false;
+  std::string format_attribute;                            // the cairn_format text, if present
+  std::unique_ptr<cairn::detail::ContainerReader> reader;  // committed, when asked for
+};
+
+/// Local. Classifies `path` and reads what it can. With `keep_reader`, a committed checkpoint is
+/// left open in `reader` for data reads.
+Probe probe_file(const std::string& path, bool keep_reader = false);
+
+/// Local. The cairn::Error a reader raises for a probe that is not committed.
+Error probe_error(const Probe& probe);
+
+/// Local. Probes `path` and returns it open; throws probe_error() unless it is committed.
+Probe open_committed(const std::string& path);
+
+}  // namespace cairn::inspect::detail

@@ -1,0 +1,151 @@
+// cairn tree: the object graph of a checkpoint. Each object is expanded once, under the edge by
+// which a breadth-first walk from the root first reaches it (the path in the manifest); every other
+// edge to it prints a back-reference. Slot variables are listed under their optimizer.
+#include <deque>
+#include <mutex>
+#include <ostream>
+#include <unordered_map>
+
+#include "cairn/inspect/common.hpp"
+#include "cairn/inspect/describe.hpp"
+#include "inspect/probe.hpp"
+#include "inspect/summary.hpp"
+#include "inspect/text.hpp"
+#include "storage/hdf5_lock.hpp"
+
+namespace cairn::inspect {
+namespace {
+
+// Where a node is expanded: under edge `edge` of `parent`, or under slot `slot` of optimizer
+// `parent` when no edge reaches it.
+struct Home {
+  int64_t parent = -1;
+  int64_t edge = -1;
+  int64_t slot = -1;
+};
+
+class TreePrinter {
+ public:
+  explicit TreePrinter(const Manifest& m) : m_(m), homes_(m.nodes.size()) {
+    for (const TensorRecord& t : m.tensors) tensors_.emplace(t.key, &t);
+    for (const StateRecord& s : m.states) states_.emplace(s.key, &s);
+    find_homes();
+  }
+
+  void print(std::ostream& out) {
+    lines_.push_back({"(root)", ""});
+    expand(0, "");
+    // Objects no edge or slot reaches (cairn never writes them; a foreign writer might).
+    bool header = false;
+    for (std::size_t n = 1; n < homes_.size(); ++n) {
+      if (homes_[n].parent >= 0) continue;
+      if (!header) lines_.push_back({"(not reachable from the root)", ""});
+      header = true;
+      lines_.push_back({"    " + m_.nodes[n].path, describe(static_cast<int64_t>(n))});
+    }
+    std::size_t width = 0;
+    for (const auto& [left, right] : lines_)
+      if (!right.empty()) width = std::max(width, detail::display_width(left));
+    for (const auto& [left, right] : lines_) {
+      if (right.empty()) {
+        out << left << '\n';
+        continue;
+      }
+      out << left << std::string(width - detail::display_width(left) + 2, ' ') << right << '\n';
+    }
+  }
+
+ private:
+  void find_homes() {
+    std::vector<bool> seen(m_.nodes.size(), false);
+    seen[0] = true;
+    std::deque<int64_t> queue{0};
+    while (!queue.empty()) {
+      const int64_t n = queue.front();
+      queue.pop_front();
+      const auto& children = m_.nodes[static_cast<std::size_t>(n)].children;
+      for (std::size_t e = 0; e < children.size(); ++e) {
+        const auto child = static_cast<std::size_t>(children[e].second);
+        if (seen[child]) continue;
+        seen[child] = true;
+        homes_[child] = {n, static_cast<int64_t>(e), -1};
+        queue.push_back(children[e].second);
+      }
+    }
+    for (std::size_t n = 0; n < m_.nodes.size(); ++n) {
+      const auto& slots = m_.nodes[n].slots;
+      for (std::size_t s = 0; s < slots.size(); ++s) {
+        const auto slot = static_cast<std::size_t>(slots[s].slot);
+        if (seen[slot]) continue;
+        seen[slot] = true;
+        homes_[slot] = {static_cast<int64_t>(n), -1, static_cast<int64_t>(s)};
+      }
+    }
+  }
+
+  std::string describe(int64_t id) const {
+    const NodeRecord& n = m_.nodes[static_cast<std::size_t>(id)];
+    if (auto t = tensors_.find(n.value_key); !n.value_key.empty() && t != tensors_.end())
+      return n.kind + " " + std::string(dtype_name(t->second->dtype)) + " " +
+             shape_to_string(t->second->shape) + "  " + t->second->layout + ", " +
+             (t->second->packed ? "packed" : "dataset");
+    if (auto s = states_.find(n.value_key); !n.value_key.empty() && s != states_.end())
+      return n.kind + " " + detail::scope_name(s->second->scope) + ", " +
+             detail::plural(static_cast<int64_t>(s->second->blobs.size()), "value") + ", " +
+             detail::human_bytes(detail::state_bytes(*s->second));
+    return n.kind == "node" ? "" : n.kind;
+  }
+
+  std::string reference(int64_t id) const {
+    const std::string& path = m_.nodes[static_cast<std::size_t>(id)].path;
+    return "-> " + (path.empty() ? std::string("(root)") : path) + "  (shared, expanded there)";
+  }
+
+  // One entry below `parent`: a label, and the node it leads to, expanded if this is its home.
+  void entry(const std::string& prefix, bool last, const std::string& label, int64_t child,
+             bool home) {
+    const std::string branch = prefix + (last ? "└── " : "├── ");
+    lines_.push_back({branch + label, home ? describe(child) : reference(child)});
+    if (home) expand(child, prefix + (last ? "    " : "│   "));
+  }
+
+  void expand(int64_t id, const std::string& prefix) {
+    const NodeRecord& n = m_.nodes[static_cast<std::size_t>(id)];
+    const bool has_slots = !n.slots.empty();
+    for (std::size_t e = 0; e < n.children.size(); ++e) {
+      const auto& [name, child] = n.children[e];
+      const Home& h = homes_[static_cast<std::size_t>(child)];
+      entry(prefix, e + 1 == n.children.size() && !has_slots, name, child,
+            h.parent == id && h.edge == static_cast<int64_t>(e));
+    }
+    if (!has_slots) return;
+    lines_.push_back({prefix + "└── (slots)", ""});
+    const std::string inner = prefix + "    ";
+    for (std::size_t s = 0; s < n.slots.size(); ++s) {
+      const SlotRecord& slot = n.slots[s];
+      const std::string& var_path = m_.nodes[static_cast<std::size_t>(slot.variable)].path;
+      const Home& h = homes_[static_cast<std::size_t>(slot.slot)];
+      entry(inner, s + 1 == n.slots.size(), slot.name + " of " + var_path, slot.slot,
+            h.parent == id && h.slot == static_cast<int64_t>(s));
+    }
+  }
+
+  const Manifest& m_;
+  std::vector<Home> homes_;
+  std::unordered_map<std::string, const TensorRecord*> tensors_;
+  std::unordered_map<std::string, const StateRecord*> states_;
+  std::vector<std::pair<std::string, std::string>> lines_;
+};
+
+}  // namespace
+
+int tree(const TreeOptions& options, std::ostream& out) {
+  // HDF5 is not thread-safe here: wait for any background save of this process.
+  std::lock_guard<std::recursive_mutex> hdf5(cairn::detail::hdf5_mutex());
+  const detail::Probe p = detail::probe_file(options.path);
+  if (p.status != detail::FileStatus::kCommitted) throw detail::probe_error(p);
+  TreePrinter(*p.manifest).print(out);
+  return kExitOk;
+}
+
+}  // namespace cairn::inspect

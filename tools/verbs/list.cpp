@@ -1,0 +1,28 @@
+// cairn list DIR [--json]
+#include <memory>
+
+#include "cairn/inspect/common.hpp"
+#include "cairn/inspect/directory.hpp"
+#include "verbs/verbs.hpp"
+
+namespace cairn::tools {
+
+void add_list(CLI::App& app, VerbContext& context) {
+  auto options = std::make_shared<inspect::ListOptions>();
+  CLI::App* verb = app.add_subcommand(
+      "list", "List every checkpoint-like file of DIR with its status and the state file's view");
+  verb->footer(
+      "Files: *.h5, *.h5.tmp-*, and names the state file records. Status: committed, temporary, "
+      "uncommitted, corrupt, unsupported, not-a-checkpoint, unreadable, missing. Only commit marks "
+      "and manifests are checked (cairn verify checks the data).\n"
+      "Exit codes: 0 every non-temporary *.h5 is committed (or not a checkpoint) and the state "
+      "file is sound; 1 otherwise; 2 usage; 3 DIR missing.");
+  verb->add_option("DIR", options->directory, "checkpoint directory")->required();
+  verb->add_flag("--json", options->json, "print one JSON object");
+  verb->callback([options, &context] {
+    context.exit_code = inspect::run_guarded("list", *context.err,
+                                             [&] { return inspect::list(*options, *context.out); });
+  });
+}
+
+}  // namespace cairn::tools
