@@ -1,7 +1,6 @@
 #include "checkpoint/save_plan.hpp"
 
 #include <cstring>
-#include <nlohmann/json.hpp>
 
 #include "cairn/state/state.hpp"
 #include "cairn/tensor/variable.hpp"
@@ -9,8 +8,6 @@
 
 namespace cairn::detail {
 namespace {
-
-using nlohmann::json;
 
 // A replicated tensor is cut into pieces that ranks take in turn, starting at a rank that rotates
 // with the tensor, so that both one large and many small replicated tensors spread over the job.
@@ -91,17 +88,26 @@ void compute_checksums(SavePlan& plan) {
 namespace {
 
 void pack_small_tensors(SavePlan& plan) {
+  // Offsets first, so that the region is allocated once (growing it tensor by tensor reallocated
+  // and copied it over and over, and touched up to twice its size).
+  int64_t total = 0;
   for (LocalWrite& w : plan.writes) {
     const TensorRecord& t = plan.tensors[w.tensor];
     if (!t.packed) continue;
     const int64_t esize = static_cast<int64_t>(dtype_size(t.dtype));
     for (PieceRecord& p : w.written.pieces) {
-      const int64_t bytes = p.box.volume() * esize;
-      p.packed_offset = static_cast<int64_t>(plan.packed_region.size());
-      plan.packed_region.resize(plan.packed_region.size() + static_cast<std::size_t>(bytes));
+      p.packed_offset = total;
+      total += p.box.volume() * esize;
+    }
+  }
+  plan.packed_region.resize(static_cast<std::size_t>(total));
+  for (LocalWrite& w : plan.writes) {
+    const TensorRecord& t = plan.tensors[w.tensor];
+    if (!t.packed) continue;
+    const int64_t esize = static_cast<int64_t>(dtype_size(t.dtype));
+    for (PieceRecord& p : w.written.pieces)
       copy_region(w.buffer, w.buffer_box, plan.packed_region.data() + p.packed_offset, p.box,
                   p.box, esize);
-    }
   }
 }
 
@@ -210,42 +216,115 @@ void stage_plan(SavePlan& plan, std::byte* staging) {
   }
 }
 
-std::string encode_local_table(const SavePlan& plan) {
-  json writes = json::array();
-  for (const LocalWrite& w : plan.writes) {
-    json pieces = json::array();
-    for (const PieceRecord& p : w.written.pieces)
-      pieces.push_back(json::array({p.box.offset, p.box.count, p.checksum, p.packed_offset}));
-    writes.push_back(json::array({w.tensor, w.written.rank, w.written.box.offset,
-                                  w.written.box.count, std::move(pieces)}));
+// The local tables travel only between the ranks of one job (same binary, same byte order), so
+// they are a flat run of native 64-bit integers: encoding and merging 20,000 tensors' tables this
+// way takes milliseconds where MessagePack documents took a tenth of a second.
+namespace {
+
+class TableWriter {
+ public:
+  void put(int64_t v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  void put_shape(const Shape& s) {
+    put(static_cast<int64_t>(s.size()));
+    for (int64_t v : s) put(v);
   }
-  json blobs = json::array();
-  for (const LocalBlob& b : plan.blobs)
-    blobs.push_back(json::array({b.state, b.blob.rank, b.blob.packed_offset, b.blob.bytes, b.blob.checksum}));
-  const std::vector<std::uint8_t> bytes = json::to_msgpack(json{{"w", writes}, {"b", blobs}});
-  return std::string(bytes.begin(), bytes.end());
+  std::string out;
+};
+
+class TableReader {
+ public:
+  explicit TableReader(const std::string& in) : in_(in) {}
+  int64_t get() {
+    if (pos_ + sizeof(int64_t) > in_.size()) bad();
+    int64_t v;
+    std::memcpy(&v, in_.data() + pos_, sizeof v);
+    pos_ += sizeof v;
+    return v;
+  }
+  std::size_t count(std::size_t limit) {
+    const int64_t n = get();
+    if (n < 0 || static_cast<uint64_t>(n) > limit) bad();
+    return static_cast<std::size_t>(n);
+  }
+  Shape shape() {
+    Shape s(count(64));
+    for (int64_t& v : s) v = get();
+    return s;
+  }
+  bool done() const { return pos_ == in_.size(); }
+
+ private:
+  [[noreturn]] static void bad() {
+    throw Error(ErrorCode::kCorrupt, "a rank's save table is truncated or malformed",
+                {.operation = "merge save tables"});
+  }
+  const std::string& in_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::string encode_local_table(const SavePlan& plan) {
+  TableWriter w;
+  w.put(static_cast<int64_t>(plan.writes.size()));
+  for (const LocalWrite& lw : plan.writes) {
+    w.put(static_cast<int64_t>(lw.tensor));
+    w.put(lw.written.rank);
+    w.put_shape(lw.written.box.offset);
+    w.put_shape(lw.written.box.count);
+    w.put(static_cast<int64_t>(lw.written.pieces.size()));
+    for (const PieceRecord& p : lw.written.pieces) {
+      w.put_shape(p.box.offset);
+      w.put_shape(p.box.count);
+      w.put(static_cast<int64_t>(p.checksum));
+      w.put(p.packed_offset);
+    }
+  }
+  w.put(static_cast<int64_t>(plan.blobs.size()));
+  for (const LocalBlob& b : plan.blobs) {
+    w.put(static_cast<int64_t>(b.state));
+    w.put(b.blob.rank);
+    w.put(b.blob.packed_offset);
+    w.put(b.blob.bytes);
+    w.put(static_cast<int64_t>(b.blob.checksum));
+  }
+  return std::move(w.out);
 }
 
 void merge_local_tables(Manifest& manifest, const std::vector<std::string>& tables,
                         const std::vector<int64_t>& region_offsets) {
   for (std::size_t r = 0; r < tables.size(); ++r) {
-    const json table = json::from_msgpack(tables[r]);
+    TableReader in(tables[r]);
     const int64_t base = region_offsets[r];
-    for (const json& w : table.at("w")) {
-      TensorRecord& t = manifest.tensors.at(w.at(0).get<std::size_t>());
-      WrittenBox wb{w.at(1).get<int>(), Box{w.at(2).get<Shape>(), w.at(3).get<Shape>()}, {}};
-      for (const json& p : w.at(4)) {
-        const int64_t packed = p.at(3).get<int64_t>();
-        wb.pieces.push_back({Box{p.at(0).get<Shape>(), p.at(1).get<Shape>()},
-                             p.at(2).get<uint64_t>(), t.packed ? base + packed : -1});
+    const std::size_t writes = in.count(tables[r].size());
+    for (std::size_t i = 0; i < writes; ++i) {
+      TensorRecord& t = manifest.tensors.at(in.count(manifest.tensors.size()));
+      WrittenBox wb;
+      wb.rank = static_cast<int>(in.get());
+      wb.box.offset = in.shape();
+      wb.box.count = in.shape();
+      wb.pieces.resize(in.count(tables[r].size()));
+      for (PieceRecord& p : wb.pieces) {
+        p.box.offset = in.shape();
+        p.box.count = in.shape();
+        p.checksum = static_cast<uint64_t>(in.get());
+        const int64_t packed = in.get();
+        p.packed_offset = t.packed ? base + packed : -1;
       }
       t.boxes.push_back(std::move(wb));
     }
-    for (const json& b : table.at("b")) {
-      StateRecord& s = manifest.states.at(b.at(0).get<std::size_t>());
-      s.blobs.push_back({b.at(1).get<int>(), base + b.at(2).get<int64_t>(), b.at(3).get<int64_t>(),
-                         b.at(4).get<uint64_t>()});
+    const std::size_t blobs = in.count(tables[r].size());
+    for (std::size_t i = 0; i < blobs; ++i) {
+      StateRecord& s = manifest.states.at(in.count(manifest.states.size()));
+      StateBlob b;
+      b.rank = static_cast<int>(in.get());
+      b.packed_offset = base + in.get();
+      b.bytes = in.get();
+      b.checksum = static_cast<uint64_t>(in.get());
+      s.blobs.push_back(b);
     }
+    if (!in.done()) throw Error(ErrorCode::kCorrupt, "a rank's save table has trailing bytes",
+                                {.operation = "merge save tables"});
   }
 }
 

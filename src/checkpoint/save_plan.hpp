@@ -2,7 +2,9 @@
 // What one rank writes in a save: the manifest records it owns, the regions of its live buffers
 // that go into datasets, and its part of the packed byte dataset.
 #include <cstddef>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cairn/comm/session.hpp"
@@ -24,12 +26,34 @@ struct LocalBlob {
   StateBlob blob;         // packed_offset region-relative
 };
 
+/// Allocates without value-initializing: resize() leaves new bytes as they are, for them to be
+/// overwritten by the copies that follow instead of zeroed first.
+template <class T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <class U>
+  UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+using PackedRegion = std::vector<std::byte, UninitializedAllocator<std::byte>>;
+
 struct SavePlan {
   std::vector<TensorRecord> tensors;  // without boxes: those come from every rank's writes
   std::vector<StateRecord> states;    // without blobs
   std::vector<LocalWrite> writes;     // this rank's
   std::vector<LocalBlob> blobs;       // this rank's
-  std::vector<std::byte> packed_region;  // this rank's bytes of the packed dataset
+  PackedRegion packed_region;  // this rank's bytes of the packed dataset
   std::string signature;  // what every rank must agree on: keys, dtypes, shapes, layouts
   /// Per dataset tensor, the most write calls any rank makes (for collective transfers).
   std::vector<int64_t> max_writes;

@@ -43,21 +43,27 @@ ContainerReader::ContainerReader(const Comm* comm, std::string path)
   std::string mark_text;
   comm_->run_agreed([&] {
     if (comm_->rank() != 0) return;
-    load_manifest_locally();
+    read_verified_manifest_text();
     mark_text = encode_commit_mark(mark_);
   });
   comm_->broadcast(mark_text, 0);
   comm_->broadcast(manifest_text_, 0);
-  if (comm_->rank() != 0) {
-    // Decoding is deterministic, so every rank reaches the same verdict rank 0 did.
-    mark_ = decode_commit_mark(mark_text, path_);
+  // Every rank decodes at the same time rather than rank 0 first and the others after the
+  // broadcast: decoding is deterministic, so all reach the same verdict.
+  comm_->run_agreed([&] {
+    if (comm_->rank() != 0) mark_ = decode_commit_mark(mark_text, path_);
     manifest_ = decode_manifest(manifest_text_, path_);
-  }
+  });
 }
 
 ContainerReader::~ContainerReader() = default;
 
 void ContainerReader::load_manifest_locally() {
+  read_verified_manifest_text();
+  manifest_ = decode_manifest(manifest_text_, path_);
+}
+
+void ContainerReader::read_verified_manifest_text() {
   const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .operation = "read manifest"};
   if (H5Aexists(file_.get(), kCommitAttribute) <= 0) {
     h5::take_error_stack();
@@ -74,7 +80,6 @@ void ContainerReader::load_manifest_locally() {
                 "manifest checksum mismatch: expected " + checksum_to_hex(mark_.manifest_checksum) +
                     ", found " + checksum_to_hex(actual),
                 ctx);
-  manifest_ = decode_manifest(manifest_text_, path_);
 }
 
 std::string ContainerReader::read_root_attribute(const std::string& name) {

@@ -1,5 +1,8 @@
 #include "storage/container_writer.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "storage/h5_error.hpp"
 #include "storage/h5_space.hpp"
 #include "storage/h5_types.hpp"
@@ -12,6 +15,8 @@ constexpr int64_t kMaxTransferBytes = int64_t{1} << 30;
 // Datasets at least this large start on a multiple of it, which suits parallel file systems'
 // stripes and avoids read-modify-write of shared blocks between ranks.
 constexpr hsize_t kAlignment = 1 << 20;
+// Regions written with at least this many bytes are handed to the kernel's write-back at once.
+constexpr int64_t kWritebackBytes = int64_t{4} << 20;
 
 }  // namespace
 
@@ -38,7 +43,9 @@ ContainerWriter::ContainerWriter(const Comm& comm, std::string path, IoMode mode
                    "H5Pset_dxpl_mpio", ctx);
 }
 
-ContainerWriter::~ContainerWriter() = default;
+ContainerWriter::~ContainerWriter() {
+  if (writeback_fd_ >= 0) ::close(writeback_fd_);
+}
 
 std::size_t ContainerWriter::create_dataset(const std::string& name, DType dtype,
                                             const Shape& shape) {
@@ -115,6 +122,32 @@ void ContainerWriter::write(std::size_t index, const Box& region, const void* bu
     h5::Dataspace mem_sel = h5::select_region(buffer_box.count, buffer_box.offset, part);
     transfer(entry, mem_sel.get(), file_sel.get(), buffer, "box " + part.to_string());
   }
+  start_writeback(entry, file_extent, region, esize);
+}
+
+// Without this, dirty pages reach the disk only at the final sync (the kernel starts write-back on
+// its own only past gigabytes of dirty memory), so copying into the page cache and writing to the
+// disk happen one after the other. sync_file_range(WRITE) starts the disk writes of a region now,
+// without waiting, so they overlap with copying the next one. Only a hint: durability still comes
+// from MPI_File_sync at close and the commit's fsync.
+void ContainerWriter::start_writeback(Entry& entry, const Shape& extent, const Box& region,
+                                      int64_t esize) {
+  if (writeback_fd_ == -2 || region.volume() * esize < kWritebackBytes) return;
+  const haddr_t base = H5Dget_offset(entry.dataset.get());
+  if (base == HADDR_UNDEF) {
+    h5::take_error_stack();
+    return;
+  }
+  const auto [first, span] = h5::region_byte_span(extent, region, esize);
+  if (span > 2 * region.volume() * esize) return;  // a scattered region: not worth it
+  if (writeback_fd_ == -1) {
+    writeback_fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (writeback_fd_ < 0) {
+      writeback_fd_ = -2;
+      return;
+    }
+  }
+  ::sync_file_range(writeback_fd_, static_cast<off_t>(base) + first, span, SYNC_FILE_RANGE_WRITE);
 }
 
 void ContainerWriter::write_nothing(std::size_t index) {
@@ -133,6 +166,8 @@ void ContainerWriter::write_bytes(std::size_t index, int64_t offset, const void*
 
 void ContainerWriter::close() {
   const ErrorContext ctx = context("", "close container");
+  if (writeback_fd_ >= 0) ::close(writeback_fd_);
+  writeback_fd_ = -1;
   if (!file_.valid()) return;
   for (Entry& e : entries_) h5::check_status(e.dataset.close(), "H5Dclose " + e.name, ctx);
   entries_.clear();

@@ -47,6 +47,7 @@ class ContainerWriter {
     std::string name;
   };
   ErrorContext context(const std::string& name, const std::string& op) const;
+  void start_writeback(Entry& entry, const Shape& extent, const Box& region, int64_t esize);
   void transfer(Entry& entry, hid_t mem_space, hid_t file_space, const void* data,
                 const std::string& what);
 
@@ -56,6 +57,7 @@ class ContainerWriter {
   h5::PropList transfer_plist_;
   h5::File file_;
   std::vector<Entry> entries_;
+  int writeback_fd_ = -1;  // a plain descriptor of the file, to start write-back early; -2: none
 };
 
 /// Local. Writes the commit mark (a root attribute) into the closed file at `path`, after which

@@ -32,4 +32,16 @@ Dataspace select_region(const Shape& extent, const Shape& origin, const Box& reg
   return space;
 }
 
+std::pair<int64_t, int64_t> region_byte_span(const Shape& shape, const Box& region,
+                                             int64_t element_size) {
+  if (region.empty() || region.rank() != shape.size()) return {0, 0};
+  int64_t first = 0, last = 0, stride = 1;
+  for (std::size_t d = shape.size(); d-- > 0;) {
+    first += region.offset[d] * stride;
+    last += (region.offset[d] + region.count[d] - 1) * stride;
+    stride *= shape[d];
+  }
+  return {first * element_size, (last - first + 1) * element_size};
+}
+
 }  // namespace cairn::h5

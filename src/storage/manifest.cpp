@@ -8,6 +8,7 @@
 
 #include "cairn/core/error.hpp"
 #include "storage/checksum.hpp"
+#include "storage/manifest_checks.hpp"
 
 namespace cairn {
 namespace {
@@ -15,7 +16,6 @@ namespace {
 using nlohmann::json;
 
 constexpr std::size_t kMaxTensorRank = 32;
-constexpr int kMaxWorldSize = 1 << 24;
 
 json box_json(const Box& b) { return json{{"offset", b.offset}, {"count", b.count}}; }
 
@@ -41,6 +41,8 @@ int decode_rank(const json& j, const Manifest& m, const std::string& ckpt, const
   return static_cast<int>(rank);
 }
 
+}  // namespace
+
 void check_packed_range(int64_t offset, int64_t bytes, int64_t packed_total,
                         const std::string& ckpt, const std::string& key) {
   if (offset < 0 || bytes < 0 || offset > packed_total || bytes > packed_total - offset)
@@ -48,6 +50,8 @@ void check_packed_range(int64_t offset, int64_t bytes, int64_t packed_total,
             "packed range [" + std::to_string(offset) + ", +" + std::to_string(bytes) +
                 ") lies outside the packed data (" + std::to_string(packed_total) + " bytes)");
 }
+
+namespace {
 
 // Sweeps boxes sorted by their offset along axis 0: only boxes whose axis-0 ranges overlap are
 // compared, so tiled layouts cost O(n log n) and only hostile input approaches O(n^2).
@@ -69,6 +73,8 @@ std::optional<std::pair<Box, Box>> find_overlap(std::vector<const void*> items, 
   }
   return std::nullopt;
 }
+
+}  // namespace
 
 void validate_tensor(const TensorRecord& t, const Manifest& m, const std::string& ckpt) {
   if (t.key.empty()) corrupt(ckpt, t.key, "empty tensor key");
@@ -120,7 +126,6 @@ void validate_tensor(const TensorRecord& t, const Manifest& m, const std::string
                              shape_to_string(t.shape) + " has " + std::to_string(volume));
 }
 
-}  // namespace
 
 std::string escape_name(const std::string& name) {
   std::string out;
@@ -133,7 +138,7 @@ std::string escape_name(const std::string& name) {
   return out;
 }
 
-std::string encode_manifest(const Manifest& m) {
+std::string encode_manifest_reference(const Manifest& m) {
   json nodes = json::array();
   for (const NodeRecord& n : m.nodes) {
     json children = json::array();
@@ -196,7 +201,7 @@ std::string encode_manifest(const Manifest& m) {
   return root.dump();
 }
 
-Manifest decode_manifest(const std::string& text, const std::string& ckpt) {
+Manifest decode_manifest_reference(const std::string& text, const std::string& ckpt) {
   Manifest m;
   std::string current_key;
   try {

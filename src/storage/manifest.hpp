@@ -78,12 +78,20 @@ struct Manifest {
   std::vector<StateRecord> states;
 };
 
-/// Local. JSON text of the manifest.
+/// Local. JSON text of the manifest (compact, members in lexicographic order).
 std::string encode_manifest(const Manifest& manifest);
 /// Local. Parses and validates a manifest: a newer major format is ErrorCode::kVersion, anything
 /// malformed or inconsistent (unknown dtype, absurd shape, box outside its tensor, overlapping
 /// pieces, packed range past the end, dangling node index) is ErrorCode::kCorrupt naming the key.
 Manifest decode_manifest(const std::string& json, const std::string& checkpoint);
+
+/// The reference codec, on nlohmann::json documents. encode_manifest() writes the same bytes
+/// directly, and decode_manifest() parses the common case (what cairn writes) in one pass without
+/// a document, falling back to decode_manifest_reference() for anything else, which then gives the
+/// verdict and the error message: a manifest of 20,000 tensors decodes in tens of milliseconds
+/// instead of half a second. Tests compare the two.
+std::string encode_manifest_reference(const Manifest& manifest);
+Manifest decode_manifest_reference(const std::string& json, const std::string& checkpoint);
 
 /// The commit mark written into the file after all data is durable.
 struct CommitMark {

@@ -15,11 +15,14 @@ namespace cairn::detail {
 class PackedReadBatch {
  public:
   using Consumer = std::function<void(const std::byte* data)>;
-  /// `what` names the value in errors (key and piece box).
-  void add(int64_t offset, int64_t bytes, uint64_t checksum, std::string key, std::string piece,
-           Consumer consume);
+  /// Queues `bytes` bytes at `offset`, checksummed `checksum`. In errors the request is named by
+  /// `key` and `piece` (a tensor piece) or, without a piece, as rank `blob_rank`'s value; `key`
+  /// and `piece` must outlive run() (they live in the manifest), and are only formatted on error.
+  void add(int64_t offset, int64_t bytes, uint64_t checksum, const std::string* key,
+           const Box* piece, int blob_rank, Consumer consume);
   /// Local. Reads, verifies and hands every request to its consumer; throws kCorrupt on a
-  /// checksum mismatch naming the key and piece.
+  /// checksum mismatch naming the key and piece. Windows of at most `staging_bytes` (and at most
+  /// 16 MiB) are read.
   void run(ContainerReader& reader, int64_t staging_bytes);
   bool empty() const noexcept { return requests_.empty(); }
 
@@ -28,8 +31,9 @@ class PackedReadBatch {
     int64_t offset;
     int64_t bytes;
     uint64_t checksum;
-    std::string key;
-    std::string piece;
+    const std::string* key;
+    const Box* piece;
+    int blob_rank;
     Consumer consume;
   };
   std::vector<Request> requests_;

@@ -1,0 +1,300 @@
+// cairn_bench: save and restore throughput of cairn against the raw MPI-IO ceiling of the same
+// machine, measured in the same run (see docs/performance.md). Usually started by scripts/bench.
+//
+//   mpirun -n N cairn_bench --workload W1|W2|W3|W2S|all --repeat K [--quick] --dir DIR
+//   cairn_bench --table FILE   (the table of the median lines in FILE, no MPI job needed)
+//
+// Prints one JSON object per line per run and per workload median (run = "median"), then a table.
+#include <mpi.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "bench_util.hpp"
+#include "cairn/cairn.hpp"
+#include "raw_io.hpp"
+#include "report.hpp"
+#include "workloads.hpp"
+
+namespace cairn::bench {
+namespace {
+
+using nlohmann::json;
+
+struct Options {
+  std::vector<std::string> workloads;
+  int repeat = 3;
+  bool quick = false;
+  std::string dir = "cairn-bench-data";
+  int64_t tensors = 0;
+  std::string io_mode = "independent";
+  bool keep = false;
+  bool async = false;
+  double warm_factor = 1.5;
+};
+
+constexpr double kMiB = 1048576.0;
+
+/// Asynchronous save (--async): the caller's blocked time (planning and staging copy), the time to
+/// the durable commit, and for comparison a plain memcpy of the rank's bytes into a warm buffer.
+AsyncTimes measure_async_save(Checkpoint& ckpt, const Model& model, std::vector<std::byte>& scratch,
+                              const std::string& path) {
+  MPI_Comm comm = ckpt.session().comm().get();
+  AsyncTimes times;
+  idle_barrier(comm);
+  const double t0 = now();
+  ckpt.write_async(path);
+  times.blocked_s = max_over(comm, now() - t0);
+  ckpt.wait();
+  times.commit_s = max_over(comm, now() - t0);
+  // The copy a staging snapshot makes, alone: as much of the rank's bytes as `scratch` holds.
+  std::size_t copied = 0;
+  const double t1 = now();
+  for (const auto& var : model.variables) {
+    const auto bytes = var->bytes();
+    const std::size_t n = std::min(bytes.size(), scratch.size() - copied);
+    std::memcpy(scratch.data() + copied, bytes.data(), n);
+    copied += n;
+    if (copied == scratch.size()) break;
+  }
+  times.memcpy_s = max_over(comm, now() - t1);
+  return times;
+}
+
+void emit(int rank, const json& j) {
+  if (rank != 0) return;
+  std::cout << j.dump() << std::endl;
+}
+
+// Runs the repeats of one workload: saves with every rank of MPI_COMM_WORLD, restores with all of
+// them (W1, W2, W2S) or with all but the last (W3, a restore on fewer ranks than saved).
+std::vector<json> run_workload(const Options& opt, const std::string& name) {
+  int world_rank = 0, world_size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+  const bool reshard = name == "W3";
+  if (reshard && world_size < 2)
+    throw Error(ErrorCode::kInvalidArgument, "W3 restores on one rank fewer than it saves: run it on at least 2 ranks");
+  const int load_size = reshard ? world_size - 1 : world_size;
+  const bool loader = world_rank < load_size;
+  MPI_Comm load_comm = MPI_COMM_NULL;
+  MPI_Comm_split(MPI_COMM_WORLD, loader ? 0 : MPI_UNDEFINED, world_rank, &load_comm);
+
+  SessionOptions session_options;
+  session_options.write_mode = opt.io_mode == "collective" ? IoMode::kCollective : IoMode::kIndependent;
+  Session save_session(MPI_COMM_WORLD, session_options);
+  std::unique_ptr<Session> load_session;
+  if (loader) load_session = std::make_unique<Session>(load_comm, session_options);
+
+  const WorkloadSpec spec = make_spec(name, opt.quick, opt.tensors, world_size);
+  Model source = build_model(save_session, spec);
+  fill_model(source);
+  Model target;
+  if (loader) target = build_model(*load_session, spec);
+  Checkpoint save_ckpt(save_session, {{"model", source.module}});
+  std::unique_ptr<Checkpoint> load_ckpt;
+  if (loader) load_ckpt = std::make_unique<Checkpoint>(*load_session, Checkpoint::Children{{"model", target.module}});
+
+  // The raw ceiling moves the same total bytes: each rank an equal contiguous share.
+  auto share = [&](int rank, int n) {
+    const int64_t begin = spec.total_bytes * rank / n, end = spec.total_bytes * (rank + 1) / n;
+    return std::pair<int64_t, int64_t>{begin, end - begin};
+  };
+  const auto [write_offset, write_bytes] = share(world_rank, world_size);
+  const auto [read_offset, read_bytes] = loader ? share(world_rank, load_size) : std::pair<int64_t, int64_t>{0, 0};
+  std::vector<std::byte> raw(static_cast<std::size_t>(std::max(write_bytes, read_bytes)));
+  for (std::size_t i = 0; i < raw.size(); i += 4096) raw[i] = std::byte(i >> 12);
+
+  const std::string raw_path = opt.dir + "/raw-" + name + ".bin";
+  const std::string ckpt_path = opt.dir + "/cairn-" + name + ".h5";
+  const std::string async_path = opt.dir + "/cairn-async-" + name + ".h5";
+  const double save_bound = 64 + 0.05 * static_cast<double>(max_over(MPI_COMM_WORLD, source.local_bytes)) / kMiB;
+  int64_t min_target = loader ? target.local_bytes : INT64_MAX;
+  MPI_Allreduce(MPI_IN_PLACE, &min_target, 1, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
+  const double load_bound = 64 + static_cast<double>(min_target) / kMiB;
+
+  // Every timed step starts alike: no dirty pages, a cold page cache, and recently used free
+  // memory for the page cache it is about to fill (see warm_free_memory).
+  const int64_t largest = std::max({write_bytes, read_bytes, source.local_bytes});
+  const int64_t warm_bytes = static_cast<int64_t>(opt.warm_factor * static_cast<double>(largest)) + (int64_t{64} << 20);
+  bool cold = true;
+  auto prepare = [&] {
+    cold = drop_caches(MPI_COMM_WORLD) && cold;
+    if (opt.warm_factor > 0) warm_free_memory(MPI_COMM_WORLD, opt.dir, warm_bytes);
+  };
+
+  std::vector<json> runs;
+  for (int run = 0; run < opt.repeat; ++run) {
+    Measurement m;
+    m.workload = name;
+    m.ranks = load_size;
+    m.save_ranks = world_size;
+    m.run = run;
+    m.bytes = spec.total_bytes;
+    m.tensors = static_cast<int64_t>(spec.shapes.size());
+    m.save_extra_bound_mib = save_bound;
+    m.load_extra_bound_mib = load_bound;
+    cold = true;
+    prewarm(raw.data(), raw.size());
+
+    // Writes: the raw ceiling both ways and cairn, in alternating order from run to run.
+    auto raw_writes = [&] {
+      prepare();
+      m.raw_write_coll_s = raw_write(MPI_COMM_WORLD, raw_path, raw.data(), write_bytes, write_offset, true).seconds;
+      prepare();
+      m.raw_write_indep_s = raw_write(MPI_COMM_WORLD, raw_path, raw.data(), write_bytes, write_offset, false).seconds;
+    };
+    int64_t save_peak = 0;
+    auto cairn_save = [&] {
+      if (world_rank == 0) std::filesystem::remove(ckpt_path);
+      prepare();
+      reset_peak_rss();
+      const int64_t base = current_rss();
+      const double t0 = now();
+      save_ckpt.write(ckpt_path);
+      m.save_s = max_over(MPI_COMM_WORLD, now() - t0);
+      save_peak = peak_rss();
+      m.save_extra_mib = static_cast<double>(max_over(MPI_COMM_WORLD, save_peak - base)) / kMiB;
+    };
+    if (run % 2 == 0) {
+      raw_writes();
+      cairn_save();
+    } else {
+      cairn_save();
+      raw_writes();
+    }
+    if (opt.async) {
+      if (world_rank == 0) std::filesystem::remove(async_path);
+      prepare();
+      m.async = measure_async_save(save_ckpt, source, raw, async_path);
+    }
+
+    // Reads, cold, in alternating order; ranks outside the restore wait idle.
+    int64_t load_peak = 0, mismatches = 0;
+    auto raw_reads = [&] {
+      prepare();
+      if (loader) m.raw_read_coll_s = raw_read(load_comm, raw_path, raw.data(), read_bytes, read_offset, true).seconds;
+      idle_barrier(MPI_COMM_WORLD);
+      prepare();
+      if (loader) m.raw_read_indep_s = raw_read(load_comm, raw_path, raw.data(), read_bytes, read_offset, false).seconds;
+      idle_barrier(MPI_COMM_WORLD);
+    };
+    auto cairn_load = [&] {
+      if (loader) clear_model(target);
+      prepare();
+      if (loader) {
+        reset_peak_rss();
+        const int64_t base = current_rss();
+        const double t0 = now();
+        RestoreStatus status = load_ckpt->read(ckpt_path);
+        double load_s = now() - t0;
+        status.assert_consumed();  // a collective check, not timed
+        MPI_Allreduce(MPI_IN_PLACE, &load_s, 1, MPI_DOUBLE, MPI_MAX, load_comm);
+        m.load_s = load_s;
+        load_peak = peak_rss();
+        m.load_extra_mib = static_cast<double>(max_over(load_comm, load_peak - base)) / kMiB;
+        mismatches = count_mismatches(target);
+      }
+      idle_barrier(MPI_COMM_WORLD);
+    };
+    if (run % 2 == 0) {
+      raw_reads();
+      cairn_load();
+    } else {
+      cairn_load();
+      raw_reads();
+    }
+    m.cold = cold;
+    m.verified = sum_over(MPI_COMM_WORLD, mismatches) == 0;
+    m.load_s = max_over(MPI_COMM_WORLD, m.load_s);
+    m.raw_read_coll_s = max_over(MPI_COMM_WORLD, m.raw_read_coll_s);
+    m.raw_read_indep_s = max_over(MPI_COMM_WORLD, m.raw_read_indep_s);
+    m.load_extra_mib = max_over(MPI_COMM_WORLD, m.load_extra_mib);
+    m.peak_rss_mib = static_cast<double>(max_over(MPI_COMM_WORLD, std::max(save_peak, load_peak))) / kMiB;
+    if (world_rank == 0) {
+      m.file_bytes = static_cast<int64_t>(std::filesystem::file_size(ckpt_path));
+      m.manifest_bytes = static_cast<int64_t>(CheckpointReader(ckpt_path).manifest_json().size());
+    }
+    runs.push_back(to_json(m));
+    emit(world_rank, runs.back());
+  }
+  if (world_rank == 0 && !opt.keep) {
+    std::filesystem::remove(raw_path);
+    std::filesystem::remove(ckpt_path);
+    std::filesystem::remove(async_path);
+  }
+  if (load_comm != MPI_COMM_NULL) MPI_Comm_free(&load_comm);
+  return runs;
+}
+
+int print_table_file(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) {
+    std::cerr << "cairn_bench: cannot read " << file << "\n";
+    return 2;
+  }
+  std::vector<json> medians;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] != '{') continue;
+    json j = json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.value("run", json()) == "median") medians.push_back(j);
+  }
+  print_table(std::cout, medians);
+  return 0;
+}
+
+}  // namespace
+}  // namespace cairn::bench
+
+int main(int argc, char** argv) {
+  using namespace cairn::bench;
+  Options opt;
+  std::string table_file;
+  CLI::App app{"cairn benchmark: save and restore against the raw MPI-IO ceiling"};
+  app.add_option("--workload", opt.workloads, "W1, W2, W3, W2S or all (W1 W2 W3); repeatable")
+      ->default_str("all");
+  app.add_option("--repeat", opt.repeat, "runs per workload (medians are reported)")->check(CLI::PositiveNumber);
+  app.add_flag("--quick", opt.quick, "small sizes (a smoke test)");
+  app.add_option("--dir", opt.dir, "where the files go (a real file system, not tmpfs)");
+  app.add_option("--tensors", opt.tensors, "tensor count of W2 and W2S");
+  app.add_option("--io-mode", opt.io_mode, "cairn's write mode")->check(CLI::IsMember({"independent", "collective"}));
+  app.add_flag("--keep", opt.keep, "keep the last files written");
+  app.add_flag("--async", opt.async, "also time an asynchronous save (async_* and memcpy_s fields)");
+  app.add_option("--warm-factor", opt.warm_factor,
+                 "scratch bytes written and deleted before each timed step, per byte of the rank's share (0: none)");
+  app.add_option("--table", table_file, "print the table of the median lines in FILE and exit");
+  CLI11_PARSE(app, argc, argv);
+  if (!table_file.empty()) return print_table_file(table_file);
+  if (opt.workloads.empty() || (opt.workloads.size() == 1 && opt.workloads[0] == "all"))
+    opt.workloads = {"W1", "W2", "W3"};
+
+  int provided = 0;
+  // Asynchronous saves need MPI_THREAD_MULTIPLE.
+  MPI_Init_thread(&argc, &argv, opt.async ? MPI_THREAD_MULTIPLE : MPI_THREAD_SERIALIZED, &provided);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  int rc = 0;
+  try {
+    if (rank == 0) std::filesystem::create_directories(opt.dir);
+    MPI_Barrier(MPI_COMM_WORLD);
+    std::vector<nlohmann::json> medians;
+    for (const std::string& w : opt.workloads) {
+      medians.push_back(median_json(run_workload(opt, w)));
+      emit(rank, medians.back());
+    }
+    if (rank == 0) print_table(std::cout, medians);
+  } catch (const std::exception& e) {
+    std::cerr << "cairn_bench (rank " << rank << "): " << e.what() << std::endl;
+    rc = 1;
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  MPI_Finalize();
+  return rc;
+}

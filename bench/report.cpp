@@ -1,0 +1,140 @@
+#include "report.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <ostream>
+
+#include "bench_util.hpp"
+
+namespace cairn::bench {
+namespace {
+
+using nlohmann::json;
+
+constexpr double kGB = 1e9;
+
+json optional_number(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+
+double gbps(int64_t bytes, double seconds) { return seconds > 0 ? bytes / seconds / kGB : 0; }
+
+// Fields whose median is reported (everything numeric that varies between runs).
+const char* const kNumeric[] = {
+    "save_s", "save_gbps", "load_s", "load_gbps", "raw_write_gbps", "raw_read_gbps",
+    "save_ratio", "load_ratio", "peak_rss_mib", "save_extra_mib", "load_extra_mib",
+    "raw_write_coll_gbps", "raw_write_indep_gbps", "raw_read_coll_gbps", "raw_read_indep_gbps",
+    "manifest_bytes", "file_bytes", "async_blocked_s", "async_commit_s", "memcpy_s"};
+
+std::string cell(const json& j, const char* field, const char* format) {
+  if (!j.contains(field) || !j[field].is_number()) return "-";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, j[field].get<double>());
+  return buf;
+}
+
+}  // namespace
+
+json to_json(const Measurement& m) {
+  const double raw_write_s = std::min(m.raw_write_coll_s, m.raw_write_indep_s);
+  const double raw_read_s = std::min(m.raw_read_coll_s, m.raw_read_indep_s);
+  json j;
+  j["workload"] = m.workload;
+  j["ranks"] = m.ranks;
+  j["save_ranks"] = m.save_ranks;
+  j["run"] = m.run;
+  j["bytes"] = m.bytes;
+  j["tensors"] = m.tensors;
+  j["save_s"] = m.save_s;
+  j["save_gbps"] = gbps(m.bytes, m.save_s);
+  j["load_s"] = m.load_s;
+  j["load_gbps"] = gbps(m.bytes, m.load_s);
+  j["raw_write_gbps"] = gbps(m.bytes, raw_write_s);
+  j["raw_read_gbps"] = gbps(m.bytes, raw_read_s);
+  j["save_ratio"] = m.save_s > 0 ? raw_write_s / m.save_s : 0;
+  j["load_ratio"] = m.load_s > 0 ? raw_read_s / m.load_s : 0;
+  j["peak_rss_mib"] = m.peak_rss_mib;
+  j["save_extra_mib"] = m.save_extra_mib;
+  j["load_extra_mib"] = m.load_extra_mib;
+  j["save_extra_bound_mib"] = m.save_extra_bound_mib;
+  j["load_extra_bound_mib"] = m.load_extra_bound_mib;
+  j["raw_write_coll_gbps"] = gbps(m.bytes, m.raw_write_coll_s);
+  j["raw_write_indep_gbps"] = gbps(m.bytes, m.raw_write_indep_s);
+  j["raw_read_coll_gbps"] = gbps(m.bytes, m.raw_read_coll_s);
+  j["raw_read_indep_gbps"] = gbps(m.bytes, m.raw_read_indep_s);
+  j["cold"] = m.cold;
+  j["verified"] = m.verified;
+  j["manifest_bytes"] = m.manifest_bytes;
+  j["file_bytes"] = m.file_bytes;
+  // Asynchronous save: filled once the library offers one (see measure_async_save in main.cpp).
+  j["async_blocked_s"] = optional_number(m.async.blocked_s);
+  j["async_commit_s"] = optional_number(m.async.commit_s);
+  j["memcpy_s"] = optional_number(m.async.memcpy_s);
+  return j;
+}
+
+json median_json(const std::vector<json>& runs) {
+  json out = runs.front();
+  out["run"] = "median";
+  out["runs"] = runs.size();
+  bool verified = true, cold = true;
+  for (const json& r : runs) {
+    verified = verified && r.value("verified", false);
+    cold = cold && r.value("cold", false);
+  }
+  out["verified"] = verified;
+  out["cold"] = cold;
+  for (const char* field : kNumeric) {
+    std::vector<double> values;
+    for (const json& r : runs)
+      if (r.contains(field) && r[field].is_number()) values.push_back(r[field].get<double>());
+    if (values.empty()) continue;
+    out[field] = median(values);
+  }
+  for (const char* field : {"save_ratio", "load_ratio", "save_gbps", "load_gbps"}) {
+    double lo = 1e300, hi = -1e300;
+    for (const json& r : runs) {
+      lo = std::min(lo, r[field].get<double>());
+      hi = std::max(hi, r[field].get<double>());
+    }
+    out[std::string(field) + "_min"] = lo;
+    out[std::string(field) + "_max"] = hi;
+  }
+  return out;
+}
+
+void print_table(std::ostream& out, const std::vector<json>& medians) {
+  char line[400];
+  std::snprintf(line, sizeof line, "%-5s %-6s %8s | %7s %7s %7s %-17s | %7s %7s %7s %-17s | %7s %7s %7s %s\n",
+                "work", "ranks", "MiB", "save s", "GB/s", "raw", "ratio (min-max)", "load s",
+                "GB/s", "raw", "ratio (min-max)", "RSS", "+save", "+load", "check");
+  out << "\nMedians (GB = 1e9 bytes; raw = faster of MPI-IO collective and independent, same run;\n"
+         "save = call to durable commit; load = cold cache unless marked warm; RSS in MiB: peak,\n"
+         "and extra over the RSS before the save / restore, max over ranks)\n"
+      << line;
+  for (const json& m : medians) {
+    const std::string ranks = std::to_string(m.value("save_ranks", 0)) + ">" +
+                              std::to_string(m.value("ranks", 0));
+    const std::string save_ratio = cell(m, "save_ratio", "%.2f") + " (" +
+                                   cell(m, "save_ratio_min", "%.2f") + "-" +
+                                   cell(m, "save_ratio_max", "%.2f") + ")";
+    const std::string load_ratio = cell(m, "load_ratio", "%.2f") + " (" +
+                                   cell(m, "load_ratio_min", "%.2f") + "-" +
+                                   cell(m, "load_ratio_max", "%.2f") + ")";
+    std::string check = m.value("verified", false) ? "verified" : "NOT VERIFIED";
+    if (!m.value("cold", false)) check += ", warm";
+    if (m.value("save_extra_mib", 0.0) > m.value("save_extra_bound_mib", 0.0)) check += ", save mem>bound";
+    if (m.value("load_extra_mib", 0.0) > m.value("load_extra_bound_mib", 0.0)) check += ", load mem>bound";
+    std::snprintf(line, sizeof line,
+                  "%-5s %-6s %8.0f | %7s %7s %7s %-17s | %7s %7s %7s %-17s | %7s %7s %7s %s\n",
+                  m.value("workload", "?").c_str(), ranks.c_str(),
+                  m.value("bytes", int64_t{0}) / 1048576.0, cell(m, "save_s", "%.3f").c_str(),
+                  cell(m, "save_gbps", "%.2f").c_str(), cell(m, "raw_write_gbps", "%.2f").c_str(),
+                  save_ratio.c_str(), cell(m, "load_s", "%.3f").c_str(),
+                  cell(m, "load_gbps", "%.2f").c_str(), cell(m, "raw_read_gbps", "%.2f").c_str(),
+                  load_ratio.c_str(), cell(m, "peak_rss_mib", "%.0f").c_str(),
+                  cell(m, "save_extra_mib", "%.0f").c_str(),
+                  cell(m, "load_extra_mib", "%.0f").c_str(), check.c_str());
+    out << line;
+  }
+}
+
+}  // namespace cairn::bench

@@ -1,0 +1,51 @@
+#pragma once
+// One measurement as a JSON object (the field names scripts/bench and docs/performance.md use),
+// medians over repeats, and the final human-readable table.
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace cairn::bench {
+
+/// Timings of an asynchronous save, once the library has one: the time the caller was blocked
+/// (staging copy included), the time until the background commit was durable, and a plain memcpy
+/// of the rank's bytes for comparison. Absent fields are printed as null.
+struct AsyncTimes {
+  std::optional<double> blocked_s;
+  std::optional<double> commit_s;
+  std::optional<double> memcpy_s;
+};
+
+struct Measurement {
+  std::string workload;
+  int ranks = 0;       // ranks that restored
+  int save_ranks = 0;  // ranks that saved
+  int run = 0;         // repeat index
+  int64_t bytes = 0;   // tensor bytes, each tensor once
+  int64_t tensors = 0;
+  double save_s = 0, load_s = 0;
+  double raw_write_coll_s = 0, raw_write_indep_s = 0;
+  double raw_read_coll_s = 0, raw_read_indep_s = 0;
+  bool cold = false;      // the page cache was dropped before every read
+  bool verified = false;  // every restored element equals the saved one, on every rank
+  double peak_rss_mib = 0;          // max over ranks of VmHWM during save and load
+  double save_extra_mib = 0;        // max over ranks of peak minus RSS before the save
+  double load_extra_mib = 0;        // same for the restore (targets already allocated)
+  double save_extra_bound_mib = 0;  // 64 MiB + 5% of the rank's bytes (largest rank)
+  double load_extra_bound_mib = 0;  // 64 MiB + the rank's own shard bytes (smallest rank)
+  int64_t manifest_bytes = 0;
+  int64_t file_bytes = 0;
+  AsyncTimes async;
+};
+
+/// The JSON object of one run (or of medians, with run = "median").
+nlohmann::json to_json(const Measurement& m);
+/// Medians over runs of one workload, field by field; ratios are medians of per-run ratios.
+nlohmann::json median_json(const std::vector<nlohmann::json>& runs);
+/// The table of median objects, with the min-max of the runs' ratios when given.
+void print_table(std::ostream& out, const std::vector<nlohmann::json>& medians);
+
+}  // namespace cairn::bench
