@@ -10,19 +10,13 @@
 namespace cairn {
 namespace {
 
+using testing::session;
+using testing::global_mismatches;
+
 namespace fs = std::filesystem;
 using testing::count_mismatches;
 using testing::fill;
 using testing::scratch_dir;
-
-Session& session() {
-  static Session s(MPI_COMM_WORLD);
-  return s;
-}
-
-int64_t global_mismatches(const Variable& v, int64_t id) {
-  return session().comm().allreduce_sum(count_mismatches(v, id));
-}
 
 struct Model {
   // 4 MiB sharded (a dataset) and a small replicated one (packed).

@@ -13,13 +13,10 @@
 namespace cairn {
 namespace {
 
+using testing::session;
+
 using testing::fill;
 using testing::scratch_dir;
-
-Session& session() {
-  static Session s(MPI_COMM_WORLD);
-  return s;
-}
 
 // Byte offset in the file of dataset `name` (contiguous layout), read with plain HDF5.
 haddr_t dataset_offset(const std::string& path, const std::string& name) {

@@ -12,19 +12,13 @@
 namespace cairn {
 namespace {
 
+using testing::session;
+using testing::global_mismatches;
+
 using testing::count_mismatches;
 using testing::fill;
 using testing::scratch_dir;
 using testing::zero;
-
-Session& session() {
-  static Session s(MPI_COMM_WORLD);
-  return s;
-}
-
-int64_t global_mismatches(const Variable& v, int64_t id) {
-  return session().comm().allreduce_sum(count_mismatches(v, id));
-}
 
 struct Loader {
   int64_t position = 0;

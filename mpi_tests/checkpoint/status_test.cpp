@@ -7,13 +7,10 @@
 namespace cairn {
 namespace {
 
+using testing::session;
+
 using testing::fill;
 using testing::scratch_dir;
-
-Session& session() {
-  static Session s(MPI_COMM_WORLD);
-  return s;
-}
 
 std::shared_ptr<Module> model_with(std::initializer_list<const char*> names) {
   auto m = std::make_shared<Module>();

@@ -12,15 +12,12 @@
 namespace cairn {
 namespace {
 
+using testing::session;
+
 namespace fs = std::filesystem;
 using testing::count_mismatches;
 using testing::fill;
 using testing::scratch_dir;
-
-Session& session() {
-  static Session s(MPI_COMM_WORLD);
-  return s;
-}
 
 // Saves three checkpoints whose values are ids 1, 2, 3 (a 2 MiB tensor: a dataset of its own).
 std::string three_checkpoints() {

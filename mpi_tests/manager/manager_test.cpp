@@ -10,15 +10,12 @@
 namespace cairn {
 namespace {
 
+using testing::session;
+
 namespace fs = std::filesystem;
 using testing::count_mismatches;
 using testing::fill;
 using testing::scratch_dir;
-
-Session& session() {
-  static Session s(MPI_COMM_WORLD);
-  return s;
-}
 
 struct Job {
   std::shared_ptr<Variable> v = Variable::create<float>(session(), {11, 3}, Layout::block(0));

@@ -73,6 +73,15 @@ void for_each_local_element(const Variable& v, Fn&& fn) {
 
 }  // namespace
 
+Session& session() {
+  static Session s(MPI_COMM_WORLD);
+  return s;
+}
+
+int64_t global_mismatches(const Variable& v, int64_t id) {
+  return session().comm().allreduce_sum(count_mismatches(v, id));
+}
+
 std::string scratch_dir() {
   static int counter = 0;
   const char* base = std::getenv("CAIRN_TEST_DIR");

@@ -12,6 +12,11 @@
 
 namespace cairn::testing {
 
+/// The session every test of a program shares (over MPI_COMM_WORLD), created on first use.
+Session& session();
+/// Collective over the shared session. Elements of `v` that differ from the test values, all ranks.
+int64_t global_mismatches(const Variable& v, int64_t id);
+
 /// Collective over MPI_COMM_WORLD. A fresh empty directory for the calling test, same on all ranks.
 std::string scratch_dir();
 

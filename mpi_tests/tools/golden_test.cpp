@@ -21,16 +21,13 @@
 namespace cairn {
 namespace {
 
+using testing::session;
+
 using golden::Model;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 const std::string kGoldenDir = CAIRN_GOLDEN_DIR "/format-1.0";
-
-Session& session() {
-  static Session s(MPI_COMM_WORLD);
-  return s;
-}
 
 const json& expected() {
   static const json j = [] {
