@@ -25,6 +25,9 @@ ContainerReader::ContainerReader(const Comm* comm, std::string path)
   auto open = [&] {
     if (!std::filesystem::exists(path_))
       throw Error(ErrorCode::kNotFound, "checkpoint file does not exist", ctx);
+    // MPI-IO would try to read it (and print an error per read) before HDF5 gives up.
+    if (std::filesystem::is_directory(path_))
+      throw Error(ErrorCode::kInvalidArgument, "is a directory, not a checkpoint file", ctx);
     h5::PropList fapl(h5::check_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", ctx));
     if (comm_)
       h5::check_status(H5Pset_fapl_mpio(fapl.get(), comm_->get(), MPI_INFO_NULL), "H5Pset_fapl_mpio", ctx);
@@ -53,6 +56,7 @@ ContainerReader::ContainerReader(const Comm* comm, std::string path)
   comm_->run_agreed([&] {
     if (comm_->rank() != 0) mark_ = decode_commit_mark(mark_text, path_);
     manifest_ = decode_manifest(manifest_text_, path_);
+    check_packed_dataset();
   });
 }
 
@@ -61,6 +65,39 @@ ContainerReader::~ContainerReader() = default;
 void ContainerReader::load_manifest_locally() {
   read_verified_manifest_text();
   manifest_ = decode_manifest(manifest_text_, path_);
+  check_packed_dataset();
+}
+
+namespace {
+
+// A contiguous dataset stored smaller than its extent was never fully written. Reading it would
+// return fill values, and trusting its extent would let a small hostile file make the reader
+// allocate whatever it declares (cairn writes contiguous datasets, allocated at creation).
+void check_fully_stored(hid_t ds, int64_t bytes, const ErrorContext& ctx) {
+  h5::PropList dcpl(h5::check_id(H5Dget_create_plist(ds), "H5Dget_create_plist", ctx));
+  const auto stored = static_cast<int64_t>(H5Dget_storage_size(ds));
+  if (H5Pget_layout(dcpl.get()) == H5D_CONTIGUOUS && stored < bytes)
+    throw Error(ErrorCode::kCorrupt,
+                "dataset stores " + std::to_string(stored) + " of the " + std::to_string(bytes) +
+                    " bytes it declares",
+                ctx);
+}
+
+}  // namespace
+
+void ContainerReader::check_packed_dataset() {
+  // Before any value is read, so that a bad packed dataset fails the restore before it changes
+  // anything and before a read window is sized from the manifest's claims.
+  if (manifest_.packed_bytes == 0) return;
+  const ErrorContext ctx{
+      .rank = rank(), .checkpoint = path_, .key = kPackedDataset, .operation = "open packed data"};
+  hid_t ds = dataset(kPackedDataset, kPackedDataset);
+  h5::Dataspace space(h5::check_id(H5Dget_space(ds), "H5Dget_space", ctx));
+  if (H5Sget_simple_extent_ndims(space.get()) != 1 ||
+      H5Sget_simple_extent_npoints(space.get()) != manifest_.packed_bytes)
+    throw Error(ErrorCode::kCorrupt, "packed dataset size differs from the manifest (" +
+                                         std::to_string(manifest_.packed_bytes) + " bytes)", ctx);
+  check_fully_stored(ds, manifest_.packed_bytes, ctx);
 }
 
 void ContainerReader::read_verified_manifest_text() {
@@ -105,6 +142,7 @@ std::string ContainerReader::read_manifest_bytes(int64_t expected) {
   if (H5Sget_simple_extent_ndims(space.get()) != 1 || H5Sget_simple_extent_npoints(space.get()) != expected)
     throw Error(ErrorCode::kCorrupt,
                 "manifest dataset size differs from the commit mark (" + std::to_string(expected) + " bytes)", ctx);
+  check_fully_stored(ds, expected, ctx);
   std::string text(static_cast<std::size_t>(expected), '\0');
   h5::Datatype type = h5::make_byte_type();
   if (expected > 0)

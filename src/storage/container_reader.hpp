@@ -40,6 +40,8 @@ class ContainerReader {
   std::string read_root_attribute(const std::string& name);
   std::string read_manifest_bytes(int64_t expected);
   void load_manifest_locally();
+  /// Checks that /cairn/packed holds the manifest's packed_bytes, before anything is read from it.
+  void check_packed_dataset();
   /// Reads the commit mark and the manifest text, and checks the text against the mark's checksum.
   void read_verified_manifest_text();
 

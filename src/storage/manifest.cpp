@@ -92,7 +92,16 @@ void validate_tensor(const TensorRecord& t, const Manifest& m, const std::string
   if (!t.packed && t.dataset.empty()) corrupt(ckpt, t.key, "tensor has no dataset");
   int64_t written = 0;
   const int64_t esize = static_cast<int64_t>(dtype_size(t.dtype));
+  // A box whose offset and count differ in length cannot even be printed: say so first.
+  auto check_axes = [&](const Box& b, const char* what) {
+    if (b.offset.size() != t.shape.size() || b.count.size() != t.shape.size())
+      corrupt(ckpt, t.key,
+              std::string(what) + " has " + std::to_string(b.offset.size()) + " offsets and " +
+                  std::to_string(b.count.size()) + " counts for a tensor of " +
+                  std::to_string(t.shape.size()) + " axes");
+  };
   for (const WrittenBox& wb : t.boxes) {
+    check_axes(wb.box, "a box");
     if (wb.rank < 0 || wb.rank >= m.world_size)
       corrupt(ckpt, t.key, "box written by rank " + std::to_string(wb.rank) + " of a " +
                                std::to_string(m.world_size) + "-rank job");
@@ -102,11 +111,15 @@ void validate_tensor(const TensorRecord& t, const Manifest& m, const std::string
                                shape_to_string(t.shape));
     int64_t in_pieces = 0;
     for (const PieceRecord& p : wb.pieces) {
+      check_axes(p.box, "a piece");
       if (p.box.rank() != t.shape.size() || p.box.offset.size() != t.shape.size() ||
           !contains(wb.box, p.box))
         corrupt(ckpt, t.key, "piece " + p.box.to_string() + " lies outside its box " +
                                  wb.box.to_string());
-      in_pieces += p.box.volume();
+      // Each piece lies inside the box, but a hostile list may repeat it until the sum overflows.
+      if (__builtin_add_overflow(in_pieces, p.box.volume(), &in_pieces))
+        corrupt(ckpt, t.key,
+                "pieces of box " + wb.box.to_string() + " hold more elements than fit in int64");
       if (t.packed) check_packed_range(p.packed_offset, p.box.volume() * esize, m.packed_bytes, ckpt, t.key);
     }
     if (in_pieces != wb.box.volume())
@@ -115,7 +128,8 @@ void validate_tensor(const TensorRecord& t, const Manifest& m, const std::string
     for (const PieceRecord& p : wb.pieces) pieces.push_back(&p);
     if (auto o = find_overlap(pieces, [](const void* p) -> const Box& { return static_cast<const PieceRecord*>(p)->box; }))
       corrupt(ckpt, t.key, "pieces " + o->first.to_string() + " and " + o->second.to_string() + " overlap");
-    written += wb.box.volume();
+    if (__builtin_add_overflow(written, wb.box.volume(), &written))
+      corrupt(ckpt, t.key, "written boxes hold more elements than fit in int64");
   }
   std::vector<const void*> boxes;
   for (const WrittenBox& wb : t.boxes) boxes.push_back(&wb);

@@ -97,8 +97,9 @@ std::optional<Box> intersect(const Box& a, const Box& b) {
 bool contains(const Box& outer, const Box& inner) {
   if (outer.rank() != inner.rank()) return false;
   for (std::size_t d = 0; d < outer.rank(); ++d) {
-    if (inner.offset[d] < outer.offset[d]) return false;
-    if (inner.offset[d] + inner.count[d] > outer.offset[d] + outer.count[d]) return false;
+    // Written so that hostile extents (a manifest's pieces) cannot overflow: `outer` is valid.
+    if (inner.count[d] < 0 || inner.offset[d] < outer.offset[d]) return false;
+    if (inner.count[d] > outer.offset[d] + outer.count[d] - inner.offset[d]) return false;
   }
   return true;
 }
