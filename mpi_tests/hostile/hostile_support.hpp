@@ -1,0 +1,80 @@
+#pragma once
+// Helpers of the hostile-file tests: a small reference checkpoint written by the job, hostile
+// rewrites of its manifest and commit mark, and the check every hostile case must pass (a clear
+// cairn::Error, the same text on every rank, in bounded time and memory).
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cairn/cairn.hpp"
+#include "cairn/state/boost_state.hpp"
+
+namespace cairn::hostile {
+
+/// The session of these tests: small pack and piece thresholds, so that a checkpoint of a few KB
+/// has a tensor in its own dataset cut into several pieces, packed tensors, and opaque state.
+Session& session();
+
+struct Model {
+  std::shared_ptr<Module> root = std::make_shared<Module>();
+  std::shared_ptr<Variable> w;  // f32 [16, 8], block(0): its own dataset, 64-byte pieces
+  std::shared_ptr<Variable> b;  // f32 [8], replicated: packed
+  std::shared_ptr<State<std::vector<int64_t>>> loader;  // per-rank opaque state
+  std::shared_ptr<State<std::string>> rng;              // global opaque state
+  Checkpoint checkpoint();
+  /// Local. Elements and state values of this rank that are no longer blank (see blank_model()).
+  int64_t touched() const;
+};
+
+inline const std::string kWKey = "model/w/.ATTRIBUTES/VARIABLE_VALUE";
+inline const std::string kLoaderKey = "loader/.ATTRIBUTES/STATE";
+
+/// Collective. A model whose values are all zero (what a restore that changed nothing leaves).
+Model blank_model();
+/// Collective. Writes the reference checkpoint to `path` and returns the model that was saved.
+Model save_reference(const std::string& path);
+
+/// Local. Copies `from` to `to` and replaces the manifest of `to` with mutate(manifest), and the
+/// commit mark with one that matches it (so the damage is past the checksum).
+void rewrite_manifest(const std::string& from, const std::string& to,
+                      const std::function<void(nlohmann::json&)>& mutate);
+/// Local. Replaces the manifest of `path` by `text`, verbatim, with a matching commit mark.
+void write_manifest_text(const std::string& path, const std::string& text);
+/// Local. Replaces the commit mark of `path` by `text`.
+void write_commit_mark(const std::string& path, const std::string& text);
+/// Local. Replaces dataset `name` of `path` by a u8 dataset of `bytes` elements whose storage is
+/// never allocated (contiguous, late allocation): it declares far more than the file holds.
+void replace_with_unwritten_dataset(const std::string& path, const std::string& name,
+                                    int64_t bytes);
+/// Local. The manifest of `path`, parsed.
+nlohmann::json read_manifest(const std::string& path);
+/// Local. `bytes` bytes of the file at `offset`.
+std::string read_file_bytes(const std::string& path, int64_t offset, int64_t bytes);
+/// Local. Writes `bytes` into the file at `offset`.
+void write_file_bytes(const std::string& path, int64_t offset, const std::string& bytes);
+
+struct Outcome {
+  bool threw = false;
+  ErrorCode code{};
+  std::string text;
+  double seconds = 0;
+  int64_t changed = 0;  // live values the failed call changed, summed over ranks
+};
+
+/// Collective. Runs `fn` on every rank, expecting a cairn::Error whose code is one of `codes` and
+/// whose text holds every needle, identical on every rank (compared by allgather), within
+/// `max_seconds` and with every rank's peak RSS below 1 GiB. `model` (may be null) is checked
+/// for values the failed call changed. Prints one result line per case on rank 0 for
+/// docs/reliability-hostile.md.
+Outcome expect_clear_error(const std::string& name, const std::function<void()>& fn,
+                           const std::vector<ErrorCode>& codes,
+                           const std::vector<std::string>& needles, const Model* model = nullptr,
+                           double max_seconds = 30);
+
+/// Collective over MPI_COMM_WORLD. The same path on every rank, for a case file in `dir`.
+std::string case_path(const std::string& dir, const std::string& name);
+
+}  // namespace cairn::hostile
