@@ -8,6 +8,14 @@
 //                                                  # check the restored values, save ckpt-STEP.h5
 //   mpirun -n M crash_saver mgr-verify DIR STEP    # restore_or_initialize must restore STEP
 //
+// save and mgr-save take suffixes (fault_test.sh, restore_crash_test.sh):
+//   -async   save with save_async() and wait() instead of save();
+//   -twice   save STEP, then STEP+1 in the same job; between the two, every rank pauses if
+//            CAIRN_FAULT_PAUSE=between_saves (the protocol of src/storage/fault_injection.hpp:
+//            "<CAIRN_FAULT_PAUSE_FILE>.paused-<rank>" is created, then the rank waits for
+//            CAIRN_FAULT_PAUSE_FILE), so a test can delete the directory between two saves.
+//   e.g. save-async, mgr-save-async, save-twice, mgr-save-twice.
+//
 // `save` restores the latest checkpoint first (if any), so save numbering continues and STEP is
 // also the expected save_counter: the k-th successful save in a directory writes ckpt-k.h5.
 // The mgr-* verbs (manager_crash_test.sh) use a CheckpointManager with max_to_keep = 2 that
@@ -17,15 +25,20 @@
 // and fails if the restored values are not exactly those of the restored step.
 // Exit codes: 0 ok, 1 verification or save failed (message on stderr), 2 usage.
 #include <mpi.h>
+#include <sys/stat.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "cairn/cairn.hpp"
@@ -146,21 +159,53 @@ int64_t count_mismatches(Model& m, const Session& s, int64_t step) {
   return bad;
 }
 
-int run_save(const Session& s, const std::string& dir, int64_t step) {
+// How the save verbs save: save() or save_async() + wait(); once, or twice with a pause between.
+struct SaveMode {
+  bool async = false;
+  bool twice = false;
+};
+
+// Collective. The between_saves pause of the -twice verbs (same protocol as the library's
+// CAIRN_FAULT_PAUSE phases, which a program outside the library cannot call).
+void pause_between_saves(const Session& s) {
+  const char* spec = std::getenv("CAIRN_FAULT_PAUSE");
+  const char* file = std::getenv("CAIRN_FAULT_PAUSE_FILE");
+  if (!spec || std::string(spec) != "between_saves" || !file) return;
+  std::fprintf(stderr, "crash_saver: rank %d pauses between saves\n", s.rank());
+  std::fflush(stderr);
+  std::ofstream(std::string(file) + ".paused-" + std::to_string(s.rank())) << "between_saves\n";
+  struct stat st {};
+  for (int i = 0; i < 12000 && ::stat(file, &st) != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  s.comm().barrier();
+}
+
+int run_save(const Session& s, const std::string& dir, int64_t step, SaveMode mode) {
   Model m(s);
   if (const auto latest = latest_checkpoint(s, dir)) m.ckpt.restore(*latest).assert_consumed();
-  fill(m, s, step);
-  const std::string path = m.ckpt.save(dir + "/ckpt");
-  if (m.ckpt.save_counter() != step) {
+  const int64_t last = mode.twice ? step + 1 : step;
+  for (int64_t k = step; k <= last; ++k) {
+    if (k > step) pause_between_saves(s);
+    fill(m, s, k);
+    std::string path;
+    if (mode.async) {
+      path = m.ckpt.save_async(dir + "/ckpt");
+      m.ckpt.wait();
+    } else {
+      path = m.ckpt.save(dir + "/ckpt");
+    }
+    if (m.ckpt.save_counter() != k) {
+      if (s.rank() == 0)
+        std::fprintf(stderr, "crash_saver: saved %s with save_counter %lld, expected %lld\n",
+                     path.c_str(), static_cast<long long>(m.ckpt.save_counter()),
+                     static_cast<long long>(k));
+      return 1;
+    }
     if (s.rank() == 0)
-      std::fprintf(stderr, "crash_saver: saved %s with save_counter %lld, expected %lld\n",
-                   path.c_str(), static_cast<long long>(m.ckpt.save_counter()),
-                   static_cast<long long>(step));
-    return 1;
+      std::printf("crash_saver: saved step %lld to %s on %d ranks\n", static_cast<long long>(k),
+                  path.c_str(), s.size());
+    std::fflush(stdout);
   }
-  if (s.rank() == 0)
-    std::printf("crash_saver: saved step %lld to %s on %d ranks\n", static_cast<long long>(step),
-                path.c_str(), s.size());
   return 0;
 }
 
@@ -212,20 +257,33 @@ int manager_restore(const Session& s, Model& m, CheckpointManager& mgr, const st
   return bad == 0 && *outcome.path == want ? 0 : 1;
 }
 
-int run_manager_save(const Session& s, const std::string& dir, int64_t step) {
+int run_manager_save(const Session& s, const std::string& dir, int64_t step, SaveMode mode) {
   Model m(s);
   CheckpointManager mgr(m.ckpt, dir, {.max_to_keep = kManagerKeep});
   int64_t restored = 0;
   if (manager_restore(s, m, mgr, dir, restored) != 0) return 1;
-  fill(m, s, step);
-  const std::optional<std::string> path = mgr.save(step);
-  if (s.rank() == 0) {
-    std::string names;
-    for (const std::string& p : mgr.checkpoints()) names += " " + p.substr(p.find_last_of('/') + 1);
-    std::printf("crash_saver: manager saved step %lld to %s; checkpoints:%s\n",
-                static_cast<long long>(step), path ? path->c_str() : "(nothing)", names.c_str());
+  const int64_t last = mode.twice ? step + 1 : step;
+  for (int64_t k = step; k <= last; ++k) {
+    if (k > step) pause_between_saves(s);
+    fill(m, s, k);
+    std::optional<std::string> path;
+    if (mode.async) {
+      path = mgr.save_async(k);
+      mgr.wait();
+    } else {
+      path = mgr.save(k);
+    }
+    if (s.rank() == 0) {
+      std::string names;
+      for (const std::string& p : mgr.checkpoints())
+        names += " " + p.substr(p.find_last_of('/') + 1);
+      std::printf("crash_saver: manager saved step %lld to %s; checkpoints:%s\n",
+                  static_cast<long long>(k), path ? path->c_str() : "(nothing)", names.c_str());
+    }
+    std::fflush(stdout);
+    if (!path) return 1;
   }
-  return path ? 0 : 1;
+  return 0;
 }
 
 int run_manager_verify(const Session& s, const std::string& dir, int64_t step) {
@@ -239,9 +297,27 @@ int run_manager_verify(const Session& s, const std::string& dir, int64_t step) {
   return rc == 0 && restored == step ? 0 : 1;
 }
 
+// "save", "mgr-save", each with optional "-async" then "-twice"; nullopt for other verbs.
+std::optional<std::pair<bool, SaveMode>> parse_save_verb(std::string verb) {
+  SaveMode mode;
+  auto strip = [&verb](const std::string& suffix) {
+    if (verb.size() <= suffix.size() ||
+        verb.compare(verb.size() - suffix.size(), suffix.size(), suffix) != 0)
+      return false;
+    verb.resize(verb.size() - suffix.size());
+    return true;
+  };
+  mode.twice = strip("-twice");
+  mode.async = strip("-async");
+  if (verb == "save") return std::pair{false, mode};
+  if (verb == "mgr-save") return std::pair{true, mode};
+  return std::nullopt;
+}
+
 int run(const Session& s, const std::string& verb, const std::string& where, int64_t step) {
-  if (verb == "save") return run_save(s, where, step);
-  if (verb == "mgr-save") return run_manager_save(s, where, step);
+  if (const auto save = parse_save_verb(verb))
+    return save->first ? run_manager_save(s, where, step, save->second)
+                       : run_save(s, where, step, save->second);
   if (verb == "mgr-verify") return run_manager_verify(s, where, step);
   if (verb == "verify-file") return run_verify(s, where, step);
   const auto latest = latest_checkpoint(s, where);
@@ -267,12 +343,12 @@ int main(int argc, char** argv) {
   char* end = nullptr;
   const long long step = argc == 4 ? std::strtoll(argv[3], &end, 10) : 0;
   if (argc != 4 || *end != '\0' || step < 1 ||
-      (verb != "save" && verb != "verify" && verb != "verify-file" && verb != "mgr-save" &&
+      (!parse_save_verb(verb) && verb != "verify" && verb != "verify-file" &&
        verb != "mgr-verify")) {
     if (rank == 0)
       std::fprintf(stderr,
-                   "usage: crash_saver save|verify|mgr-save|mgr-verify DIR STEP | "
-                   "verify-file FILE STEP\n");
+                   "usage: crash_saver save[-async][-twice]|verify|mgr-save[-async][-twice]|"
+                   "mgr-verify DIR STEP | verify-file FILE STEP\n");
   } else {
     try {
       Session session(MPI_COMM_WORLD);

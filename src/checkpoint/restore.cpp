@@ -1,5 +1,6 @@
 #include "checkpoint/restore.hpp"
 
+#include "storage/fault_injection.hpp"
 #include "storage/hdf5_lock.hpp"
 
 namespace cairn::detail {
@@ -20,7 +21,9 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
       matches = context->match(0, root);
       context->validate(matches);
     });
+    fault_point("restore_before_read", comm.rank());
     comm.run_agreed([&] { context->restore_values(matches, reader); });
+    fault_point("restore_after_read", comm.rank());
   } catch (...) {
     context->abandon();  // a failed restore must not keep restoring objects attached later
     throw;

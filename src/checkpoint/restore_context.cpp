@@ -8,6 +8,7 @@
 #include "cairn/state/state.hpp"
 #include "cairn/tensor/variable.hpp"
 #include "checkpoint/graph_walk.hpp"
+#include "storage/fault_injection.hpp"
 #include "storage/hdf5_lock.hpp"
 #include "storage/tensor_read.hpp"
 
@@ -178,6 +179,14 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
   std::vector<std::vector<std::byte*>> buffers(matches.size());
   PackedReadBatch packed;
   std::vector<int64_t> tensor_nodes;
+  // The crash-test hook fires once about half of the dataset tensors are read (they are read
+  // right away; packed values are only queued here and read together below).
+  std::size_t dataset_tensors = 0, datasets_read = 0;
+  for (const Match& m : matches)
+    if (auto t = tensor_index_.find(manifest_.nodes[static_cast<std::size_t>(m.node)].value_key);
+        t != tensor_index_.end() && !manifest_.tensors[t->second].packed)
+      ++dataset_tensors;
+  const std::size_t halfway = (dataset_tensors + 1) / 2;
   for (std::size_t i = 0; i < matches.size(); ++i) {
     const Match& m = matches[i];
     const std::string& key = manifest_.nodes[static_cast<std::size_t>(m.node)].value_key;
@@ -187,6 +196,8 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
       for (std::size_t b = 0; b < v->local_boxes().size(); ++b) buffers[i].push_back(v->box_bytes(b).data());
       read_tensor(reader, manifest_.tensors[t->second], v->local_boxes(), buffers[i], packed);
       tensor_nodes.push_back(m.node);
+      if (!manifest_.tensors[t->second].packed && ++datasets_read == halfway)
+        fault_point("restore_during_read", rank_);
     } else if (auto s = state_index_.find(key); s != state_index_.end()) {
       const StateRecord& record = manifest_.states[s->second];
       states.push_back({m.node, static_cast<StateObject*>(m.object.get()), &record, {}});
@@ -205,6 +216,7 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
     }
     st.values.resize(k);
   }
+  if (halfway == 0) fault_point("restore_during_read", rank_);
   packed.run(reader, options_.staging_bytes);
   for (int64_t node : tensor_nodes) restored_[static_cast<std::size_t>(node)] = 1;
   for (PendingState& st : states) {

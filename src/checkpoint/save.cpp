@@ -166,6 +166,9 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
       manifest_dataset = writer->create_byte_dataset("/cairn/manifest", manifest_bytes);
       writer->write_root_attribute(kFormatAttribute, "cairn-checkpoint " + std::to_string(kFormatMajor) +
                                                          "." + std::to_string(kFormatMinor));
+      // HDF5's metadata is written now, while nothing else is: after that, a data write that
+      // fails (a full disk) leaves close() nothing to write that could fail on some ranks only.
+      writer->flush_metadata();
     });
     fault_point("before_data", comm.rank());
     std::unique_ptr<Error> failure;
@@ -179,7 +182,11 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     } catch (const Error& e) {
       failure = std::make_unique<Error>(e);
     }
-    // Closing is collective and must happen on every rank, failed or not.
+    // Agreed before the collective close: a rank whose write failed must not take a different
+    // path through HDF5's collective close than the others, or the job hangs. On a failure every
+    // rank throws here, and the catch below discards the file.
+    comm.agree(failure.get());
+    // Closing is collective and must happen on every rank.
     try {
       writer->close();
     } catch (const Error& e) {
@@ -200,9 +207,20 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
       fault_point("before_rename", 0);
       durable_rename(tmp, path);
       fault_point("before_state_file", 0);
-      if (after_commit) after_commit();
+      if (after_commit) {
+        try {
+          after_commit();
+        } catch (const Error& e) {
+          // The error of the state file alone (its temporary name) would not say that the
+          // checkpoint itself is complete: name it, so the user knows what is on disk.
+          throw Error::from_remote(e.code(), std::string(e.what()) + " (checkpoint '" + path +
+                                                 "' is committed, but the directory's state "
+                                                 "file could not record it)");
+        }
+      }
     });
   } catch (...) {
+    if (writer) writer->discard();  // every rank is here: the error was agreed
     writer.reset();
     remove_tmp();
     throw;

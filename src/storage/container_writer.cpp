@@ -1,7 +1,12 @@
 #include "storage/container_writer.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "storage/h5_error.hpp"
 #include "storage/h5_space.hpp"
@@ -17,6 +22,34 @@ constexpr int64_t kMaxTransferBytes = int64_t{1} << 30;
 constexpr hsize_t kAlignment = 1 << 20;
 // Regions written with at least this many bytes are handed to the kernel's write-back at once.
 constexpr int64_t kWritebackBytes = int64_t{4} << 20;
+
+// HDF5 1.10's MPI-IO driver reports a short or failed write as "file write failed", without
+// the system's reason, so a full disk would read as a generic I/O error. The cause is added here:
+// the errno the failed write left (MPI-IO's POSIX layer sets it), and the file system's state,
+// which says "full" or "read-only" even when errno was overwritten.
+std::string write_failure_cause(const std::string& path, int err, int64_t bytes) {
+  std::string cause;
+  if (err != 0) cause = std::strerror(err);
+  const std::string dir = [&] {
+    const auto slash = path.find_last_of('/');
+    return slash == std::string::npos ? std::string(".") : path.substr(0, slash + 1);
+  }();
+  struct statvfs fs {};
+  if (::statvfs(dir.c_str(), &fs) == 0) {
+    const auto free_bytes = static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
+    std::string state;
+    if (fs.f_flag & ST_RDONLY)
+      state = "the file system of '" + dir + "' is read-only";
+    else if (free_bytes < bytes)
+      state = "the file system of '" + dir + "' has " + std::to_string(free_bytes) +
+              " bytes free, this write needs " + std::to_string(bytes);
+    if (err != ENOSPC && err != EDQUOT && err != EROFS && !state.empty())
+      cause = (state.find("read-only") != std::string::npos ? std::strerror(EROFS)
+                                                             : std::strerror(ENOSPC));
+    if (!state.empty()) cause += (cause.empty() ? "" : ": ") + state;
+  }
+  return cause;
+}
 
 }  // namespace
 
@@ -34,8 +67,13 @@ ContainerWriter::ContainerWriter(const Comm& comm, std::string path, IoMode mode
   h5::check_status(H5Pset_alignment(fapl.get(), kAlignment, kAlignment), "H5Pset_alignment", ctx);
   h5::check_status(H5Pset_coll_metadata_write(fapl.get(), true), "H5Pset_coll_metadata_write", ctx);
   h5::check_status(H5Pset_all_coll_metadata_ops(fapl.get(), true), "H5Pset_all_coll_metadata_ops", ctx);
+  errno = 0;
   file_ = h5::File(H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
-  if (!file_.valid()) h5::throw_error("cannot create checkpoint file", ctx, ErrorCode::kIo);
+  if (!file_.valid()) {
+    const std::string cause = write_failure_cause(path_, errno, 0);
+    h5::throw_error("cannot create checkpoint file" + (cause.empty() ? "" : " (" + cause + ")"),
+                    ctx, ErrorCode::kIo);
+  }
   transfer_plist_ = h5::PropList(h5::check_id(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate", ctx));
   h5::check_status(H5Pset_dxpl_mpio(transfer_plist_.get(), mode_ == IoMode::kCollective
                                                                ? H5FD_MPIO_COLLECTIVE
@@ -96,9 +134,17 @@ void ContainerWriter::write_root_attribute(const std::string& name, const std::s
 
 void ContainerWriter::transfer(Entry& entry, hid_t mem_space, hid_t file_space, const void* data,
                                const std::string& what) {
+  // Sized before the write: any HDF5 call after a failure would clear its error stack.
+  const int64_t bytes = H5Sget_select_npoints(file_space) *
+                        static_cast<int64_t>(H5Tget_size(entry.type.get()));
+  errno = 0;
   if (H5Dwrite(entry.dataset.get(), entry.type.get(), mem_space, file_space,
-               transfer_plist_.get(), data) < 0)
-    h5::throw_error("cannot write " + what, context(entry.name, "write"), ErrorCode::kIo);
+               transfer_plist_.get(), data) >= 0)
+    return;
+  const int err = errno;
+  const std::string cause = write_failure_cause(path_, err, bytes);
+  h5::throw_error("cannot write " + what + (cause.empty() ? "" : " (" + cause + ")"),
+                  context(entry.name, "write"), ErrorCode::kIo);
 }
 
 void ContainerWriter::write(std::size_t index, const Box& region, const void* buffer,
@@ -164,6 +210,24 @@ void ContainerWriter::write_bytes(std::size_t index, int64_t offset, const void*
   write(index, region, data, region);
 }
 
+void ContainerWriter::flush_metadata() {
+  h5::check_status(H5Fflush(file_.get(), H5F_SCOPE_GLOBAL), "H5Fflush (metadata)",
+                   context("", "create container"));
+}
+
+void ContainerWriter::discard() noexcept {
+  if (writeback_fd_ >= 0) ::close(writeback_fd_);
+  writeback_fd_ = -1;
+  if (!file_.valid()) return;
+  // Every rank's writes are over (the failure was agreed), so rank 0 may drop the data now.
+  if (comm_.rank() == 0 && ::truncate(path_.c_str(), 0) != 0) {
+    // Nothing to do: the close below may then fail too, which is still better than a hang.
+  }
+  entries_.clear();
+  (void)file_.close();
+  h5::take_error_stack();
+}
+
 void ContainerWriter::close() {
   const ErrorContext ctx = context("", "close container");
   if (writeback_fd_ >= 0) ::close(writeback_fd_);
@@ -180,8 +244,20 @@ void write_commit_mark(const std::string& path, const std::string& mark) {
   const ErrorContext ctx{.rank = 0, .checkpoint = path, .operation = "write commit mark"};
   h5::PropList fapl(h5::check_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", ctx));
   h5::check_status(H5Pset_file_locking(fapl.get(), false, true), "H5Pset_file_locking", ctx);
+  errno = 0;
   h5::File file(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get()));
-  if (!file.valid()) h5::throw_error("cannot reopen the written file", ctx, ErrorCode::kIo);
+  if (!file.valid()) {
+    // Typically the directory was deleted or replaced during the save: say so.
+    const int err = errno;
+    const std::string dir = path.substr(0, path.find_last_of('/') + 1);
+    struct stat st {};
+    std::string cause = err != 0 ? std::strerror(err) : "";
+    if (!dir.empty() && ::stat(dir.c_str(), &st) != 0)
+      cause += std::string(cause.empty() ? "" : ": ") + "the directory '" + dir +
+               "' no longer exists";
+    h5::throw_error("cannot reopen the written file" + (cause.empty() ? "" : " (" + cause + ")"),
+                    ctx, ErrorCode::kIo);
+  }
   h5::Datatype type(h5::check_id(H5Tcopy(H5T_C_S1), "H5Tcopy", ctx));
   h5::check_status(H5Tset_size(type.get(), mark.size()), "H5Tset_size", ctx);
   h5::Dataspace space(h5::check_id(H5Screate(H5S_SCALAR), "H5Screate", ctx));

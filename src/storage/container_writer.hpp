@@ -33,11 +33,20 @@ class ContainerWriter {
   /// dataset (write_nothing() pads).
   void write(std::size_t index, const Box& region, const void* buffer, const Box& buffer_box);
   void write_nothing(std::size_t index);
-  /// Writes `bytes` bytes at `offset` of byte dataset `index` (one call per rank in collective mode).
+  /// Writes `bytes` bytes at `offset` of byte dataset `index` (one call per rank in collective
+  /// mode).
   void write_bytes(std::size_t index, int64_t offset, const void* data, int64_t bytes);
 
+  /// Collective. Writes HDF5's metadata (superblock, object headers, attributes) now, before the
+  /// data: a failing data write then leaves nothing for close() to write.
+  void flush_metadata();
   /// Collective. Flushes to stable storage (MPI_File_sync) and closes everything.
   void close();
+  /// Collective, for a save that failed on some rank (agreed): rank 0 truncates the file to free
+  /// the space it took, then everything is closed, errors ignored. A failed H5Fclose (a full disk
+  /// refusing HDF5's last metadata write) would leave HDF5 1.10 with a dangling file ID that
+  /// crashes the process in MPI_Finalize; with the space freed, the close succeeds.
+  void discard() noexcept;
   const std::string& path() const noexcept { return path_; }
 
  private:

@@ -1,23 +1,62 @@
 #include "storage/fault_injection.hpp"
 
+#include <sys/stat.h>
+
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <string>
+#include <thread>
 
 namespace cairn {
+namespace {
 
-void fault_point(const char* phase, int rank) {
-  const char* spec = std::getenv("CAIRN_FAULT_INJECT");
-  if (!spec || !*spec) return;
-  std::string s(spec);
+// True when the variable `name` holds "<phase>" or "<phase>:<rank>" for this phase and rank.
+bool selected(const char* name, const char* phase, int rank) {
+  const char* spec = std::getenv(name);
+  if (!spec || !*spec) return false;
+  const std::string s(spec);
   std::string want_phase = s;
   int want_rank = -1;
   if (auto colon = s.find(':'); colon != std::string::npos) {
     want_phase = s.substr(0, colon);
     want_rank = std::atoi(s.c_str() + colon + 1);
   }
-  if (want_phase != phase || (want_rank >= 0 && want_rank != rank)) return;
+  return want_phase == phase && (want_rank < 0 || want_rank == rank);
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+void pause_here(const char* phase, int rank) {
+  const char* file = std::getenv("CAIRN_FAULT_PAUSE_FILE");
+  if (!file || !*file) {
+    std::fprintf(stderr,
+                 "cairn: fault injection: CAIRN_FAULT_PAUSE without CAIRN_FAULT_PAUSE_FILE\n");
+    return;
+  }
+  const std::string resume(file);
+  std::fprintf(stderr, "cairn: fault injection: rank %d pauses at '%s'\n", rank, phase);
+  std::fflush(stderr);
+  // Announced only now, after the line above, so a test that sees the marker also has the line.
+  std::ofstream(resume + ".paused-" + std::to_string(rank)) << phase << '\n';
+  // Bounded: a test that never resumes must not turn into a hang of the library.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!exists(resume) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::fprintf(stderr, "cairn: fault injection: rank %d resumes after '%s'\n", rank, phase);
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+void fault_point(const char* phase, int rank) {
+  if (selected("CAIRN_FAULT_PAUSE", phase, rank)) pause_here(phase, rank);
+  if (!selected("CAIRN_FAULT_INJECT", phase, rank)) return;
   std::fprintf(stderr, "cairn: fault injection: rank %d kills itself at '%s'\n", rank, phase);
   std::fflush(stderr);
   std::raise(SIGKILL);

@@ -1,8 +1,18 @@
 #pragma once
-// Test hook for crash tests: CAIRN_FAULT_INJECT="<phase>[:<rank>]" makes the named rank (or every
-// rank) kill itself with SIGKILL when a save reaches <phase>. This is a real kill -9 of a real
-// process, at a deterministic point. Phases: before_data, during_data, after_data, before_rename,
-// before_state_file. Unset in normal runs; the check is one getenv per phase.
+// Test hooks for the fault tests (mpi_tests/fault), at deterministic points of a save or restore:
+//
+//   CAIRN_FAULT_INJECT="<phase>[:<rank>]": the named rank (or every rank) kills itself with
+//     SIGKILL when it reaches <phase>: a real kill -9 of a real process.
+//   CAIRN_FAULT_PAUSE="<phase>[:<rank>]" with CAIRN_FAULT_PAUSE_FILE=<file>: the named rank (or
+//     every rank) creates "<file>.paused-<rank>" at <phase> and waits until <file> exists (at
+//     most 120 s), so that a test can delete the directory or remount the file system read-only
+//     exactly there, without a timing race.
+//
+// Save phases: before_data, during_data, after_data, before_rename, before_state_file.
+// Restore phases: restore_before_read (file open, manifest read, graph matched and validated, no
+// value read yet), restore_during_read (about half of the dataset tensors read, packed values not
+// yet), restore_after_read (every value read and verified, the file still open).
+// Unset in normal runs; the cost is two getenv calls per phase.
 namespace cairn {
 
 void fault_point(const char* phase, int rank);

@@ -1,5 +1,6 @@
 #include "storage/h5_error.hpp"
 
+#include <algorithm>
 #include <mutex>
 
 namespace cairn::h5 {
@@ -11,7 +12,11 @@ herr_t collect_frame(unsigned n, const H5E_error2_t* err, void* out) {
   text += "\n    ";
   text += err->func_name ? err->func_name : "?";
   text += ": ";
-  text += err->desc ? err->desc : "";
+  // Some descriptions hold a raw newline (H5F_open's "time = ...\n, name = ..."): one frame per
+  // line keeps the message readable and parseable.
+  std::string desc = err->desc ? err->desc : "";
+  std::replace(desc.begin(), desc.end(), '\n', ' ');
+  text += desc;
   return 0;
 }
 
