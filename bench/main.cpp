@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
 
@@ -129,6 +130,15 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
     if (opt.warm_factor > 0) warm_free_memory(MPI_COMM_WORLD, opt.dir, warm_bytes);
   };
 
+  // The first asynchronous save allocates and touches the staging memory that later ones reuse:
+  // timed once here, apart from the steady-state runs.
+  std::optional<double> first_async_blocked_s;
+  if (opt.async) {
+    if (world_rank == 0) std::filesystem::remove(async_path);
+    prepare();
+    first_async_blocked_s = measure_async_save(save_ckpt, source, raw, async_path).blocked_s;
+  }
+
   std::vector<json> runs;
   for (int run = 0; run < opt.repeat; ++run) {
     Measurement m;
@@ -162,18 +172,18 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
       save_peak = peak_rss();
       m.save_extra_mib = static_cast<double>(max_over(MPI_COMM_WORLD, save_peak - base)) / kMiB;
     };
-    if (run % 2 == 0) {
-      raw_writes();
-      cairn_save();
-    } else {
-      cairn_save();
-      raw_writes();
-    }
-    if (opt.async) {
+    auto async_save = [&] {
       if (world_rank == 0) std::filesystem::remove(async_path);
       prepare();
       m.async = measure_async_save(save_ckpt, source, raw, async_path);
-    }
+      m.async.staging_mib = static_cast<double>(max_over(MPI_COMM_WORLD, save_ckpt.async_staging_bytes())) / kMiB;
+      m.async.first_blocked_s = first_async_blocked_s;
+    };
+    // Writes in rotating order from run to run, each to a fresh file: which one goes first
+    // matters on this machine (file-system and page-cache state), not what is being measured.
+    std::vector<std::function<void()>> writes{raw_writes, cairn_save};
+    if (opt.async) writes.push_back(async_save);
+    for (std::size_t k = 0; k < writes.size(); ++k) writes[(k + static_cast<std::size_t>(run)) % writes.size()]();
 
     // Reads, cold, in alternating order; ranks outside the restore wait idle.
     int64_t load_peak = 0, mismatches = 0;

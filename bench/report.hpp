@@ -10,13 +10,17 @@
 
 namespace cairn::bench {
 
-/// Timings of an asynchronous save, once the library has one: the time the caller was blocked
-/// (staging copy included), the time until the background commit was durable, and a plain memcpy
-/// of the rank's bytes for comparison. Absent fields are printed as null.
+/// Timings of an asynchronous save (--async): the time the caller was blocked (planning and
+/// staging copy), the time until the background commit was durable, a plain memcpy of the rank's
+/// bytes into a warm buffer for comparison, the staging memory kept, and the blocked time of the
+/// very first asynchronous save (which allocates and touches the staging memory). Max over ranks;
+/// absent fields are printed as null.
 struct AsyncTimes {
   std::optional<double> blocked_s;
   std::optional<double> commit_s;
   std::optional<double> memcpy_s;
+  std::optional<double> staging_mib;
+  std::optional<double> first_blocked_s;
 };
 
 struct Measurement {

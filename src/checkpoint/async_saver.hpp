@@ -27,6 +27,7 @@ class AsyncSaver {
   SaveStats wait();
   bool pending() const noexcept { return thread_.joinable(); }
   const std::string& path() const noexcept { return prepared_.path; }
+  int64_t staging_capacity() const noexcept { return static_cast<int64_t>(staging_.size()); }
 
  private:
   std::thread thread_;

@@ -42,6 +42,8 @@ void Checkpoint::wait() {
 
 bool Checkpoint::save_in_flight() const noexcept { return async_ && async_->pending(); }
 
+int64_t Checkpoint::async_staging_bytes() const noexcept { return async_ ? async_->staging_capacity() : 0; }
+
 std::string Checkpoint::save_async_to(const std::string& path, int64_t counter,
                                       const std::function<void()>& after_commit,
                                       const std::function<void(const Comm&)>& after_save) {

@@ -64,6 +64,8 @@ class Checkpoint {
   bool save_in_flight() const noexcept;
   /// Local. Seconds the last save_async() blocked its caller (planning and staging copy).
   double last_async_blocked_seconds() const noexcept { return last_async_blocked_; }
+  /// Local. Bytes of staging memory this object keeps for asynchronous saves (0 before the first).
+  int64_t async_staging_bytes() const noexcept;
 
   /// Collective over the session. Restores values, but not save_counter.
   RestoreStatus read(const std::string& path);
