@@ -1,5 +1,6 @@
 #include "checkpoint/restore.hpp"
 
+#include "core/trace.hpp"
 #include "storage/fault_injection.hpp"
 #include "storage/hdf5_lock.hpp"
 
@@ -11,7 +12,9 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   const Comm& comm = session.comm();
   wait_for_background_saves();
   std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
+  PhaseTrace trace("restore", comm.rank());
   ContainerReader reader(&comm, path);
+  trace.mark("open and read the manifest");
   auto context = std::make_shared<RestoreContext>(session, path, reader.manifest(),
                                                   reader.manifest_text(), root);
   std::vector<RestoreContext::Match> matches;
@@ -21,14 +24,17 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
       matches = context->match(0, root);
       context->validate(matches);
     });
+    trace.mark("match and validate");
     fault_point("restore_before_read", comm.rank());
     comm.run_agreed([&] { context->restore_values(matches, reader); });
+    trace.mark("read and verify");
     fault_point("restore_after_read", comm.rank());
   } catch (...) {
     context->abandon();  // a failed restore must not keep restoring objects attached later
     throw;
   }
   reader.close();
+  trace.mark("close");
   return context;
 }
 

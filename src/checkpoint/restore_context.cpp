@@ -178,6 +178,7 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
   std::vector<PendingState> states;
   std::vector<std::vector<std::byte*>> buffers(matches.size());
   PackedReadBatch packed;
+  OverlappedChecks checks;  // dataset blocks are verified while the next ones are read
   std::vector<int64_t> tensor_nodes;
   // The crash-test hook fires once about half of the dataset tensors are read (they are read
   // right away; packed values are only queued here and read together below).
@@ -194,7 +195,7 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
     if (auto t = tensor_index_.find(key); t != tensor_index_.end()) {
       auto* v = static_cast<Variable*>(m.object.get());
       for (std::size_t b = 0; b < v->local_boxes().size(); ++b) buffers[i].push_back(v->box_bytes(b).data());
-      read_tensor(reader, manifest_.tensors[t->second], v->local_boxes(), buffers[i], packed);
+      read_tensor(reader, manifest_.tensors[t->second], v->local_boxes(), buffers[i], packed, &checks);
       tensor_nodes.push_back(m.node);
       if (!manifest_.tensors[t->second].packed && ++datasets_read == halfway)
         fault_point("restore_during_read", rank_);
@@ -203,6 +204,7 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
       states.push_back({m.node, static_cast<StateObject*>(m.object.get()), &record, {}});
     }
   }
+  checks.finish();
   // Blobs are queued only now: `states` no longer grows, so the strings they fill stay put.
   const int me = rank_;
   const bool same_size = manifest_.world_size == nranks_;

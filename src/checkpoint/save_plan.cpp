@@ -22,12 +22,6 @@ std::vector<Box> replicated_pieces(const TensorRecord& t, const SessionOptions& 
   return split_box(whole, static_cast<int64_t>(dtype_size(t.dtype)), options.piece_bytes);
 }
 
-void append_packed(SavePlan& plan, const void* data, int64_t bytes, int64_t& offset_out) {
-  offset_out = static_cast<int64_t>(plan.packed_region.size());
-  const auto* p = static_cast<const std::byte*>(data);
-  plan.packed_region.insert(plan.packed_region.end(), p, p + bytes);
-}
-
 void plan_tensor(SavePlan& plan, std::size_t index, const Variable& v, const Session& session) {
   const TensorRecord& t = plan.tensors[index];
   const int64_t esize = static_cast<int64_t>(dtype_size(t.dtype));
@@ -87,9 +81,10 @@ void compute_checksums(SavePlan& plan) {
 
 namespace {
 
-void pack_small_tensors(SavePlan& plan) {
-  // Offsets first, so that the region is allocated once (growing it tensor by tensor reallocated
-  // and copied it over and over, and touched up to twice its size).
+// Packed offsets only: the bytes stay where they are (live variables, or the staging memory of
+// an asynchronous save) until write time streams them through a small buffer, so that a save
+// needs no second copy of the rank's small tensors.
+void assign_packed_offsets(SavePlan& plan) {
   int64_t total = 0;
   for (LocalWrite& w : plan.writes) {
     const TensorRecord& t = plan.tensors[w.tensor];
@@ -100,26 +95,7 @@ void pack_small_tensors(SavePlan& plan) {
       total += p.box.volume() * esize;
     }
   }
-  plan.packed_region.resize(static_cast<std::size_t>(total));
-  for (LocalWrite& w : plan.writes) {
-    const TensorRecord& t = plan.tensors[w.tensor];
-    if (!t.packed) continue;
-    const int64_t esize = static_cast<int64_t>(dtype_size(t.dtype));
-    for (PieceRecord& p : w.written.pieces)
-      copy_region(w.buffer, w.buffer_box, plan.packed_region.data() + p.packed_offset, p.box,
-                  p.box, esize);
-  }
-}
-
-// Packed writes read from the packed region from now on: a snapshot independent of the live
-// variables. Pointers are set only now that the region no longer grows.
-void point_packed_writes_at_region(SavePlan& plan) {
-  for (LocalWrite& w : plan.writes) {
-    if (!plan.tensors[w.tensor].packed) continue;
-    const PieceRecord& p = w.written.pieces.front();
-    w.buffer = plan.packed_region.data() + p.packed_offset;
-    w.buffer_box = p.box;
-  }
+  plan.packed_bytes = total;
 }
 
 }  // namespace
@@ -163,7 +139,7 @@ SavePlan make_save_plan(const LiveGraph& graph, const Session& session) {
     }
   }
   for (std::size_t i = 0; i < plan.tensors.size(); ++i) plan_tensor(plan, i, *variables[i], session);
-  pack_small_tensors(plan);
+  assign_packed_offsets(plan);
   for (std::size_t i = 0; i < states.size(); ++i) {
     const bool mine = states[i]->scope() == StateScope::kPerRank ||
                       static_cast<int>(i % static_cast<std::size_t>(session.size())) == session.rank();
@@ -177,20 +153,18 @@ SavePlan make_save_plan(const LiveGraph& graph, const Session& session) {
       throw Error(ErrorCode::kSerialization, std::string("cannot serialize state: ") + e.what(),
                   {.rank = session.rank(), .key = plan.states[i].key, .operation = "save"});
     }
-    LocalBlob blob{i, {session.rank(), 0, static_cast<int64_t>(bytes.size()),
-                       checksum_bytes(bytes.data(), bytes.size())}};
-    append_packed(plan, bytes.data(), blob.blob.bytes, blob.blob.packed_offset);
-    plan.blobs.push_back(blob);
+    LocalBlob blob{i, {session.rank(), plan.packed_bytes, static_cast<int64_t>(bytes.size()),
+                       checksum_bytes(bytes.data(), bytes.size())}, std::move(bytes)};
+    plan.packed_bytes += blob.blob.bytes;
+    plan.blobs.push_back(std::move(blob));
   }
-  point_packed_writes_at_region(plan);
   return plan;
 }
 
 int64_t staging_bytes_needed(const SavePlan& plan) {
   int64_t bytes = 0;
   for (const LocalWrite& w : plan.writes)
-    if (!plan.tensors[w.tensor].packed)
-      bytes += w.written.box.volume() * static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
+    bytes += w.written.box.volume() * static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
   return bytes;
 }
 
@@ -202,12 +176,14 @@ void stage_plan(SavePlan& plan, std::byte* staging) {
   std::vector<Copy> copies;
   int64_t offset = 0;
   for (LocalWrite& w : plan.writes) {
-    if (plan.tensors[w.tensor].packed) continue;
     copies.push_back({&w, staging + offset});
     offset += w.written.box.volume() * static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
   }
-  // copy_region itself runs its large copies with OpenMP.
-  for (const Copy& c : copies) {
+  // copy_region itself runs its large copies with OpenMP; the many small ones go in parallel here.
+  const auto n = static_cast<int64_t>(copies.size());
+#pragma omp parallel for schedule(dynamic, 64) if (n > 1024)
+  for (int64_t i = 0; i < n; ++i) {
+    const Copy& c = copies[static_cast<std::size_t>(i)];
     LocalWrite& w = *c.write;
     const auto esize = static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
     copy_region(w.buffer, w.buffer_box, c.to, w.written.box, w.written.box, esize);

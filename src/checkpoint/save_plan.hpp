@@ -24,48 +24,27 @@ struct LocalWrite {
 struct LocalBlob {
   std::size_t state = 0;  // index into SavePlan::states
   StateBlob blob;         // packed_offset region-relative
+  std::string bytes;      // the serialized state: a snapshot taken at planning time
 };
-
-/// Allocates without value-initializing: resize() leaves new bytes as they are, for them to be
-/// overwritten by the copies that follow instead of zeroed first.
-template <class T>
-struct UninitializedAllocator : std::allocator<T> {
-  template <class U>
-  struct rebind {
-    using other = UninitializedAllocator<U>;
-  };
-  UninitializedAllocator() = default;
-  template <class U>
-  UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
-  template <class U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <class U, class... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-  }
-};
-using PackedRegion = std::vector<std::byte, UninitializedAllocator<std::byte>>;
 
 struct SavePlan {
   std::vector<TensorRecord> tensors;  // without boxes: those come from every rank's writes
   std::vector<StateRecord> states;    // without blobs
   std::vector<LocalWrite> writes;     // this rank's
   std::vector<LocalBlob> blobs;       // this rank's
-  PackedRegion packed_region;  // this rank's bytes of the packed dataset
+  int64_t packed_bytes = 0;    // this rank's bytes of the packed dataset: packed tensors, then blobs
   std::string signature;  // what every rank must agree on: keys, dtypes, shapes, layouts
   /// Per dataset tensor, the most write calls any rank makes (for collective transfers).
   std::vector<int64_t> max_writes;
 };
 
-/// Local. Builds this rank's plan from the walked graph: small tensors and opaque state are copied
-/// into the packed region; large tensors still point at the live variables. Throws cairn::Error
+/// Local. Builds this rank's plan from the walked graph: opaque state is serialized now; every
+/// tensor write (packed or not) still points at the live variables. Throws cairn::Error
 /// naming the key for invalid layouts or a variable built for another job size.
 SavePlan make_save_plan(const LiveGraph& graph, const Session& session);
 /// Local. Fills every piece's checksum from the buffers the writes point at (in parallel).
 void compute_checksums(SavePlan& plan);
-/// Local. Bytes of the writes that still point at live variables.
+/// Local. Bytes of the tensor writes, which point at live variables until stage_plan().
 int64_t staging_bytes_needed(const SavePlan& plan);
 /// Local. Copies those writes into `staging` (staging_bytes_needed() bytes) and points them there:
 /// afterwards the plan no longer reads the live variables.

@@ -52,6 +52,8 @@ const char* to_string(ErrorCode code) noexcept {
       return "I/O error";
     case ErrorCode::kRemoteRankFailed:
       return "remote rank failed";
+    case ErrorCode::kInternal:
+      return "internal error";
   }
   return "unknown error";
 }

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "storage/checksum.hpp"
+#include "storage/overlapped_checks.hpp"
 
 namespace cairn::detail {
 namespace {
@@ -13,6 +14,8 @@ namespace {
 constexpr int64_t kMaxGapBytes = int64_t{1} << 20;
 // Packed reads go in windows of at most this size (or the staging bound, if smaller).
 constexpr int64_t kWindowBytes = int64_t{16} << 20;
+// Pieces read in place go in blocks of at most this size (or one piece, if larger).
+constexpr int64_t kBlockBytes = int64_t{16} << 20;
 
 [[noreturn]] void checksum_mismatch(const ContainerReader& reader, const std::string& key,
                                     const std::string& piece, uint64_t expected, uint64_t found) {
@@ -54,26 +57,35 @@ void PackedReadBatch::run(ContainerReader& reader, int64_t staging_bytes) {
     windows.push_back({i, j, start, end});
     i = j;
   }
-  std::unique_ptr<std::byte[]> window;
-  int64_t capacity = 0;
-  for (const Window& win : windows) {
+  // Two window buffers: one is verified and handed out on the helper thread while the next
+  // window is read into the other.
+  std::unique_ptr<std::byte[]> buffers[2];
+  int64_t capacity[2] = {0, 0};
+  OverlappedChecks checks;
+  for (std::size_t w = 0; w < windows.size(); ++w) {
+    const Window& win = windows[w];
     const int64_t size = win.end - win.start;
-    if (size > capacity) {
+    std::unique_ptr<std::byte[]>& window = buffers[w % 2];
+    if (size > capacity[w % 2]) {
       window = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(size));
-      capacity = size;
+      capacity[w % 2] = size;
     }
+    // The job that last used this buffer finished before the previous submit() returned.
     reader.read_packed(win.start, size, window.get());
-    for (std::size_t k = win.first; k < win.last; ++k) {
-      Request& r = requests_[k];
-      const std::byte* data = window.get() + (r.offset - win.start);
-      const uint64_t found = checksum_bytes(data, static_cast<std::size_t>(r.bytes));
-      if (found != r.checksum)
-        checksum_mismatch(reader, *r.key,
-                          r.piece ? r.piece->to_string() : "rank " + std::to_string(r.blob_rank) + " value",
-                          r.checksum, found);
-      r.consume(data);
-    }
+    checks.submit(size, [this, &reader, win, data = window.get()] {
+      for (std::size_t k = win.first; k < win.last; ++k) {
+        Request& r = requests_[k];
+        const std::byte* bytes = data + (r.offset - win.start);
+        const uint64_t found = checksum_bytes(bytes, static_cast<std::size_t>(r.bytes));
+        if (found != r.checksum)
+          checksum_mismatch(reader, *r.key,
+                            r.piece ? r.piece->to_string() : "rank " + std::to_string(r.blob_rank) + " value",
+                            r.checksum, found);
+        r.consume(bytes);
+      }
+    });
   }
+  checks.finish();
   requests_.clear();
 }
 
@@ -107,22 +119,28 @@ Box bounding_box(const std::vector<const Needed*>& pieces) {
   return out;
 }
 
-// Verifies pieces read in place, in parallel; throws naming the first bad one.
+// Verifies pieces read in place into one buffer, in parallel; throws naming the first bad one.
+// Owns what it needs (the pieces live in the manifest): it may run after read_tensor returned.
+struct InPlaceBlock {
+  std::vector<const PieceRecord*> pieces;
+  const std::byte* buffer;
+  Box buffer_box;
+};
+
 void verify_in_place(const ContainerReader& reader, const TensorRecord& t,
-                     const std::vector<const Needed*>& pieces, int64_t esize) {
-  const auto n = static_cast<int64_t>(pieces.size());
+                     const InPlaceBlock& block, int64_t esize) {
+  const auto n = static_cast<int64_t>(block.pieces.size());
   std::string bad;
   uint64_t bad_expected = 0, bad_found = 0;
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if (n > 1)
   for (int64_t k = 0; k < n; ++k) {
-    const Needed& need = *pieces[static_cast<std::size_t>(k)];
-    const Target& home = need.targets.front();
-    const uint64_t found = checksum_region(home.buffer, home.buffer_box, need.piece->box, esize);
-    if (found != need.piece->checksum) {
+    const PieceRecord& piece = *block.pieces[static_cast<std::size_t>(k)];
+    const uint64_t found = checksum_region(block.buffer, block.buffer_box, piece.box, esize);
+    if (found != piece.checksum) {
 #pragma omp critical
       if (bad.empty()) {
-        bad = need.piece->box.to_string();
-        bad_expected = need.piece->checksum;
+        bad = piece.box.to_string();
+        bad_expected = piece.checksum;
         bad_found = found;
       }
     }
@@ -133,7 +151,10 @@ void verify_in_place(const ContainerReader& reader, const TensorRecord& t,
 }  // namespace
 
 void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vector<Box>& boxes,
-                 const std::vector<std::byte*>& buffers, PackedReadBatch& packed) {
+                 const std::vector<std::byte*>& buffers, PackedReadBatch& packed,
+                 OverlappedChecks* overlapped) {
+  OverlappedChecks local_checks;
+  OverlappedChecks& checks = overlapped ? *overlapped : local_checks;
   const int64_t esize = static_cast<int64_t>(dtype_size(t.dtype));
   std::vector<int64_t> covered(boxes.size(), 0);
   std::vector<Needed> needed;
@@ -179,6 +200,7 @@ void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vect
   for (std::size_t k = 0; k < needed.size();) {
     const Needed& need = needed[k];
     if (!need.direct) {
+      checks.finish();  // pieces of different saved boxes may share a target: one writer at a time
       const Box& box = need.piece->box;
       staging.resize(static_cast<std::size_t>(box.volume() * esize));
       reader.read_region(t, box, staging.data(), box);
@@ -191,22 +213,34 @@ void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vect
       continue;
     }
     std::vector<const Needed*> run;
-    int64_t run_volume = 0;
     for (; k < needed.size() && needed[k].direct && needed[k].source == need.source &&
            needed[k].home == need.home;
-         ++k) {
+         ++k)
       run.push_back(&needed[k]);
-      run_volume += needed[k].piece->box.volume();
-    }
+    // A run is read in blocks of consecutive pieces, each verified while the next one is read.
     const Target& home = need.targets.front();
-    const Box whole = bounding_box(run);
-    if (whole.volume() == run_volume) {
-      reader.read_region(t, whole, home.buffer, home.buffer_box);
-    } else {
-      for (const Needed* n : run) reader.read_region(t, n->piece->box, home.buffer, home.buffer_box);
+    for (std::size_t first = 0; first < run.size();) {
+      std::vector<const Needed*> block;
+      InPlaceBlock job{{}, home.buffer, home.buffer_box};
+      int64_t block_volume = 0;
+      for (; first < run.size() && (block.empty() || (block_volume + run[first]->piece->box.volume()) * esize <= kBlockBytes);
+           ++first) {
+        block.push_back(run[first]);
+        job.pieces.push_back(run[first]->piece);
+        block_volume += run[first]->piece->box.volume();
+      }
+      const Box whole = bounding_box(block);
+      if (whole.volume() == block_volume) {
+        reader.read_region(t, whole, home.buffer, home.buffer_box);
+      } else {
+        for (const Needed* n : block) reader.read_region(t, n->piece->box, home.buffer, home.buffer_box);
+      }
+      checks.submit(block_volume * esize, [&reader, &t, job = std::move(job), esize] {
+        verify_in_place(reader, t, job, esize);
+      });
     }
-    verify_in_place(reader, t, run, esize);
   }
+  if (&checks == &local_checks) checks.finish();
 }
 
 void read_state_blob(const StateRecord& state, const StateBlob& blob, std::string& out,

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "storage/container_reader.hpp"
+#include "storage/overlapped_checks.hpp"
 
 namespace cairn::detail {
 
@@ -42,9 +43,12 @@ class PackedReadBatch {
 /// Local. Fills `buffers[i]` (laid out as `boxes[i]`) with tensor `t`'s values. Dataset tensors are
 /// read at once (directly into the destination where a saved piece fits inside it); packed pieces
 /// are queued on `packed`, which the caller runs. Throws kCorrupt naming the key and piece on a
-/// checksum mismatch, or if the checkpoint lacks data for part of a box.
+/// checksum mismatch, or if the checkpoint lacks data for part of a box. With `overlapped`, the
+/// last blocks may still be under verification on return: the caller's finish() reports their
+/// errors (and must come before the values are used); without it, all is verified on return.
 void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vector<Box>& boxes,
-                 const std::vector<std::byte*>& buffers, PackedReadBatch& packed);
+                 const std::vector<std::byte*>& buffers, PackedReadBatch& packed,
+                 OverlappedChecks* overlapped = nullptr);
 
 /// Local. Queues the bytes of `blob` of state `key` on `packed`; `out` receives them.
 void read_state_blob(const StateRecord& state, const StateBlob& blob, std::string& out,

@@ -17,6 +17,7 @@ enum class ErrorCode : int {
   kSerialization,
   kIo,
   kRemoteRankFailed,
+  kInternal,  // a broken invariant inside cairn: please report it
 };
 
 const char* to_string(ErrorCode code) noexcept;

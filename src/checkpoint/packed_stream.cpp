@@ -1,0 +1,60 @@
+#include "checkpoint/packed_stream.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "cairn/core/error.hpp"
+
+namespace cairn::detail {
+
+PackedStream::PackedStream(ContainerWriter& writer, std::size_t dataset, int64_t region_offset,
+                           int64_t region_bytes)
+    : writer_(writer),
+      dataset_(dataset),
+      next_offset_(region_offset),
+      remaining_(region_bytes),
+      buffer_(static_cast<std::size_t>(std::min(region_bytes, kChunkBytes))) {}
+
+void PackedStream::add_region(const std::byte* buffer, const Box& buffer_box, const Box& region,
+                              int64_t esize) {
+  const int64_t bytes = region.volume() * esize;
+  if (buffer_box == region) return add_bytes(buffer, bytes);
+  // A region strided inside its buffer (not produced by today's plans, which pack whole boxes):
+  // gathered first, then streamed like any other bytes.
+  std::vector<std::byte> gathered(static_cast<std::size_t>(bytes));
+  copy_region(buffer, buffer_box, gathered.data(), region, region, esize);
+  add_bytes(gathered.data(), bytes);
+}
+
+void PackedStream::add_bytes(const std::byte* data, int64_t bytes) {
+  if (bytes > remaining_)
+    throw Error(ErrorCode::kInternal, "packed bytes exceed the planned region",
+                {.operation = "save"});
+  remaining_ -= bytes;
+  while (bytes > 0) {
+    const auto n = static_cast<std::size_t>(std::min<int64_t>(bytes, static_cast<int64_t>(buffer_.size() - filled_)));
+    std::memcpy(buffer_.data() + filled_, data, n);
+    filled_ += n;
+    data += n;
+    bytes -= static_cast<int64_t>(n);
+    if (filled_ == buffer_.size()) flush();
+  }
+}
+
+void PackedStream::flush() {
+  if (filled_ == 0) return;
+  writer_.write_bytes(dataset_, next_offset_, buffer_.data(), static_cast<int64_t>(filled_));
+  next_offset_ += static_cast<int64_t>(filled_);
+  filled_ = 0;
+  ++calls_;
+}
+
+int64_t PackedStream::finish() {
+  if (remaining_ != 0)
+    throw Error(ErrorCode::kInternal, "packed bytes fall short of the planned region",
+                {.operation = "save"});
+  flush();
+  return calls_;
+}
+
+}  // namespace cairn::detail

@@ -1,0 +1,44 @@
+#pragma once
+// Writes one rank's part of the packed dataset (small tensors, then state blobs, in packed-offset
+// order) through a single reused buffer, so that a save holds at most one chunk of it in memory
+// instead of a copy of every small tensor.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "cairn/tensor/box.hpp"
+#include "storage/container_writer.hpp"
+
+namespace cairn::detail {
+
+class PackedStream {
+ public:
+  /// Chunk size of the writes; a rank with B packed bytes makes ceil(B / kChunkBytes) of them.
+  static constexpr int64_t kChunkBytes = int64_t{16} << 20;
+
+  /// Calls the given rank count makes for `bytes` packed bytes (for padding collective writes).
+  static int64_t calls_for(int64_t bytes) { return (bytes + kChunkBytes - 1) / kChunkBytes; }
+
+  PackedStream(ContainerWriter& writer, std::size_t dataset, int64_t region_offset,
+               int64_t region_bytes);
+  /// Appends the elements of `region` (inside `buffer_box`, which `buffer` holds).
+  void add_region(const std::byte* buffer, const Box& buffer_box, const Box& region, int64_t esize);
+  /// Appends `bytes` bytes.
+  void add_bytes(const std::byte* data, int64_t bytes);
+  /// Writes what is left; returns the number of write calls made. Throws if the bytes added do
+  /// not add up to the region's size (a planning bug, not a user error).
+  int64_t finish();
+
+ private:
+  void flush();
+
+  ContainerWriter& writer_;
+  std::size_t dataset_;
+  int64_t next_offset_;  // where the buffer's first byte goes in the dataset
+  int64_t remaining_;    // region bytes not yet added
+  std::vector<std::byte> buffer_;
+  std::size_t filled_ = 0;
+  int64_t calls_ = 0;
+};
+
+}  // namespace cairn::detail
