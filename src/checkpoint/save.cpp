@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 
 #include "checkpoint/graph_walk.hpp"
 #include "checkpoint/packed_stream.hpp"
@@ -23,6 +24,8 @@ namespace cairn::detail {
 namespace {
 
 constexpr const char* kFormatAttribute = "cairn_format";
+// Ranks writing at least this many dataset bytes compute checksums while writing (see commit_save).
+constexpr int64_t kOverlapChecksumBytes = int64_t{16} << 20;
 
 // On a signature mismatch, rank 0 learns every rank's signature and names the first difference.
 void agree_on_signature(const Comm& comm, const std::string& signature, const std::string& path) {
@@ -135,7 +138,16 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   SavePlan& plan = prepared.plan;
   std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
   PhaseTrace trace("save", comm.rank());
-  compute_checksums(plan);
+  // With many bytes in datasets, checksums are computed on a helper thread while the data is
+  // written (they are only needed for the manifest, written last); the manifest's size does not
+  // depend on their values (fixed-width hex), so the dataset for it can be created before. With
+  // few, they are computed first: one pass less over the manifest on rank 0.
+  int64_t dataset_bytes = 0;
+  for (const LocalWrite& w : plan.writes)
+    if (!plan.tensors[w.tensor].packed)
+      dataset_bytes += w.written.box.volume() * static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
+  const bool overlap_checksums = comm.allreduce_max(dataset_bytes) >= kOverlapChecksumBytes;
+  if (!overlap_checksums) compute_checksums(plan);
   trace.mark("checksums");
 
   // 2. Rank 0 assembles the manifest from every rank's table.
@@ -145,11 +157,8 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   for (std::size_t r = 1; r < region_sizes.size(); ++r)
     region_offsets[r] = region_offsets[r - 1] + region_sizes[r - 1];
   const int64_t packed_total = region_offsets.back() + region_sizes.back();
-  std::vector<std::string> tables = comm.gather(encode_local_table(plan), 0);
-  std::string manifest_text;
-  comm.run_agreed([&] {
-    if (comm.rank() != 0) return;
-    Manifest m;
+  Manifest m;  // rank 0's
+  if (comm.rank() == 0) {
     m.library_version = CAIRN_VERSION;
     m.world_size = comm.size();
     m.save_counter = prepared.save_counter;
@@ -159,15 +168,30 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     m.nodes = std::move(prepared.nodes);  // not needed after this: memory counts on rank 0
     m.tensors = plan.tensors;
     m.states = plan.states;
-    merge_local_tables(m, tables, region_offsets);
-    tables = {};
-    // What readers will check of the tensors, checked before anything is written: ranks whose
-    // explicit layouts disagree would otherwise commit overlapping or incomplete tensors. (Checked
-    // on the records rather than by decoding the encoded text: as safe, and 20,000 tensors' text
-    // took a fifth of a second to parse. The codec itself is tested against the reference one.)
-    for (const TensorRecord& t : m.tensors) validate_tensor(t, m, path);
-    manifest_text = encode_manifest(m);
-  });
+  }
+  // Collective. Fills m's boxes and blobs from every rank's table (again, if called twice) and
+  // returns the encoded manifest on rank 0.
+  auto assemble_manifest = [&] {
+    std::vector<std::string> tables = comm.gather(encode_local_table(plan), 0);
+    std::string text;
+    comm.run_agreed([&] {
+      if (comm.rank() != 0) return;
+      for (TensorRecord& t : m.tensors) t.boxes.clear();
+      for (StateRecord& st : m.states) st.blobs.clear();
+      merge_local_tables(m, tables, region_offsets);
+      tables = {};
+      // What readers will check of the tensors, checked before anything is written: ranks whose
+      // explicit layouts disagree would otherwise commit overlapping or incomplete tensors.
+      // (Checked on the records rather than by decoding the encoded text: as safe, and 20,000
+      // tensors' text took a fifth of a second to parse. The codec is tested against the
+      // reference one.)
+      for (const TensorRecord& t : m.tensors) validate_tensor(t, m, path);
+      text = encode_manifest(m);
+    });
+    return text;
+  };
+  std::string manifest_text = assemble_manifest();
+  if (!overlap_checksums) m = {};
   const int64_t manifest_bytes = comm.allreduce_max(static_cast<int64_t>(manifest_text.size()));
   trace.mark("manifest");
 
@@ -199,9 +223,35 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     trace.mark("create datasets");
     fault_point("before_data", comm.rank());
     std::unique_ptr<Error> failure;
+    {
+      // Only reads the buffers and writes the pieces' checksum fields, which write_data never
+      // reads; joined before anything else looks at them.
+      std::future<void> checksums;
+      if (overlap_checksums) checksums = std::async(std::launch::async, [&plan] { compute_checksums(plan); });
+      try {
+        write_data(*writer, plan, comm.rank(), write_mode, dataset_of_tensor, packed_dataset,
+                   region_offsets, region_sizes);
+      } catch (const Error& e) {
+        failure = std::make_unique<Error>(e);
+      }
+      if (checksums.valid()) checksums.get();
+    }
+    trace.mark("write data");
+    comm.agree(failure.get());
+    if (overlap_checksums) {
+      manifest_text = assemble_manifest();
+      m = {};
+      comm.run_agreed([&] {
+        if (comm.rank() == 0 && static_cast<int64_t>(manifest_text.size()) != manifest_bytes)
+          throw Error(ErrorCode::kInternal,
+                      "the manifest changed size once its checksums were filled in (" +
+                          std::to_string(manifest_bytes) + " -> " +
+                          std::to_string(manifest_text.size()) + " bytes)",
+                      {.rank = 0, .checkpoint = path, .operation = "save"});
+      });
+      trace.mark("manifest with checksums");
+    }
     try {
-      write_data(*writer, plan, comm.rank(), write_mode, dataset_of_tensor, packed_dataset,
-                 region_offsets, region_sizes);
       if (comm.rank() == 0)
         writer->write_bytes(manifest_dataset, 0, manifest_text.data(), manifest_bytes);
       else if (write_mode == IoMode::kCollective)
@@ -209,7 +259,6 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     } catch (const Error& e) {
       failure = std::make_unique<Error>(e);
     }
-    trace.mark("write data");
     // Agreed before the collective close: a rank whose write failed must not take a different
     // path through HDF5's collective close than the others, or the job hangs. On a failure every
     // rank throws here, and the catch below discards the file.
