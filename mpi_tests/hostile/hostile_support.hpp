@@ -68,7 +68,7 @@ struct Outcome {
 /// whose text holds every needle, identical on every rank (compared by allgather), within
 /// `max_seconds` and with every rank's peak RSS below 1 GiB. `model` (may be null) is checked
 /// for values the failed call changed. Prints one result line per case on rank 0 for
-/// docs/reliability-hostile.md.
+/// docs/reliability.md.
 Outcome expect_clear_error(const std::string& name, const std::function<void()>& fn,
                            const std::vector<ErrorCode>& codes,
                            const std::vector<std::string>& needles, const Model* model = nullptr,
