@@ -142,10 +142,7 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   // written (they are only needed for the manifest, written last); the manifest's size does not
   // depend on their values (fixed-width hex), so the dataset for it can be created before. With
   // few, they are computed first: one pass less over the manifest on rank 0.
-  int64_t dataset_bytes = 0;
-  for (const LocalWrite& w : plan.writes)
-    if (!plan.tensors[w.tensor].packed)
-      dataset_bytes += w.written.box.volume() * static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
+  const int64_t dataset_bytes = dataset_write_bytes(plan);
   const bool overlap_checksums = comm.allreduce_max(dataset_bytes) >= kOverlapChecksumBytes;
   if (!overlap_checksums) compute_checksums(plan);
   trace.mark("checksums");
@@ -304,12 +301,8 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     remove_tmp();
     throw;
   }
-  int64_t local_bytes = plan.packed_bytes;
-  for (const LocalWrite& w : plan.writes)
-    if (!plan.tensors[w.tensor].packed)
-      local_bytes += w.written.box.volume() * static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
   SaveStats stats;
-  stats.bytes = comm.allreduce_sum(local_bytes);
+  stats.bytes = comm.allreduce_sum(plan.packed_bytes + dataset_bytes);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - prepared.started).count();
   return stats;
 }

@@ -161,6 +161,14 @@ SavePlan make_save_plan(const LiveGraph& graph, const Session& session) {
   return plan;
 }
 
+int64_t dataset_write_bytes(const SavePlan& plan) {
+  int64_t bytes = 0;
+  for (const LocalWrite& w : plan.writes)
+    if (!plan.tensors[w.tensor].packed)
+      bytes += w.written.box.volume() * static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
+  return bytes;
+}
+
 int64_t staging_bytes_needed(const SavePlan& plan) {
   int64_t bytes = 0;
   for (const LocalWrite& w : plan.writes)

@@ -44,6 +44,8 @@ struct SavePlan {
 SavePlan make_save_plan(const LiveGraph& graph, const Session& session);
 /// Local. Fills every piece's checksum from the buffers the writes point at (in parallel).
 void compute_checksums(SavePlan& plan);
+/// Local. Bytes this rank writes into datasets (tensors above the pack threshold).
+int64_t dataset_write_bytes(const SavePlan& plan);
 /// Local. Bytes of the tensor writes, which point at live variables until stage_plan().
 int64_t staging_bytes_needed(const SavePlan& plan);
 /// Local. Copies those writes into `staging` (staging_bytes_needed() bytes) and points them there:
