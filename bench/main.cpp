@@ -38,6 +38,7 @@ struct Options {
   bool keep = false;
   bool async = false;
   double warm_factor = 1.5;
+  int64_t read_ahead_mib = -1;  // -1: the library's default
 };
 
 constexpr double kMiB = 1048576.0;
@@ -89,6 +90,7 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
 
   SessionOptions session_options;
   session_options.write_mode = opt.io_mode == "collective" ? IoMode::kCollective : IoMode::kIndependent;
+  if (opt.read_ahead_mib >= 0) session_options.read_ahead_bytes = opt.read_ahead_mib << 20;
   Session save_session(MPI_COMM_WORLD, session_options);
   std::unique_ptr<Session> load_session;
   if (loader) load_session = std::make_unique<Session>(load_comm, session_options);
@@ -274,6 +276,8 @@ int main(int argc, char** argv) {
   app.add_flag("--quick", opt.quick, "small sizes (a smoke test)");
   app.add_option("--dir", opt.dir, "where the files go (a real file system, not tmpfs)");
   app.add_option("--tensors", opt.tensors, "tensor count of W2 and W2S");
+  app.add_option("--read-ahead-mib", opt.read_ahead_mib,
+                 "SessionOptions::read_ahead_bytes in MiB for the restores (0: off; default: the library's)");
   app.add_option("--io-mode", opt.io_mode, "cairn's write mode")->check(CLI::IsMember({"independent", "collective"}));
   app.add_flag("--keep", opt.keep, "keep the last files written");
   app.add_flag("--async", opt.async, "also time an asynchronous save (async_* and memcpy_s fields)");

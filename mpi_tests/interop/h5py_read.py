@@ -204,7 +204,7 @@ def main():
             return 1
         mark = json.loads(read_text_attribute(f, "cairn_commit"))
         print(f"  commit mark: {mark}")
-        checker.check(read_text_attribute(f, "cairn_format") == "cairn-checkpoint 1.0",
+        checker.check(read_text_attribute(f, "cairn_format").startswith("cairn-checkpoint 1."),
                       f"cairn_format is {read_text_attribute(f, 'cairn_format')!r}")
         manifest_ds = f["/cairn/manifest"]
         checker.check(manifest_ds.shape == (mark["manifest_bytes"],),
@@ -276,6 +276,29 @@ def main():
                                   f"rank {b['rank']}: manifest {b['xxh3']}, data {got}")
             print(f"  state {key}: {s['scope']}, {len(s['blobs'])} blobs, {blobs} checksums "
                   f"checked")
+
+        # Format 1.1: /cairn/packed_ranks bounds every rank's packed pieces and blobs.
+        if manifest["packed_bytes"] > 0 and checker.check("packed_ranks" in f["/cairn"],
+                                                           "/cairn/packed_ranks is missing"):
+            bounds = [int(v) for v in f["/cairn/packed_ranks"][()]]
+            checker.check(len(bounds) == args.world_size + 1 and bounds[0] == 0
+                          and bounds[-1] == manifest["packed_bytes"]
+                          and bounds == sorted(bounds),
+                          f"/cairn/packed_ranks {bounds} is not the rank regions of "
+                          f"{manifest['packed_bytes']} bytes over {args.world_size} ranks")
+            outside = 0
+            ranges = [(b["rank"], p["packed_offset"],
+                       p["packed_offset"] + math.prod(p["count"]) * np.dtype(PACKED[t["dtype"]]).itemsize)
+                      for t in manifest["tensors"] if t["storage"] == "packed"
+                      for b in t["boxes"] for p in b["pieces"]]
+            ranges += [(b["rank"], b["packed_offset"], b["packed_offset"] + b["bytes"])
+                       for s in manifest["states"] for b in s["blobs"]]
+            for rank, start, end in ranges:
+                if len(bounds) == args.world_size + 1 and not (
+                        bounds[rank] <= start and end <= bounds[rank + 1]):
+                    outside += 1
+            checker.check(outside == 0, f"{outside} packed values lie outside their rank's region")
+            print(f"  packed_ranks: {bounds}, {len(ranges)} packed values inside their regions")
 
     if checker.failures:
         print(f"h5py_read: FAILED: {len(checker.failures)} mismatches")

@@ -154,11 +154,13 @@ void remove_commit_mark(const std::string& path) {
 void set_format_version(const std::string& path, const std::string& version) {
   File file(path, H5F_ACC_RDWR);
   std::string text = read_manifest(file.id);
-  const std::string from = "\"format_version\":\"1.0\"";
-  const std::string to = "\"format_version\":\"" + version + "\"";
-  const auto pos = text.find(from);
-  if (pos == std::string::npos || to.size() != from.size()) fail("cannot rewrite format_version");
-  text.replace(pos, from.size(), to);
+  // Whatever version the file has ("1.0" golden files, "1.1" fresh ones), of the same length.
+  const std::string key = "\"format_version\":\"";
+  const auto pos = text.find(key);
+  const auto end = pos == std::string::npos ? pos : text.find('"', pos + key.size());
+  if (end == std::string::npos || end - pos - key.size() != version.size())
+    fail("cannot rewrite format_version");
+  text.replace(pos + key.size(), version.size(), version);
   hid_t ds = H5Dopen2(file.id, "/cairn/manifest", H5P_DEFAULT);
   H5Dwrite(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data());
   H5Dclose(ds);

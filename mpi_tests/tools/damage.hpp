@@ -19,7 +19,8 @@ void flip_byte(const std::string& path, int64_t offset);
 void truncate_file(const std::string& path, int64_t bytes);
 /// Deletes the cairn_commit attribute (what an interrupted save leaves).
 void remove_commit_mark(const std::string& path);
-/// Rewrites the manifest's format_version (same length as "1.0") and the commit mark to match.
+/// Rewrites the manifest's format_version (same length as the file's, e.g. "1.0") and the commit
+/// mark to match.
 void set_format_version(const std::string& path, const std::string& version);
 /// Renames a tensor's dataset, so that the manifest points at nothing.
 void unlink_dataset(const std::string& path, const std::string& dataset);

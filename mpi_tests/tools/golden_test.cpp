@@ -1,6 +1,7 @@
-// Compatibility: the golden checkpoints of format 1.0 in tests/golden/format-1.0/ (written on 2
-// ranks by an earlier cairn, see tests/golden/make_golden.sh) must restore with the current
-// library, on any number of ranks, to the values in expected.json. A newer major format must be
+// Compatibility: the golden checkpoints of format CAIRN_GOLDEN_VERSION in
+// tests/golden/format-<version>/ (written on 2 ranks by the cairn of that format, see
+// tests/golden/make_golden.sh) must restore with the current library, on any number of ranks, to
+// the values in expected.json. A newer major format must be
 // refused with ErrorCode::kVersion; a newer minor version must be read.
 #include <gtest/gtest.h>
 #include <xxhash.h>
@@ -27,7 +28,7 @@ using golden::Model;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-const std::string kGoldenDir = CAIRN_GOLDEN_DIR "/format-1.0";
+const std::string kGoldenDir = CAIRN_GOLDEN_DIR "/format-" CAIRN_GOLDEN_VERSION;
 
 const json& expected() {
   static const json j = [] {
@@ -180,7 +181,7 @@ TEST(Golden, ReaderMatchesExpected) {
     const json& tensors = c.at("tensors");
     ASSERT_EQ(vars.size(), tensors.size());
     const json manifest = json::parse(reader.manifest_json());
-    EXPECT_EQ(manifest.at("format_version"), "1.0");
+    EXPECT_EQ(manifest.at("format_version"), CAIRN_GOLDEN_VERSION);
     for (std::size_t i = 0; i < vars.size(); ++i) {
       const json& t = tensors[i];
       EXPECT_EQ(vars[i].key, t.at("key").get<std::string>());

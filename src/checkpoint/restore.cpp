@@ -13,10 +13,10 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   wait_for_background_saves();
   std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
   PhaseTrace trace("restore", comm.rank());
-  ContainerReader reader(&comm, path);
+  ContainerReader reader(&comm, path, session.options().read_ahead_bytes);
+  auto context = std::make_shared<RestoreContext>(session, path, reader.take_manifest(),
+                                                  reader.commit_mark(), root);
   trace.mark("open and read the manifest");
-  auto context = std::make_shared<RestoreContext>(session, path, reader.manifest(),
-                                                  reader.manifest_text(), root);
   std::vector<RestoreContext::Match> matches;
   try {
     // Validate everywhere before anything is overwritten anywhere.

@@ -1,7 +1,8 @@
 #include "checkpoint/restore_context.hpp"
 
 #include <cstdio>
-#include <deque>
+#include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "cairn/optim/optimizer.hpp"
@@ -15,24 +16,40 @@
 namespace cairn::detail {
 
 RestoreContext::RestoreContext(const Session& session, std::string path, Manifest manifest,
-                               std::string manifest_text, std::shared_ptr<Trackable> root)
+                               CommitMark mark, std::shared_ptr<Trackable> root)
     : session_(&session),
       rank_(session.rank()),
       nranks_(session.size()),
       options_(session.options()),
       path_(std::move(path)),
       manifest_(std::move(manifest)),
-      manifest_text_(std::move(manifest_text)),
+      mark_(std::move(mark)),
       root_(root),
+      node_tensor_(manifest_.nodes.size(), -1),
+      node_state_(manifest_.nodes.size(), -1),
       bound_(manifest_.nodes.size()),
       matched_(manifest_.nodes.size(), 0),
-      restored_(manifest_.nodes.size(), 0) {
-  for (std::size_t i = 0; i < manifest_.tensors.size(); ++i) tensor_index_[manifest_.tensors[i].key] = i;
-  for (std::size_t i = 0; i < manifest_.states.size(); ++i) state_index_[manifest_.states[i].key] = i;
+      restored_(manifest_.nodes.size(), 0),
+      visited_(manifest_.nodes.size(), 0) {
+  // Keys are resolved once here, not per lookup (a restore of tens of thousands of tensors).
+  std::unordered_map<std::string_view, int32_t> tensors, states;
+  tensors.reserve(manifest_.tensors.size());
+  states.reserve(manifest_.states.size());
+  for (std::size_t i = 0; i < manifest_.tensors.size(); ++i)
+    tensors.emplace(manifest_.tensors[i].key, static_cast<int32_t>(i));
+  for (std::size_t i = 0; i < manifest_.states.size(); ++i)
+    states.emplace(manifest_.states[i].key, static_cast<int32_t>(i));
+  for (std::size_t n = 0; n < manifest_.nodes.size(); ++n) {
+    const std::string& key = manifest_.nodes[n].value_key;
+    if (key.empty()) continue;
+    if (auto t = tensors.find(key); t != tensors.end()) node_tensor_[n] = t->second;
+    else if (auto s = states.find(key); s != states.end()) node_state_[n] = s->second;
+  }
 }
 
 RestoreContext::~RestoreContext() {
-  if (expect_partial_ || rank_ != 0) return;
+  // A check that found every saved value restored stays true: matches and restores only grow.
+  if (expect_partial_ || rank_ != 0 || fully_used_) return;
   // Destructors must not communicate: this is rank 0's own view, printed once, summarized.
   LocalAccount a;
   try {
@@ -85,14 +102,20 @@ std::vector<RestoreContext::Match> RestoreContext::slot_matches_for_variable(
 std::vector<RestoreContext::Match> RestoreContext::match(int64_t node,
                                                          const std::shared_ptr<Trackable>& object) {
   std::vector<Match> matched;
-  std::deque<Match> queue{{node, object}};
-  std::unordered_set<int64_t> visited;  // cycles and shared objects are walked once
-  while (!queue.empty()) {
-    Match m = queue.front();
-    queue.pop_front();
-    if (!visited.insert(m.node).second || !bind(m.node, m.object)) continue;
-    const NodeRecord& record = manifest_.nodes[static_cast<std::size_t>(m.node)];
-    matched.push_back(m);
+  std::vector<Match> queue{{node, object}};  // breadth first: consumed from `next` on
+  // Cycles and shared objects are walked once per call; a new epoch forgets the last call's visits
+  // without clearing a per-node array (deferred restores call this once per attached object).
+  if (++visit_epoch_ == 0) {
+    std::fill(visited_.begin(), visited_.end(), 0);
+    visit_epoch_ = 1;
+  }
+  for (std::size_t next = 0; next < queue.size(); ++next) {
+    Match m = std::move(queue[next]);
+    const auto n = static_cast<std::size_t>(m.node);
+    if (visited_[n] == visit_epoch_) continue;
+    visited_[n] = visit_epoch_;
+    if (!bind(m.node, m.object)) continue;
+    const NodeRecord& record = manifest_.nodes[n];
     for (const auto& [name, child_node] : record.children)
       if (auto child = m.object->child(name)) queue.push_back({child_node, child});
     if (!record.slots.empty()) {
@@ -105,65 +128,60 @@ std::vector<RestoreContext::Match> RestoreContext::match(int64_t node,
         }
       }
     }
-    if (record.kind == "variable")
-      for (const Match& slot : slot_matches_for_variable(m.node, m.object)) queue.push_back(slot);
+    if (!optimizer_nodes_.empty() && record.kind == "variable")
+      for (Match& slot : slot_matches_for_variable(m.node, m.object)) queue.push_back(std::move(slot));
+    matched.push_back(std::move(m));
   }
   return matched;
 }
 
 void RestoreContext::validate(const std::vector<Match>& matches) const {
   for (const Match& m : matches) {
-    const NodeRecord& record = manifest_.nodes[static_cast<std::size_t>(m.node)];
-    const ErrorContext ctx{.rank = rank_, .checkpoint = path_,
-                           .key = record.value_key.empty() ? record.path : record.value_key,
-                           .operation = "restore"};
-    const bool live_has_value = dynamic_cast<const Variable*>(m.object.get()) ||
-                                dynamic_cast<const StateObject*>(m.object.get());
-    if (record.value_key.empty() && live_has_value)
-      throw Error(ErrorCode::kInvalidArgument,
-                  std::string("the checkpoint holds a ") + record.kind +
-                      " without a value here, the live object is a " + m.object->kind(),
-                  ctx);
-    if (auto t = tensor_index_.find(record.value_key); t != tensor_index_.end()) {
-      const TensorRecord& saved = manifest_.tensors[t->second];
-      const auto* v = dynamic_cast<const Variable*>(m.object.get());
+    const auto n = static_cast<std::size_t>(m.node);
+    const NodeRecord& record = manifest_.nodes[n];
+    // The context is built only for an error: this loop runs once per object of the graph.
+    auto fail = [&](ErrorCode code, const std::string& what) {
+      throw Error(code, what,
+                  {.rank = rank_, .checkpoint = path_,
+                   .key = record.value_key.empty() ? record.path : record.value_key,
+                   .operation = "restore"});
+    };
+    const auto* v = dynamic_cast<const Variable*>(m.object.get());
+    const auto* s = v ? nullptr : dynamic_cast<const StateObject*>(m.object.get());
+    if (record.value_key.empty() && (v || s))
+      fail(ErrorCode::kInvalidArgument, std::string("the checkpoint holds a ") + record.kind +
+                                            " without a value here, the live object is a " +
+                                            m.object->kind());
+    if (node_tensor_[n] >= 0) {
+      const TensorRecord& saved = manifest_.tensors[static_cast<std::size_t>(node_tensor_[n])];
       if (!v)
-        throw Error(ErrorCode::kInvalidArgument,
-                    std::string("the checkpoint holds a variable here, the live object is a ") +
-                        m.object->kind(),
-                    ctx);
+        fail(ErrorCode::kInvalidArgument,
+             std::string("the checkpoint holds a variable here, the live object is a ") + m.object->kind());
       if (v->dtype() != saved.dtype)
-        throw Error(ErrorCode::kInvalidArgument,
-                    std::string("dtype mismatch: the variable is ") +
-                        std::string(dtype_name(v->dtype())) + ", the checkpoint holds " +
-                        std::string(dtype_name(saved.dtype)),
-                    ctx);
+        fail(ErrorCode::kInvalidArgument, std::string("dtype mismatch: the variable is ") +
+                                              std::string(dtype_name(v->dtype())) +
+                                              ", the checkpoint holds " +
+                                              std::string(dtype_name(saved.dtype)));
       if (v->shape() != saved.shape)
-        throw Error(ErrorCode::kInvalidArgument,
-                    "shape mismatch: the variable is " + shape_to_string(v->shape()) +
-                        ", the checkpoint holds " + shape_to_string(saved.shape),
-                    ctx);
+        fail(ErrorCode::kInvalidArgument, "shape mismatch: the variable is " +
+                                              shape_to_string(v->shape()) +
+                                              ", the checkpoint holds " + shape_to_string(saved.shape));
       if (v->rank() != rank_ || v->nranks() != nranks_)
-        throw Error(ErrorCode::kShardMismatch,
-                    "variable was created for rank " + std::to_string(v->rank()) + " of " +
-                        std::to_string(v->nranks()) + ", but the session is rank " +
-                        std::to_string(rank_) + " of " + std::to_string(nranks_),
-                    ctx);
-    } else if (state_index_.count(record.value_key)) {
-      const auto* s = dynamic_cast<const StateObject*>(m.object.get());
+        fail(ErrorCode::kShardMismatch,
+             "variable was created for rank " + std::to_string(v->rank()) + " of " +
+                 std::to_string(v->nranks()) + ", but the session is rank " +
+                 std::to_string(rank_) + " of " + std::to_string(nranks_));
+    } else if (node_state_[n] >= 0) {
       if (!s)
-        throw Error(ErrorCode::kInvalidArgument,
-                    std::string("the checkpoint holds opaque state here, the live object is a ") +
-                        m.object->kind(),
-                    ctx);
-      const StateRecord& saved = manifest_.states[state_index_.at(record.value_key)];
+        fail(ErrorCode::kInvalidArgument,
+             std::string("the checkpoint holds opaque state here, the live object is a ") +
+                 m.object->kind());
+      const StateRecord& saved = manifest_.states[static_cast<std::size_t>(node_state_[n])];
+      auto scope = [](StateScope sc) { return sc == StateScope::kPerRank ? "per-rank" : "global"; };
       if (s->scope() != saved.scope)
-        throw Error(ErrorCode::kInvalidArgument,
-                    std::string("state scope mismatch: the live object is ") +
-                        (s->scope() == StateScope::kPerRank ? "per-rank" : "global") +
-                        ", the checkpoint holds " +
-                        (saved.scope == StateScope::kPerRank ? "per-rank" : "global") + " state",
-                    ctx);
+        fail(ErrorCode::kInvalidArgument, std::string("state scope mismatch: the live object is ") +
+                                              scope(s->scope()) + ", the checkpoint holds " +
+                                              scope(saved.scope) + " state");
     }
   }
 }
@@ -184,23 +202,22 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
   // right away; packed values are only queued here and read together below).
   std::size_t dataset_tensors = 0, datasets_read = 0;
   for (const Match& m : matches)
-    if (auto t = tensor_index_.find(manifest_.nodes[static_cast<std::size_t>(m.node)].value_key);
-        t != tensor_index_.end() && !manifest_.tensors[t->second].packed)
+    if (const int32_t t = node_tensor_[static_cast<std::size_t>(m.node)];
+        t >= 0 && !manifest_.tensors[static_cast<std::size_t>(t)].packed)
       ++dataset_tensors;
   const std::size_t halfway = (dataset_tensors + 1) / 2;
   for (std::size_t i = 0; i < matches.size(); ++i) {
     const Match& m = matches[i];
-    const std::string& key = manifest_.nodes[static_cast<std::size_t>(m.node)].value_key;
-    if (key.empty()) continue;
-    if (auto t = tensor_index_.find(key); t != tensor_index_.end()) {
+    const auto n = static_cast<std::size_t>(m.node);
+    if (node_tensor_[n] >= 0) {
+      const TensorRecord& record = manifest_.tensors[static_cast<std::size_t>(node_tensor_[n])];
       auto* v = static_cast<Variable*>(m.object.get());
       for (std::size_t b = 0; b < v->local_boxes().size(); ++b) buffers[i].push_back(v->box_bytes(b).data());
-      read_tensor(reader, manifest_.tensors[t->second], v->local_boxes(), buffers[i], packed, &checks);
+      read_tensor(reader, record, v->local_boxes(), buffers[i], packed, &checks);
       tensor_nodes.push_back(m.node);
-      if (!manifest_.tensors[t->second].packed && ++datasets_read == halfway)
-        fault_point("restore_during_read", rank_);
-    } else if (auto s = state_index_.find(key); s != state_index_.end()) {
-      const StateRecord& record = manifest_.states[s->second];
+      if (!record.packed && ++datasets_read == halfway) fault_point("restore_during_read", rank_);
+    } else if (node_state_[n] >= 0) {
+      const StateRecord& record = manifest_.states[static_cast<std::size_t>(node_state_[n])];
       states.push_back({m.node, static_cast<StateObject*>(m.object.get()), &record, {}});
     }
   }
@@ -249,7 +266,8 @@ void RestoreContext::restore_deferred(const std::vector<Match>& matches) {
   std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
   if (!local_reader_) {
     auto reader = std::make_unique<ContainerReader>(nullptr, path_);
-    if (reader->manifest_text() != manifest_text_)
+    if (reader->commit_mark().manifest_checksum != mark_.manifest_checksum ||
+        reader->commit_mark().manifest_bytes != mark_.manifest_bytes)
       throw Error(ErrorCode::kNotFound,
                   "the checkpoint file was replaced since it was restored; deferred restoration "
                   "needs the file the restore read",
@@ -279,11 +297,11 @@ void RestoreContext::on_slot_added(Trackable&, int64_t optimizer_node,
 LocalAccount RestoreContext::account() const {
   LocalAccount a;
   std::unordered_set<const Trackable*> matched;
+  matched.reserve(bound_.size());
   for (std::size_t n = 1; n < bound_.size(); ++n) {
     const NodeRecord& record = manifest_.nodes[n];
-    const std::string label = "'" + record.path + "' (" + record.kind + ")";
     if (!matched_[n]) {
-      a.unmatched_checkpoint_objects.push_back(label);
+      a.unmatched_checkpoint_objects.push_back("'" + record.path + "' (" + record.kind + ")");
       continue;
     }
     if (auto object = bound_[n].lock()) matched.insert(object.get());
@@ -292,6 +310,7 @@ LocalAccount RestoreContext::account() const {
     if (restored_[n]) ++a.restored_values;
     else a.unrestored_values.push_back("'" + record.value_key + "'");
   }
+  if (a.unmatched_checkpoint_objects.empty() && a.unrestored_values.empty()) fully_used_ = true;
   if (auto root = root_.lock()) {
     const LiveGraph live = walk_graph(root);
     for (std::size_t i = 1; i < live.nodes.size(); ++i)

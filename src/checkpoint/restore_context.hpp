@@ -4,7 +4,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "cairn/comm/session.hpp"
@@ -25,8 +24,9 @@ struct LocalAccount {
 
 class RestoreContext : public RestoreHook, public std::enable_shared_from_this<RestoreContext> {
  public:
-  RestoreContext(const Session& session, std::string path, Manifest manifest,
-                 std::string manifest_text, std::shared_ptr<Trackable> root);
+  /// `mark` identifies the file: deferred restores reopen it and check they found the same one.
+  RestoreContext(const Session& session, std::string path, Manifest manifest, CommitMark mark,
+                 std::shared_ptr<Trackable> root);
   ~RestoreContext() override;
 
   struct Match {
@@ -69,16 +69,22 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   SessionOptions options_;
   std::string path_;
   Manifest manifest_;
-  std::string manifest_text_;  // to recognize the same file when deferred restores reopen it
+  CommitMark mark_;  // to recognize the same file when deferred restores reopen it
   std::weak_ptr<Trackable> root_;
-  std::unordered_map<std::string, std::size_t> tensor_index_;
-  std::unordered_map<std::string, std::size_t> state_index_;
+  // Per checkpoint node: the index of its value in manifest_.tensors or .states, or -1.
+  std::vector<int32_t> node_tensor_;
+  std::vector<int32_t> node_state_;
   std::vector<std::weak_ptr<Trackable>> bound_;  // per checkpoint node
   std::vector<char> matched_;                    // per checkpoint node, even if the object died
   std::vector<char> restored_;                   // per checkpoint node
   std::vector<int64_t> optimizer_nodes_;         // matched optimizer nodes with slots
+  std::vector<uint32_t> visited_;                // per checkpoint node: the last match() that saw it
+  uint32_t visit_epoch_ = 0;
   std::unique_ptr<ContainerReader> local_reader_;  // opened on first deferred restore
   bool expect_partial_ = false;
+  // Set once an account found every saved object matched and every value restored; the
+  // destructor's summary then has nothing to say and skips walking the graph again.
+  mutable bool fully_used_ = false;
 };
 
 }  // namespace cairn::detail

@@ -67,7 +67,8 @@ std::string temporary_name(const Comm& comm, const std::string& path) {
 
 void write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode mode,
                 const std::vector<std::size_t>& dataset_of_tensor, std::size_t packed_dataset,
-                const std::vector<int64_t>& region_offsets, const std::vector<int64_t>& region_sizes) {
+                std::size_t packed_ranks_dataset, const std::vector<int64_t>& region_offsets,
+                const std::vector<int64_t>& region_sizes) {
   const bool collective = mode == IoMode::kCollective;
   std::vector<int64_t> calls(plan.max_writes.size(), 0);
   std::size_t dataset_writes = 0;
@@ -88,6 +89,16 @@ void write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode 
     for (std::size_t ds = 0; ds < calls.size(); ++ds)
       for (int64_t k = calls[ds]; k < plan.max_writes[ds]; ++k) writer.write_nothing(ds);
   if (packed_dataset == SIZE_MAX) return;
+  // Where each rank's region starts (and, last, where the last one ends): a reader at the same
+  // job size starts reading its region before it has the manifest.
+  if (rank == 0) {
+    std::vector<int64_t> bounds = region_offsets;
+    bounds.push_back(region_offsets.back() + region_sizes.back());
+    const Box whole = Box::whole({static_cast<int64_t>(bounds.size())});
+    writer.write(packed_ranks_dataset, whole, bounds.data(), whole);
+  } else if (collective) {
+    writer.write_nothing(packed_ranks_dataset);
+  }
   const auto me = static_cast<std::size_t>(rank);
   PackedStream packed(writer, packed_dataset, region_offsets[me], region_sizes[me]);
   for (const LocalWrite& w : plan.writes) {
@@ -197,7 +208,7 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   const IoMode write_mode = prepared.options.write_mode;
   std::unique_ptr<ContainerWriter> writer;
   std::vector<std::size_t> dataset_of_tensor(plan.tensors.size(), SIZE_MAX);
-  std::size_t packed_dataset = SIZE_MAX, manifest_dataset = SIZE_MAX;
+  std::size_t packed_dataset = SIZE_MAX, packed_ranks_dataset = SIZE_MAX, manifest_dataset = SIZE_MAX;
   auto remove_tmp = [&] {
     std::error_code ignored;  // the error being reported matters more than a leftover file
     if (comm.rank() == 0) std::filesystem::remove(tmp, ignored);
@@ -209,7 +220,11 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
         if (!plan.tensors[i].packed)
           dataset_of_tensor[i] = writer->create_dataset(plan.tensors[i].dataset,
                                                         plan.tensors[i].dtype, plan.tensors[i].shape);
-      if (packed_total > 0) packed_dataset = writer->create_byte_dataset("/cairn/packed", packed_total);
+      if (packed_total > 0) {
+        packed_dataset = writer->create_byte_dataset("/cairn/packed", packed_total);
+        packed_ranks_dataset = writer->create_dataset("/cairn/packed_ranks", DType::kI64,
+                                                      {static_cast<int64_t>(comm.size()) + 1});
+      }
       manifest_dataset = writer->create_byte_dataset("/cairn/manifest", manifest_bytes);
       writer->write_root_attribute(kFormatAttribute, "cairn-checkpoint " + std::to_string(kFormatMajor) +
                                                          "." + std::to_string(kFormatMinor));
@@ -227,7 +242,7 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
       if (overlap_checksums) checksums = std::async(std::launch::async, [&plan] { compute_checksums(plan); });
       try {
         write_data(*writer, plan, comm.rank(), write_mode, dataset_of_tensor, packed_dataset,
-                   region_offsets, region_sizes);
+                   packed_ranks_dataset, region_offsets, region_sizes);
       } catch (const Error& e) {
         failure = std::make_unique<Error>(e);
       }

@@ -67,7 +67,7 @@ std::string checksum_to_hex(uint64_t value) {
   return buf;
 }
 
-bool checksum_from_hex(const std::string& hex, uint64_t& value) noexcept {
+bool checksum_from_hex(std::string_view hex, uint64_t& value) noexcept {
   if (hex.size() != 16) return false;
   uint64_t v = 0;
   for (char c : hex) {

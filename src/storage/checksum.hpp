@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "cairn/tensor/box.hpp"
 
@@ -18,6 +19,6 @@ uint64_t checksum_region(const void* buffer, const Box& buffer_box, const Box& r
 /// 16 lowercase hex digits.
 std::string checksum_to_hex(uint64_t value);
 /// Inverse of checksum_to_hex; false if `hex` is not 16 hex digits.
-bool checksum_from_hex(const std::string& hex, uint64_t& value) noexcept;
+bool checksum_from_hex(std::string_view hex, uint64_t& value) noexcept;
 
 }  // namespace cairn

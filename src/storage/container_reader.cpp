@@ -1,5 +1,6 @@
 #include "storage/container_reader.hpp"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "storage/checksum.hpp"
@@ -13,12 +14,17 @@ namespace {
 constexpr const char* kCommitAttribute = "cairn_commit";
 constexpr const char* kManifestDataset = "/cairn/manifest";
 constexpr const char* kPackedDataset = "/cairn/packed";
+constexpr const char* kPackedRanksDataset = "/cairn/packed_ranks";
+// Read-ahead chunks: a quarter of the budget, so that the helper reads while the consumer works,
+// and large enough that the reads stay large.
+constexpr int64_t kMinPrefetchChunkBytes = int64_t{1} << 20;
+constexpr int64_t kMaxPrefetchChunkBytes = int64_t{16} << 20;
 constexpr int64_t kMaxManifestBytes = int64_t{1} << 32;
 constexpr int64_t kMaxTransferBytes = int64_t{1} << 30;
 
 }  // namespace
 
-ContainerReader::ContainerReader(const Comm* comm, std::string path)
+ContainerReader::ContainerReader(const Comm* comm, std::string path, int64_t prefetch_bytes)
     : comm_(comm), path_(std::move(path)) {
   h5::silence_error_printing();
   const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .operation = "open checkpoint"};
@@ -51,20 +57,65 @@ ContainerReader::ContainerReader(const Comm* comm, std::string path)
   });
   comm_->broadcast(mark_text, 0);
   comm_->broadcast(manifest_text_, 0);
+  if (prefetch_bytes > 0) start_prefetch(prefetch_bytes);
   // Every rank decodes at the same time rather than rank 0 first and the others after the
   // broadcast: decoding is deterministic, so all reach the same verdict.
   comm_->run_agreed([&] {
     if (comm_->rank() != 0) mark_ = decode_commit_mark(mark_text, path_);
     manifest_ = decode_manifest(manifest_text_, path_);
+    packed_bytes_ = manifest_.packed_bytes;
     check_packed_dataset();
   });
 }
 
 ContainerReader::~ContainerReader() = default;
 
+void ContainerReader::start_prefetch(int64_t max_bytes) noexcept {
+  try {
+    // Nothing here is collective and nothing is trusted: the region is only read, and every byte
+    // consumed is checked against the manifest's checksums. A 1.0 file has no index.
+    if (H5Lexists(file_.get(), "/cairn", H5P_DEFAULT) <= 0 ||
+        H5Lexists(file_.get(), kPackedRanksDataset, H5P_DEFAULT) <= 0) {
+      h5::take_error_stack();
+      return;
+    }
+    h5::Dataset index(H5Dopen2(file_.get(), kPackedRanksDataset, H5P_DEFAULT));
+    if (!index.valid()) return;
+    h5::Dataspace space(H5Dget_space(index.get()));
+    const int ranks = comm_->size();
+    if (!space.valid() || H5Sget_simple_extent_ndims(space.get()) != 1 ||
+        H5Sget_simple_extent_npoints(space.get()) != ranks + 1)
+      return;  // saved by another number of ranks: the regions do not map to this job's ranks
+    int64_t bounds[2] = {0, 0};
+    h5::Dataspace file_sel = h5::select_region({ranks + 1}, {0}, Box{{rank()}, {2}});
+    h5::Dataspace mem_sel = h5::select_region({2}, {0}, Box{{0}, {2}});
+    if (H5Dread(index.get(), H5T_NATIVE_INT64, mem_sel.get(), file_sel.get(), H5P_DEFAULT, bounds) < 0) {
+      h5::take_error_stack();
+      return;
+    }
+    h5::Dataset packed(H5Dopen2(file_.get(), kPackedDataset, H5P_DEFAULT));
+    if (!packed.valid()) return;
+    h5::Dataspace packed_space(H5Dget_space(packed.get()));
+    const haddr_t address = H5Dget_offset(packed.get());
+    const int64_t size = packed_space.valid() ? H5Sget_simple_extent_npoints(packed_space.get()) : -1;
+    if (address == HADDR_UNDEF || size < 0 || bounds[0] < 0 || bounds[0] > bounds[1] || bounds[1] > size) {
+      h5::take_error_stack();
+      return;
+    }
+    const int64_t chunk = std::clamp(max_bytes / 4, kMinPrefetchChunkBytes, kMaxPrefetchChunkBytes);
+    const int chunks = static_cast<int>(std::clamp<int64_t>(max_bytes / chunk, 1, 64));
+    prefetch_ = std::make_unique<PackedPrefetch>(path_, static_cast<int64_t>(address), bounds[0],
+                                                 bounds[1], chunk, chunks);
+  } catch (...) {
+    h5::take_error_stack();
+    prefetch_.reset();
+  }
+}
+
 void ContainerReader::load_manifest_locally() {
   read_verified_manifest_text();
   manifest_ = decode_manifest(manifest_text_, path_);
+  packed_bytes_ = manifest_.packed_bytes;
   check_packed_dataset();
 }
 
@@ -88,16 +139,16 @@ void check_fully_stored(hid_t ds, int64_t bytes, const ErrorContext& ctx) {
 void ContainerReader::check_packed_dataset() {
   // Before any value is read, so that a bad packed dataset fails the restore before it changes
   // anything and before a read window is sized from the manifest's claims.
-  if (manifest_.packed_bytes == 0) return;
+  if (packed_bytes_ == 0) return;
   const ErrorContext ctx{
       .rank = rank(), .checkpoint = path_, .key = kPackedDataset, .operation = "open packed data"};
   hid_t ds = dataset(kPackedDataset, kPackedDataset);
   h5::Dataspace space(h5::check_id(H5Dget_space(ds), "H5Dget_space", ctx));
   if (H5Sget_simple_extent_ndims(space.get()) != 1 ||
-      H5Sget_simple_extent_npoints(space.get()) != manifest_.packed_bytes)
+      H5Sget_simple_extent_npoints(space.get()) != packed_bytes_)
     throw Error(ErrorCode::kCorrupt, "packed dataset size differs from the manifest (" +
-                                         std::to_string(manifest_.packed_bytes) + " bytes)", ctx);
-  check_fully_stored(ds, manifest_.packed_bytes, ctx);
+                                         std::to_string(packed_bytes_) + " bytes)", ctx);
+  check_fully_stored(ds, packed_bytes_, ctx);
 }
 
 void ContainerReader::read_verified_manifest_text() {
@@ -193,10 +244,10 @@ void ContainerReader::read_packed(int64_t offset, int64_t bytes, void* out) {
   if (bytes == 0) return;
   hid_t ds = dataset(kPackedDataset, kPackedDataset);
   h5::Dataspace file_space(h5::check_id(H5Dget_space(ds), "H5Dget_space", ctx));
-  if (H5Sget_simple_extent_npoints(file_space.get()) != manifest_.packed_bytes)
+  if (H5Sget_simple_extent_npoints(file_space.get()) != packed_bytes_)
     throw Error(ErrorCode::kCorrupt, "packed dataset size differs from the manifest", ctx);
   const Box region{{offset}, {bytes}};
-  h5::Dataspace file_sel = h5::select_region({manifest_.packed_bytes}, {0}, region);
+  h5::Dataspace file_sel = h5::select_region({packed_bytes_}, {0}, region);
   h5::Dataspace mem_sel = h5::select_region({bytes}, {offset}, region);
   h5::Datatype type = h5::make_byte_type();
   if (H5Dread(ds, type.get(), mem_sel.get(), file_sel.get(), H5P_DEFAULT, out) < 0)
@@ -204,6 +255,7 @@ void ContainerReader::read_packed(int64_t offset, int64_t bytes, void* out) {
 }
 
 void ContainerReader::close() {
+  prefetch_.reset();
   datasets_.clear();
   if (file_.valid() && file_.close() < 0)
     h5::throw_error("cannot close checkpoint", {.rank = rank(), .checkpoint = path_, .operation = "close"});

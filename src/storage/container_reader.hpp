@@ -3,11 +3,13 @@
 // each rank reads only what it needs.
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "cairn/comm/comm.hpp"
 #include "storage/h5_handle.hpp"
 #include "storage/manifest.hpp"
+#include "storage/packed_prefetch.hpp"
 
 namespace cairn::detail {
 
@@ -17,12 +19,19 @@ class ContainerReader {
   /// verifies the commit mark and manifest, then broadcasts them. Without: local, POSIX driver.
   /// Throws cairn::Error (on every rank, when collective) if the file is missing, not HDF5, not a
   /// cairn checkpoint, not committed, or its manifest is damaged or of a newer major format.
-  ContainerReader(const Comm* comm, std::string path);
+  /// With `prefetch_bytes` > 0 and a job of the saved size, each rank starts reading the packed
+  /// region it wrote (at most that many bytes ahead of its use) once the manifest text has
+  /// arrived, while it is decoded. (Started earlier, it slowed rank 0's read of the manifest,
+  /// which every rank waits for, more than it gained.)
+  ContainerReader(const Comm* comm, std::string path, int64_t prefetch_bytes = 0);
   ~ContainerReader();
   ContainerReader(const ContainerReader&) = delete;
   ContainerReader& operator=(const ContainerReader&) = delete;
 
   const Manifest& manifest() const noexcept { return manifest_; }
+  /// Hands the decoded manifest over (a restore keeps it for as long as objects stay bound to it);
+  /// reads keep working, manifest() is empty afterwards.
+  Manifest take_manifest() noexcept { return std::move(manifest_); }
   const std::string& manifest_text() const noexcept { return manifest_text_; }
   const CommitMark& commit_mark() const noexcept { return mark_; }
   const std::string& path() const noexcept { return path_; }
@@ -32,6 +41,8 @@ class ContainerReader {
   void read_region(const TensorRecord& t, const Box& region, void* buffer, const Box& buffer_box);
   /// Local. Reads `bytes` bytes at `offset` of the packed dataset.
   void read_packed(int64_t offset, int64_t bytes, void* out);
+  /// The read-ahead of this rank's packed region, if one was started; handed over once.
+  std::unique_ptr<PackedPrefetch> take_prefetch() noexcept { return std::move(prefetch_); }
   /// Collective when opened with a communicator. Closes the file.
   void close();
 
@@ -44,6 +55,9 @@ class ContainerReader {
   void check_packed_dataset();
   /// Reads the commit mark and the manifest text, and checks the text against the mark's checksum.
   void read_verified_manifest_text();
+  /// Starts the read-ahead if the file says where this rank's packed region is (format 1.1) and
+  /// the job has the saved size. Advisory: any failure only means no read-ahead.
+  void start_prefetch(int64_t max_bytes) noexcept;
 
   const Comm* comm_;
   std::string path_;
@@ -52,6 +66,9 @@ class ContainerReader {
   CommitMark mark_;
   std::string manifest_text_;
   Manifest manifest_;
+  int64_t packed_bytes_ = 0;  // the manifest's, kept when the manifest is taken
+  std::unique_ptr<PackedPrefetch> prefetch_;
+
 };
 
 }  // namespace cairn::detail

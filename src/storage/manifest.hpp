@@ -12,7 +12,7 @@
 namespace cairn {
 
 inline constexpr int kFormatMajor = 1;
-inline constexpr int kFormatMinor = 0;
+inline constexpr int kFormatMinor = 1;
 
 /// A checksummed, contiguous-in-file piece of a written box.
 struct PieceRecord {

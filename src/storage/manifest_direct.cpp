@@ -1,6 +1,7 @@
 // The manifest's direct codec: the JSON of docs/format.md written and read without building a
 // JSON document, which for tens of thousands of tensors is most of the cost of a save or restore.
 #include <charconv>
+#include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string_view>
@@ -125,13 +126,24 @@ class JsonReader {
     return negative ? -static_cast<int64_t>(v) : static_cast<int64_t>(v);
   }
   Shape ints() {
+    // Gathered on the stack and allocated once: shapes and boxes are most of a manifest's arrays.
+    int64_t local[8];
+    std::size_t n = 0;
     Shape out;
-    array([&] { out.push_back(integer()); });
+    array([&] {
+      const int64_t v = integer();
+      if (n < std::size(local)) local[n++] = v;
+      else {
+        if (out.empty()) out.assign(local, local + n);
+        out.push_back(v);
+      }
+    });
+    if (out.empty()) out.assign(local, local + n);
     return out;
   }
   uint64_t hex() {
     uint64_t v = 0;
-    if (!checksum_from_hex(std::string(view()), v)) throw Fallback{};
+    if (!checksum_from_hex(view(), v)) throw Fallback{};
     return v;
   }
   // Calls member(name) for each member; member must consume the value. A member seen twice is

@@ -10,7 +10,11 @@
 namespace cairn::detail {
 namespace {
 
-// Gaps up to this size between packed requests are read through rather than split into two reads.
+// Gaps between packed requests are read through rather than split into two reads when they are
+// small, or (up to the larger bound) no larger than the useful bytes of the window so far: dense
+// runs become one read, while values scattered thinly over another rank's region (replicated
+// tensors that rank wrote) are read alone instead of dragging its whole region through memory.
+constexpr int64_t kSmallGapBytes = int64_t{32} << 10;
 constexpr int64_t kMaxGapBytes = int64_t{1} << 20;
 // Packed reads go in windows of at most this size (or the staging bound, if smaller).
 constexpr int64_t kWindowBytes = int64_t{16} << 20;
@@ -26,16 +30,78 @@ constexpr int64_t kBlockBytes = int64_t{16} << 20;
                .operation = "verify"});
 }
 
+thread_local PackedReadStats last_stats;
+
 }  // namespace
+
+PackedReadStats last_packed_read_stats() noexcept { return last_stats; }
 
 void PackedReadBatch::add(int64_t offset, int64_t bytes, uint64_t checksum, const std::string* key,
                           const Box* piece, int blob_rank, Consumer consume) {
-  requests_.push_back({offset, bytes, checksum, key, piece, blob_rank, std::move(consume)});
+  requests_.push_back({offset, bytes, checksum, key, piece, blob_rank, nullptr, std::move(consume)});
+}
+
+void PackedReadBatch::add_copy(int64_t offset, int64_t bytes, uint64_t checksum,
+                               const std::string* key, const Box* piece, std::byte* destination) {
+  requests_.push_back({offset, bytes, checksum, key, piece, -1, destination, {}});
+}
+
+void PackedReadBatch::verify_and_consume(const ContainerReader& reader, Request& r, const std::byte* bytes) {
+  const uint64_t found = checksum_bytes(bytes, static_cast<std::size_t>(r.bytes));
+  if (found != r.checksum)
+    checksum_mismatch(reader, *r.key,
+                      r.piece ? r.piece->to_string() : "rank " + std::to_string(r.blob_rank) + " value",
+                      r.checksum, found);
+  if (r.destination) std::memcpy(r.destination, bytes, static_cast<std::size_t>(r.bytes));
+  else r.consume(bytes);
+}
+
+void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch& prefetch) {
+  // Requests that lie inside one chunk of the read-ahead are served from it, chunk by chunk, while
+  // the helper reads the next ones; the rest stay queued for the windows below.
+  auto inside = [&](const Request& r) {
+    if (r.offset < prefetch.begin() || r.offset >= prefetch.end()) return false;
+    return r.offset + r.bytes <= prefetch.chunk_end(prefetch.chunk_of(r.offset));
+  };
+  std::size_t last = 0;
+  bool any = false;
+  for (const Request& r : requests_)
+    if (inside(r)) last = std::max(last, prefetch.chunk_of(r.offset)), any = true;
+  if (!any) return;
+  prefetch.stop_after(last);
+  std::vector<Request> rest;
+  std::size_t k = 0;
+  const std::byte* chunk = nullptr;
+  bool waited = false;
+  for (Request& r : requests_) {
+    if (!inside(r)) {
+      rest.push_back(std::move(r));
+      continue;
+    }
+    const std::size_t c = prefetch.chunk_of(r.offset);
+    if (!waited || c != k) {
+      if (waited) prefetch.release(k);
+      k = c;
+      chunk = prefetch.wait(k);
+      waited = true;
+    }
+    if (!chunk) {  // not read: read with the rest, which reports a real error properly
+      rest.push_back(std::move(r));
+      continue;
+    }
+    verify_and_consume(reader, r, chunk + (r.offset - prefetch.chunk_start(k)));
+    last_stats.prefetched_bytes += r.bytes;
+  }
+  if (waited) prefetch.release(k);
+  requests_ = std::move(rest);
 }
 
 void PackedReadBatch::run(ContainerReader& reader, int64_t staging_bytes) {
   std::stable_sort(requests_.begin(), requests_.end(),
                    [](const Request& a, const Request& b) { return a.offset < b.offset; });
+  last_stats = {};
+  for (const Request& r : requests_) last_stats.bytes += r.bytes;
+  if (std::unique_ptr<PackedPrefetch> prefetch = reader.take_prefetch()) consume_prefetched(reader, *prefetch);
   // Windows: runs of requests with small gaps, each read at once, kept well below the staging
   // bound: a small buffer is reused while still in cache, and the kernel's read-ahead keeps the
   // device busy between windows (announcing windows ahead with posix_fadvise was measured slower).
@@ -48,10 +114,14 @@ void PackedReadBatch::run(ContainerReader& reader, int64_t staging_bytes) {
   for (std::size_t i = 0; i < requests_.size();) {
     const int64_t start = requests_[i].offset;
     int64_t end = start + requests_[i].bytes;
+    int64_t useful = requests_[i].bytes;
     std::size_t j = i + 1;
-    while (j < requests_.size() && requests_[j].offset <= end + kMaxGapBytes &&
-           std::max(end, requests_[j].offset + requests_[j].bytes) - start <= window_bytes) {
+    while (j < requests_.size()) {
+      const int64_t gap = requests_[j].offset - end;
+      if (gap > kSmallGapBytes && (gap > kMaxGapBytes || gap > useful)) break;
+      if (std::max(end, requests_[j].offset + requests_[j].bytes) - start > window_bytes) break;
       end = std::max(end, requests_[j].offset + requests_[j].bytes);
+      useful += requests_[j].bytes;
       ++j;
     }
     windows.push_back({i, j, start, end});
@@ -73,16 +143,8 @@ void PackedReadBatch::run(ContainerReader& reader, int64_t staging_bytes) {
     // The job that last used this buffer finished before the previous submit() returned.
     reader.read_packed(win.start, size, window.get());
     checks.submit(size, [this, &reader, win, data = window.get()] {
-      for (std::size_t k = win.first; k < win.last; ++k) {
-        Request& r = requests_[k];
-        const std::byte* bytes = data + (r.offset - win.start);
-        const uint64_t found = checksum_bytes(bytes, static_cast<std::size_t>(r.bytes));
-        if (found != r.checksum)
-          checksum_mismatch(reader, *r.key,
-                            r.piece ? r.piece->to_string() : "rank " + std::to_string(r.blob_rank) + " value",
-                            r.checksum, found);
-        r.consume(bytes);
-      }
+      for (std::size_t k = win.first; k < win.last; ++k)
+        verify_and_consume(reader, requests_[k], data + (requests_[k].offset - win.start));
     });
   }
   checks.finish();
@@ -104,6 +166,29 @@ struct Needed {
   std::size_t source;  // index of its written box
   std::size_t home;    // for direct pieces, index of the target box
 };
+
+// Whether two boxes of the same rank share an element (intersect() without building the box).
+bool touches(const Box& a, const Box& b) {
+  if (a.rank() != b.rank()) return false;
+  for (std::size_t d = 0; d < a.rank(); ++d)
+    if (std::max(a.offset[d], b.offset[d]) >= std::min(a.offset[d] + a.count[d], b.offset[d] + b.count[d]))
+      return false;
+  return true;
+}
+
+// If `inner` (inside `outer`) is one contiguous run of `outer`'s row-major layout, the element
+// offset where it starts; else -1. It is when, past its first axis of extent above one, it spans
+// `outer` whole.
+int64_t contiguous_offset(const Box& outer, const Box& inner) {
+  const std::size_t rank = outer.rank();
+  std::size_t d = 0;
+  while (d < rank && inner.count[d] == 1) ++d;
+  for (std::size_t e = d + 1; e < rank; ++e)
+    if (inner.count[e] != outer.count[e]) return -1;
+  int64_t offset = 0;
+  for (std::size_t e = 0; e < rank; ++e) offset = offset * outer.count[e] + (inner.offset[e] - outer.offset[e]);
+  return offset;
+}
 
 // The smallest box holding all of `pieces` (non-empty, same rank).
 Box bounding_box(const std::vector<const Needed*>& pieces) {
@@ -155,6 +240,24 @@ void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vect
   std::vector<Needed> needed;
   for (std::size_t w = 0; w < t.boxes.size(); ++w) {
     for (const PieceRecord& piece : t.boxes[w].pieces) {
+      if (t.packed) {
+        // The common case, a piece that is one contiguous run of a single local box, is queued
+        // as a plain copy: no intersections built, no consumer.
+        std::size_t home = boxes.size(), touched = 0;
+        for (std::size_t i = 0; i < boxes.size(); ++i)
+          if (touches(boxes[i], piece.box)) {
+            ++touched;
+            if (contains(boxes[i], piece.box)) home = i;
+          }
+        const int64_t start = touched == 1 && home < boxes.size() ? contiguous_offset(boxes[home], piece.box) : -1;
+        if (start >= 0) {
+          const int64_t volume = piece.box.volume();
+          covered[home] += volume;
+          packed.add_copy(piece.packed_offset, volume * esize, piece.checksum, &t.key, &piece.box,
+                          buffers[home] + start * esize);
+          continue;
+        }
+      }
       Needed need{&piece, {}, false, w, 0};
       for (std::size_t i = 0; i < boxes.size(); ++i) {
         if (auto overlap = intersect(boxes[i], piece.box)) {

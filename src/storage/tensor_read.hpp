@@ -13,6 +13,14 @@ namespace cairn::detail {
 
 /// Reads from the packed dataset in few large requests: requests are sorted by offset and merged
 /// into windows of bounded size, each window read once.
+/// What the last PackedReadBatch::run() on this thread read: all its bytes, and those served by
+/// the read-ahead (for tests and tuning).
+struct PackedReadStats {
+  int64_t bytes = 0;
+  int64_t prefetched_bytes = 0;
+};
+PackedReadStats last_packed_read_stats() noexcept;
+
 class PackedReadBatch {
  public:
   using Consumer = std::function<void(const std::byte* data)>;
@@ -21,6 +29,10 @@ class PackedReadBatch {
   /// and `piece` must outlive run() (they live in the manifest), and are only formatted on error.
   void add(int64_t offset, int64_t bytes, uint64_t checksum, const std::string* key,
            const Box* piece, int blob_rank, Consumer consume);
+  /// Like add(), for bytes that go unchanged to `destination` (a piece contiguous in its target):
+  /// no consumer to build, the common case of tens of thousands of small tensors.
+  void add_copy(int64_t offset, int64_t bytes, uint64_t checksum, const std::string* key,
+                const Box* piece, std::byte* destination);
   /// Local. Reads, verifies and hands every request to its consumer; throws kCorrupt on a
   /// checksum mismatch naming the key and piece. Windows of at most `staging_bytes` (and at most
   /// 16 MiB) are read.
@@ -35,8 +47,12 @@ class PackedReadBatch {
     const std::string* key;
     const Box* piece;
     int blob_rank;
+    std::byte* destination;  // when set, the bytes are copied there and `consume` is empty
     Consumer consume;
   };
+  static void verify_and_consume(const ContainerReader& reader, Request& r, const std::byte* bytes);
+  /// Serves the requests that lie in `prefetch`'s chunks and leaves the others queued.
+  void consume_prefetched(ContainerReader& reader, PackedPrefetch& prefetch);
   std::vector<Request> requests_;
 };
 

@@ -19,6 +19,10 @@ struct SessionOptions {
   int64_t piece_bytes = int64_t{4} << 20;
   /// Upper bound for staging buffers used while redistributing on restore.
   int64_t staging_bytes = int64_t{64} << 20;
+  /// On a restore at the saved job size, each rank reads the packed region it wrote into at most
+  /// this many bytes of buffers on a helper thread from the moment the file is open, while the
+  /// manifest is read, decoded and matched (files of format 1.1 and later). 0: off.
+  int64_t read_ahead_bytes = int64_t{64} << 20;
 };
 
 class Session {

@@ -1,0 +1,116 @@
+#include "storage/packed_prefetch.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace cairn::detail {
+
+PackedPrefetch::PackedPrefetch(const std::string& path, int64_t file_offset, int64_t begin,
+                               int64_t end, int64_t chunk_bytes, int max_chunks)
+    : file_offset_(file_offset),
+      begin_(begin),
+      end_(std::max(begin, end)),
+      chunk_bytes_(std::max<int64_t>(chunk_bytes, 1)),
+      chunks_(static_cast<std::size_t>((end_ - begin_ + chunk_bytes_ - 1) / chunk_bytes_)),
+      ring_(static_cast<std::size_t>(std::max(max_chunks, 1))),
+      failed_(chunks_, 0) {
+  if (chunks_ == 0) return;
+  last_ = chunks_ - 1;
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) {
+    std::fill(failed_.begin(), failed_.end(), 1);
+    read_ = chunks_;
+    return;
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+PackedPrefetch::~PackedPrefetch() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int64_t PackedPrefetch::chunk_end(std::size_t k) const noexcept {
+  return std::min(end_, chunk_start(k) + chunk_bytes_);
+}
+
+void PackedPrefetch::stop_after(std::size_t k) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    last_ = std::min(last_, k);
+  }
+  changed_.notify_all();
+}
+
+const std::byte* PackedPrefetch::wait(std::size_t k) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (k >= chunks_ || k > last_) return nullptr;
+  changed_.wait(lock, [&] { return read_ > k; });
+  if (failed_[k]) return nullptr;
+  return ring_[k % ring_.size()].get();
+}
+
+void PackedPrefetch::release(std::size_t k) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    released_ = std::max(released_, k + 1);
+  }
+  changed_.notify_all();
+}
+
+void PackedPrefetch::run() {
+  for (std::size_t k = 0; k < chunks_; ++k) {
+    std::byte* buffer = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      changed_.wait(lock, [&] { return stop_ || k > last_ || k < released_ + ring_.size(); });
+      if (stop_ || k > last_) break;
+      if (k < released_) {  // released unread: nobody needs it
+        failed_[k] = 1;
+        read_ = k + 1;
+        continue;
+      }
+      auto& slot = ring_[k % ring_.size()];
+      if (!slot)
+        slot = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(chunk_bytes_));
+      buffer = slot.get();
+    }
+    // Outside the lock: the consumer works on earlier chunks meanwhile.
+    const int64_t size = chunk_end(k) - chunk_start(k);
+    int64_t done = 0;
+    bool ok = true;
+    while (done < size) {
+      const ssize_t n = ::pread(fd_, buffer + done, static_cast<std::size_t>(size - done),
+                                static_cast<off_t>(file_offset_ + chunk_start(k) + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        ok = false;
+        break;
+      }
+      done += n;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      failed_[k] = ok ? 0 : 1;
+      read_ = k + 1;
+    }
+    changed_.notify_all();
+  }
+  // Chunks never read (stopped) count as failed, so that nobody waits for them.
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (std::size_t k = read_; k < chunks_; ++k) failed_[k] = 1;
+    read_ = chunks_;
+  }
+  changed_.notify_all();
+}
+
+}  // namespace cairn::detail

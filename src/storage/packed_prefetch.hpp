@@ -1,0 +1,73 @@
+#pragma once
+// Reading a rank's region of the packed dataset ahead of need. On a restore at the saved job
+// size, each rank reads back the region it wrote; /cairn/packed_ranks (format 1.1) says where that
+// region is without decoding the manifest. A helper thread reads it, in order, into a bounded ring
+// of chunk buffers while the calling thread decodes the manifest, matches it against the live
+// graph and plans the reads, work that otherwise leaves the disk idle. The bytes are verified against
+// the manifest's checksums as they are consumed, like any other read.
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace cairn::detail {
+
+class PackedPrefetch {
+ public:
+  /// Starts reading bytes [begin, end) of the packed dataset, which starts at `file_offset` in the
+  /// file at `path`, in chunks of `chunk_bytes`, at most `max_chunks` of them held at a time.
+  /// Plain POSIX reads on a descriptor of its own: the helper thread makes no HDF5 or MPI call.
+  PackedPrefetch(const std::string& path, int64_t file_offset, int64_t begin, int64_t end,
+                 int64_t chunk_bytes, int max_chunks);
+  PackedPrefetch(const PackedPrefetch&) = delete;
+  PackedPrefetch& operator=(const PackedPrefetch&) = delete;
+  /// Stops the helper after the read in flight, and joins it.
+  ~PackedPrefetch();
+
+  int64_t begin() const noexcept { return begin_; }
+  int64_t end() const noexcept { return end_; }
+  int64_t chunk_bytes() const noexcept { return chunk_bytes_; }
+  std::size_t chunks() const noexcept { return chunks_; }
+  /// The chunk holding packed offset `offset` (which must lie in [begin, end)).
+  std::size_t chunk_of(int64_t offset) const noexcept {
+    return static_cast<std::size_t>((offset - begin_) / chunk_bytes_);
+  }
+  int64_t chunk_start(std::size_t k) const noexcept {
+    return begin_ + static_cast<int64_t>(k) * chunk_bytes_;
+  }
+  int64_t chunk_end(std::size_t k) const noexcept;
+
+  /// No chunk after `k` will be asked for: the helper stops there.
+  void stop_after(std::size_t k);
+  /// Waits for chunk `k` (chunks are consumed in increasing order) and returns its bytes, or
+  /// nullptr if it could not be read (the caller then reads those bytes the ordinary way, which
+  /// reports the error properly if there is one).
+  const std::byte* wait(std::size_t k);
+  /// Chunk `k` (and every chunk before it) is done with: its buffer may be reused.
+  void release(std::size_t k);
+
+ private:
+  void run();
+
+  int fd_ = -1;
+  int64_t file_offset_;
+  int64_t begin_;
+  int64_t end_;
+  int64_t chunk_bytes_;
+  std::size_t chunks_;
+  std::vector<std::unique_ptr<std::byte[]>> ring_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::size_t last_ = 0;      // the last chunk wanted
+  std::size_t read_ = 0;      // chunks [0, read_) are read (or failed)
+  std::size_t released_ = 0;  // chunks [0, released_) are done with
+  std::vector<char> failed_;  // per chunk
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace cairn::detail
