@@ -80,7 +80,9 @@ void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch
     }
     const std::size_t c = prefetch.chunk_of(r.offset);
     if (!waited || c != k) {
-      if (waited) prefetch.release(k);
+      // Everything before this chunk is done with, including chunks nothing needed: the helper
+      // skips those rather than filling its ring with them while this thread waits.
+      if (c > 0) prefetch.release(c - 1);
       k = c;
       chunk = prefetch.wait(k);
       waited = true;
