@@ -181,6 +181,26 @@ TEST(Manager, DamagedStateFileIsAnErrorNotAnEmptyDirectory) {
   EXPECT_EQ(mgr.recovery_notes().size(), 1u);
 }
 
+TEST(Manager, NonIntegerNumbersInTheStateFileAreDamage) {
+  // 1e30 where an integer belongs: a clear error, not an undefined float-to-integer cast.
+  for (const char* text :
+       {R"({"format": "cairn-state", "version": 1e30, "latest": "", "checkpoints": []})",
+        R"({"format": "cairn-state", "version": 1, "latest": "c.h5", "checkpoints": [)"
+        R"({"name": "c.h5", "created_unix": 2.5, "owner": "x"}]})"}) {
+    const std::string dir = scratch_dir();
+    if (session().rank() == 0) std::ofstream(dir + "/cairn-state.json") << text;
+    MPI_Barrier(MPI_COMM_WORLD);
+    Job job;
+    try {
+      CheckpointManager mgr(job.ckpt, dir);
+      ADD_FAILURE() << "accepted " << text;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorrupt) << e.what();
+      EXPECT_NE(std::string(e.what()).find("must be an integer"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Manager, LeftoversAreCleanedAndUnrecordedCommittedFilesAdopted) {
   const std::string dir = scratch_dir();
   Job job;

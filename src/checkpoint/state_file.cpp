@@ -7,6 +7,7 @@
 #include "cairn/checkpoint/checkpoint.hpp"
 #include "cairn/core/error.hpp"
 #include "storage/durable_file.hpp"
+#include "storage/json_integers.hpp"
 
 namespace cairn::detail {
 namespace {
@@ -36,13 +37,26 @@ std::string encode_state(const DirectoryState& state) {
          "\n";
 }
 
+namespace {
+
+Error damaged_state_file(const std::string& path, const std::string& what) {
+  return Error(ErrorCode::kCorrupt,
+               "the state file is damaged (" + what +
+                   "); refusing to guess which checkpoint is the latest. Inspect the directory, "
+                   "then repair the state file, or remove it to let a CheckpointManager rebuild it "
+                   "from the committed checkpoints present",
+               {.checkpoint = path, .operation = "read state file"});
+}
+
+}  // namespace
+
 DirectoryState decode_state(const std::string& text, const std::string& path) {
   try {
     const json j = json::parse(text);
     if (j.at("format").get<std::string>() != "cairn-state")
       throw Error(ErrorCode::kCorrupt, "not a cairn state file",
                   {.checkpoint = path, .operation = "read state file"});
-    if (j.at("version").get<int>() > 1)
+    if (detail::json_int64(j.at("version")) > 1)
       throw Error(ErrorCode::kVersion, "the state file is of a newer version than this cairn reads",
                   {.checkpoint = path, .operation = "read state file"});
     DirectoryState state;
@@ -52,19 +66,17 @@ DirectoryState decode_state(const std::string& text, const std::string& path) {
       if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
         throw Error(ErrorCode::kCorrupt, "the state file lists an invalid file name '" + name + "'",
                     {.checkpoint = path, .operation = "read state file"});
-      state.checkpoints.push_back({name, e.at("created_unix").get<int64_t>(),
+      state.checkpoints.push_back({name, detail::json_int64(e.at("created_unix")),
                                    e.at("owner").get<std::string>(), e.value("preserved", false)});
     }
     if (j.contains("last_preserved_unix"))
-      state.last_preserved_unix = j.at("last_preserved_unix").get<std::map<std::string, int64_t>>();
+      for (const auto& [owner, when] : j.at("last_preserved_unix").get<std::map<std::string, json>>())
+        state.last_preserved_unix[owner] = detail::json_int64(when);
     return state;
   } catch (const json::exception& e) {
-    throw Error(ErrorCode::kCorrupt,
-                std::string("the state file is damaged (") + e.what() +
-                    "); refusing to guess which checkpoint is the latest. Inspect the directory, "
-                    "then repair the state file, or remove it to let a CheckpointManager rebuild it "
-                    "from the committed checkpoints present",
-                {.checkpoint = path, .operation = "read state file"});
+    throw damaged_state_file(path, e.what());
+  } catch (const NotAnInteger&) {
+    throw damaged_state_file(path, "a number that must be an integer is not one");
   }
 }
 

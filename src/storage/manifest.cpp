@@ -8,6 +8,7 @@
 
 #include "cairn/core/error.hpp"
 #include "storage/checksum.hpp"
+#include "storage/json_integers.hpp"
 #include "storage/manifest_checks.hpp"
 
 namespace cairn {
@@ -25,7 +26,7 @@ json box_json(const Box& b) { return json{{"offset", b.offset}, {"count", b.coun
               {.checkpoint = checkpoint, .key = key, .operation = "decode manifest"});
 }
 
-Box decode_box(const json& j) { return Box{j.at("offset").get<Shape>(), j.at("count").get<Shape>()}; }
+Box decode_box(const json& j) { return Box{detail::json_shape(j.at("offset")), detail::json_shape(j.at("count"))}; }
 
 uint64_t decode_checksum(const json& j, const std::string& ckpt, const std::string& key) {
   uint64_t v = 0;
@@ -34,7 +35,7 @@ uint64_t decode_checksum(const json& j, const std::string& ckpt, const std::stri
 }
 
 int decode_rank(const json& j, const Manifest& m, const std::string& ckpt, const std::string& key) {
-  const auto rank = j.at("rank").get<int64_t>();
+  const auto rank = detail::json_int64(j.at("rank"));
   if (rank < 0 || rank >= m.world_size)
     corrupt(ckpt, key, "written by rank " + std::to_string(rank) + " of a " +
                            std::to_string(m.world_size) + "-rank job");
@@ -235,24 +236,24 @@ Manifest decode_manifest_reference(const std::string& text, const std::string& c
                   {.checkpoint = ckpt, .operation = "decode manifest"});
     if (m.format_major < 1) corrupt(ckpt, "", "bad format_version '" + version + "'");
     m.library_version = root.at("library_version").get<std::string>();
-    const auto world_size = root.at("world_size").get<int64_t>();
+    const auto world_size = detail::json_int64(root.at("world_size"));
     if (world_size < 1 || world_size > kMaxWorldSize)
       corrupt(ckpt, "", "world_size " + std::to_string(world_size) + " out of range");
     m.world_size = static_cast<int>(world_size);
-    m.save_counter = root.at("save_counter").get<int64_t>();
-    m.created_unix = root.at("created_unix").get<int64_t>();
-    m.packed_bytes = root.at("packed_bytes").get<int64_t>();
+    m.save_counter = detail::json_int64(root.at("save_counter"));
+    m.created_unix = detail::json_int64(root.at("created_unix"));
+    m.packed_bytes = detail::json_int64(root.at("packed_bytes"));
     if (m.packed_bytes < 0) corrupt(ckpt, "", "negative packed_bytes");
 
     for (const json& nj : root.at("nodes")) {
       NodeRecord n;
       n.kind = nj.at("kind").get<std::string>();
       n.path = nj.at("path").get<std::string>();
-      for (const json& c : nj.at("children")) n.children.emplace_back(c.at(0).get<std::string>(), c.at(1).get<int64_t>());
+      for (const json& c : nj.at("children")) n.children.emplace_back(c.at(0).get<std::string>(), detail::json_int64(c.at(1)));
       if (nj.contains("slots"))
         for (const json& s : nj.at("slots"))
-          n.slots.push_back({s.at("variable").get<int64_t>(), s.at("name").get<std::string>(),
-                             s.at("slot").get<int64_t>()});
+          n.slots.push_back({detail::json_int64(s.at("variable")), s.at("name").get<std::string>(),
+                             detail::json_int64(s.at("slot"))});
       if (nj.contains("value")) n.value_key = nj.at("value").get<std::string>();
       m.nodes.push_back(std::move(n));
     }
@@ -263,7 +264,7 @@ Manifest decode_manifest_reference(const std::string& text, const std::string& c
       auto dtype = dtype_from_name(tj.at("dtype").get<std::string>());
       if (!dtype) corrupt(ckpt, t.key, "unknown dtype '" + tj.at("dtype").get<std::string>() + "'");
       t.dtype = *dtype;
-      t.shape = tj.at("shape").get<Shape>();
+      t.shape = detail::json_shape(tj.at("shape"));
       t.layout = tj.at("layout").get<std::string>();
       const std::string storage = tj.at("storage").get<std::string>();
       if (storage != "packed" && storage != "dataset")
@@ -274,7 +275,7 @@ Manifest decode_manifest_reference(const std::string& text, const std::string& c
         WrittenBox wb{decode_rank(bj, m, ckpt, t.key), decode_box(bj), {}};
         for (const json& pj : bj.at("pieces"))
           wb.pieces.push_back({decode_box(pj), decode_checksum(pj, ckpt, t.key),
-                               t.packed ? pj.at("packed_offset").get<int64_t>() : -1});
+                               t.packed ? detail::json_int64(pj.at("packed_offset")) : -1});
         t.boxes.push_back(std::move(wb));
       }
       validate_tensor(t, m, ckpt);
@@ -288,8 +289,8 @@ Manifest decode_manifest_reference(const std::string& text, const std::string& c
       if (scope != "per_rank" && scope != "global") corrupt(ckpt, s.key, "unknown scope '" + scope + "'");
       s.scope = scope == "per_rank" ? StateScope::kPerRank : StateScope::kGlobal;
       for (const json& bj : sj.at("blobs")) {
-        StateBlob b{decode_rank(bj, m, ckpt, s.key), bj.at("packed_offset").get<int64_t>(),
-                    bj.at("bytes").get<int64_t>(), decode_checksum(bj, ckpt, s.key)};
+        StateBlob b{decode_rank(bj, m, ckpt, s.key), detail::json_int64(bj.at("packed_offset")),
+                    detail::json_int64(bj.at("bytes")), decode_checksum(bj, ckpt, s.key)};
         if (b.rank < 0 || b.rank >= m.world_size) corrupt(ckpt, s.key, "blob of rank out of range");
         check_packed_range(b.packed_offset, b.bytes, m.packed_bytes, ckpt, s.key);
         s.blobs.push_back(b);
@@ -313,6 +314,8 @@ Manifest decode_manifest_reference(const std::string& text, const std::string& c
     }
   } catch (const json::exception& e) {
     corrupt(ckpt, current_key, std::string("malformed JSON: ") + e.what());
+  } catch (const detail::NotAnInteger&) {
+    corrupt(ckpt, current_key, "malformed JSON: a number that must be an integer is not one, or is out of range");
   } catch (const std::invalid_argument&) {
     corrupt(ckpt, current_key, "malformed format_version");
   } catch (const std::out_of_range&) {
@@ -334,11 +337,13 @@ CommitMark decode_commit_mark(const std::string& text, const std::string& ckpt) 
     CommitMark mark;
     if (!checksum_from_hex(j.at("manifest_xxh3").get<std::string>(), mark.manifest_checksum))
       corrupt(ckpt, "", "commit mark has a bad checksum");
-    mark.manifest_bytes = j.at("manifest_bytes").get<int64_t>();
-    mark.committed_unix = j.at("committed_unix").get<int64_t>();
+    mark.manifest_bytes = detail::json_int64(j.at("manifest_bytes"));
+    mark.committed_unix = detail::json_int64(j.at("committed_unix"));
     return mark;
   } catch (const json::exception& e) {
     corrupt(ckpt, "", std::string("malformed commit mark: ") + e.what());
+  } catch (const detail::NotAnInteger&) {
+    corrupt(ckpt, "", "malformed commit mark: a size or time is not an integer, or is out of range");
   }
 }
 
