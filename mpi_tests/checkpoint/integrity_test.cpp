@@ -9,6 +9,7 @@
 #include "cairn/cairn.hpp"
 #include "cairn/state/boost_state.hpp"
 #include "support/test_support.hpp"
+#include "damage.hpp"
 
 namespace cairn {
 namespace {
@@ -16,6 +17,7 @@ namespace {
 using testing::session;
 
 using testing::fill;
+using testing::flip_byte;
 using testing::scratch_dir;
 
 // Byte offset in the file of dataset `name` (contiguous layout), read with plain HDF5.
@@ -26,16 +28,6 @@ haddr_t dataset_offset(const std::string& path, const std::string& name) {
   H5Dclose(ds);
   H5Fclose(file);
   return off;
-}
-
-void flip_byte(const std::string& path, std::streamoff offset) {
-  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-  f.seekg(offset);
-  char c = 0;
-  f.read(&c, 1);
-  c = static_cast<char>(c ^ 0x5a);
-  f.seekp(offset);
-  f.write(&c, 1);
 }
 
 // Runs `fn`, expecting a cairn::Error with `code` whose text contains every needle, identical on

@@ -246,7 +246,18 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
       } catch (const Error& e) {
         failure = std::make_unique<Error>(e);
       }
-      if (checksums.valid()) checksums.get();
+      if (checksums.valid()) {
+        // Its failure goes through the agreement below like a write's: a rank that threw from
+        // here would leave the others waiting in it.
+        try {
+          checksums.get();
+        } catch (const std::exception& e) {
+          if (!failure)
+            failure = std::make_unique<Error>(
+                ErrorCode::kInternal, std::string("computing checksums failed: ") + e.what(),
+                ErrorContext{.rank = comm.rank(), .checkpoint = path, .operation = "save"});
+        }
+      }
     }
     trace.mark("write data");
     comm.agree(failure.get());

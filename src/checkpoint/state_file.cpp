@@ -15,6 +15,15 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
+Error damaged_state_file(const std::string& path, const std::string& what) {
+  return Error(ErrorCode::kCorrupt,
+               "the state file is damaged (" + what +
+                   "); refusing to guess which checkpoint is the latest. Inspect the directory, "
+                   "then repair the state file, or remove it to let a CheckpointManager rebuild it "
+                   "from the committed checkpoints present",
+               {.checkpoint = path, .operation = "read state file"});
+}
+
 }  // namespace
 
 std::string state_file_path(const std::string& directory) {
@@ -37,26 +46,13 @@ std::string encode_state(const DirectoryState& state) {
          "\n";
 }
 
-namespace {
-
-Error damaged_state_file(const std::string& path, const std::string& what) {
-  return Error(ErrorCode::kCorrupt,
-               "the state file is damaged (" + what +
-                   "); refusing to guess which checkpoint is the latest. Inspect the directory, "
-                   "then repair the state file, or remove it to let a CheckpointManager rebuild it "
-                   "from the committed checkpoints present",
-               {.checkpoint = path, .operation = "read state file"});
-}
-
-}  // namespace
-
 DirectoryState decode_state(const std::string& text, const std::string& path) {
   try {
     const json j = json::parse(text);
     if (j.at("format").get<std::string>() != "cairn-state")
       throw Error(ErrorCode::kCorrupt, "not a cairn state file",
                   {.checkpoint = path, .operation = "read state file"});
-    if (detail::json_int64(j.at("version")) > 1)
+    if (json_int64(j.at("version")) > 1)
       throw Error(ErrorCode::kVersion, "the state file is of a newer version than this cairn reads",
                   {.checkpoint = path, .operation = "read state file"});
     DirectoryState state;
@@ -66,12 +62,12 @@ DirectoryState decode_state(const std::string& text, const std::string& path) {
       if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
         throw Error(ErrorCode::kCorrupt, "the state file lists an invalid file name '" + name + "'",
                     {.checkpoint = path, .operation = "read state file"});
-      state.checkpoints.push_back({name, detail::json_int64(e.at("created_unix")),
+      state.checkpoints.push_back({name, json_int64(e.at("created_unix")),
                                    e.at("owner").get<std::string>(), e.value("preserved", false)});
     }
     if (j.contains("last_preserved_unix"))
       for (const auto& [owner, when] : j.at("last_preserved_unix").get<std::map<std::string, json>>())
-        state.last_preserved_unix[owner] = detail::json_int64(when);
+        state.last_preserved_unix[owner] = json_int64(when);
     return state;
   } catch (const json::exception& e) {
     throw damaged_state_file(path, e.what());

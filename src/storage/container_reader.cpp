@@ -93,10 +93,9 @@ void ContainerReader::start_prefetch(int64_t max_bytes) noexcept {
       h5::take_error_stack();
       return;
     }
-    h5::Dataset packed(H5Dopen2(file_.get(), kPackedDataset, H5P_DEFAULT));
-    if (!packed.valid()) return;
-    h5::Dataspace packed_space(H5Dget_space(packed.get()));
-    const haddr_t address = H5Dget_offset(packed.get());
+    const hid_t packed = dataset(kPackedDataset, kPackedDataset);  // kept for the reads
+    h5::Dataspace packed_space(H5Dget_space(packed));
+    const haddr_t address = H5Dget_offset(packed);
     const int64_t size = packed_space.valid() ? H5Sget_simple_extent_npoints(packed_space.get()) : -1;
     if (address == HADDR_UNDEF || size < 0 || bounds[0] < 0 || bounds[0] > bounds[1] || bounds[1] > size) {
       h5::take_error_stack();

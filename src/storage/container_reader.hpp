@@ -68,7 +68,6 @@ class ContainerReader {
   Manifest manifest_;
   int64_t packed_bytes_ = 0;  // the manifest's, kept when the manifest is taken
   std::unique_ptr<PackedPrefetch> prefetch_;
-
 };
 
 }  // namespace cairn::detail

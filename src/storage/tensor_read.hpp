@@ -11,8 +11,6 @@
 
 namespace cairn::detail {
 
-/// Reads from the packed dataset in few large requests: requests are sorted by offset and merged
-/// into windows of bounded size, each window read once.
 /// What the last PackedReadBatch::run() on this thread read: all its bytes, and those served by
 /// the read-ahead (for tests and tuning).
 struct PackedReadStats {
@@ -21,6 +19,8 @@ struct PackedReadStats {
 };
 PackedReadStats last_packed_read_stats() noexcept;
 
+/// Reads from the packed dataset in few large requests: requests are sorted by offset and merged
+/// into windows of bounded size, each window read once.
 class PackedReadBatch {
  public:
   using Consumer = std::function<void(const std::byte* data)>;
