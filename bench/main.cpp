@@ -15,6 +15,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <memory>
 #include <sstream>
 
 #include "bench_util.hpp"
@@ -215,10 +216,44 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
       }
       idle_barrier(MPI_COMM_WORLD);
     };
+    // Restart: the variables are allocated anew (the previous ones freed first), then restored.
+    auto cairn_restart = [&] {
+      prepare();
+      if (loader) {
+        load_ckpt.reset();
+        target = Model{};
+        const double t0 = now();
+        target = build_model(*load_session, spec);
+        double alloc_s = now() - t0;
+        load_ckpt = std::make_unique<Checkpoint>(*load_session, Checkpoint::Children{{"model", target.module}});
+        const double t1 = now();
+        RestoreStatus status = load_ckpt->read(ckpt_path);
+        double restart_load_s = now() - t1;
+        status.assert_consumed();
+        MPI_Allreduce(MPI_IN_PLACE, &alloc_s, 1, MPI_DOUBLE, MPI_MAX, load_comm);
+        MPI_Allreduce(MPI_IN_PLACE, &restart_load_s, 1, MPI_DOUBLE, MPI_MAX, load_comm);
+        m.alloc_s = alloc_s;
+        m.restart_load_s = restart_load_s;
+        mismatches += count_mismatches(target);
+      }
+      idle_barrier(MPI_COMM_WORLD);
+    };
+    auto raw_fresh_read = [&] {
+      prepare();
+      if (loader) {
+        auto fresh = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(read_bytes));
+        m.raw_fresh_read_s = raw_read(load_comm, raw_path, fresh.get(), read_bytes, read_offset, false).seconds;
+      }
+      idle_barrier(MPI_COMM_WORLD);
+    };
     if (run % 2 == 0) {
       raw_reads();
       cairn_load();
+      raw_fresh_read();
+      cairn_restart();
     } else {
+      cairn_restart();
+      raw_fresh_read();
       cairn_load();
       raw_reads();
     }
@@ -228,6 +263,9 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
     m.raw_read_coll_s = max_over(MPI_COMM_WORLD, m.raw_read_coll_s);
     m.raw_read_indep_s = max_over(MPI_COMM_WORLD, m.raw_read_indep_s);
     m.load_extra_mib = max_over(MPI_COMM_WORLD, m.load_extra_mib);
+    m.alloc_s = max_over(MPI_COMM_WORLD, m.alloc_s);
+    m.restart_load_s = max_over(MPI_COMM_WORLD, m.restart_load_s);
+    m.raw_fresh_read_s = max_over(MPI_COMM_WORLD, m.raw_fresh_read_s);
     m.peak_rss_mib = static_cast<double>(max_over(MPI_COMM_WORLD, std::max(save_peak, load_peak))) / kMiB;
     if (world_rank == 0) {
       m.file_bytes = static_cast<int64_t>(std::filesystem::file_size(ckpt_path));

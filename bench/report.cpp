@@ -23,7 +23,8 @@ const char* const kNumeric[] = {
     "save_ratio", "load_ratio", "peak_rss_mib", "save_extra_mib", "load_extra_mib",
     "raw_write_coll_gbps", "raw_write_indep_gbps", "raw_read_coll_gbps", "raw_read_indep_gbps",
     "manifest_bytes", "file_bytes", "async_blocked_s", "async_commit_s", "memcpy_s",
-    "async_staging_mib", "async_first_blocked_s", "async_blocked_ratio", "async_commit_ratio"};
+    "async_staging_mib", "async_first_blocked_s", "async_blocked_ratio", "async_commit_ratio",
+    "alloc_s", "restart_s", "raw_fresh_read_s", "restart_ratio"};
 
 std::string cell(const json& j, const char* field, const char* format) {
   if (!j.contains(field) || !j[field].is_number()) return "-";
@@ -61,6 +62,12 @@ json to_json(const Measurement& m) {
   j["raw_write_indep_gbps"] = gbps(m.bytes, m.raw_write_indep_s);
   j["raw_read_coll_gbps"] = gbps(m.bytes, m.raw_read_coll_s);
   j["raw_read_indep_gbps"] = gbps(m.bytes, m.raw_read_indep_s);
+  j["alloc_s"] = m.alloc_s;
+  j["restart_s"] = m.alloc_s + m.restart_load_s;
+  j["raw_fresh_read_s"] = m.raw_fresh_read_s;
+  j["restart_ratio"] = m.alloc_s + m.restart_load_s > 0
+                           ? m.raw_fresh_read_s / (m.alloc_s + m.restart_load_s)
+                           : 0;
   j["cold"] = m.cold;
   j["verified"] = m.verified;
   j["manifest_bytes"] = m.manifest_bytes;
@@ -97,7 +104,7 @@ json median_json(const std::vector<json>& runs) {
     out[field] = median(values);
   }
   for (const char* field : {"save_ratio", "load_ratio", "save_gbps", "load_gbps",
-                            "async_blocked_ratio", "async_commit_ratio"}) {
+                            "async_blocked_ratio", "async_commit_ratio", "restart_ratio"}) {
     double lo = 1e300, hi = -1e300;
     for (const json& r : runs) {
       if (!r.contains(field) || !r[field].is_number()) continue;
@@ -143,6 +150,20 @@ void print_table(std::ostream& out, const std::vector<json>& medians) {
                   load_ratio.c_str(), cell(m, "peak_rss_mib", "%.0f").c_str(),
                   cell(m, "save_extra_mib", "%.0f").c_str(),
                   cell(m, "load_extra_mib", "%.0f").c_str(), check.c_str());
+    out << line;
+  }
+  out << "\nRestart (medians; alloc = allocating the model's variables, restart = alloc + cold restore\n"
+         "into them, raw = independent MPI-IO cold read into a freshly allocated buffer, same run)\n";
+  std::snprintf(line, sizeof line, "%-5s %-6s | %9s %9s %9s %8s %s\n", "work", "ranks", "alloc s",
+                "restart s", "raw s", "ratio", "(min-max)");
+  out << line;
+  for (const json& m : medians) {
+    const std::string ranks = std::to_string(m.value("ranks", 0));
+    std::snprintf(line, sizeof line, "%-5s %-6s | %9s %9s %9s %8s (%s-%s)\n",
+                  m.value("workload", "?").c_str(), ranks.c_str(), cell(m, "alloc_s", "%.3f").c_str(),
+                  cell(m, "restart_s", "%.3f").c_str(), cell(m, "raw_fresh_read_s", "%.3f").c_str(),
+                  cell(m, "restart_ratio", "%.2f").c_str(), cell(m, "restart_ratio_min", "%.2f").c_str(),
+                  cell(m, "restart_ratio_max", "%.2f").c_str());
     out << line;
   }
   bool any_async = false;

@@ -33,6 +33,9 @@ struct Measurement {
   double save_s = 0, load_s = 0;
   double raw_write_coll_s = 0, raw_write_indep_s = 0;
   double raw_read_coll_s = 0, raw_read_indep_s = 0;
+  // Restart: allocate the variables anew, then restore into them (cold), against a raw
+  // independent MPI-IO read into a freshly allocated, untouched buffer of the same bytes.
+  double alloc_s = 0, restart_load_s = 0, raw_fresh_read_s = 0;
   bool cold = false;      // the page cache was dropped before every read
   bool verified = false;  // every restored element equals the saved one, on every rank
   double peak_rss_mib = 0;          // max over ranks of VmHWM during save and load

@@ -15,7 +15,8 @@ python3 - "$out" <<'PY'
 import json, sys
 fields = ["workload", "ranks", "save_ranks", "bytes", "save_s", "save_gbps", "load_s", "load_gbps",
           "raw_write_gbps", "raw_read_gbps", "save_ratio", "load_ratio", "peak_rss_mib",
-          "async_blocked_s", "async_commit_s", "memcpy_s"]
+          "async_blocked_s", "async_commit_s", "memcpy_s", "alloc_s", "restart_s",
+          "raw_fresh_read_s", "restart_ratio"]
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 errors = []
 seen = set()
@@ -25,7 +26,8 @@ for j in lines:
         errors.append(f"{j.get('workload')} run {j.get('run')}: missing {missing}")
     if not j.get("verified"):
         errors.append(f"{j.get('workload')} run {j.get('run')}: restore not verified")
-    for f in ("save_s", "load_s", "raw_write_gbps", "raw_read_gbps", "peak_rss_mib"):
+    for f in ("save_s", "load_s", "raw_write_gbps", "raw_read_gbps", "peak_rss_mib", "alloc_s",
+              "restart_s", "raw_fresh_read_s"):
         if not (isinstance(j.get(f), (int, float)) and j[f] > 0):
             errors.append(f"{j.get('workload')} run {j.get('run')}: {f} = {j.get(f)!r}")
     if j.get("run") == "median":

@@ -41,6 +41,23 @@ TEST(Variable, StartsZeroFilled) {
       std::all_of(bytes.begin(), bytes.end(), [](std::byte b) { return b == std::byte{0}; }));
 }
 
+// Storage comes from calloc, not a zero-filling pass (ZeroedBuffer): memory freed by an earlier,
+// dirtied variable of the same size must still come back zero, below and above the size where the
+// allocator switches from its heap to fresh pages.
+TEST(Variable, ReusedMemoryStartsZeroToo) {
+  const Session session(MPI_COMM_WORLD);
+  for (const int64_t rows : {int64_t{3}, int64_t{4} << 10, int64_t{1} << 20}) {
+    for (int round = 0; round < 2; ++round) {
+      const auto variable = Variable::create<float>(session, {rows, 16}, Layout::block());
+      const auto bytes = variable->bytes();
+      EXPECT_TRUE(
+          std::all_of(bytes.begin(), bytes.end(), [](std::byte b) { return b == std::byte{0}; }))
+          << rows << " rows, round " << round;
+      std::fill(bytes.begin(), bytes.end(), std::byte{0xA5});  // freed dirty for the next round
+    }
+  }
+}
+
 TEST(Variable, TypedViewsShareTheStorage) {
   Variable writable(0, 1, DType::kI32, {2, 3},
                     Layout::explicit_boxes({{Box{{0, 0}, {2, 2}}, Box{{0, 2}, {2, 1}}}}));

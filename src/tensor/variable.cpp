@@ -28,7 +28,7 @@ Variable::Variable(int rank, int nranks, DType dtype, Shape shape, Layout layout
     total_bytes += elements * element_size;
   }
   box_byte_offsets_.push_back(total_bytes);  // end of the last box, so box i spans [i, i+1)
-  data_.assign(static_cast<std::size_t>(total_bytes), std::byte{0});
+  data_ = ZeroedBuffer(static_cast<std::size_t>(total_bytes));
 }
 
 namespace {

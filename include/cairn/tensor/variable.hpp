@@ -11,12 +11,14 @@
 #include "cairn/tensor/box.hpp"
 #include "cairn/tensor/dtype.hpp"
 #include "cairn/tensor/layout.hpp"
+#include "cairn/tensor/zeroed_buffer.hpp"
 
 namespace cairn {
 
 class Variable : public Trackable {
  public:
-  /// Local. Allocates this rank's boxes (zero-filled). The layout is validated against the shape.
+  /// Local. Allocates this rank's boxes, zero-initialized (large ones without a pass over memory:
+  /// see ZeroedBuffer). The layout is validated against the shape.
   Variable(int rank, int nranks, DType dtype, Shape shape, Layout layout);
   Variable(const Session& session, DType dtype, Shape shape, Layout layout)
       : Variable(session.rank(), session.size(), dtype, std::move(shape), std::move(layout)) {}
@@ -75,7 +77,7 @@ class Variable : public Trackable {
   std::vector<Box> boxes_;
   std::vector<int64_t> box_byte_offsets_;
   int64_t local_elements_ = 0;
-  std::vector<std::byte> data_;
+  ZeroedBuffer data_;
 };
 
 }  // namespace cairn
