@@ -27,6 +27,8 @@ class AsyncSaver {
   SaveStats wait();
   bool pending() const noexcept { return thread_.joinable(); }
   const std::string& path() const noexcept { return prepared_.path; }
+  /// Local. The finished save's plan, for a PlanCache (after a successful wait()).
+  PreparedSave release_prepared() { return std::move(prepared_); }
   int64_t staging_capacity() const noexcept { return static_cast<int64_t>(staging_.size()); }
 
  private:

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "checkpoint/async_saver.hpp"
+#include "checkpoint/plan_cache.hpp"
 #include "checkpoint/restore.hpp"
 #include "checkpoint/save.hpp"
 #include "checkpoint/state_file.hpp"
@@ -22,7 +23,8 @@ int64_t unix_now() {
 }  // namespace
 
 Checkpoint::Checkpoint(const Session& session, Children children)
-    : session_(&session), root_(std::make_shared<Module>()) {
+    : session_(&session), root_(std::make_shared<Module>()),
+      plan_cache_(std::make_unique<detail::PlanCache>()) {
   for (auto& [name, child] : children) root_->track(name, std::move(child));
 }
 
@@ -33,9 +35,11 @@ void Checkpoint::wait() {
   if (!async_ || !async_->pending()) return;
   try {
     const detail::SaveStats stats = async_->wait();
-    last_save_ = {async_->path(), stats.bytes, stats.seconds};
+    last_save_ = {async_->path(), stats.bytes, stats.seconds, stats.plan_reused};
+    plan_cache_->keep(async_->release_prepared());
   } catch (...) {
     save_counter_ = counter_before_async_;
+    plan_cache_->clear();
     throw;
   }
 }
@@ -55,15 +59,16 @@ std::string Checkpoint::save_async_to(const std::string& path, int64_t counter,
                            "saves run synchronously\n");
     told = true;
     const detail::SaveStats stats =
-        detail::save_container(*session_, root_, path, counter, after_commit);
+        detail::save_container(*session_, root_, path, counter, after_commit, plan_cache_.get());
     if (after_save) after_save(session_->comm());
-    last_save_ = {path, stats.bytes, stats.seconds};
+    last_save_ = {path, stats.bytes, stats.seconds, stats.plan_reused};
     save_counter_ = counter;
     return path;
   }
   const auto start = std::chrono::steady_clock::now();
   detail::wait_for_background_saves();  // another Checkpoint's save must not overlap this one
-  detail::PreparedSave prepared = detail::prepare_save(*session_, root_, path, counter);
+  detail::PreparedSave prepared =
+      detail::prepare_save(*session_, root_, path, counter, plan_cache_.get());
   if (!async_) async_ = std::make_unique<detail::AsyncSaver>();
   detail::stage_plan(prepared.plan, async_->staging(detail::staging_bytes_needed(prepared.plan)));
   counter_before_async_ = save_counter_;
@@ -93,8 +98,8 @@ std::string Checkpoint::save(const std::string& prefix) {
   const std::string path = prefix + "-" + std::to_string(counter) + ".h5";
   const detail::SaveStats stats = detail::save_container(*session_, root_, path, counter, [&] {
     detail::record_latest(path, detail::kPlainSaveOwner, unix_now());
-  });
-  last_save_ = {path, stats.bytes, stats.seconds};
+  }, plan_cache_.get());
+  last_save_ = {path, stats.bytes, stats.seconds, stats.plan_reused};
   save_counter_ = counter;
   return path;
 }
@@ -102,16 +107,17 @@ std::string Checkpoint::save(const std::string& prefix) {
 std::string Checkpoint::save_to(const std::string& path, const std::function<void()>& after_commit) {
   wait();
   const detail::SaveStats stats =
-      detail::save_container(*session_, root_, path, save_counter_ + 1, after_commit);
-  last_save_ = {path, stats.bytes, stats.seconds};
+      detail::save_container(*session_, root_, path, save_counter_ + 1, after_commit, plan_cache_.get());
+  last_save_ = {path, stats.bytes, stats.seconds, stats.plan_reused};
   ++save_counter_;
   return path;
 }
 
 std::string Checkpoint::write(const std::string& path) {
   wait();
-  const detail::SaveStats stats = detail::save_container(*session_, root_, path, save_counter_, nullptr);
-  last_save_ = {path, stats.bytes, stats.seconds};
+  const detail::SaveStats stats =
+      detail::save_container(*session_, root_, path, save_counter_, nullptr, plan_cache_.get());
+  last_save_ = {path, stats.bytes, stats.seconds, stats.plan_reused};
   return path;
 }
 

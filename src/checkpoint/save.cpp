@@ -10,6 +10,7 @@
 
 #include "checkpoint/graph_walk.hpp"
 #include "checkpoint/packed_stream.hpp"
+#include "checkpoint/plan_cache.hpp"
 #include "core/trace.hpp"
 #include "checkpoint/save_plan.hpp"
 #include "storage/checksum.hpp"
@@ -119,7 +120,7 @@ void write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode 
 }  // namespace
 
 PreparedSave prepare_save(const Session& session, const std::shared_ptr<Trackable>& root,
-                          const std::string& path, int64_t save_counter) {
+                          const std::string& path, int64_t save_counter, PlanCache* cache) {
   const Comm& comm = session.comm();
   const ErrorContext ctx{.rank = comm.rank(), .checkpoint = path, .operation = "save"};
   PreparedSave prepared{path, save_counter, session.options(), {}, {}, std::chrono::steady_clock::now()};
@@ -133,11 +134,19 @@ PreparedSave prepare_save(const Session& session, const std::shared_ptr<Trackabl
       if (ec)
         throw Error(ErrorCode::kIo, "cannot create the checkpoint directory: " + ec.message(), ctx);
     }
+    if (std::optional<PreparedSave> reused = cache ? cache->take(root, session) : std::nullopt) {
+      prepared.nodes = std::move(reused->nodes);
+      prepared.plan = std::move(reused->plan);
+      prepared.plan_reused = true;
+      return;
+    }
     const LiveGraph graph = walk_graph(root);
+    trace.mark("walk");
     prepared.plan = make_save_plan(graph, session);
     for (const LiveNode& node : graph.nodes) prepared.nodes.push_back(node.record);
+    if (cache) cache->remember(graph, prepared);
   });
-  trace.mark("walk and plan");
+  trace.mark(prepared.plan_reused ? "reuse the plan" : "plan");
   agree_on_signature(comm, prepared.plan.signature, path);
   trace.mark("agree on the graph");
   return prepared;
@@ -173,7 +182,7 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     m.created_unix = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch()).count();
     m.packed_bytes = packed_total;
-    m.nodes = std::move(prepared.nodes);  // not needed after this: memory counts on rank 0
+    m.nodes = std::move(prepared.nodes);  // moved, not copied: memory counts on rank 0
     m.tensors = plan.tensors;
     m.states = plan.states;
   }
@@ -198,8 +207,13 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     });
     return text;
   };
+  // The node records go back to the save once encoded, for a plan cache to keep.
+  auto release_manifest = [&] {
+    if (comm.rank() == 0) prepared.nodes = std::move(m.nodes);
+    m = {};
+  };
   std::string manifest_text = assemble_manifest();
-  if (!overlap_checksums) m = {};
+  if (!overlap_checksums) release_manifest();
   const int64_t manifest_bytes = comm.allreduce_max(static_cast<int64_t>(manifest_text.size()));
   trace.mark("manifest");
 
@@ -263,7 +277,7 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     comm.agree(failure.get());
     if (overlap_checksums) {
       manifest_text = assemble_manifest();
-      m = {};
+      release_manifest();
       comm.run_agreed([&] {
         if (comm.rank() == 0 && static_cast<int64_t>(manifest_text.size()) != manifest_bytes)
           throw Error(ErrorCode::kInternal,
@@ -330,15 +344,24 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   SaveStats stats;
   stats.bytes = comm.allreduce_sum(plan.packed_bytes + dataset_bytes);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - prepared.started).count();
+  stats.plan_reused = prepared.plan_reused;
   return stats;
 }
 
 SaveStats save_container(const Session& session, const std::shared_ptr<Trackable>& root,
                          const std::string& path, int64_t save_counter,
-                         const std::function<void()>& after_commit) {
+                         const std::function<void()>& after_commit, PlanCache* cache) {
   wait_for_background_saves();
-  PreparedSave prepared = prepare_save(session, root, path, save_counter);
-  return commit_save(session.comm(), prepared, after_commit);
+  PreparedSave prepared = prepare_save(session, root, path, save_counter, cache);
+  SaveStats stats;
+  try {
+    stats = commit_save(session.comm(), prepared, after_commit);
+  } catch (...) {
+    if (cache) cache->clear();
+    throw;
+  }
+  if (cache) cache->keep(std::move(prepared));
+  return stats;
 }
 
 }  // namespace cairn::detail

@@ -14,6 +14,7 @@ namespace cairn::detail {
 struct SaveStats {
   int64_t bytes = 0;  // tensor and state bytes this job wrote (all ranks)
   double seconds = 0;
+  bool plan_reused = false;
 };
 
 /// A save whose local work is done: what each rank writes, from buffers the plan points at.
@@ -24,12 +25,17 @@ struct PreparedSave {
   std::vector<NodeRecord> nodes;
   SavePlan plan;
   std::chrono::steady_clock::time_point started;
+  bool plan_reused = false;  // the plan of the previous save of the same graph (PlanCache)
 };
 
-/// Collective over the session's communicator. Walks the graph, plans, and agrees that every rank
-/// could and that all describe the same graph. The plan still points at the live variables.
+class PlanCache;
+
+/// Collective over the session's communicator. Walks the graph, plans (or takes the plan of the
+/// previous save from `cache` when the graph is unchanged, and remembers a new one there), and
+/// agrees that every rank could and that all describe the same graph. The plan still points at
+/// the live variables.
 PreparedSave prepare_save(const Session& session, const std::shared_ptr<Trackable>& root,
-                          const std::string& path, int64_t save_counter);
+                          const std::string& path, int64_t save_counter, PlanCache* cache);
 
 /// Collective over `comm` (the session's, or its background communicator). Checksums, manifest,
 /// parallel write into a temporary file, agreement, commit. `after_commit` runs on rank 0 once
@@ -39,9 +45,9 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
                       const std::function<void()>& after_commit);
 
 /// Collective over the session. prepare_save() and commit_save() in one go, after waiting for
-/// this process's background saves.
+/// this process's background saves; the plan goes back to `cache` after a successful save.
 SaveStats save_container(const Session& session, const std::shared_ptr<Trackable>& root,
                          const std::string& path, int64_t save_counter,
-                         const std::function<void()>& after_commit);
+                         const std::function<void()>& after_commit, PlanCache* cache);
 
 }  // namespace cairn::detail

@@ -140,6 +140,15 @@ SavePlan make_save_plan(const LiveGraph& graph, const Session& session) {
   }
   for (std::size_t i = 0; i < plan.tensors.size(); ++i) plan_tensor(plan, i, *variables[i], session);
   assign_packed_offsets(plan);
+  plan.tensor_packed_bytes = plan.packed_bytes;
+  serialize_states(plan, states, session);
+  return plan;
+}
+
+void serialize_states(SavePlan& plan, const std::vector<const StateObject*>& states,
+                      const Session& session) {
+  plan.blobs.clear();
+  plan.packed_bytes = plan.tensor_packed_bytes;
   for (std::size_t i = 0; i < states.size(); ++i) {
     const bool mine = states[i]->scope() == StateScope::kPerRank ||
                       static_cast<int>(i % static_cast<std::size_t>(session.size())) == session.rank();
@@ -158,7 +167,6 @@ SavePlan make_save_plan(const LiveGraph& graph, const Session& session) {
     plan.packed_bytes += blob.blob.bytes;
     plan.blobs.push_back(std::move(blob));
   }
-  return plan;
 }
 
 int64_t dataset_write_bytes(const SavePlan& plan) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cairn/comm/session.hpp"
+#include "cairn/state/state.hpp"
 #include "checkpoint/graph_walk.hpp"
 #include "storage/manifest.hpp"
 
@@ -15,10 +16,10 @@ namespace cairn::detail {
 
 /// A region of a live buffer that one rank writes.
 struct LocalWrite {
-  std::size_t tensor = 0;    // index into SavePlan::tensors
+  std::size_t tensor = 0;  // index into SavePlan::tensors
   const std::byte* buffer = nullptr;
-  Box buffer_box;            // how `buffer` is laid out
-  WrittenBox written;        // rank, box and checksummed pieces (packed offsets region-relative)
+  Box buffer_box;      // how `buffer` is laid out
+  WrittenBox written;  // rank, box and checksummed pieces (packed offsets region-relative)
 };
 
 struct LocalBlob {
@@ -32,8 +33,9 @@ struct SavePlan {
   std::vector<StateRecord> states;    // without blobs
   std::vector<LocalWrite> writes;     // this rank's
   std::vector<LocalBlob> blobs;       // this rank's
-  int64_t packed_bytes = 0;    // this rank's bytes of the packed dataset: packed tensors, then blobs
-  std::string signature;  // what every rank must agree on: keys, dtypes, shapes, layouts
+  int64_t packed_bytes = 0;  // this rank's bytes of the packed dataset: packed tensors, then blobs
+  int64_t tensor_packed_bytes = 0;  // the packed tensors' part of packed_bytes
+  std::string signature;            // what every rank must agree on: keys, dtypes, shapes, layouts
   /// Per dataset tensor, the most write calls any rank makes (for collective transfers).
   std::vector<int64_t> max_writes;
 };
@@ -42,6 +44,10 @@ struct SavePlan {
 /// tensor write (packed or not) still points at the live variables. Throws cairn::Error
 /// naming the key for invalid layouts or a variable built for another job size.
 SavePlan make_save_plan(const LiveGraph& graph, const Session& session);
+/// Local. Serializes the opaque state `states` (the plan's states, in order) into this rank's
+/// blobs, after the packed tensors; replaces the blobs of an earlier call.
+void serialize_states(SavePlan& plan, const std::vector<const StateObject*>& states,
+                      const Session& session);
 /// Local. Fills every piece's checksum from the buffers the writes point at (in parallel).
 void compute_checksums(SavePlan& plan);
 /// Local. Bytes this rank writes into datasets (tensors above the pack threshold).

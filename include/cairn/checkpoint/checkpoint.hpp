@@ -17,13 +17,15 @@ namespace cairn {
 
 namespace detail {
 class AsyncSaver;
-}
+class PlanCache;
+}  // namespace detail
 
 /// What one save or write did, for progress lines.
 struct SaveInfo {
   std::string path;
-  int64_t bytes = 0;   // tensor and state bytes written by all ranks together
-  double seconds = 0;  // from the call to the durable commit
+  int64_t bytes = 0;         // tensor and state bytes written by all ranks together
+  double seconds = 0;        // from the call to the durable commit
+  bool plan_reused = false;  // the graph was unchanged: the previous save's plan was reused
 };
 
 class Checkpoint {
@@ -93,6 +95,7 @@ class Checkpoint {
   std::shared_ptr<Module> root_;
   int64_t save_counter_ = 0;
   SaveInfo last_save_;
+  std::unique_ptr<detail::PlanCache> plan_cache_;  // declared before async_: outlives its saves
   std::unique_ptr<detail::AsyncSaver> async_;
   int64_t counter_before_async_ = 0;
   double last_async_blocked_ = 0;

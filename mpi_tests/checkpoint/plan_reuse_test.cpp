@@ -1,0 +1,181 @@
+// Plan once, reuse: saves of an unchanged graph reuse the previous plan (and say so in
+// last_save()), yet write the values and opaque state of the moment; any change to the graph's
+// objects, edges or slots plans again.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <vector>
+
+#include "cairn/cairn.hpp"
+#include "cairn/state/boost_state.hpp"
+#include "support/test_support.hpp"
+
+namespace cairn {
+namespace {
+
+using testing::fill;
+using testing::global_mismatches;
+using testing::scratch_dir;
+using testing::session;
+
+struct Cursor {
+  int64_t position = 0;
+  std::vector<int32_t> seen;  // its length changes between saves: blob sizes and offsets move
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    ar& position& seen;
+  }
+};
+
+// Uneven shards in a dataset (above the 1 MiB pack threshold), a packed sharded tensor that
+// ranks beyond 2 own nothing of, a replicated one, per-rank and global state.
+struct Model {
+  std::shared_ptr<Variable> big = Variable::create<float>(session(), {1031, 300}, Layout::block(0));
+  std::shared_ptr<Variable> tiny = Variable::create<double>(session(), {2, 5}, Layout::block(0));
+  std::shared_ptr<Variable> rep = Variable::create<float>(session(), {5}, Layout::replicated());
+  std::shared_ptr<State<Cursor>> cursor = std::make_shared<State<Cursor>>(StateScope::kPerRank);
+  std::shared_ptr<State<Cursor>> global = std::make_shared<State<Cursor>>(StateScope::kGlobal);
+  std::shared_ptr<Module> module = std::make_shared<Module>();
+  Model() {
+    module->track("big", big);
+    module->track("tiny", tiny);
+    module->track("rep", rep);
+    module->track("cursor", cursor);
+    module->track("global", global);
+  }
+  void set(int id) {
+    fill(*big, id);
+    fill(*tiny, id + 1);
+    fill(*rep, id + 2);
+    cursor->value().position = id * 100 + session().rank();
+    cursor->value().seen.assign(static_cast<std::size_t>(id + session().rank()), id);
+    global->value().position = id;
+  }
+  // Elements and state values that differ from set(id), over all ranks.
+  int64_t mismatches(int id) const {
+    int64_t bad = session().comm().allreduce_sum(
+        (cursor->value().position != id * 100 + session().rank() ? 1 : 0) +
+        (cursor->value().seen !=
+                 std::vector<int32_t>(static_cast<std::size_t>(id + session().rank()), id)
+             ? 1
+             : 0) +
+        (global->value().position != id ? 1 : 0));
+    return bad + global_mismatches(*big, id) + global_mismatches(*tiny, id + 1) +
+           global_mismatches(*rep, id + 2);
+  }
+};
+
+int64_t restored_mismatches(const std::string& path, int id) {
+  Model fresh;
+  Checkpoint reader(session(), {{"model", fresh.module}});
+  reader.read(path).assert_consumed();
+  return fresh.mismatches(id);
+}
+
+TEST(PlanReuse, AnUnchangedGraphReusesThePlanAndSavesTheValuesOfTheMoment) {
+  const std::string dir = scratch_dir();
+  Model m;
+  Checkpoint ckpt(session(), {{"model", m.module}});
+  m.set(1);
+  ckpt.write(dir + "/a.h5");
+  EXPECT_FALSE(ckpt.last_save().plan_reused);
+  m.set(2);
+  const std::string second = ckpt.save(dir + "/ck");
+  EXPECT_TRUE(ckpt.last_save().plan_reused);
+  m.set(3);
+  ckpt.write(dir + "/c.h5");
+  EXPECT_TRUE(ckpt.last_save().plan_reused);
+  EXPECT_EQ(restored_mismatches(dir + "/a.h5", 1), 0);
+  EXPECT_EQ(restored_mismatches(second, 2), 0);
+  EXPECT_EQ(restored_mismatches(dir + "/c.h5", 3), 0);
+}
+
+TEST(PlanReuse, ANewEdgeAReplacedChildOrNewSlotsPlanAgain) {
+  const std::string dir = scratch_dir();
+  Model m;
+  Checkpoint ckpt(session(), {{"model", m.module}});
+  m.set(1);
+  ckpt.write(dir + "/a.h5");
+
+  // A new edge.
+  auto extra = Variable::create<float>(session(), {9}, Layout::block(0));
+  fill(*extra, 40);
+  m.module->track("extra", extra);
+  ckpt.write(dir + "/b.h5");
+  EXPECT_FALSE(ckpt.last_save().plan_reused);
+
+  // The same name, a new object of the same shape: its values, not the old buffer's.
+  auto replacement = Variable::create<float>(session(), {1031, 300}, Layout::block(0));
+  fill(*replacement, 50);
+  m.module->track("big", replacement);
+  m.big.reset();  // the old variable is gone: nothing may still point at its memory
+  ckpt.write(dir + "/c.h5");
+  EXPECT_FALSE(ckpt.last_save().plan_reused);
+  ckpt.write(dir + "/d.h5");
+  EXPECT_TRUE(ckpt.last_save().plan_reused);
+  {
+    auto big = Variable::create<float>(session(), {1031, 300}, Layout::block(0));
+    auto module = std::make_shared<Module>();
+    module->track("big", big);
+    Checkpoint reader(session(), {{"model", module}});
+    reader.read(dir + "/d.h5").expect_partial();
+    EXPECT_EQ(global_mismatches(*big, 50), 0);
+  }
+
+  // Slots created after the last save.
+  auto opt = std::make_shared<Adam>(session(), Adam::Options{});
+  ckpt.root().track("optimizer", opt);
+  ckpt.write(dir + "/e.h5");
+  EXPECT_FALSE(ckpt.last_save().plan_reused);
+  opt->begin_step();
+  opt->apply(extra, std::vector<double>(static_cast<std::size_t>(extra->local_elements()), 1.0));
+  ckpt.write(dir + "/f.h5");
+  EXPECT_FALSE(ckpt.last_save().plan_reused);
+  ckpt.write(dir + "/g.h5");
+  EXPECT_TRUE(ckpt.last_save().plan_reused);
+  const std::vector<VariableInfo> saved = CheckpointReader(dir + "/g.h5").list_variables();
+  int slots = 0;
+  for (const VariableInfo& v : saved) slots += v.key.find(".OPTIMIZER_SLOT") != std::string::npos;
+  EXPECT_EQ(slots, 2);  // m and v of `extra`
+}
+
+TEST(PlanReuse, AsynchronousSavesReuseThePlanAndStageTheValuesOfTheCall) {
+  ASSERT_GE(session().thread_level(), MPI_THREAD_MULTIPLE);
+  const std::string dir = scratch_dir();
+  Model m;
+  Checkpoint ckpt(session(), {{"model", m.module}});
+  m.set(1);
+  ckpt.write_async(dir + "/a.h5");
+  ckpt.wait();
+  EXPECT_FALSE(ckpt.last_save().plan_reused);
+  m.set(2);
+  ckpt.write_async(dir + "/b.h5");
+  m.set(3);  // after the call: must not reach b.h5
+  ckpt.wait();
+  EXPECT_TRUE(ckpt.last_save().plan_reused);
+  ckpt.write_async(dir + "/c.h5");
+  ckpt.wait();
+  EXPECT_TRUE(ckpt.last_save().plan_reused);
+  EXPECT_EQ(restored_mismatches(dir + "/a.h5", 1), 0);
+  EXPECT_EQ(restored_mismatches(dir + "/b.h5", 2), 0);
+  EXPECT_EQ(restored_mismatches(dir + "/c.h5", 3), 0);
+}
+
+TEST(PlanReuse, AFailedSaveForgetsThePlan) {
+  const std::string dir = scratch_dir();
+  Model m;
+  Checkpoint ckpt(session(), {{"model", m.module}});
+  m.set(1);
+  ckpt.write(dir + "/a.h5");
+  // A directory where the file should go: the save fails on every rank.
+  if (session().rank() == 0) std::filesystem::create_directories(dir + "/taken.h5");
+  session().comm().barrier();
+  EXPECT_THROW(ckpt.write(dir + "/taken.h5"), Error);
+  m.set(2);
+  ckpt.write(dir + "/b.h5");
+  EXPECT_FALSE(ckpt.last_save().plan_reused);
+  EXPECT_EQ(restored_mismatches(dir + "/b.h5", 2), 0);
+}
+
+}  // namespace
+}  // namespace cairn

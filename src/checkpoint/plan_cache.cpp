@@ -1,0 +1,120 @@
+#include "checkpoint/plan_cache.hpp"
+
+#include "cairn/optim/optimizer.hpp"
+#include "cairn/state/state.hpp"
+
+namespace cairn::detail {
+
+void PlanCache::remember(const LiveGraph& graph, const PreparedSave& prepared) {
+  clear();
+  objects_.reserve(graph.nodes.size());
+  for (const LiveNode& node : graph.nodes) objects_.push_back(node.object);
+  ids_ = graph.ids;
+  live_writes_.reserve(prepared.plan.writes.size());
+  for (const LocalWrite& w : prepared.plan.writes)
+    live_writes_.emplace_back(w.buffer, w.buffer_box);
+}
+
+void PlanCache::keep(PreparedSave prepared) {
+  if (objects_.empty() || prepared.plan.writes.size() != live_writes_.size()) return clear();
+  kept_ = std::move(prepared);
+}
+
+void PlanCache::clear() noexcept {
+  objects_.clear();
+  ids_.clear();
+  live_writes_.clear();
+  kept_.reset();
+}
+
+std::vector<const Trackable*> PlanCache::match(const std::shared_ptr<Trackable>& root) const {
+  const std::vector<NodeRecord>& nodes = kept_->nodes;
+  if (nodes.size() != objects_.size() || objects_.empty()) return {};
+  std::vector<const Trackable*> live(nodes.size(), nullptr);
+  // A remembered object that expired cannot be matched: its address may belong to another now.
+  auto remembered = [&](const Trackable* object, int64_t& id) {
+    const auto it = ids_.find(object);
+    if (it == ids_.end() || objects_[static_cast<std::size_t>(it->second)].expired()) return false;
+    id = it->second;
+    return true;
+  };
+  // The same breadth-first order as walk_graph(): a node is new exactly when its id is the next.
+  std::size_t discovered = 1;
+  auto visit = [&](const Trackable* object, int64_t id) {
+    const auto i = static_cast<std::size_t>(id);
+    if (i == discovered && i < live.size()) {
+      live[i] = object;
+      ++discovered;
+      return true;
+    }
+    return i < discovered && live[i] == object;
+  };
+  int64_t root_id = -1;
+  if (!remembered(root.get(), root_id) || root_id != 0) return {};
+  live[0] = root.get();
+  for (std::size_t i = 0; i < discovered; ++i) {
+    const auto& children = nodes[i].children;
+    std::size_t k = 0;
+    for (const Trackable::Edge& edge : live[i]->edges()) {
+      const std::shared_ptr<Trackable> child = edge.get();
+      if (!child) continue;
+      int64_t id = -1;
+      if (k == children.size() || children[k].first != edge.name || !remembered(child.get(), id) ||
+          children[k].second != id || !visit(child.get(), id))
+        return {};
+      ++k;
+    }
+    if (k != children.size()) return {};
+  }
+  const std::size_t reachable = discovered;
+  for (std::size_t i = 0; i < reachable; ++i) {
+    const auto* optimizer = dynamic_cast<const Optimizer*>(live[i]);
+    const auto& slots = nodes[i].slots;
+    if (!optimizer) {
+      if (!slots.empty()) return {};
+      continue;
+    }
+    std::size_t k = 0;
+    for (const Optimizer::Slot& slot : optimizer->slots()) {
+      const std::shared_ptr<Variable> variable = slot.variable.lock();
+      if (!variable || !slot.value) continue;
+      int64_t variable_id = -1, slot_id = -1;
+      // As walk_graph(): slots of variables outside the graph are not saved.
+      if (!remembered(variable.get(), variable_id) ||
+          static_cast<std::size_t>(variable_id) >= discovered ||
+          live[static_cast<std::size_t>(variable_id)] != variable.get())
+        continue;
+      if (k == slots.size() || slots[k].variable != variable_id || slots[k].name != slot.name ||
+          !remembered(slot.value.get(), slot_id) || slots[k].slot != slot_id ||
+          !visit(slot.value.get(), slot_id))
+        return {};
+      ++k;
+    }
+    if (k != slots.size()) return {};
+  }
+  if (discovered != nodes.size()) return {};
+  return live;
+}
+
+std::optional<PreparedSave> PlanCache::take(const std::shared_ptr<Trackable>& root,
+                                            const Session& session) {
+  if (!kept_) return std::nullopt;
+  const std::vector<const Trackable*> live = match(root);
+  if (live.empty()) {
+    clear();
+    return std::nullopt;
+  }
+  PreparedSave prepared = std::move(*kept_);
+  kept_.reset();
+  for (std::size_t i = 0; i < live_writes_.size(); ++i) {
+    prepared.plan.writes[i].buffer = live_writes_[i].first;
+    prepared.plan.writes[i].buffer_box = live_writes_[i].second;
+  }
+  std::vector<const StateObject*> states;
+  for (const Trackable* object : live)
+    if (const auto* state = dynamic_cast<const StateObject*>(object)) states.push_back(state);
+  serialize_states(prepared.plan, states, session);
+  return prepared;
+}
+
+}  // namespace cairn::detail
