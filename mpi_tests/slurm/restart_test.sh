@@ -20,6 +20,7 @@
 set -euo pipefail
 # Room for both jobs at once: 2 + 3 tasks on cairn1 (whatever the hardware: config_overrides).
 export SLURM_CLUSTER_CPUS=6
+# shellcheck source=mpi_tests/slurm/slurm_cluster.sh
 source "$(dirname "${BASH_SOURCE[0]}")/slurm_cluster.sh"
 slurm_cluster_enter "$@"
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # slurm_cluster.sh: a throw-away Slurm cluster on this machine for one test, sourced by the
 # mpi_tests/slurm test scripts. Nothing of the system's Slurm or munge is used or touched: the
 # munge key, the munge socket, slurm.conf, the state and spool directories, the logs and the pid
@@ -57,14 +58,25 @@ slurm_cluster_enter() {
     echo "SKIP: cannot create a PID namespace (unshare --pid)"
     exit "$SLURM_CLUSTER_SKIP"
   fi
-  CAIRN_SLURM_NAMESPACE=1 exec unshare --pid --fork --kill-child --mount-proc \
+  # A test killed with SIGKILL leaves its temporary directory (only that: its processes die with
+  # its namespace). Its name holds the pid of the killed test's unshare: remove those of dead ones.
+  local stale owner
+  for stale in /tmp/cairn-slurm.*.*; do
+    owner=${stale#/tmp/cairn-slurm.}
+    owner=${owner%%.*}
+    if [[ -d "$stale" && "$owner" =~ ^[0-9]+$ ]] && ! kill -0 "$owner" 2>/dev/null; then
+      rm -rf "$stale"
+    fi
+  done
+  # After exec, this pid is unshare's.
+  CAIRN_SLURM_OWNER=$$ CAIRN_SLURM_NAMESPACE=1 exec unshare --pid --fork --kill-child --mount-proc \
     "$BASH" "${BASH_SOURCE[1]}" "$@"
 }
 
 # slurm_cluster_free_ports N: N consecutive TCP ports that nothing listens on or uses.
 slurm_cluster_free_ports() {
-  local n=$1 tries base p used
-  for tries in $(seq 1 50); do
+  local n=$1 base p used
+  for _ in $(seq 1 50); do
     base=$((20000 + (RANDOM * 32768 + RANDOM) % 30000))
     used=0
     for ((p = base; p < base + n; p++)); do
@@ -135,7 +147,7 @@ EOF
 # slurm_cluster_start: starts the cluster and waits (at most 60 s) until every node is idle.
 slurm_cluster_start() {
   trap slurm_cluster_stop EXIT
-  SLURM_CLUSTER_DIR=$(mktemp -d /tmp/cairn-slurm.XXXXXX)
+  SLURM_CLUSTER_DIR=$(mktemp -d "/tmp/cairn-slurm.${CAIRN_SLURM_OWNER:-0}.XXXXXX")
   chmod 711 "$SLURM_CLUSTER_DIR" # munged wants its socket directory searchable by all
   local dir=$SLURM_CLUSTER_DIR ports
   mkdir -p "$dir/state"
@@ -145,8 +157,8 @@ slurm_cluster_start() {
   }
   slurm_cluster_write_conf "$dir" "$ports" $((ports + 1))
   export SLURM_CONF=$dir/slurm.conf
-  # The clients (sbatch, srun, ...) take the munge socket from AuthInfo in slurm.conf, as the
-  # daemons do; munge's own clients would need MUNGE_SOCKET-free --socket options (unused here).
+  # Slurm's daemons and clients (sbatch, srun, ...) take the munge socket from AuthInfo in
+  # slurm.conf; munge's own tools (munge, unmunge) would need --socket, but none is used here.
   dd if=/dev/urandom of="$dir/munge.key" bs=1024 count=1 status=none
   chmod 400 "$dir/munge.key"
   munged --foreground --socket="$dir/munge.socket" --key-file="$dir/munge.key" \
