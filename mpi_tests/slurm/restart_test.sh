@@ -78,29 +78,35 @@ rank_pid() {
   done
 }
 
-# kill_rank NAME: step 3 for one job.
+# kill_rank NAME: step 3 for one job, once its checkpoint KILL_AFTER is saved; 1 while it is not.
 declare -A KILLED_AFTER
 kill_rank() {
-  local name=$1 dir=$D/$1 rank=$((TASKS[$1] - 1)) deadline=$((SECONDS + WAIT_TIMEOUT)) pid=""
-  until grep -q "^saved $dir/ckpt-$KILL_AFTER\\.h5:" "$D/$name.out" 2>/dev/null; do
-    if ((SECONDS >= deadline)); then
-      fail "$name: checkpoint $KILL_AFTER not saved within ${WAIT_TIMEOUT}s"
-      return
-    fi
-    sleep 0.1
-  done
+  local name=$1 dir=$D/$1 rank=$((TASKS[$1] - 1)) pid
+  grep -q "^saved $dir/ckpt-$KILL_AFTER\\.h5:" "$D/$name.out" 2>/dev/null || return 1
   pid=$(rank_pid "$dir" "$rank")
   if [[ -z "$pid" ]]; then
     fail "$name: no process of rank $rank found"
-    return
+    KILLED_AFTER[$name]=""
+    return 0
   fi
   # The newest checkpoint saved before the kill; a save under way cannot commit without this rank.
   KILLED_AFTER[$name]=$(sed -n "s|^saved $dir/ckpt-\\([0-9]*\\)\\.h5:.*|\\1|p" "$D/$name.out" | tail -n 1)
   kill -KILL "$pid"
   echo "$name: kill -9 rank $rank (pid $pid) after checkpoint ${KILLED_AFTER[$name]}"
 }
-kill_rank srun
-kill_rank mpirun
+# Both jobs are watched at once: each rank is killed as soon as its job has saved KILL_AFTER.
+deadline=$((SECONDS + WAIT_TIMEOUT))
+pending=(srun mpirun)
+while ((${#pending[@]})); do
+  left=()
+  for name in "${pending[@]}"; do kill_rank "$name" || left+=("$name"); done
+  pending=("${left[@]}")
+  if ((${#pending[@]})) && ((SECONDS >= deadline)); then
+    fail "checkpoint $KILL_AFTER not saved within ${WAIT_TIMEOUT}s by: ${pending[*]}"
+    break
+  fi
+  sleep 0.1
+done
 
 declare -A REF
 for np in 4 3; do
