@@ -5,16 +5,20 @@
 //   mpirun -n 4 train --dir D --steps 60 --resume              # continue from the newest valid one
 //   mpirun -n 3 train --dir D --steps 60 --resume              # ... on 3 ranks (elastic)
 //   --die-rank R --die-step S                                   # rank R is SIGKILLed after step S
+//   --step-ms M          # a step lasts at least M ms more: a short job that runs long enough to
+//                        # be signalled by a scheduler (the results do not depend on it)
 //
 // At the end rank 0 prints "final-digest <hex>", a digest of all weights, Adam moments and the
 // step count that does not depend on the number of ranks.
 #include <mpi.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "cairn/cairn.hpp"
 #include "mlp.hpp"
@@ -33,11 +37,12 @@ struct Options {
   int die_rank = -1;
   int64_t die_step = -1;
   int64_t log_every = 10;
+  int step_ms = 0;
 };
 
 const char* kUsage =
     "usage: train --dir D [--steps N] [--every K] [--hidden H] [--batch B] [--seed S] [--resume]\n"
-    "             [--die-rank R --die-step S] [--log-every L]\n";
+    "             [--die-rank R --die-step S] [--log-every L] [--step-ms M]\n";
 
 bool parse(int argc, char** argv, Options& o) {
   for (int i = 1; i < argc; ++i) {
@@ -55,9 +60,11 @@ bool parse(int argc, char** argv, Options& o) {
     else if (a == "--die-rank") o.die_rank = std::atoi(v);
     else if (a == "--die-step") o.die_step = std::atoll(v);
     else if (a == "--log-every") o.log_every = std::atoll(v);
+    else if (a == "--step-ms") o.step_ms = std::atoi(v);
     else return false;
   }
-  return !o.dir.empty() && o.steps >= 0 && o.every > 0 && o.hidden > 0 && o.batch > 0 && o.log_every > 0;
+  return !o.dir.empty() && o.steps >= 0 && o.every > 0 && o.hidden > 0 && o.batch > 0 && o.log_every > 0 &&
+         o.step_ms >= 0;
 }
 
 int run(const Options& o) {
@@ -102,6 +109,7 @@ int run(const Options& o) {
   bool first = true;
   while (completed->value() < o.steps) {
     const double loss = mlp.step(data, loader->next(o.batch / n), o.batch);
+    if (o.step_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o.step_ms));
     const int64_t step = ++completed->value();
     ++window_steps;
     if (step % o.log_every == 0 || first) {
