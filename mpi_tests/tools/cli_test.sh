@@ -173,7 +173,7 @@ expect 0 "ckpt-3.h5.tmp-99-1  temporary" "$CAIRN" list "$T/dir"  # list reads no
 cp "$T/truncated.h5" "$T/dir/ckpt-4.h5"
 expect 1 "ckpt-4.h5           unreadable" "$CAIRN" list "$T/dir"
 echo "{ damaged" >"$T/dir/cairn-state.json"
-expect 3 "the state file is damaged" "$CAIRN" latest "$T/dir"
+expect 3 "cairn latest: corrupt: the state file is damaged" "$CAIRN" latest "$T/dir"
 expect 1 "state file  damaged" "$CAIRN" list "$T/dir"
 expect 1 "the state file is damaged" "$CAIRN" verify "$T/dir"
 # A state file naming a latest checkpoint that does not exist is not "ok".

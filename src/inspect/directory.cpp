@@ -49,9 +49,10 @@ int latest(const LatestOptions& options, std::ostream& out) {
   try {
     path = latest_checkpoint(options.directory);
   } catch (const Error& e) {
-    // A damaged state file must never read as "no checkpoint" (exit 1): it is unreadable (3).
+    // A damaged state file must never read as "no checkpoint" (exit 1): it is unreadable (3),
+    // and still "corrupt", as the library says.
     if (e.code() != ErrorCode::kCorrupt) throw;
-    throw Error(ErrorCode::kIo, bare_message(e), e.context());
+    throw VerbError(e, kExitIo);
   }
   if (options.json) {
     ordered_json j{{"directory", options.directory}, {"latest", nullptr}};
