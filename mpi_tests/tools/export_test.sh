@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `cairn export` end to end: a checkpoint saved on 3 ranks (uneven shards, a rank owning nothing)
-# and the committed golden checkpoints of format 1.1 (all 13 dtypes) exported to .safetensors and
+# `cairn export` end to end: checkpoints saved on 3 ranks (uneven shards), 1 and 4 (a rank owning
+# nothing) and the committed golden checkpoints of format 1.1 (all 13 dtypes) exported to .safetensors and
 # .h5, read back by plain Python (struct + json + numpy) and h5py, every value compared with
 # expected.json and the key set with `cairn ls`; --keys; export under mpirun at 1-4 ranks (the
 # same bytes); damage and bad arguments leave no output file.
@@ -65,6 +65,16 @@ CHECKS=$((CHECKS + 1))
 cmp -s "$T/run3.safetensors" "$T/small-chunks.safetensors" || fail "--chunk-bytes 64 changed the output"
 run 0 "$CAIRN" export --chunk-bytes 64 "$C" "$T/small-chunks.h5"
 check "$E" "$C" "$T/small-chunks.h5"
+
+# Saved on 1 and 4 ranks too (on 4, a [3, 3] grid leaves a rank with nothing).
+for n in 1 4; do
+  "$MPIEXEC" -n "$n" --oversubscribe "$MAKE_GOLDEN" "$T/run$n" --any-ranks >"$T/make$n.log" 2>&1 || {
+    echo "FAIL: make_golden on $n ranks"; cat "$T/make$n.log"; exit 1; }
+  run 0 "$CAIRN" export "$T/run$n/ckpt-1.h5" "$T/run$n.safetensors"
+  check "$T/run$n/expected.json" "$T/run$n/ckpt-1.h5" "$T/run$n.safetensors"
+  run 0 "$CAIRN" export "$T/run$n/ckpt-1.h5" "$T/run$n.h5"
+  check "$T/run$n/expected.json" "$T/run$n/ckpt-1.h5" "$T/run$n.h5"
+done
 
 # 2. Under mpirun at 1-4 ranks: rank 0 writes; the same bytes, every rank exits 0.
 for n in 1 2 3 4; do
