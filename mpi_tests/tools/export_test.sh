@@ -112,7 +112,7 @@ run 1 "$MPIEXEC" -n 3 --oversubscribe "$CAIRN" export "$T/flipped.h5" "$T/flippe
 run 3 "$CAIRN" export "$T/missing.h5" "$T/missing.safetensors"
 run 3 "$CAIRN" export "$C" "$T/no-such-dir/out.safetensors"
 CHECKS=$((CHECKS + 1))
-leftovers=$(ls "$T" | grep -E '^(out\.npz|none\.safetensors|flipped\.safetensors|flipped\.h5\.h5|missing\.safetensors)|\.tmp-' || true)
+leftovers=$(ls "$T" | grep -E '^(out\.npz|none\.safetensors|flipped\.safetensors|flipped\.h5\.h5|missing\.safetensors)|\.part-' || true)
 [[ -z "$leftovers" ]] || fail "failed exports left files: $leftovers"
 # --json: one object on success and on failure.
 CHECKS=$((CHECKS + 1))

@@ -171,8 +171,10 @@ int export_checkpoint(const ExportOptions& options, std::ostream& out) {
     throw Error(ErrorCode::kInvalidArgument, "no tensor key matches --keys (cairn ls lists them)",
                 {.checkpoint = p.path});
 
-  // Written under a temporary name in the output's directory, renamed when complete.
-  const std::string temporary = options.output + ".tmp-" + std::to_string(::getpid());
+  // Written under a temporary name in the output's directory, renamed when complete. Not
+  // "*.tmp-*": in a checkpoint directory that would read as a save's temporary file, which a
+  // manager's recovery deletes.
+  const std::string temporary = options.output + ".part-" + std::to_string(::getpid());
   const int64_t chunk = std::max<int64_t>(options.chunk_bytes, 64);
   try {
     if (format == Format::kSafetensors)
