@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The `cairn` command line, end to end: for every verb --help (exit 0), bad arguments (exit 2), a
 # sound checkpoint (exit 0 and the expected output) and damaged ones (flipped byte: exit 1 naming
-# the key; truncated or not HDF5: exit 3; no commit mark: exit 1; newer format: exit 3).
+# the key; truncated or not HDF5: exit 3; no commit mark: exit 1; newer format: exit 3), diff's
+# distinct code for damage, and --json output that parses, in success and failure, for every verb.
 #
 #   cli_test.sh CAIRN MAKE_GOLDEN DAMAGE GOLDEN_DIR   (env: MPIEXEC, CAIRN_TEST_DIR)
 set -uo pipefail
@@ -36,12 +37,51 @@ expect() {
   fi
 }
 
+# expect_json CODE KIND CMD...: CMD must exit with CODE and print exactly one JSON object on standard
+# output; KIND "error" means an error object {"error": {..., "exit_code": CODE}}, "result" anything
+# else.
+expect_json() {
+  local want="$1" kind="$2"
+  shift 2
+  local rc=0
+  "$@" >"$T/stdout.json" 2>"$T/stderr.txt" || rc=$?
+  CHECKS=$((CHECKS + 1))
+  local why=""
+  [[ "$rc" -eq "$want" ]] || why="exited $rc (want $want)"
+  if [[ -z "$why" ]] && ! python3 - "$T/stdout.json" "$kind" "$want" <<'PY'; then why="bad JSON"; fi
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert isinstance(j, dict), j
+if sys.argv[2] == "error":
+    e = j["error"]
+    assert e["exit_code"] == int(sys.argv[3]) and e["code"] and e["message"], e
+else:
+    assert "error" not in j, j
+PY
+  if [[ -n "$why" ]]; then
+    FAILED=$((FAILED + 1))
+    echo "FAIL: '$*' $why"
+    sed 's/^/    | /' "$T/stdout.json" "$T/stderr.txt" | head -20
+  else
+    echo "ok   $want  ${*#"$CAIRN "}  (JSON $kind)"
+  fi
+}
+
 # 1. Usage: every verb has --help; bad arguments are exit 2.
 expect 0 "Subcommands:" "$CAIRN" --help
+expect 0 "4 diff only: a checkpoint is damaged" "$CAIRN" --help
 expect 0 "cairn 0." "$CAIRN" --version
 expect 2 "A subcommand is required" "$CAIRN"
-expect 2 "" "$CAIRN" frobnicate
-for verb in info ls tree verify diff cat latest list; do
+expect 2 "unknown verb 'frobnicate'" "$CAIRN" frobnicate
+expect 2 "unknown verb 'bogus-verb'" "$CAIRN" bogus-verb
+expect 2 "unknown verb 'verfy'; did you mean 'verify'?" "$CAIRN" verfy
+expect 2 "did you mean 'ls' or 'list'?" "$CAIRN" lst --json
+expect 2 "Verbs: info, ls, tree" "$CAIRN" xyzzy-plugh
+expect 2 "-3 is out of range: expected an integer >= 0" "$CAIRN" cat a.h5 key --limit -3
+expect 2 "expected an integer from 64 B to 1 TiB" "$CAIRN" diff a.h5 b.h5 --chunk-bytes 1
+expect 2 "expected an integer from 4 KiB to 1 TiB" "$CAIRN" verify x --chunk-bytes 2000000000000
+expect 2 "'many' is not an integer from 0 to 1000000" "$CAIRN" verify x --max-problems many
+for verb in info ls tree verify diff cat latest list export; do
   expect 0 "Usage:" "$CAIRN" "$verb" --help
   expect 2 "" "$CAIRN" "$verb"
   expect 2 "" "$CAIRN" "$verb" --no-such-option x y
@@ -89,13 +129,19 @@ expect 1 "$EMB" "$CAIRN" verify "$T/flipped.h5"
 expect 1 "checksum mismatch" "$CAIRN" verify "$T/flipped.h5"
 expect 1 '"box": "[0:2, 0:4]"' "$CAIRN" verify --json "$T/flipped.h5"
 expect 1 "checksum mismatch" "$CAIRN" cat "$T/flipped.h5" "$EMB"
-expect 1 "checksum mismatch" "$CAIRN" diff "$C" "$T/flipped.h5"
+# diff: damage (4) is not a difference (1).
+expect 4 "checksum mismatch" "$CAIRN" diff "$C" "$T/flipped.h5"
+expect 4 "checksum mismatch" "$CAIRN" diff "$T/flipped.h5" "$C"
 expect 0 "status        committed" "$CAIRN" info "$T/flipped.h5"  # info reads no tensor data
 cp "$C" "$T/state.h5" && "$DAMAGE" flip-state "$T/state.h5" data/.ATTRIBUTES/STATE 1
 expect 1 "rank 1" "$CAIRN" verify "$T/state.h5"
 cp "$C" "$T/truncated.h5" && "$DAMAGE" truncate "$T/truncated.h5" 20000
 for verb in info ls tree verify; do
   expect 3 "truncated" "$CAIRN" "$verb" "$T/truncated.h5"
+done
+# The library's word for it: corrupt (ContainerReader's kCorrupt), not "I/O error".
+for verb in info ls tree; do
+  expect 3 "cairn $verb: corrupt: cannot open as HDF5" "$CAIRN" "$verb" "$T/truncated.h5"
 done
 expect 3 "cannot open as HDF5" "$CAIRN" cat "$T/truncated.h5" "$EMB"
 expect 3 "cannot open as HDF5" "$CAIRN" diff "$C" "$T/truncated.h5"
@@ -107,6 +153,7 @@ cp "$C" "$T/uncommitted.h5" && "$DAMAGE" uncommit "$T/uncommitted.h5"
 expect 1 "no commit mark" "$CAIRN" verify "$T/uncommitted.h5"
 expect 1 "status        uncommitted" "$CAIRN" info "$T/uncommitted.h5"
 for verb in ls tree; do expect 1 "no commit mark" "$CAIRN" "$verb" "$T/uncommitted.h5"; done
+expect 4 "no commit mark" "$CAIRN" diff "$C" "$T/uncommitted.h5"
 cp "$C" "$T/manifest.h5" && "$DAMAGE" flip-manifest "$T/manifest.h5"
 expect 1 "manifest checksum mismatch" "$CAIRN" verify "$T/manifest.h5"
 expect 1 "manifest checksum mismatch" "$CAIRN" ls "$T/manifest.h5"
@@ -126,16 +173,68 @@ expect 0 "ckpt-3.h5.tmp-99-1  temporary" "$CAIRN" list "$T/dir"  # list reads no
 cp "$T/truncated.h5" "$T/dir/ckpt-4.h5"
 expect 1 "ckpt-4.h5           unreadable" "$CAIRN" list "$T/dir"
 echo "{ damaged" >"$T/dir/cairn-state.json"
-expect 3 "the state file is damaged" "$CAIRN" latest "$T/dir"
+expect 3 "cairn latest: corrupt: the state file is damaged" "$CAIRN" latest "$T/dir"
 expect 1 "state file  damaged" "$CAIRN" list "$T/dir"
 expect 1 "the state file is damaged" "$CAIRN" verify "$T/dir"
+# A state file naming a latest checkpoint that does not exist is not "ok".
+cp -r "$T/run" "$T/stale" && rm "$T/stale/ckpt-2.h5"
+expect 1 "state file  stale: names 'ckpt-2.h5' as the latest checkpoint, but it does not exist" \
+  "$CAIRN" list "$T/stale"
+expect 1 "state file  stale: names 'ckpt-2.h5' as the latest checkpoint" "$CAIRN" verify "$T/stale"
+CHECKS=$((CHECKS + 1))
+if "$CAIRN" list "$T/stale" 2>&1 | grep -q "state file  ok"; then
+  FAILED=$((FAILED + 1)); echo "FAIL: list says 'state file  ok' with the latest file missing"; fi
+expect_json 1 result "$CAIRN" list --json "$T/stale"
+expect 1 '"status": "stale"' "$CAIRN" verify --json "$T/stale"
 mkdir -p "$T/empty"
 expect 1 "no checkpoint recorded" "$CAIRN" latest "$T/empty"
 expect 3 "no such directory" "$CAIRN" latest "$T/nowhere"
 expect 3 "no such directory" "$CAIRN" list "$T/nowhere"
 expect 2 "not a directory" "$CAIRN" list "$C"
 
-# 5. Under mpirun only rank 0 prints; --serial keeps a child of an MPI job out of MPI.
+# 5. --json: one JSON object on standard output, in success and in failure, for every verb.
+for verb in info ls tree; do
+  expect_json 0 result "$CAIRN" "$verb" --json "$C"
+  expect_json 3 error "$CAIRN" "$verb" --json "$T/missing.h5"
+  expect_json 3 error "$CAIRN" "$verb" --json "$T/truncated.h5"
+done
+expect_json 1 error "$CAIRN" ls --json "$T/uncommitted.h5"
+expect_json 1 error "$CAIRN" tree --json "$T/manifest.h5"
+expect_json 1 result "$CAIRN" info --json "$T/uncommitted.h5"
+expect_json 0 result "$CAIRN" verify --json "$C"
+expect_json 0 result "$CAIRN" verify --json "$T/run"
+expect_json 1 result "$CAIRN" verify --json "$T/flipped.h5"
+expect_json 3 result "$CAIRN" verify --json "$T/missing.h5"
+expect_json 0 result "$CAIRN" diff --json "$C" "$C"
+expect_json 1 result "$CAIRN" diff --json "$T/run/ckpt-1.h5" "$C"
+expect_json 4 error "$CAIRN" diff --json "$C" "$T/flipped.h5"
+expect_json 3 error "$CAIRN" diff --json "$C" "$T/truncated.h5"
+expect_json 0 result "$CAIRN" cat --json "$C" model/dense/bias
+expect_json 0 result "$CAIRN" cat --json "$C" model/mask --limit 0
+expect_json 0 result "$CAIRN" cat --json "$C" data --rank 1
+expect_json 2 error "$CAIRN" cat --json "$C" "$EMB" --slice 0:7
+expect_json 2 error "$CAIRN" cat --json "$C" model/nothing
+expect_json 1 error "$CAIRN" cat --json "$T/flipped.h5" "$EMB"
+expect_json 0 result "$CAIRN" latest --json "$T/run"
+expect_json 1 result "$CAIRN" latest --json "$T/empty"
+expect_json 3 error "$CAIRN" latest --json "$T/dir"
+expect_json 3 error "$CAIRN" latest --json "$T/nowhere"
+expect_json 0 result "$CAIRN" list --json "$T/run"
+expect_json 1 result "$CAIRN" list --json "$T/dir"
+expect_json 3 error "$CAIRN" list --json "$T/nowhere"
+expect_json 2 error "$CAIRN" list --json "$C"
+expect_json 0 result "$CAIRN" export --json "$C" "$T/out.safetensors"
+expect_json 2 error "$CAIRN" export --json "$C" "$T/out.npz"
+expect_json 1 error "$CAIRN" export --json "$T/flipped.h5" "$T/out.h5"
+expect_json 2 error "$CAIRN" bogus-verb --json
+expect_json 2 error "$CAIRN" info --json
+expect_json 2 error "$CAIRN" cat --json "$C" "$EMB" --limit -1
+# The values of cat --json are the numbers the text shows.
+CHECKS=$((CHECKS + 1))
+"$CAIRN" cat --json "$C" model/dense/bias | python3 -c 'import json,sys; v=json.load(sys.stdin)["values"]; assert v == [-0.125, 0.75, 1.625], v' ||
+  { FAILED=$((FAILED + 1)); echo "FAIL: cat --json values"; }
+
+# 6. Under mpirun only rank 0 prints; --serial keeps a child of an MPI job out of MPI.
 expect 0 "checked on 1 rank" env OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=0 "$CAIRN" verify --serial "$C"
 out=$("$MPIEXEC" -n 2 --oversubscribe "$CAIRN" ls "$C" | grep -c "24 tensors")
 CHECKS=$((CHECKS + 1))

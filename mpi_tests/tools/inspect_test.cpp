@@ -135,6 +135,22 @@ TEST(InspectHelpers, ExitCodesAndMessages) {
   std::ostringstream err;
   EXPECT_EQ(run_guarded("x", err, [&]() -> int { throw e; }), kExitFailed);
   EXPECT_EQ(err.str(), std::string("cairn x: ") + e.what() + "\n");
+  // A VerbError carries its own exit code; under --json the error is also one JSON object.
+  EXPECT_EQ(exit_code_for(VerbError(e, kExitDamaged)), kExitDamaged);
+  std::ostringstream out, err2;
+  EXPECT_EQ(
+      run_guarded("diff", out, err2, true, [&]() -> int { throw VerbError(e, kExitDamaged); }),
+      kExitDamaged);
+  const json j = json::parse(out.str()).at("error");
+  EXPECT_EQ(j.at("verb"), "diff");
+  EXPECT_EQ(j.at("code"), "corrupt");
+  EXPECT_EQ(j.at("exit_code"), kExitDamaged);
+  EXPECT_EQ(j.at("message"), "piece [0:2, 0:4] is bad");
+  EXPECT_EQ(j.at("path"), "c.h5");
+  EXPECT_EQ(j.at("key"), "k");
+  EXPECT_EQ(j.at("box"), "[0:2, 0:4]");
+  EXPECT_EQ(j.at("rank"), 1);
+  EXPECT_EQ(err2.str(), std::string("cairn diff: ") + e.what() + "\n");
 }
 
 TEST(InspectHelpers, ParseSlice) {
@@ -191,7 +207,8 @@ TEST_F(Inspect, InfoOfDamagedAndMissingFiles) {
   });
   const Outcome trunc = run("info", [&](std::ostream& o) { return info({.path = cut}, o); });
   EXPECT_EQ(trunc.code, kExitIo);
-  EXPECT_NE(trunc.err.find("cannot open as HDF5"), std::string::npos) << trunc.err;
+  // The library's word for a file that does not open as HDF5.
+  EXPECT_NE(trunc.err.find("corrupt: cannot open as HDF5"), std::string::npos) << trunc.err;
   EXPECT_NE(trunc.err.find("truncated"), std::string::npos) << trunc.err;
 }
 
@@ -322,7 +339,7 @@ TEST_F(Inspect, Diff) {
       << keys.out;
   const Outcome damaged =
       run("diff", [&](std::ostream& o) { return diff({.a = a_, .b = flipped}, o); });
-  EXPECT_EQ(damaged.code, kExitFailed);
+  EXPECT_EQ(damaged.code, kExitDamaged);  // damage is not "differs" (1)
   EXPECT_NE(damaged.err.find("checksum mismatch"), std::string::npos) << damaged.err;
   EXPECT_NE(damaged.err.find(kCounts), std::string::npos) << damaged.err;
 }

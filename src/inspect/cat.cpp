@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <ostream>
 
 #include "cairn/inspect/common.hpp"
@@ -16,6 +18,8 @@
 
 namespace cairn::inspect {
 namespace {
+
+using nlohmann::ordered_json;
 
 constexpr int64_t kPerLine = 8;
 constexpr std::size_t kFlushValues = 4096;  // values aligned together
@@ -118,6 +122,21 @@ int cat_state(const detail::Probe& p, const StateRecord& s, const CatOptions& op
   cairn::detail::PackedReadBatch batch;
   cairn::detail::read_state_blob(s, *blob, bytes, batch);
   batch.run(*p.reader, std::max<int64_t>(options.chunk_bytes, blob->bytes));
+  if (options.json) {
+    const auto n = options.limit > 0 ? std::min<int64_t>(options.limit, blob->bytes) : blob->bytes;
+    std::string hex;
+    char buf[4];
+    for (int64_t i = 0; i < n; ++i) {
+      std::snprintf(buf, sizeof buf, "%02x",
+                    static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]));
+      hex += buf;
+    }
+    ordered_json j{{"key", s.key},       {"scope", detail::scope_name(s.scope)},
+                   {"rank", blob->rank}, {"bytes", blob->bytes},
+                   {"shown_bytes", n},   {"hex", hex}};
+    out << j.dump(2) << '\n';
+    return kExitOk;
+  }
   out << s.key << ": " << detail::scope_name(s.scope) << " state";
   if (s.scope == StateScope::kPerRank)
     out << ", value of rank " << blob->rank;
@@ -125,6 +144,44 @@ int cat_state(const detail::Probe& p, const StateRecord& s, const CatOptions& op
     out << ", written by rank " << blob->rank;
   out << ", " << blob->bytes << " bytes\n";
   hex_dump(out, bytes, options.limit);
+  return kExitOk;
+}
+
+// An element as a JSON value: integers exactly, floats as the number their shortest text reads
+// as (NaN and infinities, which JSON lacks, as the strings "nan", "inf", "-inf"), bools as bools.
+ordered_json element_json(DType dtype, const std::byte* p) {
+  if (dtype == DType::kBool) return std::to_integer<uint8_t>(*p) != 0;
+  const std::string text = detail::format_element(dtype, p);
+  if (detail::is_floating(dtype)) {
+    const double v = detail::to_double(dtype, p);
+    if (std::isnan(v)) return "nan";
+    if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  }
+  return ordered_json::parse(text);
+}
+
+int cat_json(detail::Probe& p, const TensorRecord& t, const Box& region, int64_t shown,
+             const CatOptions& options, std::ostream& out) {
+  const auto esize = static_cast<int64_t>(dtype_size(t.dtype));
+  ordered_json values = ordered_json::array();
+  if (shown > 0)
+    detail::for_each_chunk(
+        *p.reader, t, region, std::min(options.chunk_bytes, std::max(shown * esize, esize)),
+        [&](const Box& chunk, const std::byte* data) {
+          const int64_t n = chunk.volume();
+          for (int64_t i = 0; i < n && static_cast<int64_t>(values.size()) < shown; ++i)
+            values.push_back(element_json(t.dtype, data + i * esize));
+          return static_cast<int64_t>(values.size()) < shown;
+        });
+  ordered_json j;
+  j["key"] = t.key;
+  j["dtype"] = dtype_name(t.dtype);
+  j["shape"] = t.shape;
+  j["region"] = {{"offset", region.offset}, {"count", region.count}};
+  j["elements"] = region.volume();
+  j["shown"] = shown;
+  j["values"] = std::move(values);
+  out << j.dump(2) << '\n';
   return kExitOk;
 }
 
@@ -202,12 +259,13 @@ int cat(const CatOptions& options, std::ostream& out) {
   const Box region = parse_slice(options.slice, t->shape);
   const int64_t total = region.volume();
   const int64_t shown = options.limit > 0 ? std::min(options.limit, total) : total;
+  const auto esize = static_cast<int64_t>(dtype_size(t->dtype));
+  if (options.json) return cat_json(p, *t, region, shown, options, out);
   out << t->key << ": " << dtype_name(t->dtype) << " " << shape_to_string(t->shape);
   if (!options.slice.empty()) out << ", slice " << region.to_string();
   out << " (" << total << (total == 1 ? " element" : " elements") << ")\n";
   if (shown == 0) return kExitOk;
   // Read only what is printed: the first `shown` elements in row-major order of the region.
-  const auto esize = static_cast<int64_t>(dtype_size(t->dtype));
   ValuePrinter printer(out, region);
   int64_t printed = 0;
   Shape index = region.offset;

@@ -8,8 +8,10 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <set>
+#include <vector>
 
 #include "cairn/inspect/common.hpp"
 #include "inspect/probe.hpp"
@@ -22,6 +24,8 @@
 
 namespace cairn::inspect {
 namespace {
+
+using nlohmann::ordered_json;
 
 struct Difference {
   int64_t differing = 0;  // elements whose bytes differ
@@ -108,6 +112,31 @@ std::string compare_state(detail::Probe& a, const StateRecord& sa, detail::Probe
          detail::plural(static_cast<int64_t>(sa.blobs.size()), "value") + " differ";
 }
 
+// One line of the comparison; `figures` holds the numbers of a tensor that differs (for --json).
+struct Row {
+  std::string key;
+  std::string kind;  // "tensor" or "state"
+  std::string result;
+  std::string details;
+  ordered_json figures;
+};
+
+// NaN (a NaN met a number) is not a JSON number.
+ordered_json json_number(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return "inf";
+  return v;
+}
+
+ordered_json side_json(const detail::Probe& p) {
+  const Manifest& m = *p.manifest;
+  return {{"path", p.path},
+          {"save_counter", m.save_counter},
+          {"world_size", m.world_size},
+          {"tensors", m.tensors.size()},
+          {"states", m.states.size()}};
+}
+
 std::string header(const detail::Probe& p) {
   const Manifest& m = *p.manifest;
   return p.path + "  (save counter " + std::to_string(m.save_counter) + ", " +
@@ -115,9 +144,7 @@ std::string header(const detail::Probe& p) {
          detail::plural(static_cast<int64_t>(m.tensors.size()), "tensor") + ")";
 }
 
-}  // namespace
-
-int diff(const DiffOptions& options, std::ostream& out) {
+int diff_checkpoints(const DiffOptions& options, std::ostream& out) {
   // HDF5 is not thread-safe here: wait for any background save of this process.
   std::lock_guard<std::recursive_mutex> hdf5(cairn::detail::hdf5_mutex());
   detail::Probe a = detail::open_committed(options.a);
@@ -130,31 +157,38 @@ int diff(const DiffOptions& options, std::ostream& out) {
   for (const auto& kv : ta) keys.insert(kv.first);
   for (const auto& kv : tb) keys.insert(kv.first);
 
-  out << "A  " << header(a) << "\nB  " << header(b) << "\n\n";
-  detail::Table table({"key", "result", "details"});
+  std::vector<Row> rows;
   int64_t identical = 0, differ = 0, added = 0, removed = 0, changed = 0;
   for (const std::string& key : keys) {
     auto x = ta.find(key), y = tb.find(key);
     if (y == tb.end()) {
       ++removed;
-      table.add({key, "removed", describe(*x->second)});
+      rows.push_back({key, "tensor", "removed", describe(*x->second), {}});
     } else if (x == ta.end()) {
       ++added;
-      table.add({key, "added", describe(*y->second)});
+      rows.push_back({key, "tensor", "added", describe(*y->second), {}});
     } else if (x->second->dtype != y->second->dtype || x->second->shape != y->second->shape) {
       ++changed;
-      table.add({key, "changed", describe(*x->second) + " -> " + describe(*y->second)});
+      rows.push_back(
+          {key, "tensor", "changed", describe(*x->second) + " -> " + describe(*y->second), {}});
     } else {
       const Difference d = compare_tensor(a, *x->second, b, *y->second, chunk);
       if (d.differing == 0) {
         ++identical;
-        if (!options.changes_only) table.add({key, "identical", ""});
+        if (!options.changes_only) rows.push_back({key, "tensor", "identical", "", {}});
       } else {
         ++differ;
-        table.add({key, "differs",
-                   std::to_string(d.differing) + " of " +
-                       std::to_string(shape_volume(x->second->shape)) + " elements, max abs " +
-                       number(d.max_abs) + ", max rel " + number(d.max_rel)});
+        const int64_t n = shape_volume(x->second->shape);
+        rows.push_back({key,
+                        "tensor",
+                        "differs",
+                        std::to_string(d.differing) + " of " + std::to_string(n) +
+                            " elements, max abs " + number(d.max_abs) + ", max rel " +
+                            number(d.max_rel),
+                        {{"elements", n},
+                         {"differing", d.differing},
+                         {"max_abs", json_number(d.max_abs)},
+                         {"max_rel", json_number(d.max_rel)}}});
       }
     }
   }
@@ -169,18 +203,52 @@ int diff(const DiffOptions& options, std::ostream& out) {
     auto x = sa.find(key), y = sb.find(key);
     if (y == sb.end()) {
       ++states_removed;
-      table.add({key, "removed", "state"});
+      rows.push_back({key, "state", "removed", "state", {}});
     } else if (x == sa.end()) {
       ++states_added;
-      table.add({key, "added", "state"});
+      rows.push_back({key, "state", "added", "state", {}});
     } else {
       bool state_changed = false;
       const std::string result = compare_state(a, *x->second, b, *y->second, state_changed);
       ++(state_changed ? states_changed : states_same);
       if (state_changed || !options.changes_only)
-        table.add({key, state_changed ? "differs" : "identical", state_changed ? result : ""});
+        rows.push_back({key,
+                        "state",
+                        state_changed ? "differs" : "identical",
+                        state_changed ? result : "",
+                        {}});
     }
   }
+  const int64_t differences =
+      differ + changed + added + removed + states_changed + states_added + states_removed;
+  if (options.json) {
+    ordered_json j;
+    j["a"] = side_json(a);
+    j["b"] = side_json(b);
+    ordered_json list = ordered_json::array();
+    for (const Row& r : rows) {
+      ordered_json e{{"key", r.key}, {"kind", r.kind}, {"result", r.result}};
+      if (!r.details.empty()) e["details"] = r.details;
+      for (const auto& [name, value] : r.figures.items()) e[name] = value;
+      list.push_back(std::move(e));
+    }
+    j["entries"] = std::move(list);
+    j["tensors"] = {{"identical", identical},
+                    {"differ", differ},
+                    {"changed", changed},
+                    {"added", added},
+                    {"removed", removed}};
+    j["states"] = {{"identical", states_same},
+                   {"differ", states_changed},
+                   {"added", states_added},
+                   {"removed", states_removed}};
+    j["differ"] = differences > 0;
+    out << j.dump(2) << '\n';
+    return differences == 0 ? kExitOk : kExitFailed;
+  }
+  out << "A  " << header(a) << "\nB  " << header(b) << "\n\n";
+  detail::Table table({"key", "result", "details"});
+  for (const Row& r : rows) table.add({r.key, r.result, r.details});
   if (!table.empty()) table.print(out);
   out << "\n"
       << identical << " identical, " << differ << " differ, " << changed
@@ -189,9 +257,22 @@ int diff(const DiffOptions& options, std::ostream& out) {
     out << "; " << states_same << " identical, " << states_changed << " differ, " << states_added
         << " added, " << states_removed << " removed states";
   out << '\n';
-  const int64_t differences =
-      differ + changed + added + removed + states_changed + states_added + states_removed;
   return differences == 0 ? kExitOk : kExitFailed;
+}
+
+}  // namespace
+
+int diff(const DiffOptions& options, std::ostream& out) {
+  try {
+    return diff_checkpoints(options, out);
+  } catch (const VerbError&) {
+    throw;
+  } catch (const Error& e) {
+    // "Differs" is 1: damage (a checksum mismatch, no commit mark, a damaged manifest) must not
+    // read as a difference.
+    if (e.code() == ErrorCode::kCorrupt) throw VerbError(e, kExitDamaged);
+    throw;
+  }
 }
 
 }  // namespace cairn::inspect

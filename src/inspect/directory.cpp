@@ -49,12 +49,18 @@ int latest(const LatestOptions& options, std::ostream& out) {
   try {
     path = latest_checkpoint(options.directory);
   } catch (const Error& e) {
-    // A damaged state file must never read as "no checkpoint" (exit 1): it is unreadable (3).
+    // A damaged state file must never read as "no checkpoint" (exit 1): it is unreadable (3),
+    // and still "corrupt", as the library says.
     if (e.code() != ErrorCode::kCorrupt) throw;
-    throw Error(ErrorCode::kIo, bare_message(e), e.context());
+    throw VerbError(e, kExitIo);
+  }
+  if (options.json) {
+    ordered_json j{{"directory", options.directory}, {"latest", nullptr}};
+    if (path) j["latest"] = *path;
+    out << j.dump(2) << '\n';
   }
   if (!path) return kExitFailed;
-  out << *path << '\n';
+  if (!options.json) out << *path << '\n';
   return kExitOk;
 }
 
@@ -104,7 +110,11 @@ int list(const ListOptions& options, std::ostream& out) {
       row.status = detail::status_name(st);
       if (st == FileStatus::kMissing) {
         row.message = "the state file names it, but the file does not exist";
-        if (row.recorded == "latest") sound = false;
+        if (row.recorded == "latest") {
+          sound = false;
+          state_status = "stale";
+          state_message = "names '" + name + "' as the latest checkpoint, but it does not exist";
+        }
       } else if (st != FileStatus::kCommitted && st != FileStatus::kNotCheckpoint) {
         sound = false;
       }
@@ -144,7 +154,7 @@ int list(const ListOptions& options, std::ostream& out) {
   if (state_status == "ok")
     state += ": latest " + (latest_name.empty() ? std::string("(none)") : latest_name) + ", " +
              detail::plural(static_cast<int64_t>(recorded.size()), "checkpoint") + " recorded";
-  if (state_status == "damaged") state += ": " + state_message;
+  if (state_status == "damaged" || state_status == "stale") state += ": " + state_message;
   if (state_status == "missing") state += " (" + std::string(kStateFileName) + " does not exist)";
   out << "directory   " << dir << "\nstate file  " << state << "\n\n";
   if (rows.empty()) {

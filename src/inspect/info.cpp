@@ -100,7 +100,7 @@ int info(const InfoOptions& options, std::ostream& out) {
     case FileStatus::kUnreadable:
     case FileStatus::kUnsupported:
     case FileStatus::kNotCheckpoint:
-      throw detail::probe_error(p);
+      detail::throw_probe_error(p);
     default:
       break;
   }

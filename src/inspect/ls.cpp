@@ -37,7 +37,7 @@ int ls(const LsOptions& options, std::ostream& out) {
   // HDF5 is not thread-safe here: wait for any background save of this process.
   std::lock_guard<std::recursive_mutex> hdf5(cairn::detail::hdf5_mutex());
   const detail::Probe p = detail::probe_file(options.path);
-  if (p.status != detail::FileStatus::kCommitted) throw detail::probe_error(p);
+  if (p.status != detail::FileStatus::kCommitted) detail::throw_probe_error(p);
   const Manifest& m = *p.manifest;
   const auto tensors = sorted_by_key(m.tensors);
   const auto states = sorted_by_key(m.states);

@@ -110,7 +110,8 @@ Probe probe_file(const std::string& path, bool keep_reader) {
   }
   if (!fs::is_regular_file(st)) {
     p.status = FileStatus::kUnreadable;
-    p.code = ErrorCode::kIo;
+    // As ContainerReader reports them: a directory is a wrong argument.
+    p.code = fs::is_directory(st) ? ErrorCode::kInvalidArgument : ErrorCode::kIo;
     p.problem.message =
         fs::is_directory(st) ? "is a directory, not a checkpoint file" : "is not a regular file";
     return p;
@@ -123,7 +124,7 @@ Probe probe_file(const std::string& path, bool keep_reader) {
     if (!file.valid()) {
       const std::string cause = hdf5_cause();
       p.status = FileStatus::kUnreadable;
-      p.code = ErrorCode::kIo;
+      p.code = ErrorCode::kCorrupt;  // as ContainerReader reports it; exits 3 (throw_probe_error)
       p.problem.message = "cannot open as HDF5 (not an HDF5 file, truncated, or unreadable)";
       if (!cause.empty()) p.problem.message += "; HDF5 says: " + cause;
       return p;
@@ -166,14 +167,18 @@ Probe probe_file(const std::string& path, bool keep_reader) {
   return p;
 }
 
-Error probe_error(const Probe& probe) {
-  return Error(probe.code, probe.problem.message,
-               {.checkpoint = probe.path, .key = probe.problem.key, .box = probe.problem.box});
+void throw_probe_error(const Probe& probe) {
+  const Error error(probe.code, probe.problem.message,
+                    {.checkpoint = probe.path, .key = probe.problem.key, .box = probe.problem.box});
+  // A file that does not open as HDF5 is damage to the library, but cannot be read at all.
+  if (probe.status == FileStatus::kUnreadable && probe.code == ErrorCode::kCorrupt)
+    throw VerbError(error, kExitIo);
+  throw error;
 }
 
 Probe open_committed(const std::string& path) {
   Probe p = probe_file(path, true);
-  if (p.status != FileStatus::kCommitted) throw probe_error(p);
+  if (p.status != FileStatus::kCommitted) throw_probe_error(p);
   return p;
 }
 

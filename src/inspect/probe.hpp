@@ -51,10 +51,11 @@ struct Probe {
 /// left open in `reader` for data reads.
 Probe probe_file(const std::string& path, bool keep_reader = false);
 
-/// Local. The cairn::Error a reader raises for a probe that is not committed.
-Error probe_error(const Probe& probe);
+/// Local. Throws the cairn::Error a reader raises for a probe that is not committed (a VerbError
+/// exiting 3 for a file that does not open as HDF5).
+[[noreturn]] void throw_probe_error(const Probe& probe);
 
-/// Local. Probes `path` and returns it open; throws probe_error() unless it is committed.
+/// Local. Probes `path` and returns it open; calls throw_probe_error() unless it is committed.
 Probe open_committed(const std::string& path);
 
 }  // namespace cairn::inspect::detail

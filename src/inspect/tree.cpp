@@ -3,6 +3,7 @@
 // edge to it prints a back-reference. Slot variables are listed under their optimizer.
 #include <deque>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <unordered_map>
 
@@ -15,6 +16,8 @@
 
 namespace cairn::inspect {
 namespace {
+
+using nlohmann::ordered_json;
 
 // Where a node is expanded: under edge `edge` of `parent`, or under slot `slot` of optimizer
 // `parent` when no edge reaches it.
@@ -137,14 +140,57 @@ class TreePrinter {
   std::vector<std::pair<std::string, std::string>> lines_;
 };
 
+// The graph as it is stored: every node once with its edges and slots, by index (nodes[0] is the
+// root), and its value's dtype and shape or scope.
+ordered_json tree_json(const detail::Probe& p) {
+  const Manifest& m = *p.manifest;
+  std::unordered_map<std::string, const TensorRecord*> tensors;
+  std::unordered_map<std::string, const StateRecord*> states;
+  for (const TensorRecord& t : m.tensors) tensors.emplace(t.key, &t);
+  for (const StateRecord& s : m.states) states.emplace(s.key, &s);
+  ordered_json nodes = ordered_json::array();
+  for (std::size_t i = 0; i < m.nodes.size(); ++i) {
+    const NodeRecord& n = m.nodes[i];
+    ordered_json j{{"id", i}, {"path", n.path}, {"kind", n.kind}};
+    if (!n.value_key.empty()) {
+      j["value_key"] = n.value_key;
+      if (auto t = tensors.find(n.value_key); t != tensors.end()) {
+        j["dtype"] = dtype_name(t->second->dtype);
+        j["shape"] = t->second->shape;
+        j["layout"] = t->second->layout;
+        j["storage"] = t->second->packed ? "packed" : "dataset";
+      } else if (auto s = states.find(n.value_key); s != states.end()) {
+        j["scope"] = detail::scope_name(s->second->scope);
+        j["values"] = s->second->blobs.size();
+        j["bytes"] = detail::state_bytes(*s->second);
+      }
+    }
+    ordered_json children = ordered_json::array();
+    for (const auto& [name, child] : n.children)
+      children.push_back({{"name", name}, {"node", child}});
+    j["children"] = std::move(children);
+    if (!n.slots.empty()) {
+      ordered_json slots = ordered_json::array();
+      for (const SlotRecord& slot : n.slots)
+        slots.push_back({{"name", slot.name}, {"variable", slot.variable}, {"node", slot.slot}});
+      j["slots"] = std::move(slots);
+    }
+    nodes.push_back(std::move(j));
+  }
+  return {{"path", p.path}, {"nodes", std::move(nodes)}};
+}
+
 }  // namespace
 
 int tree(const TreeOptions& options, std::ostream& out) {
   // HDF5 is not thread-safe here: wait for any background save of this process.
   std::lock_guard<std::recursive_mutex> hdf5(cairn::detail::hdf5_mutex());
   const detail::Probe p = detail::probe_file(options.path);
-  if (p.status != detail::FileStatus::kCommitted) throw detail::probe_error(p);
-  TreePrinter(*p.manifest).print(out);
+  if (p.status != detail::FileStatus::kCommitted) detail::throw_probe_error(p);
+  if (options.json)
+    out << tree_json(p).dump(2) << '\n';
+  else
+    TreePrinter(*p.manifest).print(out);
   return kExitOk;
 }
 

@@ -144,7 +144,7 @@ int verify_file(const detail::Group& group, const VerifyOptions& options, std::o
 struct DirectoryPlan {
   std::vector<std::string> files;                            // to verify
   std::vector<std::pair<std::string, std::string>> skipped;  // name, why
-  std::string state_status = "missing";                      // "ok", "missing", "damaged"
+  std::string state_status = "missing";                      // "ok", "missing", "damaged", "stale"
   std::string state_message;
   std::string latest;
   std::vector<std::string> recorded;
@@ -197,11 +197,14 @@ int verify_directory(const detail::Group& group, const VerifyOptions& options, s
   };
   if (plan.state_status == "damaged")
     add(kStateFileName, {"", "", "the state file is damaged: " + plan.state_message});
-  if (plan.state_status == "ok") {
-    auto exists = [&](const std::string& name) { return fs::exists(fs::path(dir) / name); };
-    if (!plan.latest.empty() && !exists(plan.latest))
-      add(kStateFileName,
-          {"", "", "names '" + plan.latest + "' as the latest checkpoint, but it does not exist"});
+  auto exists = [&](const std::string& name) { return fs::exists(fs::path(dir) / name); };
+  if (plan.state_status == "ok" && !plan.latest.empty() && !exists(plan.latest)) {
+    plan.state_status = "stale";
+    plan.state_message =
+        "names '" + plan.latest + "' as the latest checkpoint, but it does not exist";
+    add(kStateFileName, {"", "", plan.state_message});
+  }
+  if (plan.state_status == "ok" || plan.state_status == "stale") {
     for (const std::string& name : plan.recorded)
       if (name != plan.latest && !exists(name))
         warnings.push_back("the state file lists '" + name + "', which does not exist");
@@ -251,6 +254,7 @@ int verify_directory(const detail::Group& group, const VerifyOptions& options, s
   if (plan.state_status == "ok")
     state += ": latest " + (plan.latest.empty() ? std::string("(none)") : plan.latest) + ", " +
              detail::plural(static_cast<int64_t>(plan.recorded.size()), "checkpoint") + " recorded";
+  if (plan.state_status == "stale") state += ": " + plan.state_message;
   out << "state file  " << state << "\n\n";
   detail::Table table({"file", "verdict", "details"});
   for (const CheckpointVerdict& v : verdicts) {
@@ -272,6 +276,7 @@ int verify_directory(const detail::Group& group, const VerifyOptions& options, s
   out << "\nverdict     " << (ok ? "OK" : "DAMAGED") << ": " << checked << " checked, " << damaged
       << " damaged";
   if (plan.state_status == "damaged") out << ", state file damaged";
+  if (plan.state_status == "stale") out << ", state file names a missing latest";
   out << " (" << detail::plural(group.size(), "rank") << ")\n";
   return ok ? kExitOk : kExitFailed;
 }

@@ -20,7 +20,7 @@ void add_info(CLI::App& app, VerbContext& context) {
   verb->add_option("CKPT", options->path, "checkpoint file")->required();
   verb->add_flag("--json", options->json, "print one JSON object");
   verb->callback([options, &context] {
-    context.exit_code = inspect::run_guarded("info", *context.err,
+    context.exit_code = inspect::run_guarded("info", *context.out, *context.err, options->json,
                                              [&] { return inspect::info(*options, *context.out); });
   });
 }

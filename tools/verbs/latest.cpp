@@ -1,4 +1,4 @@
-// cairn latest DIR
+// cairn latest DIR [--json]
 #include <memory>
 
 #include "cairn/inspect/common.hpp"
@@ -16,13 +16,17 @@ void add_latest(CLI::App& app, VerbContext& context) {
       "printed; 2 usage, or DIR is not a directory; 3 DIR missing, the state file damaged, or the "
       "file it names missing.");
   verb->add_option("DIR", options->directory, "checkpoint directory")->required();
+  verb->add_flag("--json", options->json,
+                 "print {\"directory\", \"latest\"} (latest is null when none is recorded)");
   verb->callback([options, &context] {
-    context.exit_code = inspect::run_guarded("latest", *context.err, [&] {
-      const int code = inspect::latest(*options, *context.out);
-      if (code == inspect::kExitFailed)
-        *context.err << "cairn latest: no checkpoint recorded in " << options->directory << '\n';
-      return code;
-    });
+    context.exit_code =
+        inspect::run_guarded("latest", *context.out, *context.err, options->json, [&] {
+          const int code = inspect::latest(*options, *context.out);
+          if (code == inspect::kExitFailed)
+            *context.err << "cairn latest: no checkpoint recorded in " << options->directory
+                         << '\n';
+          return code;
+        });
   });
 }
 

@@ -20,7 +20,7 @@ void add_list(CLI::App& app, VerbContext& context) {
   verb->add_option("DIR", options->directory, "checkpoint directory")->required();
   verb->add_flag("--json", options->json, "print one JSON object");
   verb->callback([options, &context] {
-    context.exit_code = inspect::run_guarded("list", *context.err,
+    context.exit_code = inspect::run_guarded("list", *context.out, *context.err, options->json,
                                              [&] { return inspect::list(*options, *context.out); });
   });
 }

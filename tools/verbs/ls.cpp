@@ -15,7 +15,7 @@ void add_ls(CLI::App& app, VerbContext& context) {
   verb->add_option("CKPT", options->path, "checkpoint file")->required();
   verb->add_flag("--json", options->json, "print one JSON object");
   verb->callback([options, &context] {
-    context.exit_code = inspect::run_guarded("ls", *context.err,
+    context.exit_code = inspect::run_guarded("ls", *context.out, *context.err, options->json,
                                              [&] { return inspect::ls(*options, *context.out); });
   });
 }

@@ -1,4 +1,4 @@
-// cairn tree CKPT
+// cairn tree CKPT [--json]
 #include <memory>
 
 #include "cairn/inspect/common.hpp"
@@ -17,8 +17,10 @@ void add_tree(CLI::App& app, VerbContext& context) {
       "their optimizer as '(slots)'.\n"
       "Exit codes: 0 ok; 1 not committed or damaged manifest; 2 usage; 3 cannot read.");
   verb->add_option("CKPT", options->path, "checkpoint file")->required();
+  verb->add_flag("--json", options->json,
+                 "print the graph as stored (every node once, edges and slots by node id)");
   verb->callback([options, &context] {
-    context.exit_code = inspect::run_guarded("tree", *context.err,
+    context.exit_code = inspect::run_guarded("tree", *context.out, *context.err, options->json,
                                              [&] { return inspect::tree(*options, *context.out); });
   });
 }

@@ -26,10 +26,10 @@ void add_verify(CLI::App& app, VerbContext& context) {
   verb->add_flag("--json", options->json, "print the verdict as one JSON object");
   verb->add_option("--max-problems", options->max_problems,
                    "problems listed in full (all are counted)")
-      ->check(CLI::Range(0, 1000000))
+      ->check(integer_range(0, 1000000))
       ->capture_default_str();
   verb->add_option("--chunk-bytes", options->chunk_bytes, "largest single read per rank")
-      ->check(CLI::Range(int64_t{4096}, int64_t{1} << 40))
+      ->check(integer_range(4096, int64_t{1} << 40, true))
       ->capture_default_str();
   auto serial = std::make_shared<bool>(false);
   verb->add_flag("--serial", *serial,
@@ -37,16 +37,18 @@ void add_verify(CLI::App& app, VerbContext& context) {
                  "MPI job runs cairn as a child process)");
   verb->callback([options, serial, &context] {
     if (*serial || !launched_by_mpi()) {
-      context.exit_code = inspect::run_guarded(
-          "verify", *context.err, [&] { return inspect::verify(*options, nullptr, *context.out); });
+      context.exit_code =
+          inspect::run_guarded("verify", *context.out, *context.err, options->json,
+                               [&] { return inspect::verify(*options, nullptr, *context.out); });
       return;
     }
     int provided = 0;
     MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SINGLE, &provided);
-    context.exit_code = inspect::run_guarded("verify", *context.err, [&] {
-      const Comm comm(MPI_COMM_WORLD);
-      return inspect::verify(*options, &comm, *context.out);
-    });
+    context.exit_code =
+        inspect::run_guarded("verify", *context.out, *context.err, options->json, [&] {
+          const Comm comm(MPI_COMM_WORLD);
+          return inspect::verify(*options, &comm, *context.out);
+        });
     MPI_Finalize();
   });
 }

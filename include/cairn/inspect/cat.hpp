@@ -15,14 +15,16 @@ struct CatOptions {
   int64_t limit = 256;  // elements (tensors) or bytes (state) printed at most; 0 = no limit
   int rank = 0;         // for per-rank opaque state: the saving rank whose value to print
   int64_t chunk_bytes = int64_t{8} << 20;
+  bool json = false;  // one JSON object: the shown values as a flat row-major array
 };
 
 /// Local. Prints a header (key, dtype, shape, slice) and the values in row-major order, one line
 /// per run of at most 8 elements along the last axis, labelled with its index range. Floats are
 /// printed in the shortest form that reads back exactly; f16 and bf16 as their float value. For an
-/// opaque-state key, prints a hex dump of the value saved by `rank`. Reads (and checks the
-/// checksums of) only what it prints, in bounded chunks. Throws cairn::Error: kInvalidArgument for
-/// an unknown key or a bad slice, others when the checkpoint cannot be read.
+/// opaque-state key, prints a hex dump of the value saved by `rank`. Reads only the checksummed
+/// pieces that hold what it prints (each whole, to check its checksum), in bounded chunks. Throws
+/// cairn::Error: kInvalidArgument for an unknown key or a bad slice, others when the checkpoint
+/// cannot be read.
 int cat(const CatOptions& options, std::ostream& out);
 
 /// Local. Parses a slice of a tensor of `shape`: one comma-separated item per axis, each "i" (one

@@ -29,6 +29,7 @@ int ls(const LsOptions& options, std::ostream& out);
 
 struct TreeOptions {
   std::string path;
+  bool json = false;  // the graph as stored: {"path", "nodes": [{"id", "path", "kind", ...}]}
 };
 
 /// Local. Prints the object graph from the root: named edges, each object expanded once (under its

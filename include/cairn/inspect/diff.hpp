@@ -11,6 +11,7 @@ struct DiffOptions {
   std::string b;
   int64_t chunk_bytes = int64_t{8} << 20;  // tensors are compared in chunks of this size
   bool changes_only = false;               // leave identical tensors and states out of the table
+  bool json = false;                       // one JSON object instead of the table
 };
 
 /// Local. Lists tensors and states added (in B only) and removed (in A only), tensors whose dtype
@@ -18,7 +19,8 @@ struct DiffOptions {
 /// elements with the largest absolute difference |a - b| and the largest relative difference
 /// |a - b| / max(|a|, |b|). Tensors are streamed in chunks (memory stays bounded) and every piece
 /// read is checked against its checksum. Returns kExitOk when nothing differs, kExitFailed
-/// otherwise. Throws cairn::Error when a checkpoint cannot be read or is damaged.
+/// otherwise. Throws cairn::Error when a checkpoint cannot be read, and a VerbError exiting
+/// kExitDamaged when one is damaged or not committed (so that damage never reads as "differs").
 int diff(const DiffOptions& options, std::ostream& out);
 
 }  // namespace cairn::inspect

@@ -8,11 +8,13 @@ namespace cairn::inspect {
 
 struct LatestOptions {
   std::string directory;
+  bool json = false;  // {"directory", "latest"}: the path, or null when none is recorded
 };
 
 /// Local. Prints the path of the latest checkpoint the state file names (as
 /// cairn::latest_checkpoint does) and returns kExitOk; returns kExitFailed, printing nothing to
-/// `out`, when the directory has no state file or the state file names no checkpoint. Throws
+/// `out` (with `json`: a null "latest"), when the directory has no state file or the state file
+/// names no checkpoint. Throws
 /// cairn::Error when the directory is missing, the state file is damaged, or it names a file
 /// that does not exist.
 int latest(const LatestOptions& options, std::ostream& out);
@@ -25,10 +27,11 @@ struct ListOptions {
 /// Local. Prints what the state file says (latest, recorded checkpoints) and every
 /// checkpoint-like file of the directory (`*.h5`, `*.h5.tmp-*`, and names the state file lists)
 /// with its status: committed, temporary, uncommitted, corrupt, unsupported (newer format),
-/// not-a-checkpoint or missing. Only commit marks and manifests are checked; `cairn verify`
-/// checks the data. Returns kExitOk when every non-temporary file is a committed checkpoint and
-/// the state file is sound, kExitFailed otherwise. Throws cairn::Error if the directory cannot be
-/// read.
+/// not-a-checkpoint or missing. The state file is "ok", "missing", "damaged", or "stale" when the
+/// latest checkpoint it names does not exist. Only commit marks and manifests are checked; `cairn
+/// verify` checks the data. Returns kExitOk when every non-temporary file is a committed checkpoint
+/// and the state file is sound, kExitFailed otherwise. Throws cairn::Error if the directory cannot
+/// be read.
 int list(const ListOptions& options, std::ostream& out);
 
 }  // namespace cairn::inspect
