@@ -56,11 +56,13 @@ std::vector<const Trackable*> PlanCache::match(const std::shared_ptr<Trackable>&
     const auto& children = nodes[i].children;
     std::size_t k = 0;
     for (const Trackable::Edge& edge : live[i]->edges()) {
-      const std::shared_ptr<Trackable> child = edge.get();
+      // No shared_ptr copy for strong edges: its atomic count updates are most of this loop.
+      std::shared_ptr<Trackable> locked;
+      const Trackable* child = edge.strong ? edge.strong.get() : (locked = edge.weak.lock()).get();
       if (!child) continue;
       int64_t id = -1;
-      if (k == children.size() || children[k].first != edge.name || !remembered(child.get(), id) ||
-          children[k].second != id || !visit(child.get(), id))
+      if (k == children.size() || children[k].first != edge.name || !remembered(child, id) ||
+          children[k].second != id || !visit(child, id))
         return {};
       ++k;
     }
