@@ -236,9 +236,11 @@ TEST(Log, ManagerSaysWhatItDid) {
                        "/ckpt-3.h5' (the newest checkpoint that restores, after skipping 1)")
                 .size(),
             1u);
-  for (std::size_t i = 0; i < captured->lines.size(); ++i)
-    if (captured->lines[i].starts_with("skipped checkpoint"))
+  for (std::size_t i = 0; i < captured->lines.size(); ++i) {
+    if (captured->lines[i].starts_with("skipped checkpoint")) {
       EXPECT_EQ(captured->levels[i], LogLevel::kWarning);
+    }
+  }
 }
 
 }  // namespace

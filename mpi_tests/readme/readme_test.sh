@@ -3,7 +3,8 @@
 # cairn with the README's CMakeLists.txt, started on 3 ranks, sent SIGUSR1 through mpirun once it
 # has saved, it exits 75 (cairn::kPreemptedExitCode) with the signalled step saved as the latest
 # checkpoint; restarted on 2 ranks it says it starts at that step, logs the restore, and finishes
-# (exit 0). The user guide's manager example is extracted, built and run the same way.
+# (exit 0); started again on 4 ranks and sent SIGTERM to one rank, it exits 75 again with a newer
+# step saved. The user guide's manager example is extracted, built, run, and resumed.
 #
 #   readme_test.sh BUILD_DIR SOURCE_DIR      (env: MPIEXEC, CAIRN_TEST_DIR; set by ctest)
 set -euo pipefail
@@ -62,10 +63,36 @@ timeout -k 5 60 "$MPIEXEC" -n 2 --oversubscribe "$train" "$run" "$target" >"$scr
 grep -q "^starting at step $step$" "$scratch/second.log" || fail "the resumed run did not start at step $step"
 grep -q "cairn: restored '$run/ckpt-$step.h5' (counter [0-9]*, saved on 3 ranks, restored on 2): .* bytes .* GB/s" \
   "$scratch/second.log" || fail "no log line for the restore of ckpt-$step.h5"
-echo "readme_test: README example: preempted at step $step (exit 75), resumed on 2 ranks to $target"
 
-# 3. The user guide's manager example, a complete program: built the same way, run to the end,
-# run again (resumes, nothing left to do), then preempted through mpirun.
+# 3. SIGTERM to one rank (Slurm's warning to a step's tasks) once the job has started training,
+# from the last multiple of 100 the previous run saved.
+latest_step() {
+  python3 -c 'import json,re,sys; print(re.fullmatch(r"ckpt-(\d+)\.h5", json.load(open(sys.argv[1]))["latest"])[1])' \
+    "$run/cairn-state.json"
+}
+resume=$(latest_step)
+((resume == target / 100 * 100)) || fail "the resumed run's last checkpoint is step $resume, expected $((target / 100 * 100))"
+"$MPIEXEC" -n 4 --oversubscribe "$train" "$run" 1000000000 >"$scratch/third.log" 2>&1 &
+mpirun_pid=$!
+deadline=$((SECONDS + 60))
+until grep -q "^starting at step $resume$" "$scratch/third.log"; do
+  kill -0 "$mpirun_pid" 2>/dev/null || fail "the third run ended before it started training"
+  ((SECONDS < deadline)) || { kill -KILL "$mpirun_pid"; fail "the third run did not start in 60 s"; }
+  sleep 0.1
+done
+rank_pid=$(pgrep -P "$mpirun_pid" | tail -n 1)
+[[ -n $rank_pid ]] || { kill -KILL "$mpirun_pid"; fail "no rank process under mpirun"; }
+kill -TERM "$rank_pid"
+rc=0
+wait "$mpirun_pid" || rc=$?
+((rc == 75)) || fail "the run whose rank got SIGTERM exited $rc, expected 75"
+latest=$(latest_step)
+((latest > resume)) || fail "after SIGTERM the latest checkpoint is step $latest, expected a step after $resume"
+echo "readme_test: README example: preempted at step $step (exit 75), resumed on 2 ranks to $target," \
+  "SIGTERM to one of 4 ranks saved step $latest (exit 75)"
+
+# 4. The user guide's manager example, a complete program: built the same way, run to the end on
+# 2 ranks, then run again on 3 (it resumes from its last checkpoint and finishes).
 $extract "$source_dir/docs/user-guide.md" "Checkpoint manager and preemption" cpp 0 "$scratch/guide/guide.cpp"
 sed 's/\btrain\b/guide/g' "$scratch/readme/CMakeLists.txt" >"$scratch/guide/CMakeLists.txt"
 cmake -S "$scratch/guide" -B "$scratch/guide/build" -DCMAKE_PREFIX_PATH="$scratch/prefix" \

@@ -237,10 +237,9 @@ RestoreOutcome CheckpointManager::restore_or_initialize(const std::function<void
           e.code() != ErrorCode::kIo)
         throw;
       outcome.skipped.push_back({path, e.what()});
+      log_to(*checkpoint_, LogLevel::kWarning, "skipped checkpoint '" + path + "': " + e.what());
     }
   }
-  for (const SkippedCheckpoint& s : outcome.skipped)
-    log_to(*checkpoint_, LogLevel::kWarning, "skipped checkpoint '" + s.path + "': " + s.reason);
   if (!outcome.path && !outcome.skipped.empty()) {
     std::string reasons;
     for (const SkippedCheckpoint& s : outcome.skipped) reasons += "\n  - " + s.path + ": " + s.reason;
