@@ -109,4 +109,46 @@ timeout -k 5 60 "$MPIEXEC" -n 3 --oversubscribe "$guide" "$grun" 1200 >"$scratch
 ((rc == 0)) || fail "the resumed user guide example exited $rc"
 grep -q "resumed from '$grun/ckpt-" "$scratch/guide2.log" || fail "the user guide example did not resume"
 echo "readme_test: user guide example: ran, resumed on 3 ranks"
+
+# 5. Shorter user guide snippets, compiled as written: the Session example as a program's main
+# (run on one rank), the Dense module at namespace scope, the logging and CheckpointReader
+# examples as function bodies.
+snippets=$scratch/snippets
+mkdir -p "$snippets"
+guide_doc=$source_dir/docs/user-guide.md
+$extract "$guide_doc" Session cpp 0 "$snippets/session.inc"
+$extract "$guide_doc" "The object graph" cpp 0 "$snippets/dense.inc"
+$extract "$guide_doc" Logging cpp 0 "$snippets/logging.inc"
+$extract "$guide_doc" "Inspecting a checkpoint: CheckpointReader" cpp 0 "$snippets/reader.inc"
+cat >"$snippets/snippets.cpp" <<'CPP'
+#include <mpi.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cairn/cairn.hpp"
+
+#include "dense.inc"
+
+void logging_example() {
+#include "logging.inc"
+}
+
+void reader_example() {
+#include "reader.inc"
+}
+
+int main(int argc, char** argv) {
+#include "session.inc"
+  return 0;
+}
+CPP
+sed 's/\btrain\b/snippets/g' "$scratch/readme/CMakeLists.txt" >"$snippets/CMakeLists.txt"
+cmake -S "$snippets" -B "$snippets/build" -DCMAKE_PREFIX_PATH="$scratch/prefix" \
+  >"$scratch/configure.log" 2>&1 || fail "configuring the user guide snippets"
+cmake --build "$snippets/build" >"$scratch/build.log" 2>&1 || fail "building the user guide snippets"
+timeout -k 5 30 "$MPIEXEC" -n 1 "$snippets/build/snippets" || fail "the Session snippet did not run"
+echo "readme_test: user guide snippets (Session, Dense, Logging, CheckpointReader) compile"
 rm -rf "$scratch/prefix" "$run" "$grun"
