@@ -1,6 +1,7 @@
 # All third-party dependencies come from Debian packages installed by scripts/setup.
-find_package(MPI REQUIRED COMPONENTS C CXX)
-find_package(OpenMP REQUIRED COMPONENTS CXX)
+# MPI: the C API only (cairn::cairn defines OMPI_SKIP_MPICXX, so nothing needs libmpi_cxx).
+find_package(MPI REQUIRED COMPONENTS C)
+find_package(OpenMP REQUIRED COMPONENTS CXX)  # private to the library: no public header uses it
 find_package(Boost 1.74 REQUIRED COMPONENTS serialization)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(PkgConfig REQUIRED)

@@ -14,7 +14,7 @@
 namespace cairn::fuzz {
 
 // Tensors above 64 bytes get their own dataset, cut into pieces of at most 32 bytes.
-inline constexpr SessionOptions kSessionOptions{.pack_threshold_bytes = 64, .piece_bytes = 32};
+inline const SessionOptions kSessionOptions{.pack_threshold_bytes = 64, .piece_bytes = 32};
 
 struct Model {
   std::shared_ptr<Module> root = std::make_shared<Module>();

@@ -13,3 +13,4 @@
 #include "cairn/state/state.hpp"
 #include "cairn/tensor/layout.hpp"
 #include "cairn/tensor/variable.hpp"
+#include "cairn/version.hpp"

@@ -83,7 +83,8 @@ expect_ok() {
 
 # notes_of LOG DIR: the manager's diagnostics about DIR (recovery notes, skipped checkpoints).
 notes_of() {
-  grep -e "^cairn: $2: " -e "^cairn: skipped checkpoint" -e "^cairn: restored " "$1" |
+  grep -e "^cairn: $2: " -e "^cairn: skipped checkpoint" \
+    -e "^cairn: restore_or_initialize: resumed from .*after skipping" "$1" |
     sed "s|^cairn: $2: ||" || true
 }
 

@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace cairn::inspect;
 
-constexpr SessionOptions kSmall{.pack_threshold_bytes = 64, .piece_bytes = 32};
+const SessionOptions kSmall{.pack_threshold_bytes = 64, .piece_bytes = 32};
 const std::string kEmbedding = "model/embedding/.ATTRIBUTES/VARIABLE_VALUE";
 const std::string kCounts = "model/counts/.ATTRIBUTES/VARIABLE_VALUE";
 const std::string kData = "data/.ATTRIBUTES/STATE";

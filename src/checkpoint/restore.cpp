@@ -1,10 +1,55 @@
 #include "checkpoint/restore.hpp"
 
+#include <chrono>
+
+#include "cairn/state/state.hpp"
+#include "cairn/tensor/variable.hpp"
+#include "core/log.hpp"
 #include "core/trace.hpp"
 #include "storage/fault_injection.hpp"
 #include "storage/hdf5_lock.hpp"
 
 namespace cairn::detail {
+namespace {
+
+// The bytes of this rank's variables that the restore filled (what it read, give or take the
+// rest of the pieces it read whole).
+int64_t restored_bytes(const std::vector<RestoreContext::Match>& matches) {
+  int64_t bytes = 0;
+  for (const RestoreContext::Match& m : matches)
+    if (const auto* v = dynamic_cast<const Variable*>(m.object.get()))
+      for (std::size_t b = 0; b < v->local_boxes().size(); ++b)
+        bytes += static_cast<int64_t>(v->box_bytes(b).size());
+  return bytes;
+}
+
+// Collective: the byte sum is the restore's one extra collective, made whatever the log level (a
+// level that differed between ranks must not make some skip it).
+void log_restore(const Session& session, const RestoreContext& context,
+                 const std::vector<RestoreContext::Match>& matches,
+                 std::chrono::steady_clock::time_point started) {
+  const LogOptions& log = session.options().log;
+  const int64_t bytes = session.comm().allreduce_sum(restored_bytes(matches));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (!log_enabled(log, session.rank(), LogLevel::kInfo)) return;
+  int64_t tensors = 0, states = 0;
+  for (const RestoreContext::Match& m : matches) {
+    tensors += dynamic_cast<const Variable*>(m.object.get()) ? 1 : 0;
+    states += dynamic_cast<const StateObject*>(m.object.get()) ? 1 : 0;
+  }
+  const Manifest& saved = context.manifest();
+  log_line(log, session.rank(), LogLevel::kInfo,
+           "restored '" + context.path() + "' (counter " + std::to_string(saved.save_counter) +
+               ", saved on " + std::to_string(saved.world_size) + " ranks, restored on " +
+               std::to_string(session.size()) + "): " + std::to_string(tensors) + " of " +
+               std::to_string(saved.tensors.size()) + " tensors and " + std::to_string(states) +
+               " of " + std::to_string(saved.states.size()) + " states, " + describe_bytes(bytes) +
+               " in " + describe_seconds(seconds) + ", " + describe_rate(bytes, seconds) +
+               ", level: shared file");
+}
+
+}  // namespace
 
 std::shared_ptr<RestoreContext> restore_container(const Session& session,
                                                   const std::shared_ptr<Trackable>& root,
@@ -12,7 +57,8 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   const Comm& comm = session.comm();
   wait_for_background_saves();
   std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
-  PhaseTrace trace("restore", comm.rank());
+  const auto started = std::chrono::steady_clock::now();
+  PhaseTrace trace("restore", comm.rank(), path);
   ContainerReader reader(&comm, path, session.options().read_ahead_bytes);
   auto context = std::make_shared<RestoreContext>(session, path, reader.take_manifest(),
                                                   reader.commit_mark(), root);
@@ -27,7 +73,7 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
     trace.mark("match and validate");
     fault_point("restore_before_read", comm.rank());
     comm.run_agreed([&] { context->restore_values(matches, reader); });
-    trace.mark("read and verify");
+    trace.mark("read and verify", restored_bytes(matches));
     fault_point("restore_after_read", comm.rank());
   } catch (...) {
     context->abandon();  // a failed restore must not keep restoring objects attached later
@@ -35,6 +81,7 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   }
   reader.close();
   trace.mark("close");
+  log_restore(session, *context, matches, started);
   return context;
 }
 

@@ -11,8 +11,9 @@
 #include "checkpoint/graph_walk.hpp"
 #include "checkpoint/packed_stream.hpp"
 #include "checkpoint/plan_cache.hpp"
-#include "core/trace.hpp"
 #include "checkpoint/save_plan.hpp"
+#include "core/log.hpp"
+#include "core/trace.hpp"
 #include "storage/checksum.hpp"
 #include "storage/container_writer.hpp"
 #include "storage/durable_file.hpp"
@@ -124,7 +125,7 @@ PreparedSave prepare_save(const Session& session, const std::shared_ptr<Trackabl
   const Comm& comm = session.comm();
   const ErrorContext ctx{.rank = comm.rank(), .checkpoint = path, .operation = "save"};
   PreparedSave prepared{path, save_counter, session.options(), {}, {}, std::chrono::steady_clock::now()};
-  PhaseTrace trace("save", comm.rank());
+  PhaseTrace trace("save", comm.rank(), path);
   comm.run_agreed([&] {
     if (path.empty()) throw Error(ErrorCode::kInvalidArgument, "empty checkpoint path", ctx);
     if (comm.rank() == 0) {
@@ -157,7 +158,7 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   const std::string& path = prepared.path;
   SavePlan& plan = prepared.plan;
   std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
-  PhaseTrace trace("save", comm.rank());
+  PhaseTrace trace("save", comm.rank(), path);
   // With many bytes in datasets, checksums are computed on a helper thread while the data is
   // written (they are only needed for the manifest, written last); the manifest's size does not
   // depend on their values (fixed-width hex), so the dataset for it can be created before. With
@@ -273,7 +274,7 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
         }
       }
     }
-    trace.mark("write data");
+    trace.mark("write data", plan.packed_bytes + dataset_bytes);
     comm.agree(failure.get());
     if (overlap_checksums) {
       manifest_text = assemble_manifest();
@@ -345,6 +346,12 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   stats.bytes = comm.allreduce_sum(plan.packed_bytes + dataset_bytes);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - prepared.started).count();
   stats.plan_reused = prepared.plan_reused;
+  if (log_enabled(prepared.options.log, comm.rank(), LogLevel::kInfo))
+    log_line(prepared.options.log, comm.rank(), LogLevel::kInfo,
+             "saved '" + path + "' (counter " + std::to_string(prepared.save_counter) + ", " +
+                 std::to_string(comm.size()) + " ranks): " + describe_bytes(stats.bytes) + " in " +
+                 describe_seconds(stats.seconds) + ", " +
+                 describe_rate(stats.bytes, stats.seconds) + ", level: shared file");
   return stats;
 }
 

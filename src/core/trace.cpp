@@ -15,14 +15,23 @@ bool trace_enabled(int rank) {
 
 }  // namespace
 
-PhaseTrace::PhaseTrace(const char* operation, int rank)
-    : operation_(operation), rank_(rank), enabled_(trace_enabled(rank)), last_(std::chrono::steady_clock::now()) {}
+PhaseTrace::PhaseTrace(const char* operation, int rank, const std::string& path)
+    : operation_(operation),
+      rank_(rank),
+      enabled_(trace_enabled(rank)),
+      path_(enabled_ ? path : std::string()),
+      last_(std::chrono::steady_clock::now()) {}
 
-void PhaseTrace::mark(const char* phase) {
+void PhaseTrace::mark(const char* phase, int64_t bytes) {
   if (!enabled_) return;
   const auto now = std::chrono::steady_clock::now();
-  std::fprintf(stderr, "cairn trace [rank %d] %s: %s %.4f s\n", rank_, operation_, phase,
-               std::chrono::duration<double>(now - last_).count());
+  const double seconds = std::chrono::duration<double>(now - last_).count();
+  if (bytes >= 0)
+    std::fprintf(stderr, "cairn trace [rank %d] %s '%s': %s %.4f s, %lld bytes\n", rank_,
+                 operation_, path_.c_str(), phase, seconds, static_cast<long long>(bytes));
+  else
+    std::fprintf(stderr, "cairn trace [rank %d] %s '%s': %s %.4f s\n", rank_, operation_,
+                 path_.c_str(), phase, seconds);
   last_ = now;
 }
 

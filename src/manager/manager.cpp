@@ -1,10 +1,10 @@
 #include "cairn/manager/manager.hpp"
 
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 
 #include "checkpoint/state_file.hpp"
+#include "core/log.hpp"
 #include "manager/directory_recovery.hpp"
 
 namespace cairn {
@@ -16,6 +16,17 @@ int64_t system_clock_unix() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+void log_to(const Checkpoint& checkpoint, LogLevel level, const std::string& line) {
+  const Session& session = checkpoint.session();
+  detail::log_line(session.options().log, session.rank(), level, line);
+}
+
+// Recovery notes that leave something for a person to look at are warnings.
+LogLevel note_level(const std::string& note) {
+  return note.starts_with("could not") || note.starts_with("ignored") ? LogLevel::kWarning
+                                                                      : LogLevel::kInfo;
 }
 
 }  // namespace
@@ -63,9 +74,7 @@ CheckpointManager::CheckpointManager(Checkpoint& checkpoint, std::string directo
     notes_.push_back(notes_text.substr(start, end - start));
     start = end + 1;
   }
-  if (comm.rank() == 0)
-    for (const std::string& n : notes_)
-      std::fprintf(stderr, "cairn: %s: %s\n", directory_.c_str(), n.c_str());
+  for (const std::string& n : notes_) log_to(*checkpoint_, note_level(n), directory_ + ": " + n);
 }
 
 std::string CheckpointManager::owner() const { return "manager:" + options_.checkpoint_name; }
@@ -107,6 +116,8 @@ void CheckpointManager::sweep(detail::DirectoryState& st, std::vector<std::strin
             *options_.keep_checkpoint_every_n_hours * 3600.0) {
       e.preserved = true;
       last_preserved = e.created_unix;
+      log_to(*checkpoint_, LogLevel::kDebug,
+             "preserved '" + path_of(e.name) + "' (keep_checkpoint_every_n_hours)");
     } else {
       to_delete.push_back(e.name);
     }
@@ -120,11 +131,14 @@ void CheckpointManager::sweep(detail::DirectoryState& st, std::vector<std::strin
   for (const std::string& name : to_delete) {
     std::error_code ec;
     fs::remove(path_of(name), ec);
-    if (ec)
-      std::fprintf(stderr, "cairn: could not delete old checkpoint '%s': %s\n", path_of(name).c_str(),
-                   ec.message().c_str());
-    else
+    if (ec) {
+      log_to(*checkpoint_, LogLevel::kWarning,
+             "could not delete old checkpoint '" + path_of(name) + "': " + ec.message());
+    } else {
       deleted.push_back(name);
+      log_to(*checkpoint_, LogLevel::kInfo,
+             "deleted '" + path_of(name) + "' (max_to_keep " + std::to_string(*options_.max_to_keep) + ")");
+    }
   }
 }
 
@@ -161,7 +175,13 @@ std::optional<std::string> CheckpointManager::save_impl(std::optional<int64_t> c
   if (check_interval && options_.checkpoint_interval && step && last_saved_step_)
     skip = *step - *last_saved_step_ < *options_.checkpoint_interval ? 1 : 0;
   // Every rank must take the same branch: if any rank wants to save, all do.
-  if (comm.allreduce_min(skip) == 1) return std::nullopt;
+  if (comm.allreduce_min(skip) == 1) {
+    log_to(*checkpoint_, LogLevel::kDebug,
+           "save skipped at step " + std::to_string(*step) + ": checkpoint_interval " +
+               std::to_string(*options_.checkpoint_interval) + " since step " +
+               std::to_string(*last_saved_step_));
+    return std::nullopt;
+  }
 
   const int64_t number = checkpoint_number.value_or(checkpoint_->save_counter() + 1);
   if (number < 0)
@@ -200,7 +220,6 @@ std::optional<std::string> CheckpointManager::save_impl(std::optional<int64_t> c
 
 RestoreOutcome CheckpointManager::restore_or_initialize(const std::function<void()>& init) {
   wait();
-  const Comm& comm = checkpoint_->session().comm();
   RestoreOutcome outcome;
   const auto& entries = state_->directory.checkpoints;
   for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
@@ -218,11 +237,9 @@ RestoreOutcome CheckpointManager::restore_or_initialize(const std::function<void
           e.code() != ErrorCode::kIo)
         throw;
       outcome.skipped.push_back({path, e.what()});
+      log_to(*checkpoint_, LogLevel::kWarning, "skipped checkpoint '" + path + "': " + e.what());
     }
   }
-  if (comm.rank() == 0)
-    for (const SkippedCheckpoint& s : outcome.skipped)
-      std::fprintf(stderr, "cairn: skipped checkpoint '%s': %s\n", s.path.c_str(), s.reason.c_str());
   if (!outcome.path && !outcome.skipped.empty()) {
     std::string reasons;
     for (const SkippedCheckpoint& s : outcome.skipped) reasons += "\n  - " + s.path + ": " + s.reason;
@@ -232,12 +249,18 @@ RestoreOutcome CheckpointManager::restore_or_initialize(const std::function<void
                                  "start from scratch:" + reasons);
   }
   if (outcome.path) {
-    if (comm.rank() == 0 && !outcome.skipped.empty())
-      std::fprintf(stderr, "cairn: restored '%s' (the newest checkpoint that restores)\n",
-                   outcome.path->c_str());
+    log_to(*checkpoint_, LogLevel::kInfo,
+           "restore_or_initialize: resumed from '" + *outcome.path + "'" +
+               (outcome.skipped.empty()
+                    ? std::string(" (the latest checkpoint)")
+                    : " (the newest checkpoint that restores, after skipping " +
+                          std::to_string(outcome.skipped.size()) + ")"));
     if (options_.step_counter) last_saved_step_ = options_.step_counter();
     return outcome;
   }
+  log_to(*checkpoint_, LogLevel::kInfo,
+         "restore_or_initialize: no checkpoint in '" + directory_ + "'; initialized" +
+             (init ? " (the init callback ran)" : " (the initial values stay)"));
   if (init) init();
   return outcome;
 }

@@ -27,7 +27,7 @@ using nlohmann::ordered_json;
 
 // Small thresholds make tiny tensors use every storage path: tensors above 64 bytes get their own
 // dataset, cut into pieces of at most 32 bytes.
-constexpr SessionOptions kOptions{.pack_threshold_bytes = 64, .piece_bytes = 32};
+const SessionOptions kOptions{.pack_threshold_bytes = 64, .piece_bytes = 32};
 
 std::string hex(uint64_t v) {
   char buf[17];

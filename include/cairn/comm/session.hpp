@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include "cairn/comm/comm.hpp"
+#include "cairn/core/log.hpp"
 
 namespace cairn {
 
@@ -23,6 +24,8 @@ struct SessionOptions {
   /// this many bytes of buffers on a helper thread from the moment the file is open, while the
   /// manifest is read, decoded and matched (files of format 1.1 and later). 0: off.
   int64_t read_ahead_bytes = int64_t{64} << 20;
+  /// What the library logs and where (include/cairn/core/log.hpp); CAIRN_LOG overrides the level.
+  LogOptions log;
 };
 
 class Session {

@@ -1,0 +1,126 @@
+#include "core/log.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+
+namespace cairn {
+
+std::optional<LogLevel> parse_log_level(std::string_view text) noexcept {
+  if (text == "quiet") return LogLevel::kQuiet;
+  if (text == "warning") return LogLevel::kWarning;
+  if (text == "info") return LogLevel::kInfo;
+  if (text == "debug") return LogLevel::kDebug;
+  return std::nullopt;
+}
+
+std::string_view log_level_name(LogLevel level) noexcept {
+  switch (level) {
+    case LogLevel::kQuiet:
+      return "quiet";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kDebug:
+      return "debug";
+  }
+  return "info";
+}
+
+namespace detail {
+namespace {
+
+// Serializes sink calls: an asynchronous save logs from its background thread.
+std::mutex& sink_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+struct Effective {
+  LogLevel level;
+  bool all_ranks;
+};
+
+// Read on every call rather than once: a line per save or restore makes it cheap, and a program
+// (or a test) may set the variable after the session exists.
+Effective effective(const LogOptions& options) {
+  Effective e{options.level, options.all_ranks};
+  const char* env = std::getenv("CAIRN_LOG");
+  if (!env || !*env) return e;
+  std::string_view text(env);
+  constexpr std::string_view kAll = ",all";
+  if (text.size() > kAll.size() && text.substr(text.size() - kAll.size()) == kAll) {
+    e.all_ranks = true;
+    text.remove_suffix(kAll.size());
+  }
+  if (auto level = parse_log_level(text)) {
+    e.level = *level;
+  } else {
+    static std::once_flag warned;  // once per process, not once per line
+    std::call_once(warned, [env] {
+      std::fprintf(stderr,
+                   "cairn: ignoring CAIRN_LOG='%s' (expected quiet, warning, info or debug, "
+                   "optionally followed by ',all')\n",
+                   env);
+    });
+  }
+  return e;
+}
+
+}  // namespace
+
+bool log_enabled(const LogOptions& options, int rank, LogLevel level) {
+  if (level == LogLevel::kQuiet) return false;
+  const Effective e = effective(options);
+  return level <= e.level && (rank == 0 || e.all_ranks);
+}
+
+void log_line(const LogOptions& options, int rank, LogLevel level,
+              const std::string& line) noexcept {
+  try {
+    if (!log_enabled(options, rank, level)) return;
+    std::lock_guard<std::mutex> lock(sink_mutex());
+    if (options.sink) {
+      options.sink(level, rank, line);
+      return;
+    }
+    if (effective(options).all_ranks)
+      std::fprintf(stderr, "cairn [rank %d]: %s\n", rank, line.c_str());
+    else
+      std::fprintf(stderr, "cairn: %s\n", line.c_str());
+  } catch (...) {
+    // A log line is never worth failing a save or a restore for.
+  }
+}
+
+std::string describe_bytes(int64_t bytes) {
+  static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+  std::string out = std::to_string(bytes) + " bytes";
+  if (bytes < 1024) return out;
+  double value = static_cast<double>(bytes);
+  int unit = -1;
+  while (value >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, " (%.1f %s)", value, kUnits[unit]);
+  return out + text;
+}
+
+std::string describe_seconds(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3f s", seconds);
+  return text;
+}
+
+std::string describe_rate(int64_t bytes, double seconds) {
+  if (seconds <= 0) return "- GB/s";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f GB/s", static_cast<double>(bytes) / 1e9 / seconds);
+  return text;
+}
+
+}  // namespace detail
+}  // namespace cairn
