@@ -34,6 +34,7 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
     throw;
   }
   reader.close();
+  context->finish_collective_restore();
   trace.mark("close");
   return context;
 }
