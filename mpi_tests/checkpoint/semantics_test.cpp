@@ -3,8 +3,8 @@
 // dropped per-rank values are reported, deferred restoration survives the file's deletion, two
 // restores of one checkpoint agree, and inconsistent references are named as such.
 #include <dirent.h>
-#include <stdlib.h>
 #include <mpi.h>
+#include <stdlib.h>
 
 #include <gtest/gtest.h>
 
@@ -148,7 +148,7 @@ struct Position {
   int64_t consumed = 0;
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & consumed;
+    ar& consumed;
   }
 };
 class MergedPosition : public State<Position> {
@@ -177,7 +177,8 @@ TEST(Semantics, PerRankStateOfARankThatNoLongerExistsIsUnconsumedUnlessMerged) {
   const int world = session().size();
   const std::string path = dir + "/state.h5";
   {
-    auto pos = std::make_shared<State<Position>>(StateScope::kPerRank, Position{100 + session().rank()});
+    auto pos =
+        std::make_shared<State<Position>>(StateScope::kPerRank, Position{100 + session().rank()});
     auto merged = std::make_shared<MergedPosition>();
     merged->value().consumed = 100 + session().rank();
     Checkpoint(session(), {{"pos", pos}, {"merged", merged}}).write(path);
@@ -199,10 +200,12 @@ TEST(Semantics, PerRankStateOfARankThatNoLongerExistsIsUnconsumedUnlessMerged) {
         // Every saved rank the job lacks is named, on one line for all ranks; the merged state
         // consumed every value and is not mentioned.
         std::string ranks;
-        for (int r = restorers; r < world; ++r) ranks += (ranks.empty() ? "" : ",") + std::to_string(r);
-        const std::string want = "checkpoint value not restored: 'pos/.ATTRIBUTES/STATE' of saved rank" +
-                                 std::string(world - restorers > 1 ? "s " : " ") + ranks + " of " +
-                                 std::to_string(world);
+        for (int r = restorers; r < world; ++r)
+          ranks += (ranks.empty() ? "" : ",") + std::to_string(r);
+        const std::string want =
+            "checkpoint value not restored: 'pos/.ATTRIBUTES/STATE' of saved rank" +
+            std::string(world - restorers > 1 ? "s " : " ") + ranks + " of " +
+            std::to_string(world);
         EXPECT_NE(text.find(want), std::string::npos) << text;
         EXPECT_EQ(text.find("merged"), std::string::npos) << text;
         EXPECT_EQ(failure_of([&] { status.assert_existing_objects_matched(); }).empty(), false);
@@ -322,7 +325,8 @@ TEST(Semantics, AForeignExceptionWhileWritingGoesThroughTheAgreement) {
     ADD_FAILURE() << "expected the save to fail";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kIo) << e.what();
-    EXPECT_NE(e.message().find("a foreign exception at 'during_data'"), std::string::npos) << e.what();
+    EXPECT_NE(e.message().find("a foreign exception at 'during_data'"), std::string::npos)
+        << e.what();
     EXPECT_EQ(e.context().rank, failing);
     EXPECT_EQ(e.context().operation, "save");
     EXPECT_EQ(e.failed_ranks(), 1);
@@ -361,11 +365,13 @@ TEST(Semantics, ASerializationErrorNamesItsCodeOnce) {
 
 TEST(Semantics, StatusLinesEscapeControlCharactersInNames) {
   const std::string dir = scratch_dir();
-  const std::string path = Checkpoint(session(), {{"a\tb\nc", make_var(62)}}).write(dir + "/names.h5");
+  const std::string path =
+      Checkpoint(session(), {{"a\tb\nc", make_var(62)}}).write(dir + "/names.h5");
   Checkpoint ckpt(session());
   auto status = ckpt.restore(path);
   const std::string text = failure_of([&] { status.assert_consumed(); });
-  EXPECT_NE(text.find("checkpoint object not matched: 'a\\tb\\nc' (variable)"), std::string::npos) << text;
+  EXPECT_NE(text.find("checkpoint object not matched: 'a\\tb\\nc' (variable)"), std::string::npos)
+      << text;
   status.expect_partial();
 }
 

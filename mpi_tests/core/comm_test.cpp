@@ -252,7 +252,8 @@ TEST(Comm, AgreedErrorsKeepTheLowestFailingRanksStructureOnEveryRank) {
   // Ranks from the middle up fail, each with its own context; rank size/2 is the lowest.
   const int lowest = comm.size() / 2;
   const int failed = comm.size() - lowest;
-  const Error mine(ErrorCode::kCorrupt, "piece checksum differs on rank " + std::to_string(comm.rank()),
+  const Error mine(ErrorCode::kCorrupt,
+                   "piece checksum differs on rank " + std::to_string(comm.rank()),
                    ErrorContext{.rank = comm.rank(),
                                 .checkpoint = "/run/ckpt-" + std::to_string(comm.rank()) + ".h5",
                                 .key = "model/w" + std::to_string(comm.rank()),
@@ -271,7 +272,8 @@ TEST(Comm, AgreedErrorsKeepTheLowestFailingRanksStructureOnEveryRank) {
     EXPECT_EQ(e.context().operation, "restore");
     EXPECT_EQ(e.failed_ranks(), failed);
     std::string expected = Error(ErrorCode::kCorrupt, e.message(), e.context()).what();
-    if (failed > 1) expected += " (" + std::to_string(failed) + " ranks failed; the lowest is shown)";
+    if (failed > 1)
+      expected += " (" + std::to_string(failed) + " ranks failed; the lowest is shown)";
     EXPECT_EQ(std::string(e.what()), expected);
   }
 }
@@ -296,7 +298,9 @@ TEST(Wire, MessagesRoundTripAndBroadcast) {
   const Comm comm(MPI_COMM_WORLD);
   wire::Message m;
   if (comm.rank() == 0)
-    m = {{"path", std::string("a\0b\n", 5)}, {"n", -7}, {"bytes", wire::bytes_field(std::string("\xff\x00\x01", 3))}};
+    m = {{"path", std::string("a\0b\n", 5)},
+         {"n", -7},
+         {"bytes", wire::bytes_field(std::string("\xff\x00\x01", 3))}};
   wire::broadcast(comm, m, 0);
   EXPECT_EQ(m.at("path").get<std::string>(), std::string("a\0b\n", 5));
   EXPECT_EQ(m.at("n").get<int>(), -7);
@@ -310,9 +314,11 @@ TEST(Wire, MessagesRoundTripAndBroadcast) {
 }
 
 TEST(Wire, ErrorsRoundTripWithTheirStructure) {
-  const Error structured(ErrorCode::kShardMismatch, "boxes overlap",
-                         ErrorContext{.rank = 2, .checkpoint = "c.h5", .key = "k", .box = "[1:2]", .operation = "save"},
-                         3);
+  const Error structured(
+      ErrorCode::kShardMismatch, "boxes overlap",
+      ErrorContext{
+          .rank = 2, .checkpoint = "c.h5", .key = "k", .box = "[1:2]", .operation = "save"},
+      3);
   const Error back = wire::to_error(wire::decode(wire::encode(wire::from_error(structured))));
   EXPECT_EQ(back.code(), structured.code());
   EXPECT_EQ(back.message(), structured.message());
@@ -323,7 +329,8 @@ TEST(Wire, ErrorsRoundTripWithTheirStructure) {
   EXPECT_EQ(back.context().operation, "save");
   EXPECT_EQ(back.failed_ranks(), 3);
   EXPECT_STREQ(back.what(), structured.what());
-  const Error verbatim = Error::from_remote(ErrorCode::kNotFound, "assert_consumed failed: 1 problem(s)");
+  const Error verbatim =
+      Error::from_remote(ErrorCode::kNotFound, "assert_consumed failed: 1 problem(s)");
   EXPECT_STREQ(wire::to_error(wire::from_error(verbatim)).what(), verbatim.what());
 }
 

@@ -66,7 +66,8 @@ TEST(Error, FromRemoteKeepsTextVerbatim) {
 TEST(Error, KeepsTheBareMessageSoThatWrappingDoesNotRepeatThePrefix) {
   const Error inner(ErrorCode::kSerialization, "cannot deserialize opaque state: bad archive");
   EXPECT_EQ(inner.message(), "cannot deserialize opaque state: bad archive");
-  const Error outer(inner.code(), inner.message(), ErrorContext{.key = "pos", .operation = "restore state"});
+  const Error outer(inner.code(), inner.message(),
+                    ErrorContext{.key = "pos", .operation = "restore state"});
   EXPECT_STREQ(outer.what(),
                "serialization error: cannot deserialize opaque state: bad archive [key pos, during "
                "restore state]");
@@ -84,9 +85,12 @@ TEST(Error, AgreedErrorsSayHowManyRanksFailed) {
 
 TEST(Error, ContextNamesHaveTheirControlCharactersEscaped) {
   const Error error(ErrorCode::kNotFound, "no value",
-                    ErrorContext{.checkpoint = "run\n1.h5", .key = std::string("a\tb/\x01" "c\x7f")});
+                    ErrorContext{.checkpoint = "run\n1.h5",
+                                 .key = std::string("a\tb/\x01"
+                                                    "c\x7f")});
   EXPECT_STREQ(error.what(), "not found: no value [checkpoint run\\n1.h5, key a\\tb/\\x01c\\x7F]");
-  EXPECT_EQ(error.context().key, std::string("a\tb/\x01" "c\x7f"));  // the context keeps the name
+  EXPECT_EQ(error.context().key, std::string("a\tb/\x01"
+                                             "c\x7f"));  // the context keeps the name
 }
 
 TEST(Error, CurrentExceptionBecomesACairnError) {
@@ -103,7 +107,8 @@ TEST(Error, CurrentExceptionBecomesACairnError) {
   EXPECT_STREQ(alloc.what(), "I/O error: out of memory [rank 5]");
   const Error standard = convert([] { throw std::out_of_range("index 9"); });
   EXPECT_STREQ(standard.what(), "I/O error: index 9 [rank 5]");
-  const Error own = convert([] { throw Error(ErrorCode::kCorrupt, "bad", ErrorContext{.key = "k"}); });
+  const Error own =
+      convert([] { throw Error(ErrorCode::kCorrupt, "bad", ErrorContext{.key = "k"}); });
   EXPECT_STREQ(own.what(), "corrupt: bad [key k]");  // kept as it is, not given rank 5
   const Error other = convert([] { throw 42; });
   EXPECT_STREQ(other.what(), "I/O error: unknown exception [rank 5]");

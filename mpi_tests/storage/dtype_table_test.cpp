@@ -32,9 +32,9 @@ TEST(DTypeTable, EveryRowIsConsistent) {
 }
 
 TEST(DTypeTable, SixteenBitFloatsReadAsTheirValues) {
-  EXPECT_EQ(detail::DTypeTraits<DType::kF16>::value(0x3C00), 1.0f);     // 1.0
-  EXPECT_EQ(detail::DTypeTraits<DType::kF16>::value(0xC000), -2.0f);    // -2.0
-  EXPECT_EQ(detail::DTypeTraits<DType::kF16>::value(0x0001), 0x1p-24f); // smallest subnormal
+  EXPECT_EQ(detail::DTypeTraits<DType::kF16>::value(0x3C00), 1.0f);      // 1.0
+  EXPECT_EQ(detail::DTypeTraits<DType::kF16>::value(0xC000), -2.0f);     // -2.0
+  EXPECT_EQ(detail::DTypeTraits<DType::kF16>::value(0x0001), 0x1p-24f);  // smallest subnormal
   EXPECT_EQ(detail::DTypeTraits<DType::kBF16>::value(0x3F80), 1.0f);
   EXPECT_EQ(detail::DTypeTraits<DType::kBool>::value(2), true);
 }

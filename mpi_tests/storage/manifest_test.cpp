@@ -2,9 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-#include <nlohmann/json.hpp>
 
 #include "cairn/core/error.hpp"
 #include "storage/manifest.hpp"

@@ -121,7 +121,8 @@ TEST(Variable, FileFormatLimitsAreInvalidArgumentsAtConstruction) {
   EXPECT_EQ(negative.code(), ErrorCode::kInvalidArgument) << negative.what();
   EXPECT_NE(negative.message().find("negative"), std::string::npos) << negative.what();
 
-  const Error overflow = construction_error(DType::kF64, {int64_t{1} << 40, int64_t{1} << 30}, Layout::block(0));
+  const Error overflow =
+      construction_error(DType::kF64, {int64_t{1} << 40, int64_t{1} << 30}, Layout::block(0));
   EXPECT_EQ(overflow.code(), ErrorCode::kInvalidArgument) << overflow.what();
 
   // 2^54 elements of 8 bytes fit int64 but not the format's 2^56-byte limit.
@@ -134,7 +135,8 @@ TEST(Variable, AnAllocationThatCannotBeSatisfiedIsACairnErrorNamingTheSize) {
   // 2^50 f32 elements, replicated: 4 PiB on every rank.
   const Error e = construction_error(DType::kF32, {int64_t{1} << 50}, Layout::replicated());
   EXPECT_EQ(e.code(), ErrorCode::kIo) << e.what();
-  EXPECT_NE(e.message().find("cannot allocate 4503599627370496 bytes"), std::string::npos) << e.what();
+  EXPECT_NE(e.message().find("cannot allocate 4503599627370496 bytes"), std::string::npos)
+      << e.what();
   EXPECT_EQ(e.context().rank, testing::session().rank());
 }
 

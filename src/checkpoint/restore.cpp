@@ -14,8 +14,12 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
   PhaseTrace trace("restore", comm.rank());
   ContainerReader reader(&comm, path, session.options().read_ahead_bytes);
-  auto context = std::make_shared<RestoreContext>(session, path, reader.take_manifest(),
-                                                  reader.commit_mark(), root);
+  std::shared_ptr<RestoreContext> context;
+  // Agreed like every step: an allocation failing on one rank must not leave the others waiting.
+  comm.run_agreed([&] {
+    context = std::make_shared<RestoreContext>(session, path, reader.take_manifest(),
+                                               reader.commit_mark(), root);
+  });
   trace.mark("open and read the manifest");
   std::vector<RestoreContext::Match> matches;
   try {

@@ -177,7 +177,8 @@ std::vector<RestoreContext::Match> RestoreContext::match(int64_t node,
     const auto n = static_cast<std::size_t>(m.node);
     if (visited_[n] == visit_epoch_) {
       // A second path to a saved object: it must lead to the same live object.
-      if (auto first = bound_[n].lock(); first && first != m.object) note_conflict(m.node, first, m.object);
+      if (auto first = bound_[n].lock(); first && first != m.object)
+        note_conflict(m.node, first, m.object);
       continue;
     }
     visited_[n] = visit_epoch_;
@@ -310,7 +311,8 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
   if (halfway == 0) fault_point("restore_during_read", rank_);
   packed.run(reader, options_.staging_bytes);
   for (int64_t i : tensor_nodes)
-    mark_restored(matches[static_cast<std::size_t>(i)].node, *matches[static_cast<std::size_t>(i)].object);
+    mark_restored(matches[static_cast<std::size_t>(i)].node,
+                  *matches[static_cast<std::size_t>(i)].object);
   for (PendingState& st : states) {
     bool loaded = false;
     try {
@@ -339,8 +341,9 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
         }
       }
     } catch (const Error& e) {
-      throw Error(e.code(), e.message(), {.rank = me, .checkpoint = path_, .key = st.record->key,
-                                          .operation = "restore state"});
+      throw Error(
+          e.code(), e.message(),
+          {.rank = me, .checkpoint = path_, .key = st.record->key, .operation = "restore state"});
     }
     if (loaded) mark_restored(st.node, *st.object);
   }
@@ -386,22 +389,24 @@ LocalAccount RestoreContext::account() const {
   for (std::size_t n = 1; n < bound_.size(); ++n) {
     const NodeRecord& record = manifest_.nodes[n];
     if (!matched_[n]) {
-      a.unmatched_checkpoint_objects.push_back("'" + printable(record.path) + "' (" + record.kind + ")");
+      a.unmatched_checkpoint_objects.push_back("'" + printable(record.path) + "' (" + record.kind +
+                                               ")");
       continue;
     }
     if (auto object = bound_[n].lock()) matched.insert(object.get());
     ++a.matched_objects;
     if (record.value_key.empty()) continue;
     if (restored_[n]) ++a.restored_values;
-    else a.unrestored_values.push_back("'" + printable(record.value_key) + "'");
+    else
+      a.unrestored_values.push_back("'" + printable(record.value_key) + "'");
   }
   for (const auto& [node, ranks] : dropped_) {
     std::string list;
     for (int r : ranks) list += (list.empty() ? "" : ",") + std::to_string(r);
     a.unrestored_values.push_back(
-        "'" + printable(manifest_.nodes[static_cast<std::size_t>(node)].value_key) + "' of saved rank" +
-        (ranks.size() > 1 ? "s " : " ") + list + " of " + std::to_string(manifest_.world_size) +
-        " (this job has " + std::to_string(nranks_) +
+        "'" + printable(manifest_.nodes[static_cast<std::size_t>(node)].value_key) +
+        "' of saved rank" + (ranks.size() > 1 ? "s " : " ") + list + " of " +
+        std::to_string(manifest_.world_size) + " (this job has " + std::to_string(nranks_) +
         " ranks and the state's load_rescaled() does not merge saved values)");
   }
   if (a.unmatched_checkpoint_objects.empty() && a.unrestored_values.empty()) fully_used_ = true;
@@ -417,7 +422,8 @@ LocalAccount RestoreContext::account() const {
       if (p1 == live_path.end() || p2 == live_path.end() || matched.count(second.get())) continue;
       matched.insert(second.get());  // one verdict per object: not also "not in the checkpoint"
       a.inconsistent_references.push_back(
-          "'" + p1->second + "' and '" + p2->second + "' reference one object in the checkpoint ('" +
+          "'" + p1->second + "' and '" + p2->second +
+          "' reference one object in the checkpoint ('" +
           printable(manifest_.nodes[static_cast<std::size_t>(c.node)].path) +
           "') but two different live objects");
     }

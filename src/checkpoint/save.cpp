@@ -10,9 +10,9 @@
 
 #include "checkpoint/graph_walk.hpp"
 #include "checkpoint/packed_stream.hpp"
-#include "core/trace.hpp"
 #include "checkpoint/save_plan.hpp"
 #include "comm/wire.hpp"
+#include "core/trace.hpp"
 #include "storage/checksum.hpp"
 #include "storage/container_writer.hpp"
 #include "storage/durable_file.hpp"
@@ -35,7 +35,8 @@ void agree_on_signature(const Comm& comm, const std::string& signature, const st
   const auto high = static_cast<uint64_t>(comm.allreduce_max(static_cast<int64_t>(hash >> 1)));
   if (low == high) return;
   std::vector<std::string> all;
-  for (const wire::Message& m : wire::gather(comm, signature, 0)) all.push_back(m.get<std::string>());
+  for (const wire::Message& m : wire::gather(comm, signature, 0))
+    all.push_back(m.get<std::string>());
   comm.run_agreed([&] {
     if (comm.rank() != 0) return;
     for (std::size_t r = 1; r < all.size(); ++r) {
@@ -325,9 +326,10 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
         } catch (const Error& e) {
           // The error of the state file alone (its temporary name) would not say that the
           // checkpoint itself is complete: name it, so the user knows what is on disk.
-          throw Error(e.code(), e.message() + " (checkpoint '" + path +
-                                    "' is committed, but the directory's state file could not "
-                                    "record it)",
+          throw Error(e.code(),
+                      e.message() + " (checkpoint '" + path +
+                          "' is committed, but the directory's state file could not "
+                          "record it)",
                       e.context());
         }
       }

@@ -33,7 +33,8 @@ void global_verdict(const detail::RestoreContext& context, const std::vector<std
   const int64_t total = comm.allreduce_sum(static_cast<int64_t>(local.size()));
   if (total == 0) return;
   wire::Message mine = wire::Message::array();
-  for (std::size_t i = 0; i < local.size() && i < kMaxProblemsPerRank; ++i) mine.push_back(local[i]);
+  for (std::size_t i = 0; i < local.size() && i < kMaxProblemsPerRank; ++i)
+    mine.push_back(local[i]);
   const std::vector<wire::Message> all = wire::gather(comm, mine, 0);
   wire::Message error;
   if (comm.rank() == 0) {
@@ -47,8 +48,8 @@ void global_verdict(const detail::RestoreContext& context, const std::vector<std
         it->second.push_back(static_cast<int>(r));
       }
     }
-    std::string message = check + " failed for checkpoint '" + context.path() + "': " + std::to_string(order.size()) +
-              " problem(s)";
+    std::string message = check + " failed for checkpoint '" + context.path() +
+                          "': " + std::to_string(order.size()) + " problem(s)";
     for (std::size_t i = 0; i < order.size() && i < kMaxProblemsShown; ++i)
       message += "\n  - " + order[i] + rank_list(ranks_of[order[i]], comm.size());
     if (order.size() > kMaxProblemsShown)
@@ -79,7 +80,8 @@ RestoreStatus& RestoreStatus::assert_consumed() {
   const detail::LocalAccount a = context_->account();
   std::vector<std::string> problems = prefixed(a.unmatched_checkpoint_objects, "checkpoint object not matched: ");
   for (auto& s : prefixed(a.unrestored_values, "checkpoint value not restored: ")) problems.push_back(s);
-  for (auto& s : prefixed(a.inconsistent_references, "inconsistent references: ")) problems.push_back(s);
+  for (auto& s : prefixed(a.inconsistent_references, "inconsistent references: "))
+    problems.push_back(s);
   for (auto& s : prefixed(a.unmatched_live_objects, "live object not in the checkpoint: ")) problems.push_back(s);
   global_verdict(*context_, problems, "assert_consumed");
   return *this;
@@ -88,7 +90,8 @@ RestoreStatus& RestoreStatus::assert_consumed() {
 RestoreStatus& RestoreStatus::assert_existing_objects_matched() {
   const detail::LocalAccount a = context_->account();
   std::vector<std::string> problems = prefixed(a.unmatched_live_objects, "live object not in the checkpoint: ");
-  for (auto& s : prefixed(a.inconsistent_references, "inconsistent references: ")) problems.push_back(s);
+  for (auto& s : prefixed(a.inconsistent_references, "inconsistent references: "))
+    problems.push_back(s);
   for (auto& s : prefixed(a.unrestored_values, "checkpoint value not restored: ")) problems.push_back(s);
   global_verdict(*context_, problems, "assert_existing_objects_matched");
   return *this;

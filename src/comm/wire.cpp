@@ -13,9 +13,8 @@ std::string encode(const Message& message) {
 Message decode(const std::string& bytes) {
   Message message = Message::from_msgpack(bytes, /*strict=*/true, /*allow_exceptions=*/false);
   if (message.is_discarded())
-    throw Error(ErrorCode::kInternal,
-                "a message from another rank is malformed (" + std::to_string(bytes.size()) +
-                    " bytes)");
+    throw Error(ErrorCode::kInternal, "a message from another rank is malformed (" +
+                                          std::to_string(bytes.size()) + " bytes)");
   return message;
 }
 
@@ -40,7 +39,8 @@ Error to_error(const Message& message) {
       return Error::from_remote(
           static_cast<ErrorCode>(message.at("code").get<int>()),
           message.at("message").get<std::string>() +
-              (failed > 1 ? " (" + std::to_string(failed) + " ranks failed; the lowest is shown)" : ""));
+              (failed > 1 ? " (" + std::to_string(failed) + " ranks failed; the lowest is shown)"
+                          : ""));
     }
     ErrorContext c{.rank = message.at("rank").get<int>(),
                    .checkpoint = message.at("checkpoint").get<std::string>(),
@@ -51,7 +51,8 @@ Error to_error(const Message& message) {
                  message.at("message").get<std::string>(), std::move(c),
                  message.at("failed_ranks").get<int>());
   } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorCode::kInternal, std::string("an error message from another rank is malformed: ") + e.what());
+    throw Error(ErrorCode::kInternal,
+                std::string("an error message from another rank is malformed: ") + e.what());
   }
 }
 
@@ -60,7 +61,8 @@ Message bytes_field(const std::string& bytes) {
 }
 
 std::string bytes_of(const Message& field) {
-  if (!field.is_binary()) throw Error(ErrorCode::kInternal, "a message field from another rank is not bytes");
+  if (!field.is_binary())
+    throw Error(ErrorCode::kInternal, "a message field from another rank is not bytes");
   const auto& b = field.get_binary();
   return std::string(b.begin(), b.end());
 }

@@ -13,7 +13,8 @@ namespace {
 std::string describe_context(const ErrorContext& context) {
   std::vector<std::string> parts;
   if (context.rank >= 0) parts.push_back("rank " + std::to_string(context.rank));
-  if (!context.checkpoint.empty()) parts.push_back("checkpoint " + detail::printable(context.checkpoint));
+  if (!context.checkpoint.empty())
+    parts.push_back("checkpoint " + detail::printable(context.checkpoint));
   if (!context.key.empty()) parts.push_back("key " + detail::printable(context.key));
   if (!context.box.empty()) parts.push_back("box " + context.box);
   if (!context.operation.empty()) parts.push_back("during " + context.operation);

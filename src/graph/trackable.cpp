@@ -11,7 +11,8 @@ namespace {
 void check_edge(const std::string& name, const Trackable* child) {
   if (name.empty()) throw Error(ErrorCode::kInvalidArgument, "a dependency needs a non-empty name");
   if (child == nullptr)
-    throw Error(ErrorCode::kInvalidArgument, "dependency '" + detail::printable(name) + "' is null");
+    throw Error(ErrorCode::kInvalidArgument,
+                "dependency '" + detail::printable(name) + "' is null");
 }
 
 }  // namespace

@@ -8,9 +8,9 @@
 
 #include "cairn/inspect/common.hpp"
 #include "cairn/inspect/describe.hpp"
+#include "core/printable.hpp"
 #include "inspect/probe.hpp"
 #include "inspect/summary.hpp"
-#include "core/printable.hpp"
 #include "inspect/text.hpp"
 #include "storage/hdf5_lock.hpp"
 
@@ -42,7 +42,8 @@ class TreePrinter {
       if (homes_[n].parent >= 0) continue;
       if (!header) lines_.push_back({"(not reachable from the root)", ""});
       header = true;
-      lines_.push_back({"    " + cairn::detail::printable(m_.nodes[n].path), describe(static_cast<int64_t>(n))});
+      lines_.push_back(
+          {"    " + cairn::detail::printable(m_.nodes[n].path), describe(static_cast<int64_t>(n))});
     }
     std::size_t width = 0;
     for (const auto& [left, right] : lines_)
@@ -107,7 +108,8 @@ class TreePrinter {
   void entry(const std::string& prefix, bool last, const std::string& label, int64_t child,
              bool home) {
     const std::string branch = prefix + (last ? "└── " : "├── ");
-    lines_.push_back({branch + cairn::detail::printable(label), home ? describe(child) : reference(child)});
+    lines_.push_back(
+        {branch + cairn::detail::printable(label), home ? describe(child) : reference(child)});
     if (home) expand(child, prefix + (last ? "    " : "│   "));
   }
 

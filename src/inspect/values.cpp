@@ -55,9 +55,13 @@ bool is_integer(DType d) noexcept {
          });
 }
 
-float half_to_float(uint16_t bits) noexcept { return cairn::detail::half_to_float(bits); }
+float half_to_float(uint16_t bits) noexcept {
+  return cairn::detail::half_to_float(bits);
+}
 
-float bfloat16_to_float(uint16_t bits) noexcept { return cairn::detail::bfloat16_to_float(bits); }
+float bfloat16_to_float(uint16_t bits) noexcept {
+  return cairn::detail::bfloat16_to_float(bits);
+}
 
 double to_double(DType d, const std::byte* p) noexcept {
   if (!cairn::detail::known_dtype(d)) return 0;

@@ -34,7 +34,8 @@ void ContainerReader::open_file() {
     throw Error(ErrorCode::kInvalidArgument, "is a directory, not a checkpoint file", ctx);
   h5::PropList fapl(h5::check_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", ctx));
   if (comm_)
-    h5::check_status(H5Pset_fapl_mpio(fapl.get(), comm_->get(), MPI_INFO_NULL), "H5Pset_fapl_mpio", ctx);
+    h5::check_status(H5Pset_fapl_mpio(fapl.get(), comm_->get(), MPI_INFO_NULL), "H5Pset_fapl_mpio",
+                     ctx);
   h5::check_status(H5Pset_file_locking(fapl.get(), false, true), "H5Pset_file_locking", ctx);
   file_ = h5::File(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, fapl.get()));
   if (!file_.valid())
@@ -50,7 +51,8 @@ ContainerReader::ContainerReader(std::string path, const Known& known)
   if (H5Aexists(file_.get(), kCommitAttribute) <= 0) {
     h5::take_error_stack();
     throw Error(ErrorCode::kNotFound,
-                "the checkpoint file was replaced since it was restored (it has no commit mark)", ctx);
+                "the checkpoint file was replaced since it was restored (it has no commit mark)",
+                ctx);
   }
   mark_ = decode_commit_mark(read_root_attribute(kCommitAttribute), path_);
   if (mark_.manifest_checksum != known.mark.manifest_checksum ||

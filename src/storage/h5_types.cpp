@@ -12,13 +12,16 @@ using cairn::detail::DTypeKind;
 // predefined types; 16-bit floats are built from f32 (h5py reads them as float16 / a 2-byte float).
 template <class Row>
 Datatype float_type(const ErrorContext& ctx) {
-  if constexpr (Row::size == 4) return Datatype(check_id(H5Tcopy(H5T_IEEE_F32LE), "H5Tcopy", ctx));
-  else if constexpr (Row::size == 8) return Datatype(check_id(H5Tcopy(H5T_IEEE_F64LE), "H5Tcopy", ctx));
+  if constexpr (Row::size == 4)
+    return Datatype(check_id(H5Tcopy(H5T_IEEE_F32LE), "H5Tcopy", ctx));
+  else if constexpr (Row::size == 8)
+    return Datatype(check_id(H5Tcopy(H5T_IEEE_F64LE), "H5Tcopy", ctx));
   else {
     static_assert(Row::size == 2, "a float dtype needs its HDF5 type here");
     Datatype t(check_id(H5Tcopy(H5T_IEEE_F32LE), "H5Tcopy", ctx));
-    check_status(H5Tset_fields(t.get(), 15, Row::mantissa_bits, Row::exponent_bits, 0, Row::mantissa_bits),
-                 "H5Tset_fields", ctx);
+    check_status(
+        H5Tset_fields(t.get(), 15, Row::mantissa_bits, Row::exponent_bits, 0, Row::mantissa_bits),
+        "H5Tset_fields", ctx);
     check_status(H5Tset_size(t.get(), 2), "H5Tset_size", ctx);
     check_status(H5Tset_ebias(t.get(), Row::exponent_bias), "H5Tset_ebias", ctx);
     return t;
@@ -27,11 +30,16 @@ Datatype float_type(const ErrorContext& ctx) {
 
 template <std::size_t Size, bool Signed>
 hid_t integer_type() {
-  static_assert(Size == 1 || Size == 2 || Size == 4 || Size == 8, "an integer dtype needs its HDF5 type");
-  if constexpr (Size == 1) return Signed ? H5T_STD_I8LE : H5T_STD_U8LE;
-  else if constexpr (Size == 2) return Signed ? H5T_STD_I16LE : H5T_STD_U16LE;
-  else if constexpr (Size == 4) return Signed ? H5T_STD_I32LE : H5T_STD_U32LE;
-  else return Signed ? H5T_STD_I64LE : H5T_STD_U64LE;
+  static_assert(Size == 1 || Size == 2 || Size == 4 || Size == 8,
+                "an integer dtype needs its HDF5 type");
+  if constexpr (Size == 1)
+    return Signed ? H5T_STD_I8LE : H5T_STD_U8LE;
+  else if constexpr (Size == 2)
+    return Signed ? H5T_STD_I16LE : H5T_STD_U16LE;
+  else if constexpr (Size == 4)
+    return Signed ? H5T_STD_I32LE : H5T_STD_U32LE;
+  else
+    return Signed ? H5T_STD_I64LE : H5T_STD_U64LE;
 }
 
 }  // namespace
@@ -50,8 +58,8 @@ Datatype make_type(DType dtype) {
       check_status(H5Tenum_insert(t.get(), "TRUE", &yes), "H5Tenum_insert", ctx);
       return t;
     } else {
-      return Datatype(check_id(
-          H5Tcopy(integer_type<Row::size, Row::kind == DTypeKind::kSigned>()), "H5Tcopy", ctx));
+      return Datatype(check_id(H5Tcopy(integer_type<Row::size, Row::kind == DTypeKind::kSigned>()),
+                               "H5Tcopy", ctx));
     }
   });
 }

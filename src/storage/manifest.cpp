@@ -100,7 +100,8 @@ void validate_tensor(const TensorRecord& t, const Manifest& m, const std::string
   try {
     volume = shape_volume(t.shape);
   } catch (const Error& e) {
-    corrupt(ckpt, t.key, std::string("invalid shape ") + shape_to_string(t.shape) + ": " + e.message());
+    corrupt(ckpt, t.key,
+            std::string("invalid shape ") + shape_to_string(t.shape) + ": " + e.message());
   }
   int64_t total_bytes = 0;
   if (__builtin_mul_overflow(volume, static_cast<int64_t>(dtype_size(t.dtype)), &total_bytes) ||
@@ -302,7 +303,8 @@ Manifest decode_manifest_reference(const std::string& text, const std::string& c
       StateRecord s;
       s.key = current_key = sj.at("key").get<std::string>();
       const std::string scope = sj.at("scope").get<std::string>();
-      if (scope != "per_rank" && scope != "global") unknown(m, ckpt, s.key, "scope '" + scope + "'");
+      if (scope != "per_rank" && scope != "global")
+        unknown(m, ckpt, s.key, "scope '" + scope + "'");
       s.scope = scope == "per_rank" ? StateScope::kPerRank : StateScope::kGlobal;
       for (const json& bj : sj.at("blobs")) {
         StateBlob b{decode_rank(bj, m, ckpt, s.key), detail::json_int64(bj.at("packed_offset")),

@@ -7,13 +7,15 @@
 namespace cairn {
 namespace detail {
 
-static_assert([] {
-  for (std::size_t i = 0; i < kAllDTypes.size(); ++i)
-    if (static_cast<std::size_t>(kAllDTypes[i]) != i ||
-        visit_dtype(kAllDTypes[i], [](auto row) { return row.dtype; }) != kAllDTypes[i])
-      return false;
-  return true;
-}(), "kAllDTypes lists the dtypes in enum order, each visiting its own row");
+static_assert(
+    [] {
+      for (std::size_t i = 0; i < kAllDTypes.size(); ++i)
+        if (static_cast<std::size_t>(kAllDTypes[i]) != i ||
+            visit_dtype(kAllDTypes[i], [](auto row) { return row.dtype; }) != kAllDTypes[i])
+          return false;
+      return true;
+    }(),
+    "kAllDTypes lists the dtypes in enum order, each visiting its own row");
 
 float half_to_float(uint16_t bits) noexcept {
   const uint32_t sign = (bits & 0x8000u) << 16;

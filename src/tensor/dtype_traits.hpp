@@ -109,21 +109,35 @@ inline constexpr std::array<DType, 13> kAllDTypes = {
 template <class F>
 constexpr decltype(auto) visit_dtype(DType dtype, F&& f) {
   switch (dtype) {
-    case DType::kF16: return f(DTypeTraits<DType::kF16>{});
-    case DType::kBF16: return f(DTypeTraits<DType::kBF16>{});
-    case DType::kF32: return f(DTypeTraits<DType::kF32>{});
-    case DType::kF64: return f(DTypeTraits<DType::kF64>{});
-    case DType::kI8: return f(DTypeTraits<DType::kI8>{});
-    case DType::kI16: return f(DTypeTraits<DType::kI16>{});
-    case DType::kI32: return f(DTypeTraits<DType::kI32>{});
-    case DType::kI64: return f(DTypeTraits<DType::kI64>{});
-    case DType::kU8: return f(DTypeTraits<DType::kU8>{});
-    case DType::kU16: return f(DTypeTraits<DType::kU16>{});
-    case DType::kU32: return f(DTypeTraits<DType::kU32>{});
-    case DType::kU64: return f(DTypeTraits<DType::kU64>{});
-    case DType::kBool: return f(DTypeTraits<DType::kBool>{});
+    case DType::kF16:
+      return f(DTypeTraits<DType::kF16>{});
+    case DType::kBF16:
+      return f(DTypeTraits<DType::kBF16>{});
+    case DType::kF32:
+      return f(DTypeTraits<DType::kF32>{});
+    case DType::kF64:
+      return f(DTypeTraits<DType::kF64>{});
+    case DType::kI8:
+      return f(DTypeTraits<DType::kI8>{});
+    case DType::kI16:
+      return f(DTypeTraits<DType::kI16>{});
+    case DType::kI32:
+      return f(DTypeTraits<DType::kI32>{});
+    case DType::kI64:
+      return f(DTypeTraits<DType::kI64>{});
+    case DType::kU8:
+      return f(DTypeTraits<DType::kU8>{});
+    case DType::kU16:
+      return f(DTypeTraits<DType::kU16>{});
+    case DType::kU32:
+      return f(DTypeTraits<DType::kU32>{});
+    case DType::kU64:
+      return f(DTypeTraits<DType::kU64>{});
+    case DType::kBool:
+      return f(DTypeTraits<DType::kBool>{});
   }
-  throw Error(ErrorCode::kInvalidArgument, "unknown dtype " + std::to_string(static_cast<int>(dtype)));
+  throw Error(ErrorCode::kInvalidArgument,
+              "unknown dtype " + std::to_string(static_cast<int>(dtype)));
 }
 
 /// Local. Whether `dtype` is one of the enum's values (a DType read from elsewhere may not be).

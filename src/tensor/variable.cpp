@@ -18,17 +18,17 @@ Variable::Variable(int rank, int nranks, DType dtype, Shape shape, Layout layout
   // The file format's limits are checked here, where they are a user's mistake, not when a
   // save's manifest is decoded, where they would read as damage.
   if (shape_.size() > kMaxAxes)
-    throw Error(ErrorCode::kInvalidArgument,
-                "a variable has at most " + std::to_string(kMaxAxes) + " axes, shape " +
-                    shape_to_string(shape_) + " has " + std::to_string(shape_.size()));
+    throw Error(ErrorCode::kInvalidArgument, "a variable has at most " + std::to_string(kMaxAxes) +
+                                                 " axes, shape " + shape_to_string(shape_) +
+                                                 " has " + std::to_string(shape_.size()));
   layout_.validate(shape_, nranks_, "");  // negative extents, element count overflow, boxes
   const auto element_size = static_cast<int64_t>(dtype_size(dtype_));
-  if (int64_t bytes = 0; __builtin_mul_overflow(shape_volume(shape_), element_size, &bytes) ||
-                         bytes > kMaxTensorBytes)
-    throw Error(ErrorCode::kInvalidArgument,
-                "a variable of shape " + shape_to_string(shape_) + " and dtype " +
-                    std::string(dtype_name(dtype_)) + " exceeds the largest tensor, " +
-                    std::to_string(kMaxTensorBytes) + " bytes");
+  if (int64_t bytes = 0;
+      __builtin_mul_overflow(shape_volume(shape_), element_size, &bytes) || bytes > kMaxTensorBytes)
+    throw Error(ErrorCode::kInvalidArgument, "a variable of shape " + shape_to_string(shape_) +
+                                                 " and dtype " + std::string(dtype_name(dtype_)) +
+                                                 " exceeds the largest tensor, " +
+                                                 std::to_string(kMaxTensorBytes) + " bytes");
   boxes_ = layout_.boxes_for(rank_, nranks_, shape_);
 
   int64_t total_bytes = 0;
@@ -44,8 +44,9 @@ Variable::Variable(int rank, int nranks, DType dtype, Shape shape, Layout layout
     data_.assign(static_cast<std::size_t>(total_bytes), std::byte{0});
   } catch (const std::exception&) {  // std::bad_alloc, or std::length_error past max_size()
     throw Error(ErrorCode::kIo,
-                "cannot allocate " + std::to_string(total_bytes) + " bytes for this rank's part of a " +
-                    std::string(dtype_name(dtype_)) + " variable of shape " + shape_to_string(shape_),
+                "cannot allocate " + std::to_string(total_bytes) +
+                    " bytes for this rank's part of a " + std::string(dtype_name(dtype_)) +
+                    " variable of shape " + shape_to_string(shape_),
                 {.rank = rank_, .operation = "create variable"});
   }
 }
