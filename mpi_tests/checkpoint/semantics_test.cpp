@@ -16,6 +16,7 @@
 
 #include "cairn/cairn.hpp"
 #include "cairn/state/boost_state.hpp"
+#include "damage.hpp"
 #include "support/test_support.hpp"
 
 namespace cairn {
@@ -373,6 +374,33 @@ TEST(Semantics, StatusLinesEscapeControlCharactersInNames) {
   EXPECT_NE(text.find("checkpoint object not matched: 'a\\tb\\nc' (variable)"), std::string::npos)
       << text;
   status.expect_partial();
+}
+
+TEST(Semantics, AnUnknownDTypeInANewerMinorFormatIsReportedNotSkipped) {
+  const std::string dir = scratch_dir();
+  auto w = make_var(70);
+  Checkpoint ckpt(session(), {{"w", w}});
+  CheckpointManager manager(ckpt, dir, {.max_to_keep = 2});
+  manager.save();
+  const std::string newest = *manager.save();
+  if (session().rank() == 0) {
+    // What a newer cairn might write: format 1.9 with a dtype this reader does not know.
+    testing::set_format_version(newest, "1.9");
+    testing::replace_in_manifest(newest, "\"dtype\":\"f64\"", "\"dtype\":\"f65\"");
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  Checkpoint fresh(session(),
+                   {{"w", Variable::create<double>(session(), {7, 3}, Layout::block(0))}});
+  CheckpointManager restarted(fresh, dir, {.max_to_keep = 2});
+  try {
+    restarted.restore_or_initialize();
+    FAIL() << "expected a version error, not a fallback to the older checkpoint";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kVersion) << e.what();
+    EXPECT_NE(e.message().find("dtype 'f65' is unknown to this reader"), std::string::npos)
+        << e.what();
+    EXPECT_EQ(e.context().checkpoint, newest);
+  }
 }
 
 }  // namespace
