@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cairn/comm/comm.hpp"
+#include "comm/wire.hpp"
 
 namespace cairn {
 namespace {
@@ -244,6 +245,108 @@ TEST(Comm, CommunicatorIsUsableAfterAnAgreedFailure) {
   }),
                Error);
   EXPECT_EQ(comm.allreduce_sum(1), comm.size());
+}
+
+TEST(Comm, AgreedErrorsKeepTheLowestFailingRanksStructureOnEveryRank) {
+  const Comm comm(MPI_COMM_WORLD);
+  // Ranks from the middle up fail, each with its own context; rank size/2 is the lowest.
+  const int lowest = comm.size() / 2;
+  const int failed = comm.size() - lowest;
+  const Error mine(ErrorCode::kCorrupt,
+                   "piece checksum differs on rank " + std::to_string(comm.rank()),
+                   ErrorContext{.rank = comm.rank(),
+                                .checkpoint = "/run/ckpt-" + std::to_string(comm.rank()) + ".h5",
+                                .key = "model/w" + std::to_string(comm.rank()),
+                                .box = "[0:2]",
+                                .operation = "restore"});
+  try {
+    comm.agree(comm.rank() >= lowest ? &mine : nullptr);
+    FAIL() << "expected the agreed error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
+    EXPECT_EQ(e.message(), "piece checksum differs on rank " + std::to_string(lowest));
+    EXPECT_EQ(e.context().rank, lowest);
+    EXPECT_EQ(e.context().checkpoint, "/run/ckpt-" + std::to_string(lowest) + ".h5");
+    EXPECT_EQ(e.context().key, "model/w" + std::to_string(lowest));
+    EXPECT_EQ(e.context().box, "[0:2]");
+    EXPECT_EQ(e.context().operation, "restore");
+    EXPECT_EQ(e.failed_ranks(), failed);
+    std::string expected = Error(ErrorCode::kCorrupt, e.message(), e.context()).what();
+    if (failed > 1)
+      expected += " (" + std::to_string(failed) + " ranks failed; the lowest is shown)";
+    EXPECT_EQ(std::string(e.what()), expected);
+  }
+}
+
+TEST(Comm, RunAgreedGivesAForeignExceptionTheFailingRanksContext) {
+  const Comm comm(MPI_COMM_WORLD);
+  const int failing = comm.size() - 1;
+  try {
+    comm.run_agreed([&] {
+      if (comm.rank() == failing) throw std::length_error("vector too long");
+    });
+    FAIL() << "expected the agreed error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIo);
+    EXPECT_EQ(e.message(), "vector too long");
+    EXPECT_EQ(e.context().rank, failing);
+    EXPECT_EQ(e.failed_ranks(), 1);
+  }
+}
+
+TEST(Wire, MessagesRoundTripAndBroadcast) {
+  const Comm comm(MPI_COMM_WORLD);
+  wire::Message m;
+  if (comm.rank() == 0)
+    m = {{"path", std::string("a\0b\n", 5)},
+         {"n", -7},
+         {"bytes", wire::bytes_field(std::string("\xff\x00\x01", 3))}};
+  wire::broadcast(comm, m, 0);
+  EXPECT_EQ(m.at("path").get<std::string>(), std::string("a\0b\n", 5));
+  EXPECT_EQ(m.at("n").get<int>(), -7);
+  EXPECT_EQ(wire::bytes_of(m.at("bytes")), std::string("\xff\x00\x01", 3));
+  EXPECT_EQ(wire::decode(wire::encode(m)), m);
+  const auto all = wire::gather(comm, wire::Message(payload_of(comm.rank())), 0);
+  if (comm.rank() == 0) {
+    ASSERT_EQ(all.size(), static_cast<std::size_t>(comm.size()));
+    for (int r = 0; r < comm.size(); ++r) EXPECT_EQ(all[r].get<std::string>(), payload_of(r));
+  }
+}
+
+TEST(Wire, ErrorsRoundTripWithTheirStructure) {
+  const Error structured(
+      ErrorCode::kShardMismatch, "boxes overlap",
+      ErrorContext{
+          .rank = 2, .checkpoint = "c.h5", .key = "k", .box = "[1:2]", .operation = "save"},
+      3);
+  const Error back = wire::to_error(wire::decode(wire::encode(wire::from_error(structured))));
+  EXPECT_EQ(back.code(), structured.code());
+  EXPECT_EQ(back.message(), structured.message());
+  EXPECT_EQ(back.context().rank, 2);
+  EXPECT_EQ(back.context().checkpoint, "c.h5");
+  EXPECT_EQ(back.context().key, "k");
+  EXPECT_EQ(back.context().box, "[1:2]");
+  EXPECT_EQ(back.context().operation, "save");
+  EXPECT_EQ(back.failed_ranks(), 3);
+  EXPECT_STREQ(back.what(), structured.what());
+  const Error verbatim =
+      Error::from_remote(ErrorCode::kNotFound, "assert_consumed failed: 1 problem(s)");
+  EXPECT_STREQ(wire::to_error(wire::from_error(verbatim)).what(), verbatim.what());
+}
+
+TEST(Wire, MalformedBytesAreAnInternalError) {
+  try {
+    wire::decode(std::string("\xc1", 1));  // a MessagePack byte that is never used
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInternal);
+  }
+  try {
+    wire::to_error(wire::Message{{"code", 3}});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInternal);
+  }
 }
 
 }  // namespace

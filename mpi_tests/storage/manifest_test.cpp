@@ -3,6 +3,8 @@
 
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "cairn/core/error.hpp"
 #include "storage/manifest.hpp"
@@ -61,6 +63,30 @@ TEST(Manifest, NewerMajorFormatIsAVersionError) {
   expect_corrupt(mutated([](json& j) { j["format_version"] = "2.0"; }), "newer", ErrorCode::kVersion);
   // A newer minor version of the same major reads fine.
   EXPECT_NO_THROW(decode_manifest(mutated([](json& j) { j["format_version"] = "1.7"; }), "ck.h5"));
+}
+
+TEST(Manifest, ValuesUnknownToThisReaderAreAVersionErrorInANewerMinorFormat) {
+  const std::string newer = "1." + std::to_string(kFormatMinor + 1);
+  const std::string same = "1." + std::to_string(kFormatMinor);
+  const std::vector<std::function<void(json&)>> unknowns = {
+      [](json& j) { j["tensors"][0]["dtype"] = "f8e4m3"; },
+      [](json& j) { j["tensors"][0]["storage"] = "chunked"; },
+      [](json& j) { j["states"][0]["scope"] = "per_node"; },
+  };
+  for (const auto& unknown : unknowns) {
+    // Written by a newer cairn: something this reader does not know yet, not damage.
+    expect_corrupt(mutated([&](json& j) {
+                     unknown(j);
+                     j["format_version"] = newer;
+                   }),
+                   "written by a newer cairn", ErrorCode::kVersion);
+    // In a format this reader fully knows, the same value is damage.
+    expect_corrupt(mutated([&](json& j) {
+                     unknown(j);
+                     j["format_version"] = same;
+                   }),
+                   "unknown", ErrorCode::kCorrupt);
+  }
 }
 
 TEST(Manifest, HostileValuesAreRejectedWithTheKey) {

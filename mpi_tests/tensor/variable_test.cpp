@@ -117,6 +117,46 @@ TEST(Variable, InvalidLayoutIsRejectedAtConstruction) {
   EXPECT_THROW(Variable(2, 2, DType::kF32, {4}, Layout::block()), Error);
 }
 
+// Constructs on every rank and returns the error (the same everywhere: the checks are local and
+// depend only on the arguments).
+Error construction_error(DType dtype, const Shape& shape, Layout layout) {
+  try {
+    Variable v(testing::session(), dtype, shape, std::move(layout));
+  } catch (const Error& e) {
+    return e;
+  }
+  return Error(ErrorCode::kInternal, "constructed");
+}
+
+TEST(Variable, FileFormatLimitsAreInvalidArgumentsAtConstruction) {
+  const Error axes = construction_error(DType::kF32, Shape(33, 1), Layout::replicated());
+  EXPECT_EQ(axes.code(), ErrorCode::kInvalidArgument) << axes.what();
+  EXPECT_NE(axes.message().find("at most 32 axes"), std::string::npos) << axes.what();
+  EXPECT_NO_THROW(Variable(testing::session(), DType::kF32, Shape(32, 1), Layout::block(31)));
+
+  const Error negative = construction_error(DType::kI64, {4, -1}, Layout::block(0));
+  EXPECT_EQ(negative.code(), ErrorCode::kInvalidArgument) << negative.what();
+  EXPECT_NE(negative.message().find("negative"), std::string::npos) << negative.what();
+
+  const Error overflow =
+      construction_error(DType::kF64, {int64_t{1} << 40, int64_t{1} << 30}, Layout::block(0));
+  EXPECT_EQ(overflow.code(), ErrorCode::kInvalidArgument) << overflow.what();
+
+  // 2^54 elements of 8 bytes fit int64 but not the format's 2^56-byte limit.
+  const Error bytes = construction_error(DType::kF64, {int64_t{1} << 54}, Layout::block(0));
+  EXPECT_EQ(bytes.code(), ErrorCode::kInvalidArgument) << bytes.what();
+  EXPECT_NE(bytes.message().find("exceeds the largest tensor"), std::string::npos) << bytes.what();
+}
+
+TEST(Variable, AnAllocationThatCannotBeSatisfiedIsACairnErrorNamingTheSize) {
+  // 2^50 f32 elements, replicated: 4 PiB on every rank.
+  const Error e = construction_error(DType::kF32, {int64_t{1} << 50}, Layout::replicated());
+  EXPECT_EQ(e.code(), ErrorCode::kIo) << e.what();
+  EXPECT_NE(e.message().find("cannot allocate 4503599627370496 bytes"), std::string::npos)
+      << e.what();
+  EXPECT_EQ(e.context().rank, testing::session().rank());
+}
+
 TEST(Variable, FillAndCheckAcrossLayouts) {
   const Session session(MPI_COMM_WORLD);
   for (const Layout& layout : {Layout::replicated(), Layout::block(0), Layout::block(1)}) {

@@ -151,6 +151,23 @@ void remove_commit_mark(const std::string& path) {
   if (H5Adelete(file.id, "cairn_commit") < 0) fail("no commit mark in " + path);
 }
 
+namespace {
+
+// Writes `text` (of the manifest's length) as the manifest and fixes the commit mark to match.
+void rewrite_manifest(File& file, const std::string& text) {
+  hid_t ds = H5Dopen2(file.id, "/cairn/manifest", H5P_DEFAULT);
+  H5Dwrite(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data());
+  H5Dclose(ds);
+  json mark = json::parse(read_string_attribute(file.id, "cairn_commit"));
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx",
+                static_cast<unsigned long long>(XXH3_64bits(text.data(), text.size())));
+  mark["manifest_xxh3"] = hex;
+  write_string_attribute(file.id, "cairn_commit", mark.dump());
+}
+
+}  // namespace
+
 void set_format_version(const std::string& path, const std::string& version) {
   File file(path, H5F_ACC_RDWR);
   std::string text = read_manifest(file.id);
@@ -161,15 +178,17 @@ void set_format_version(const std::string& path, const std::string& version) {
   if (end == std::string::npos || end - pos - key.size() != version.size())
     fail("cannot rewrite format_version");
   text.replace(pos + key.size(), version.size(), version);
-  hid_t ds = H5Dopen2(file.id, "/cairn/manifest", H5P_DEFAULT);
-  H5Dwrite(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data());
-  H5Dclose(ds);
-  json mark = json::parse(read_string_attribute(file.id, "cairn_commit"));
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx",
-                static_cast<unsigned long long>(XXH3_64bits(text.data(), text.size())));
-  mark["manifest_xxh3"] = hex;
-  write_string_attribute(file.id, "cairn_commit", mark.dump());
+  rewrite_manifest(file, text);
+}
+
+void replace_in_manifest(const std::string& path, const std::string& from, const std::string& to) {
+  if (from.size() != to.size()) fail("replace_in_manifest needs texts of one length");
+  File file(path, H5F_ACC_RDWR);
+  std::string text = read_manifest(file.id);
+  const auto pos = text.find(from);
+  if (pos == std::string::npos) fail("'" + from + "' is not in the manifest");
+  text.replace(pos, from.size(), to);
+  rewrite_manifest(file, text);
 }
 
 void unlink_dataset(const std::string& path, const std::string& dataset) {

@@ -22,6 +22,9 @@ void remove_commit_mark(const std::string& path);
 /// Rewrites the manifest's format_version (same length as the file's, e.g. "1.0") and the commit
 /// mark to match.
 void set_format_version(const std::string& path, const std::string& version);
+/// Replaces the first `from` in the manifest text with `to` (of the same length) and rewrites the
+/// commit mark to match: a sound file with one changed value.
+void replace_in_manifest(const std::string& path, const std::string& from, const std::string& to);
 /// Renames a tensor's dataset, so that the manifest points at nothing.
 void unlink_dataset(const std::string& path, const std::string& dataset);
 

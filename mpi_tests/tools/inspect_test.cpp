@@ -2,6 +2,7 @@
 // damaged ones, and verify's verdict being the same at every rank count.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -250,6 +251,37 @@ TEST_F(Inspect, Tree) {
        pos = r.out.find("variable f32 [6, 4]", pos + 1))
     ++count;
   EXPECT_EQ(count, 3u) << r.out;
+}
+
+TEST(InspectNames, TreeAndLsEscapeControlCharactersInNames) {
+  const std::string dir = testing::scratch_dir();
+  const std::string path = dir + "/names.h5";
+  {
+    auto inner = std::make_shared<Module>();
+    auto v = Variable::create<float>(session(), {5}, Layout::block(0));
+    inner->track("new\nline", v);
+    auto w = Variable::create<float>(session(), {3}, Layout::replicated());
+    Checkpoint(session(), {{"we\tird", inner}, {"bell\x07", w}}).write(path);
+  }
+  const Outcome t = run("tree", [&](std::ostream& o) { return tree({.path = path}, o); });
+  ASSERT_EQ(t.code, kExitOk) << t.err;
+  EXPECT_EQ(t.out.find('\t'), std::string::npos) << t.out;
+  for (const char* needle :
+       {"├── we\\tird\n", "│   └── new\\nline  variable f32 [5]", "└── bell\\x07 "})
+    EXPECT_NE(t.out.find(needle), std::string::npos) << "no '" << needle << "' in\n" << t.out;
+  // (root), we\tird, its child, bell\x07: one line each.
+  EXPECT_EQ(std::count(t.out.begin(), t.out.end(), '\n'), 4) << t.out;
+  const Outcome l = run("ls", [&](std::ostream& o) { return ls({.path = path}, o); });
+  ASSERT_EQ(l.code, kExitOk) << l.err;
+  EXPECT_NE(l.out.find("we\\tird/new\\nline/.ATTRIBUTES/VARIABLE_VALUE  f32"), std::string::npos)
+      << l.out;
+  EXPECT_EQ(l.out.find('\t'), std::string::npos) << l.out;
+  // JSON output keeps the names as they are (JSON escapes them itself).
+  const Outcome js =
+      run("ls", [&](std::ostream& o) { return ls({.path = path, .json = true}, o); });
+  ASSERT_EQ(js.code, kExitOk) << js.err;
+  EXPECT_EQ(json::parse(js.out).at("tensors").at(1).at("key"),
+            "we\tird/new\nline/.ATTRIBUTES/VARIABLE_VALUE");
 }
 
 TEST_F(Inspect, Cat) {

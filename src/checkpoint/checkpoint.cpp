@@ -9,6 +9,7 @@
 #include "checkpoint/restore.hpp"
 #include "checkpoint/save.hpp"
 #include "checkpoint/state_file.hpp"
+#include "comm/wire.hpp"
 #include "storage/hdf5_lock.hpp"
 
 namespace cairn {
@@ -145,15 +146,14 @@ std::optional<std::string> latest_checkpoint(const std::string& directory) {
 
 std::optional<std::string> latest_checkpoint(const Session& session, const std::string& directory) {
   const Comm& comm = session.comm();
-  std::string found;
+  wire::Message found;  // null: no checkpoint
   comm.run_agreed([&] {
     if (comm.rank() != 0) return;
-    auto latest = latest_checkpoint(directory);
-    found = latest ? "1" + *latest : "0";
+    if (auto latest = latest_checkpoint(directory)) found = *latest;
   });
-  comm.broadcast(found, 0);
-  if (found.empty() || found[0] == '0') return std::nullopt;
-  return found.substr(1);
+  wire::broadcast(comm, found, 0);
+  if (found.is_null()) return std::nullopt;
+  return found.get<std::string>();
 }
 
 }  // namespace cairn

@@ -60,8 +60,12 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   const auto started = std::chrono::steady_clock::now();
   PhaseTrace trace("restore", comm.rank(), path);
   ContainerReader reader(&comm, path, session.options().read_ahead_bytes);
-  auto context = std::make_shared<RestoreContext>(session, path, reader.take_manifest(),
-                                                  reader.commit_mark(), root);
+  std::shared_ptr<RestoreContext> context;
+  // Agreed like every step: an allocation failing on one rank must not leave the others waiting.
+  comm.run_agreed([&] {
+    context = std::make_shared<RestoreContext>(session, path, reader.take_manifest(),
+                                               reader.commit_mark(), root);
+  });
   trace.mark("open and read the manifest");
   std::vector<RestoreContext::Match> matches;
   try {
@@ -80,6 +84,7 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
     throw;
   }
   reader.close();
+  context->finish_collective_restore();
   trace.mark("close");
   log_restore(session, *context, matches, started);
   return context;

@@ -1,5 +1,7 @@
 #include "checkpoint/restore_context.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <string_view>
 #include <unordered_map>
@@ -9,11 +11,18 @@
 #include "cairn/state/state.hpp"
 #include "cairn/tensor/variable.hpp"
 #include "checkpoint/graph_walk.hpp"
+#include "core/printable.hpp"
 #include "storage/fault_injection.hpp"
 #include "storage/hdf5_lock.hpp"
 #include "storage/tensor_read.hpp"
 
 namespace cairn::detail {
+namespace {
+
+// restore() calls are collective and SPMD, so every rank numbers them alike.
+std::atomic<uint64_t> restores_started{0};
+
+}  // namespace
 
 RestoreContext::RestoreContext(const Session& session, std::string path, Manifest manifest,
                                CommitMark mark, std::shared_ptr<Trackable> root)
@@ -30,7 +39,8 @@ RestoreContext::RestoreContext(const Session& session, std::string path, Manifes
       bound_(manifest_.nodes.size()),
       matched_(manifest_.nodes.size(), 0),
       restored_(manifest_.nodes.size(), 0),
-      visited_(manifest_.nodes.size(), 0) {
+      visited_(manifest_.nodes.size(), 0),
+      generation_(++restores_started) {
   // Keys are resolved once here, not per lookup (a restore of tens of thousands of tensors).
   std::unordered_map<std::string_view, int32_t> tensors, states;
   tensors.reserve(manifest_.tensors.size());
@@ -45,9 +55,12 @@ RestoreContext::RestoreContext(const Session& session, std::string path, Manifes
     if (auto t = tensors.find(key); t != tensors.end()) node_tensor_[n] = t->second;
     else if (auto s = states.find(key); s != states.end()) node_state_[n] = s->second;
   }
+  for (std::size_t n = 1; n < manifest_.nodes.size(); ++n)
+    pending_ += manifest_.nodes[n].value_key.empty() ? 1 : 2;
 }
 
 RestoreContext::~RestoreContext() {
+  close_file();
   // A check that found every saved value restored stays true: matches and restores only grow.
   if (expect_partial_ || rank_ != 0 || fully_used_) return;
   // Destructors must not communicate: this is rank 0's own view, printed once, summarized.
@@ -70,18 +83,68 @@ RestoreContext::~RestoreContext() {
 
 void RestoreContext::abandon() noexcept {
   expect_partial_ = true;
+  close_file();
   for (auto& weak : bound_)
-    if (auto object = weak.lock(); object && object->restore_binding().hook.get() == this)
-      object->set_restore_binding({});
+    if (auto object = weak.lock()) object->remove_restore_binding(this);
+}
+
+void RestoreContext::close_file() noexcept {
+  if (!local_reader_) return;
+  std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
+  local_reader_.reset();
+}
+
+void RestoreContext::release_if_done() noexcept {
+  if (pending_ > 0) return;
+  close_file();
+  // The matches stay recorded (bound_), so the status checks still see them.
+  for (auto& weak : bound_)
+    if (auto object = weak.lock()) object->remove_restore_binding(this);
+}
+
+void RestoreContext::finish_collective_restore() noexcept {
+  if (pending_ == 0) return release_if_done();
+  // Opened now: retention may delete the file before the objects that need it are created, and
+  // an open file keeps its data. Best effort, and local, so never a reason for this rank alone to
+  // fail the collective restore: if it fails, the first deferred restore opens the file (by
+  // name) and reports what is wrong.
+  try {
+    std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
+    local_reader_ = std::make_unique<ContainerReader>(
+        path_, ContainerReader::Known{mark_, manifest_.packed_bytes});
+  } catch (...) {
+    local_reader_.reset();
+  }
+}
+
+void RestoreContext::note_conflict(int64_t node, const std::shared_ptr<Trackable>& first,
+                                   const std::shared_ptr<Trackable>& second) {
+  // Reported by the status checks, once per pair.
+  const bool known = std::any_of(conflicts_.begin(), conflicts_.end(), [&](const Conflict& c) {
+    return c.node == node && c.second.lock() == second;
+  });
+  if (!known) conflicts_.push_back({node, first, second});
 }
 
 bool RestoreContext::bind(int64_t node, const std::shared_ptr<Trackable>& object) {
-  auto& slot = bound_[static_cast<std::size_t>(node)];
-  if (auto previous = slot.lock(); previous && previous != object) return false;  // first match wins
+  const auto n = static_cast<std::size_t>(node);
+  auto& slot = bound_[n];
+  if (auto previous = slot.lock(); previous && previous != object) {
+    note_conflict(node, previous, object);  // first match wins
+    return false;
+  }
   slot = object;
-  matched_[static_cast<std::size_t>(node)] = 1;
-  object->set_restore_binding({shared_from_this(), node});
+  if (!matched_[n] && n != 0) --pending_;  // the root is not counted as pending
+  matched_[n] = 1;
+  object->add_restore_binding({shared_from_this(), node, generation_});
   return true;
+}
+
+void RestoreContext::mark_restored(int64_t node, Trackable& object) {
+  const auto n = static_cast<std::size_t>(node);
+  if (!restored_[n]) --pending_;
+  restored_[n] = 1;
+  if (object.restored_generation() < generation_) object.set_restored_generation(generation_);
 }
 
 std::vector<RestoreContext::Match> RestoreContext::slot_matches_for_variable(
@@ -112,7 +175,12 @@ std::vector<RestoreContext::Match> RestoreContext::match(int64_t node,
   for (std::size_t next = 0; next < queue.size(); ++next) {
     Match m = std::move(queue[next]);
     const auto n = static_cast<std::size_t>(m.node);
-    if (visited_[n] == visit_epoch_) continue;
+    if (visited_[n] == visit_epoch_) {
+      // A second path to a saved object: it must lead to the same live object.
+      if (auto first = bound_[n].lock(); first && first != m.object)
+        note_conflict(m.node, first, m.object);
+      continue;
+    }
     visited_[n] = visit_epoch_;
     if (!bind(m.node, m.object)) continue;
     const NodeRecord& record = manifest_.nodes[n];
@@ -209,12 +277,17 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
   for (std::size_t i = 0; i < matches.size(); ++i) {
     const Match& m = matches[i];
     const auto n = static_cast<std::size_t>(m.node);
+    if (m.object->restored_generation() > generation_) {
+      // A newer restore() already wrote this value (TensorFlow's rule): it counts as consumed.
+      if (node_tensor_[n] >= 0 || node_state_[n] >= 0) mark_restored(m.node, *m.object);
+      continue;
+    }
     if (node_tensor_[n] >= 0) {
       const TensorRecord& record = manifest_.tensors[static_cast<std::size_t>(node_tensor_[n])];
       auto* v = static_cast<Variable*>(m.object.get());
       for (std::size_t b = 0; b < v->local_boxes().size(); ++b) buffers[i].push_back(v->box_bytes(b).data());
       read_tensor(reader, record, v->local_boxes(), buffers[i], packed, &checks);
-      tensor_nodes.push_back(m.node);
+      tensor_nodes.push_back(static_cast<int64_t>(i));
       if (!record.packed && ++datasets_read == halfway) fault_point("restore_during_read", rank_);
     } else if (node_state_[n] >= 0) {
       const StateRecord& record = manifest_.states[static_cast<std::size_t>(node_state_[n])];
@@ -237,7 +310,9 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
   }
   if (halfway == 0) fault_point("restore_during_read", rank_);
   packed.run(reader, options_.staging_bytes);
-  for (int64_t node : tensor_nodes) restored_[static_cast<std::size_t>(node)] = 1;
+  for (int64_t i : tensor_nodes)
+    mark_restored(matches[static_cast<std::size_t>(i)].node,
+                  *matches[static_cast<std::size_t>(i)].object);
   for (PendingState& st : states) {
     bool loaded = false;
     try {
@@ -248,15 +323,29 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
         }
       } else {
         std::vector<std::string> by_rank(static_cast<std::size_t>(manifest_.world_size));
-        for (std::size_t k = 0; k < st.values.size(); ++k)
+        std::vector<int> saved_ranks;
+        for (std::size_t k = 0; k < st.values.size(); ++k) {
+          saved_ranks.push_back(st.record->blobs[k].rank);
           by_rank[static_cast<std::size_t>(st.record->blobs[k].rank)] = std::move(st.values[k]);
-        loaded = st.object->load_rescaled(by_rank, me);
+        }
+        const StateObject::Rescaled r = st.object->rescale_from(by_rank, me);
+        loaded = r.loaded;
+        if (r.by_default) {
+          // The default rule gives rank r the value of saved rank r: values of saved ranks this
+          // job does not have reach nobody, which the status reports (on every rank alike).
+          std::vector<int> dropped;
+          for (int saved : saved_ranks)
+            if (saved >= nranks_) dropped.push_back(saved);
+          std::erase_if(dropped_, [&](const auto& d) { return d.first == st.node; });
+          if (!dropped.empty()) dropped_.emplace_back(st.node, std::move(dropped));
+        }
       }
     } catch (const Error& e) {
-      throw Error(e.code(), e.what(), {.rank = me, .checkpoint = path_, .key = st.record->key,
-                                       .operation = "restore state"});
+      throw Error(
+          e.code(), e.message(),
+          {.rank = me, .checkpoint = path_, .key = st.record->key, .operation = "restore state"});
     }
-    if (loaded) restored_[static_cast<std::size_t>(st.node)] = 1;
+    if (loaded) mark_restored(st.node, *st.object);
   }
 }
 
@@ -264,21 +353,17 @@ void RestoreContext::restore_deferred(const std::vector<Match>& matches) {
   if (matches.empty()) return;
   validate(matches);
   std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
-  if (!local_reader_) {
-    auto reader = std::make_unique<ContainerReader>(nullptr, path_);
-    if (reader->commit_mark().manifest_checksum != mark_.manifest_checksum ||
-        reader->commit_mark().manifest_bytes != mark_.manifest_bytes)
-      throw Error(ErrorCode::kNotFound,
-                  "the checkpoint file was replaced since it was restored; deferred restoration "
-                  "needs the file the restore read",
-                  {.rank = rank_, .checkpoint = path_, .operation = "deferred restore"});
-    local_reader_ = std::move(reader);
-  }
+  if (!local_reader_)
+    local_reader_ = std::make_unique<ContainerReader>(
+        path_, ContainerReader::Known{mark_, manifest_.packed_bytes});
   restore_values(matches, *local_reader_);
+  release_if_done();
 }
 
 void RestoreContext::on_child_attached(Trackable&, int64_t parent_node, const std::string& name,
                                        const std::shared_ptr<Trackable>& child) {
+  // The context may be let go by its last object inside restore_deferred.
+  const std::shared_ptr<RestoreContext> self = shared_from_this();
   for (const auto& [edge, child_node] : manifest_.nodes[static_cast<std::size_t>(parent_node)].children)
     if (edge == name) return restore_deferred(match(child_node, child));
 }
@@ -287,10 +372,13 @@ void RestoreContext::on_slot_added(Trackable&, int64_t optimizer_node,
                                    const std::shared_ptr<Trackable>& variable,
                                    const std::string& slot_name,
                                    const std::shared_ptr<Trackable>& slot) {
-  const RestoreBinding& var_binding = variable->restore_binding();
-  if (var_binding.hook.get() != this) return;  // the variable was not matched by this restore
+  const std::shared_ptr<RestoreContext> self = shared_from_this();
+  int64_t variable_node = -1;
+  for (const RestoreBinding& b : variable->restore_bindings())
+    if (b.hook.get() == this) variable_node = b.node;
+  if (variable_node < 0) return;  // the variable was not matched by this restore
   for (const SlotRecord& s : manifest_.nodes[static_cast<std::size_t>(optimizer_node)].slots)
-    if (s.variable == var_binding.node && s.name == slot_name)
+    if (s.variable == variable_node && s.name == slot_name)
       return restore_deferred(match(s.slot, slot));
 }
 
@@ -301,21 +389,47 @@ LocalAccount RestoreContext::account() const {
   for (std::size_t n = 1; n < bound_.size(); ++n) {
     const NodeRecord& record = manifest_.nodes[n];
     if (!matched_[n]) {
-      a.unmatched_checkpoint_objects.push_back("'" + record.path + "' (" + record.kind + ")");
+      a.unmatched_checkpoint_objects.push_back("'" + printable(record.path) + "' (" + record.kind +
+                                               ")");
       continue;
     }
     if (auto object = bound_[n].lock()) matched.insert(object.get());
     ++a.matched_objects;
     if (record.value_key.empty()) continue;
     if (restored_[n]) ++a.restored_values;
-    else a.unrestored_values.push_back("'" + record.value_key + "'");
+    else
+      a.unrestored_values.push_back("'" + printable(record.value_key) + "'");
+  }
+  for (const auto& [node, ranks] : dropped_) {
+    std::string list;
+    for (int r : ranks) list += (list.empty() ? "" : ",") + std::to_string(r);
+    a.unrestored_values.push_back(
+        "'" + printable(manifest_.nodes[static_cast<std::size_t>(node)].value_key) +
+        "' of saved rank" + (ranks.size() > 1 ? "s " : " ") + list + " of " +
+        std::to_string(manifest_.world_size) + " (this job has " + std::to_string(nranks_) +
+        " ranks and the state's load_rescaled() does not merge saved values)");
   }
   if (a.unmatched_checkpoint_objects.empty() && a.unrestored_values.empty()) fully_used_ = true;
   if (auto root = root_.lock()) {
     const LiveGraph live = walk_graph(root);
+    std::unordered_map<const Trackable*, std::string> live_path;
+    for (std::size_t i = 1; i < live.nodes.size(); ++i)
+      live_path.emplace(live.nodes[i].object.get(), printable(live.nodes[i].record.path));
+    for (const Conflict& c : conflicts_) {
+      const auto first = c.first.lock(), second = c.second.lock();
+      if (!first || !second) continue;
+      const auto p1 = live_path.find(first.get()), p2 = live_path.find(second.get());
+      if (p1 == live_path.end() || p2 == live_path.end() || matched.count(second.get())) continue;
+      matched.insert(second.get());  // one verdict per object: not also "not in the checkpoint"
+      a.inconsistent_references.push_back(
+          "'" + p1->second + "' and '" + p2->second +
+          "' reference one object in the checkpoint ('" +
+          printable(manifest_.nodes[static_cast<std::size_t>(c.node)].path) +
+          "') but two different live objects");
+    }
     for (std::size_t i = 1; i < live.nodes.size(); ++i)
       if (!matched.count(live.nodes[i].object.get()))
-        a.unmatched_live_objects.push_back("'" + live.nodes[i].record.path + "' (" +
+        a.unmatched_live_objects.push_back("'" + printable(live.nodes[i].record.path) + "' (" +
                                            live.nodes[i].record.kind + ")");
   }
   return a;

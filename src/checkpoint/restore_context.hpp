@@ -16,6 +16,7 @@ namespace cairn::detail {
 /// This rank's view of what a restore matched, for the status checks.
 struct LocalAccount {
   std::vector<std::string> unmatched_checkpoint_objects;
+  std::vector<std::string> inconsistent_references;
   std::vector<std::string> unrestored_values;  // of matched objects
   std::vector<std::string> unmatched_live_objects;
   int64_t matched_objects = 0;  // excluding the root
@@ -57,11 +58,24 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   void set_expect_partial() noexcept { expect_partial_ = true; }
   /// Local. Unbinds every object this restore matched and silences its summary.
   void abandon() noexcept;
+  /// Local. Called once the collective restore is done: keeps the file readable for deferred
+  /// restoration while anything is pending (a descriptor keeps a deleted file's data), or lets
+  /// go of every object at once if nothing is.
+  void finish_collective_restore() noexcept;
+  /// Which restore() call this is: later calls have larger numbers.
+  uint64_t generation() const noexcept { return generation_; }
 
  private:
   void restore_deferred(const std::vector<Match>& matches);
   std::vector<Match> slot_matches_for_variable(int64_t variable_node, const std::shared_ptr<Trackable>& variable);
   bool bind(int64_t node, const std::shared_ptr<Trackable>& object);
+  void note_conflict(int64_t node, const std::shared_ptr<Trackable>& first,
+                     const std::shared_ptr<Trackable>& second);
+  void mark_restored(int64_t node, Trackable& object);
+  /// With nothing pending, no object attached later can get anything from this restore: its
+  /// file is closed and its objects are let go (they no longer keep the manifest in memory).
+  void release_if_done() noexcept;
+  void close_file() noexcept;
 
   const Session* session_;  // only for the collective status checks
   int rank_;
@@ -80,7 +94,18 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   std::vector<int64_t> optimizer_nodes_;         // matched optimizer nodes with slots
   std::vector<uint32_t> visited_;                // per checkpoint node: the last match() that saw it
   uint32_t visit_epoch_ = 0;
-  std::unique_ptr<ContainerReader> local_reader_;  // opened on first deferred restore
+  // This rank's own handle on the file, open while deferred values are pending.
+  std::unique_ptr<ContainerReader> local_reader_;
+  uint64_t generation_;
+  int64_t pending_ = 0;  // checkpoint objects not matched plus values not restored
+  // Per-rank values of saved ranks that no rank of this job took (the default rescale rule).
+  std::vector<std::pair<int64_t, std::vector<int>>> dropped_;
+  // A saved object reached by two paths that lead to two different live objects.
+  struct Conflict {
+    int64_t node;
+    std::weak_ptr<Trackable> first, second;
+  };
+  std::vector<Conflict> conflicts_;
   bool expect_partial_ = false;
   // Set once an account found every saved object matched and every value restored; the
   // destructor's summary then has nothing to say and skips walking the graph again.

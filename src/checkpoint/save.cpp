@@ -12,6 +12,7 @@
 #include "checkpoint/packed_stream.hpp"
 #include "checkpoint/plan_cache.hpp"
 #include "checkpoint/save_plan.hpp"
+#include "comm/wire.hpp"
 #include "core/log.hpp"
 #include "core/trace.hpp"
 #include "storage/checksum.hpp"
@@ -35,7 +36,9 @@ void agree_on_signature(const Comm& comm, const std::string& signature, const st
   const auto low = static_cast<uint64_t>(comm.allreduce_min(static_cast<int64_t>(hash >> 1)));
   const auto high = static_cast<uint64_t>(comm.allreduce_max(static_cast<int64_t>(hash >> 1)));
   if (low == high) return;
-  const std::vector<std::string> all = comm.gather(signature, 0);
+  std::vector<std::string> all;
+  for (const wire::Message& m : wire::gather(comm, signature, 0))
+    all.push_back(m.get<std::string>());
   comm.run_agreed([&] {
     if (comm.rank() != 0) return;
     for (std::size_t r = 1; r < all.size(); ++r) {
@@ -59,12 +62,12 @@ void agree_on_signature(const Comm& comm, const std::string& signature, const st
 }
 
 std::string temporary_name(const Comm& comm, const std::string& path) {
-  std::string id;
+  wire::Message id;
   if (comm.rank() == 0)
     id = std::to_string(::getpid()) + "-" +
          std::to_string(std::chrono::steady_clock::now().time_since_epoch().count() % 1000000007);
-  comm.broadcast(id, 0);
-  return path + ".tmp-" + id;
+  wire::broadcast(comm, id, 0);
+  return path + ".tmp-" + id.get<std::string>();
 }
 
 void write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode mode,
@@ -165,7 +168,7 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   // few, they are computed first: one pass less over the manifest on rank 0.
   const int64_t dataset_bytes = dataset_write_bytes(plan);
   const bool overlap_checksums = comm.allreduce_max(dataset_bytes) >= kOverlapChecksumBytes;
-  if (!overlap_checksums) compute_checksums(plan);
+  if (!overlap_checksums) comm.run_agreed([&] { compute_checksums(plan); });
   trace.mark("checksums");
 
   // 2. Rank 0 assembles the manifest from every rank's table.
@@ -190,7 +193,10 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   // Collective. Fills m's boxes and blobs from every rank's table (again, if called twice) and
   // returns the encoded manifest on rank 0.
   auto assemble_manifest = [&] {
-    std::vector<std::string> tables = comm.gather(encode_local_table(plan), 0);
+    wire::Message table;
+    comm.run_agreed([&] { table = wire::bytes_field(encode_local_table(plan)); });
+    std::vector<std::string> tables;
+    for (const wire::Message& t : wire::gather(comm, table, 0)) tables.push_back(wire::bytes_of(t));
     std::string text;
     comm.run_agreed([&] {
       if (comm.rank() != 0) return;
@@ -258,8 +264,11 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
       try {
         write_data(*writer, plan, comm.rank(), write_mode, dataset_of_tensor, packed_dataset,
                    packed_ranks_dataset, region_offsets, region_sizes);
-      } catch (const Error& e) {
-        failure = std::make_unique<Error>(e);
+      } catch (...) {
+        // Any exception (std::bad_alloc too) goes through the agreement below: thrown past it
+        // on one rank, it would leave the others waiting there.
+        failure = std::make_unique<Error>(current_exception_as_error(
+            {.rank = comm.rank(), .checkpoint = path, .operation = "save"}));
       }
       if (checksums.valid()) {
         // Its failure goes through the agreement below like a write's: a rank that threw from
@@ -294,8 +303,9 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
         writer->write_bytes(manifest_dataset, 0, manifest_text.data(), manifest_bytes);
       else if (write_mode == IoMode::kCollective)
         writer->write_nothing(manifest_dataset);
-    } catch (const Error& e) {
-      failure = std::make_unique<Error>(e);
+    } catch (...) {
+      failure = std::make_unique<Error>(current_exception_as_error(
+          {.rank = comm.rank(), .checkpoint = path, .operation = "save"}));
     }
     // Agreed before the collective close: a rank whose write failed must not take a different
     // path through HDF5's collective close than the others, or the job hangs. On a failure every
@@ -304,8 +314,10 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     // Closing is collective and must happen on every rank.
     try {
       writer->close();
-    } catch (const Error& e) {
-      if (!failure) failure = std::make_unique<Error>(e);
+    } catch (...) {
+      if (!failure)
+        failure = std::make_unique<Error>(current_exception_as_error(
+            {.rank = comm.rank(), .checkpoint = path, .operation = "save"}));
     }
     writer.reset();
     comm.agree(failure.get());
@@ -329,9 +341,11 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
         } catch (const Error& e) {
           // The error of the state file alone (its temporary name) would not say that the
           // checkpoint itself is complete: name it, so the user knows what is on disk.
-          throw Error::from_remote(e.code(), std::string(e.what()) + " (checkpoint '" + path +
-                                                 "' is committed, but the directory's state "
-                                                 "file could not record it)");
+          throw Error(e.code(),
+                      e.message() + " (checkpoint '" + path +
+                          "' is committed, but the directory's state file could not "
+                          "record it)",
+                      e.context());
         }
       }
     });

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "checkpoint/restore_context.hpp"
+#include "comm/wire.hpp"
 
 namespace cairn {
 namespace {
@@ -29,35 +30,35 @@ std::string rank_list(const std::vector<int>& ranks, int nranks) {
 void global_verdict(const detail::RestoreContext& context, const std::vector<std::string>& local,
                     const std::string& check) {
   const Comm& comm = context.session().comm();
-  std::string packed;
-  for (std::size_t i = 0; i < local.size() && i < kMaxProblemsPerRank; ++i) packed += local[i] + '\n';
   const int64_t total = comm.allreduce_sum(static_cast<int64_t>(local.size()));
   if (total == 0) return;
-  const std::vector<std::string> all = comm.gather(packed, 0);
-  std::string message;
+  wire::Message mine = wire::Message::array();
+  for (std::size_t i = 0; i < local.size() && i < kMaxProblemsPerRank; ++i)
+    mine.push_back(local[i]);
+  const std::vector<wire::Message> all = wire::gather(comm, mine, 0);
+  wire::Message error;
   if (comm.rank() == 0) {
     std::map<std::string, std::vector<int>> ranks_of;
     std::vector<std::string> order;
     for (std::size_t r = 0; r < all.size(); ++r) {
-      std::size_t start = 0;
-      while (start < all[r].size()) {
-        const std::size_t end = all[r].find('\n', start);
-        std::string line = all[r].substr(start, end - start);
+      for (const auto& item : all[r]) {
+        std::string line = item.get<std::string>();
         auto [it, fresh] = ranks_of.try_emplace(line);
         if (fresh) order.push_back(line);
         it->second.push_back(static_cast<int>(r));
-        start = end + 1;
       }
     }
-    message = check + " failed for checkpoint '" + context.path() + "': " + std::to_string(order.size()) +
-              " problem(s)";
+    std::string message = check + " failed for checkpoint '" + context.path() +
+                          "': " + std::to_string(order.size()) + " problem(s)";
     for (std::size_t i = 0; i < order.size() && i < kMaxProblemsShown; ++i)
       message += "\n  - " + order[i] + rank_list(ranks_of[order[i]], comm.size());
     if (order.size() > kMaxProblemsShown)
       message += "\n  ... and " + std::to_string(order.size() - kMaxProblemsShown) + " more";
+    // The text names the checkpoint already; the context says which check and which file.
+    error = wire::from_error(Error::from_remote(ErrorCode::kNotFound, message));
   }
-  comm.broadcast(message, 0);
-  throw Error::from_remote(ErrorCode::kNotFound, message);
+  wire::broadcast(comm, error, 0);
+  throw wire::to_error(error);
 }
 
 std::vector<std::string> prefixed(const std::vector<std::string>& items, const std::string& prefix) {
@@ -79,6 +80,8 @@ RestoreStatus& RestoreStatus::assert_consumed() {
   const detail::LocalAccount a = context_->account();
   std::vector<std::string> problems = prefixed(a.unmatched_checkpoint_objects, "checkpoint object not matched: ");
   for (auto& s : prefixed(a.unrestored_values, "checkpoint value not restored: ")) problems.push_back(s);
+  for (auto& s : prefixed(a.inconsistent_references, "inconsistent references: "))
+    problems.push_back(s);
   for (auto& s : prefixed(a.unmatched_live_objects, "live object not in the checkpoint: ")) problems.push_back(s);
   global_verdict(*context_, problems, "assert_consumed");
   return *this;
@@ -87,6 +90,8 @@ RestoreStatus& RestoreStatus::assert_consumed() {
 RestoreStatus& RestoreStatus::assert_existing_objects_matched() {
   const detail::LocalAccount a = context_->account();
   std::vector<std::string> problems = prefixed(a.unmatched_live_objects, "live object not in the checkpoint: ");
+  for (auto& s : prefixed(a.inconsistent_references, "inconsistent references: "))
+    problems.push_back(s);
   for (auto& s : prefixed(a.unrestored_values, "checkpoint value not restored: ")) problems.push_back(s);
   global_verdict(*context_, problems, "assert_existing_objects_matched");
   return *this;

@@ -1,5 +1,7 @@
 #include "cairn/comm/comm.hpp"
 
+#include "comm/wire.hpp"
+
 #include <algorithm>
 #include <climits>
 #include <cstdio>
@@ -177,32 +179,22 @@ void Comm::agree(const Error* local_failure) const {
   if (lowest_failed == size_) return;
 
   const int64_t failed_ranks = allreduce_sum(local_failure ? 1 : 0);
-  int64_t code = 0;
-  std::string text;
+  // The whole error travels, not its text: every rank rethrows it with its code and context.
+  wire::Message error;
   if (rank_ == lowest_failed) {
-    code = static_cast<int64_t>(local_failure->code());
-    text = local_failure->what();
+    error = wire::from_error(*local_failure);
+    error["failed_ranks"] = failed_ranks;
   }
-  check_mpi(MPI_Bcast(&code, 1, MPI_INT64_T, static_cast<int>(lowest_failed), comm_),
-            "MPI_Bcast(error code)");
-  broadcast(text, static_cast<int>(lowest_failed));
-  if (failed_ranks > 1)
-    text += " (" + std::to_string(failed_ranks) + " ranks failed; the lowest is shown)";
-  throw Error::from_remote(static_cast<ErrorCode>(code), text);
+  wire::broadcast(*this, error, static_cast<int>(lowest_failed));
+  throw wire::to_error(error);
 }
 
 void Comm::run_agreed(const std::function<void()>& fn) const {
   std::optional<Error> failure;
   try {
     fn();
-  } catch (const Error& e) {
-    failure = e;
-  } catch (const std::bad_alloc&) {
-    failure.emplace(ErrorCode::kIo, "out of memory", ErrorContext{.rank = rank_});
-  } catch (const std::exception& e) {
-    failure.emplace(ErrorCode::kIo, e.what(), ErrorContext{.rank = rank_});
   } catch (...) {
-    failure.emplace(ErrorCode::kIo, "unknown exception", ErrorContext{.rank = rank_});
+    failure.emplace(current_exception_as_error(ErrorContext{.rank = rank_}));
   }
   agree(failure ? &*failure : nullptr);
 }

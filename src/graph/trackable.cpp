@@ -1,6 +1,9 @@
 #include "cairn/graph/trackable.hpp"
 
+#include <iterator>
+
 #include "cairn/core/error.hpp"
+#include "core/printable.hpp"
 
 namespace cairn {
 namespace {
@@ -8,7 +11,8 @@ namespace {
 void check_edge(const std::string& name, const Trackable* child) {
   if (name.empty()) throw Error(ErrorCode::kInvalidArgument, "a dependency needs a non-empty name");
   if (child == nullptr)
-    throw Error(ErrorCode::kInvalidArgument, "dependency '" + name + "' is null");
+    throw Error(ErrorCode::kInvalidArgument,
+                "dependency '" + detail::printable(name) + "' is null");
 }
 
 }  // namespace
@@ -28,19 +32,46 @@ void Trackable::add_edge(Edge edge) {
   }
 }
 
+void Trackable::announce_child(const std::string& name, const std::shared_ptr<Trackable>& child) {
+  if (bindings_.empty()) return;
+  // A copy: restoring the child may add or drop bindings of this object (and their hooks' last
+  // references). Newest first, so the newest restore's value is the one read first.
+  const std::vector<RestoreBinding> bindings = bindings_;
+  for (auto b = bindings.rbegin(); b != bindings.rend(); ++b)
+    b->hook->on_child_attached(*this, b->node, name, child);
+}
+
 void Trackable::track(const std::string& name, std::shared_ptr<Trackable> child) {
   check_edge(name, child.get());
   add_edge(Edge{name, child, {}});
-  // Copy the hook: restoring the child may rebind this object and drop the binding's hook.
-  if (const std::shared_ptr<RestoreHook> hook = binding_.hook)
-    hook->on_child_attached(*this, binding_.node, name, child);
+  announce_child(name, child);
 }
 
 void Trackable::track_weak(const std::string& name, const std::shared_ptr<Trackable>& child) {
   check_edge(name, child.get());
   add_edge(Edge{name, nullptr, child});
-  if (const std::shared_ptr<RestoreHook> hook = binding_.hook)
-    hook->on_child_attached(*this, binding_.node, name, child);
+  announce_child(name, child);
+}
+
+const RestoreBinding& Trackable::restore_binding() const noexcept {
+  static const RestoreBinding none;
+  return bindings_.empty() ? none : bindings_.back();
+}
+
+void Trackable::set_restore_binding(RestoreBinding binding) {
+  bindings_.clear();
+  if (binding.hook) bindings_.push_back(std::move(binding));
+}
+
+void Trackable::add_restore_binding(RestoreBinding binding) {
+  remove_restore_binding(binding.hook.get());
+  auto at = bindings_.end();
+  while (at != bindings_.begin() && std::prev(at)->generation > binding.generation) --at;
+  bindings_.insert(at, std::move(binding));
+}
+
+void Trackable::remove_restore_binding(const RestoreHook* hook) noexcept {
+  std::erase_if(bindings_, [hook](const RestoreBinding& b) { return b.hook.get() == hook; });
 }
 
 std::shared_ptr<Trackable> Trackable::child(const std::string& name) const {

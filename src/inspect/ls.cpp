@@ -6,6 +6,7 @@
 
 #include "cairn/inspect/common.hpp"
 #include "cairn/inspect/describe.hpp"
+#include "core/printable.hpp"
 #include "inspect/probe.hpp"
 #include "inspect/summary.hpp"
 #include "inspect/text.hpp"
@@ -75,8 +76,9 @@ int ls(const LsOptions& options, std::ostream& out) {
   for (const TensorRecord* t : tensors) {
     const int64_t bytes = detail::tensor_bytes(*t);
     total += bytes;
-    table.add({t->key, std::string(dtype_name(t->dtype)), shape_to_string(t->shape),
-               std::to_string(bytes), t->layout, t->packed ? "packed" : "dataset"});
+    table.add({cairn::detail::printable(t->key), std::string(dtype_name(t->dtype)),
+               shape_to_string(t->shape), std::to_string(bytes), t->layout,
+               t->packed ? "packed" : "dataset"});
   }
   if (!table.empty()) table.print(out);
   out << detail::plural(static_cast<int64_t>(tensors.size()), "tensor") << ", "
@@ -84,8 +86,8 @@ int ls(const LsOptions& options, std::ostream& out) {
   if (!states.empty()) {
     detail::Table st({"state", "scope", "values", "bytes"}, {false, false, true, true});
     for (const StateRecord* s : states)
-      st.add({s->key, detail::scope_name(s->scope), std::to_string(s->blobs.size()),
-              std::to_string(detail::state_bytes(*s))});
+      st.add({cairn::detail::printable(s->key), detail::scope_name(s->scope),
+              std::to_string(s->blobs.size()), std::to_string(detail::state_bytes(*s))});
     out << '\n';
     st.print(out);
     out << detail::plural(static_cast<int64_t>(states.size()), "state") << '\n';

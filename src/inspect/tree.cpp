@@ -9,6 +9,7 @@
 
 #include "cairn/inspect/common.hpp"
 #include "cairn/inspect/describe.hpp"
+#include "core/printable.hpp"
 #include "inspect/probe.hpp"
 #include "inspect/summary.hpp"
 #include "inspect/text.hpp"
@@ -44,7 +45,8 @@ class TreePrinter {
       if (homes_[n].parent >= 0) continue;
       if (!header) lines_.push_back({"(not reachable from the root)", ""});
       header = true;
-      lines_.push_back({"    " + m_.nodes[n].path, describe(static_cast<int64_t>(n))});
+      lines_.push_back(
+          {"    " + cairn::detail::printable(m_.nodes[n].path), describe(static_cast<int64_t>(n))});
     }
     std::size_t width = 0;
     for (const auto& [left, right] : lines_)
@@ -101,14 +103,16 @@ class TreePrinter {
 
   std::string reference(int64_t id) const {
     const std::string& path = m_.nodes[static_cast<std::size_t>(id)].path;
-    return "-> " + (path.empty() ? std::string("(root)") : path) + "  (shared, expanded there)";
+    return "-> " + (path.empty() ? std::string("(root)") : cairn::detail::printable(path)) +
+           "  (shared, expanded there)";
   }
 
   // One entry below `parent`: a label, and the node it leads to, expanded if this is its home.
   void entry(const std::string& prefix, bool last, const std::string& label, int64_t child,
              bool home) {
     const std::string branch = prefix + (last ? "└── " : "├── ");
-    lines_.push_back({branch + label, home ? describe(child) : reference(child)});
+    lines_.push_back(
+        {branch + cairn::detail::printable(label), home ? describe(child) : reference(child)});
     if (home) expand(child, prefix + (last ? "    " : "│   "));
   }
 

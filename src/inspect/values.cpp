@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "storage/tensor_read.hpp"
+#include "tensor/dtype_traits.hpp"
 
 namespace cairn::inspect::detail {
 namespace {
@@ -40,75 +41,33 @@ void for_each_chunk(cairn::detail::ContainerReader& reader, const TensorRecord& 
   }
 }
 
+using cairn::detail::DTypeKind;
+using cairn::detail::visit_dtype;
+
 bool is_floating(DType d) noexcept {
-  return d == DType::kF16 || d == DType::kBF16 || d == DType::kF32 || d == DType::kF64;
+  return cairn::detail::known_dtype(d) &&
+         visit_dtype(d, [](auto row) { return row.kind == DTypeKind::kFloat; });
 }
 
 bool is_integer(DType d) noexcept {
-  return !is_floating(d) && d != DType::kBool;
+  return cairn::detail::known_dtype(d) && visit_dtype(d, [](auto row) {
+           return row.kind == DTypeKind::kSigned || row.kind == DTypeKind::kUnsigned;
+         });
 }
 
 float half_to_float(uint16_t bits) noexcept {
-  const uint32_t sign = (bits & 0x8000u) << 16;
-  const uint32_t exponent = (bits >> 10) & 0x1f;
-  uint32_t mantissa = bits & 0x3ffu;
-  uint32_t out;
-  if (exponent == 0x1f) {
-    out = sign | 0x7f800000u | (mantissa << 13);  // inf or nan
-  } else if (exponent != 0) {
-    out = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  } else if (mantissa == 0) {
-    out = sign;
-  } else {  // subnormal: normalize
-    int e = -1;
-    do {
-      ++e;
-      mantissa <<= 1;
-    } while ((mantissa & 0x400u) == 0);
-    out = sign | (static_cast<uint32_t>(112 - e) << 23) | ((mantissa & 0x3ffu) << 13);
-  }
-  float f;
-  std::memcpy(&f, &out, sizeof f);
-  return f;
+  return cairn::detail::half_to_float(bits);
 }
 
 float bfloat16_to_float(uint16_t bits) noexcept {
-  const uint32_t out = static_cast<uint32_t>(bits) << 16;
-  float f;
-  std::memcpy(&f, &out, sizeof f);
-  return f;
+  return cairn::detail::bfloat16_to_float(bits);
 }
 
 double to_double(DType d, const std::byte* p) noexcept {
-  switch (d) {
-    case DType::kF16:
-      return half_to_float(load<uint16_t>(p));
-    case DType::kBF16:
-      return bfloat16_to_float(load<uint16_t>(p));
-    case DType::kF32:
-      return load<float>(p);
-    case DType::kF64:
-      return load<double>(p);
-    case DType::kI8:
-      return load<int8_t>(p);
-    case DType::kI16:
-      return load<int16_t>(p);
-    case DType::kI32:
-      return load<int32_t>(p);
-    case DType::kI64:
-      return static_cast<double>(load<int64_t>(p));
-    case DType::kU8:
-      return load<uint8_t>(p);
-    case DType::kU16:
-      return load<uint16_t>(p);
-    case DType::kU32:
-      return load<uint32_t>(p);
-    case DType::kU64:
-      return static_cast<double>(load<uint64_t>(p));
-    case DType::kBool:
-      return load<uint8_t>(p) != 0 ? 1.0 : 0.0;
-  }
-  return 0;
+  if (!cairn::detail::known_dtype(d)) return 0;
+  return visit_dtype(d, [p](auto row) {
+    return static_cast<double>(row.value(load<typename decltype(row)::Storage>(p)));
+  });
 }
 
 double abs_difference(DType d, const std::byte* a, const std::byte* b) noexcept {
@@ -127,37 +86,18 @@ double abs_difference(DType d, const std::byte* a, const std::byte* b) noexcept 
 }
 
 std::string format_element(DType d, const std::byte* p) {
-  switch (d) {
-    case DType::kF16:
-      return shortest(half_to_float(load<uint16_t>(p)));
-    case DType::kBF16:
-      return shortest(bfloat16_to_float(load<uint16_t>(p)));
-    case DType::kF32:
-      return shortest(load<float>(p));
-    case DType::kF64:
-      return shortest(load<double>(p));
-    case DType::kI8:
-      return std::to_string(load<int8_t>(p));
-    case DType::kI16:
-      return std::to_string(load<int16_t>(p));
-    case DType::kI32:
-      return std::to_string(load<int32_t>(p));
-    case DType::kI64:
-      return std::to_string(load<int64_t>(p));
-    case DType::kU8:
-      return std::to_string(load<uint8_t>(p));
-    case DType::kU16:
-      return std::to_string(load<uint16_t>(p));
-    case DType::kU32:
-      return std::to_string(load<uint32_t>(p));
-    case DType::kU64:
-      return std::to_string(load<uint64_t>(p));
-    case DType::kBool: {
-      const auto v = load<uint8_t>(p);
-      return v == 0 ? "false" : v == 1 ? "true" : "true(" + std::to_string(v) + ")";
+  return visit_dtype(d, [p](auto row) -> std::string {
+    using Row = decltype(row);
+    const auto stored = load<typename Row::Storage>(p);
+    if constexpr (Row::kind == DTypeKind::kFloat) {
+      return shortest(row.value(stored));  // 16-bit floats print as the float they are
+    } else if constexpr (Row::kind == DTypeKind::kBool) {
+      // A byte other than 0 or 1 is shown as it is: it reads as true, but is not canonical.
+      return stored == 0 ? "false" : stored == 1 ? "true" : "true(" + std::to_string(stored) + ")";
+    } else {
+      return std::to_string(row.value(stored));
     }
-  }
-  return "?";
+  });
 }
 
 }  // namespace cairn::inspect::detail

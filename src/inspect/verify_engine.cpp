@@ -17,6 +17,7 @@
 #include "storage/checksum.hpp"
 #include "storage/h5_error.hpp"
 #include "storage/h5_handle.hpp"
+#include "storage/h5_types.hpp"
 
 namespace cairn::inspect::detail {
 namespace {
@@ -89,33 +90,7 @@ std::string check_dataset(hid_t file, const TensorRecord& t) {
     return "dataset " + t.dataset + " has shape " + (ndims < 0 ? "?" : shape_to_string(dims)) +
            ", the manifest says " + shape_to_string(t.shape);
   h5::Datatype type(H5Dget_type(ds.get()));
-  const H5T_class_t cls = type.valid() ? H5Tget_class(type.get()) : H5T_NO_CLASS;
-  const std::size_t size = type.valid() ? H5Tget_size(type.get()) : 0;
-  bool ok = size == dtype_size(t.dtype);
-  switch (t.dtype) {
-    case DType::kF16:
-    case DType::kBF16:
-      ok = ok && cls == H5T_FLOAT &&
-           H5Tget_ebias(type.get()) == (t.dtype == DType::kF16 ? 15u : 127u);
-      break;
-    case DType::kF32:
-    case DType::kF64:
-      ok = ok && cls == H5T_FLOAT;
-      break;
-    case DType::kBool:
-      ok = ok && cls == H5T_ENUM;
-      break;
-    case DType::kI8:
-    case DType::kI16:
-    case DType::kI32:
-    case DType::kI64:
-      ok = ok && cls == H5T_INTEGER && H5Tget_sign(type.get()) == H5T_SGN_2;
-      break;
-    default:
-      ok = ok && cls == H5T_INTEGER && H5Tget_sign(type.get()) == H5T_SGN_NONE;
-      break;
-  }
-  if (ok && size > 1 && cls != H5T_ENUM) ok = H5Tget_order(type.get()) == H5T_ORDER_LE;
+  const bool ok = type.valid() && h5::type_matches(type.get(), t.dtype);
   h5::take_error_stack();
   if (!ok)
     return "dataset " + t.dataset + " has an element type that is not " +

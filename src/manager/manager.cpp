@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "checkpoint/state_file.hpp"
+#include "comm/wire.hpp"
 #include "core/log.hpp"
 #include "manager/directory_recovery.hpp"
 
@@ -44,7 +45,7 @@ CheckpointManager::CheckpointManager(Checkpoint& checkpoint, std::string directo
   const Comm& comm = checkpoint_->session().comm();
   const ErrorContext ctx{.rank = comm.rank(), .checkpoint = directory_, .operation = "CheckpointManager"};
   if (!options_.clock) options_.clock = system_clock_unix;
-  std::string state_text, notes_text;
+  wire::Message recovered;  // {"state": the directory state file's text, "notes": [...]}
   comm.run_agreed([&] {
     if (options_.max_to_keep && *options_.max_to_keep <= 0)
       throw Error(ErrorCode::kInvalidArgument,
@@ -63,17 +64,12 @@ CheckpointManager::CheckpointManager(Checkpoint& checkpoint, std::string directo
     std::vector<std::string> notes;
     const detail::DirectoryState state =
         detail::recover_directory(directory_, options_.checkpoint_name, owner(), options_.clock(), notes);
-    state_text = detail::encode_state(state);
-    for (const std::string& n : notes) notes_text += n + '\n';
+    recovered = {{"state", detail::encode_state(state)}, {"notes", notes}};
   });
-  comm.broadcast(state_text, 0);
-  comm.broadcast(notes_text, 0);
-  state_->directory = detail::decode_state(state_text, detail::state_file_path(directory_));
-  for (std::size_t start = 0; start < notes_text.size();) {
-    const std::size_t end = notes_text.find('\n', start);
-    notes_.push_back(notes_text.substr(start, end - start));
-    start = end + 1;
-  }
+  wire::broadcast(comm, recovered, 0);
+  state_->directory = detail::decode_state(recovered.at("state").get<std::string>(),
+                                           detail::state_file_path(directory_));
+  notes_ = recovered.at("notes").get<std::vector<std::string>>();
   for (const std::string& n : notes_) log_to(*checkpoint_, note_level(n), directory_ + ": " + n);
 }
 
@@ -202,9 +198,11 @@ std::optional<std::string> CheckpointManager::save_impl(std::optional<int64_t> c
     sweep(st, deleted);
   };
   auto share = [this, next](const Comm& c) {
-    std::string text = c.rank() == 0 ? detail::encode_state(next->directory) : "";
-    c.broadcast(text, 0);
-    next->directory = detail::decode_state(text, detail::state_file_path(directory_));
+    wire::Message text;
+    if (c.rank() == 0) text = detail::encode_state(next->directory);
+    wire::broadcast(c, text, 0);
+    next->directory =
+        detail::decode_state(text.get<std::string>(), detail::state_file_path(directory_));
   };
   if (async) {
     pending_ = next;
@@ -243,10 +241,9 @@ RestoreOutcome CheckpointManager::restore_or_initialize(const std::function<void
   if (!outcome.path && !outcome.skipped.empty()) {
     std::string reasons;
     for (const SkippedCheckpoint& s : outcome.skipped) reasons += "\n  - " + s.path + ": " + s.reason;
-    throw Error::from_remote(ErrorCode::kCorrupt,
-                             "corrupt: none of the " + std::to_string(outcome.skipped.size()) +
-                                 " checkpoints in '" + directory_ + "' can be restored; refusing to "
-                                 "start from scratch:" + reasons);
+    throw Error(ErrorCode::kCorrupt,
+                "none of the " + std::to_string(outcome.skipped.size()) + " checkpoints in '" +
+                    directory_ + "' can be restored; refusing to start from scratch:" + reasons);
   }
   if (outcome.path) {
     log_to(*checkpoint_, LogLevel::kInfo,

@@ -35,9 +35,10 @@ std::shared_ptr<Variable> Optimizer::add_slot(const std::shared_ptr<Variable>& v
     slots_.pop_back();
     throw;
   }
-  // Copy the hook: restoring the slot may rebind this optimizer.
-  if (const std::shared_ptr<RestoreHook> hook = restore_binding().hook)
-    hook->on_slot_added(*this, restore_binding().node, variable, name, slot);
+  // A copy: restoring the slot may rebind this optimizer. Newest restore first.
+  const std::vector<RestoreBinding> bindings = restore_bindings();
+  for (auto b = bindings.rbegin(); b != bindings.rend(); ++b)
+    b->hook->on_slot_added(*this, b->node, variable, name, slot);
   return slot;
 }
 

@@ -3,9 +3,11 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <type_traits>
 
 #include "cairn/core/error.hpp"
 #include "cairn/tensor/variable.hpp"
+#include "tensor/dtype_traits.hpp"
 
 namespace cairn::detail {
 
@@ -26,18 +28,16 @@ inline void check_update(const char* optimizer, const std::shared_ptr<Variable>&
 /// Calls `update(T{})` with T the variable's floating-point element type.
 template <class Update>
 void dispatch_floating(const char* optimizer, DType dtype, Update&& update) {
-  switch (dtype) {
-    case DType::kF32:
-      update(float{});
-      return;
-    case DType::kF64:
-      update(double{});
-      return;
-    default:
+  visit_dtype(dtype, [&](auto row) {
+    using Row = decltype(row);
+    // 16-bit floats are stored as bits: the updates need a C++ floating-point element type.
+    if constexpr (Row::kind == DTypeKind::kFloat && std::is_floating_point_v<typename Row::Storage>)
+      update(typename Row::Storage{});
+    else
       throw Error(ErrorCode::kInvalidArgument, std::string(optimizer) +
                                                    " supports f32 and f64 variables, not " +
-                                                   std::string(dtype_name(dtype)));
-  }
+                                                   std::string(Row::name));
+  });
 }
 
 }  // namespace cairn::detail

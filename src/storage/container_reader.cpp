@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "comm/wire.hpp"
 #include "storage/checksum.hpp"
 #include "storage/h5_error.hpp"
 #include "storage/h5_space.hpp"
@@ -24,44 +25,71 @@ constexpr int64_t kMaxTransferBytes = int64_t{1} << 30;
 
 }  // namespace
 
+void ContainerReader::open_file() {
+  const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .operation = "open checkpoint"};
+  if (!std::filesystem::exists(path_))
+    throw Error(ErrorCode::kNotFound, "checkpoint file does not exist", ctx);
+  // MPI-IO would try to read it (and print an error per read) before HDF5 gives up.
+  if (std::filesystem::is_directory(path_))
+    throw Error(ErrorCode::kInvalidArgument, "is a directory, not a checkpoint file", ctx);
+  h5::PropList fapl(h5::check_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", ctx));
+  if (comm_)
+    h5::check_status(H5Pset_fapl_mpio(fapl.get(), comm_->get(), MPI_INFO_NULL), "H5Pset_fapl_mpio",
+                     ctx);
+  h5::check_status(H5Pset_file_locking(fapl.get(), false, true), "H5Pset_file_locking", ctx);
+  file_ = h5::File(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, fapl.get()));
+  if (!file_.valid())
+    h5::throw_error("cannot open as HDF5 (not an HDF5 file, truncated, or unreadable)", ctx,
+                    ErrorCode::kCorrupt);
+}
+
+ContainerReader::ContainerReader(std::string path, const Known& known)
+    : comm_(nullptr), path_(std::move(path)) {
+  h5::silence_error_printing();
+  open_file();
+  const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .operation = "reopen checkpoint"};
+  if (H5Aexists(file_.get(), kCommitAttribute) <= 0) {
+    h5::take_error_stack();
+    throw Error(ErrorCode::kNotFound,
+                "the checkpoint file was replaced since it was restored (it has no commit mark)",
+                ctx);
+  }
+  mark_ = decode_commit_mark(read_root_attribute(kCommitAttribute), path_);
+  if (mark_.manifest_checksum != known.mark.manifest_checksum ||
+      mark_.manifest_bytes != known.mark.manifest_bytes)
+    throw Error(ErrorCode::kNotFound,
+                "the checkpoint file was replaced since it was restored; deferred restoration "
+                "needs the file the restore read",
+                ctx);
+  packed_bytes_ = known.packed_bytes;
+  check_packed_dataset();
+}
+
 ContainerReader::ContainerReader(const Comm* comm, std::string path, int64_t prefetch_bytes)
     : comm_(comm), path_(std::move(path)) {
   h5::silence_error_printing();
-  const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .operation = "open checkpoint"};
-  auto open = [&] {
-    if (!std::filesystem::exists(path_))
-      throw Error(ErrorCode::kNotFound, "checkpoint file does not exist", ctx);
-    // MPI-IO would try to read it (and print an error per read) before HDF5 gives up.
-    if (std::filesystem::is_directory(path_))
-      throw Error(ErrorCode::kInvalidArgument, "is a directory, not a checkpoint file", ctx);
-    h5::PropList fapl(h5::check_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", ctx));
-    if (comm_)
-      h5::check_status(H5Pset_fapl_mpio(fapl.get(), comm_->get(), MPI_INFO_NULL), "H5Pset_fapl_mpio", ctx);
-    h5::check_status(H5Pset_file_locking(fapl.get(), false, true), "H5Pset_file_locking", ctx);
-    file_ = h5::File(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, fapl.get()));
-    if (!file_.valid())
-      h5::throw_error("cannot open as HDF5 (not an HDF5 file, truncated, or unreadable)", ctx,
-                      ErrorCode::kCorrupt);
-  };
+  auto open = [&] { open_file(); };
   if (!comm_) {
     open();
     load_manifest_locally();
     return;
   }
   comm_->run_agreed(open);
-  std::string mark_text;
+  wire::Message mark_text;
   comm_->run_agreed([&] {
     if (comm_->rank() != 0) return;
     read_verified_manifest_text();
     mark_text = encode_commit_mark(mark_);
   });
-  comm_->broadcast(mark_text, 0);
+  wire::broadcast(*comm_, mark_text, 0);
+  // The manifest is the file's bytes relayed unchanged (and checked against the mark's checksum
+  // by rank 0), not a message: wrapping megabytes of it would only add copies.
   comm_->broadcast(manifest_text_, 0);
   if (prefetch_bytes > 0) start_prefetch(prefetch_bytes);
   // Every rank decodes at the same time rather than rank 0 first and the others after the
   // broadcast: decoding is deterministic, so all reach the same verdict.
   comm_->run_agreed([&] {
-    if (comm_->rank() != 0) mark_ = decode_commit_mark(mark_text, path_);
+    if (comm_->rank() != 0) mark_ = decode_commit_mark(mark_text.get<std::string>(), path_);
     manifest_ = decode_manifest(manifest_text_, path_);
     packed_bytes_ = manifest_.packed_bytes;
     check_packed_dataset();

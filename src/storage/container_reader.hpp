@@ -24,6 +24,16 @@ class ContainerReader {
   /// arrived, while it is decoded. (Started earlier, it slowed rank 0's read of the manifest,
   /// which every rank waits for, more than it gained.)
   ContainerReader(const Comm* comm, std::string path, int64_t prefetch_bytes = 0);
+  /// What a restore already knows of the file it read.
+  struct Known {
+    CommitMark mark;
+    int64_t packed_bytes = 0;
+  };
+  /// Local, POSIX driver: reopens the file a collective restore read, for deferred restores. Reads
+  /// only the commit mark, which must equal `known.mark` (kNotFound otherwise: the file was
+  /// replaced); the manifest is the restore's, and manifest() stays empty. Cheap: only HDF5's
+  /// superblock, the root group and the mark are read.
+  ContainerReader(std::string path, const Known& known);
   ~ContainerReader();
   ContainerReader(const ContainerReader&) = delete;
   ContainerReader& operator=(const ContainerReader&) = delete;
@@ -47,6 +57,7 @@ class ContainerReader {
   void close();
 
  private:
+  void open_file();
   hid_t dataset(const std::string& name, const std::string& key);
   std::string read_root_attribute(const std::string& name);
   std::string read_manifest_bytes(int64_t expected);

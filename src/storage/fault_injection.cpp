@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -56,6 +57,9 @@ void pause_here(const char* phase, int rank) {
 
 void fault_point(const char* phase, int rank) {
   if (selected("CAIRN_FAULT_PAUSE", phase, rank)) pause_here(phase, rank);
+  if (selected("CAIRN_FAULT_THROW", phase, rank))
+    throw std::runtime_error(std::string("fault injection: a foreign exception at '") + phase +
+                             "'");
   if (!selected("CAIRN_FAULT_INJECT", phase, rank)) return;
   std::fprintf(stderr, "cairn: fault injection: rank %d kills itself at '%s'\n", rank, phase);
   std::fflush(stderr);

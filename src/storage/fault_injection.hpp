@@ -7,12 +7,15 @@
 //     every rank) creates "<file>.paused-<rank>" at <phase> and waits until <file> exists (at
 //     most 120 s), so that a test can delete the directory or remount the file system read-only
 //     exactly there, without a timing race.
+//   CAIRN_FAULT_THROW="<phase>[:<rank>]": the named rank (or every rank) throws a
+//     std::runtime_error (not a cairn::Error) at <phase>, to test that collective code agrees on
+//     foreign exceptions too.
 //
 // Save phases: before_data, during_data, after_data, before_rename, before_state_file.
 // Restore phases: restore_before_read (file open, manifest read, graph matched and validated, no
 // value read yet), restore_during_read (about half of the dataset tensors read, packed values not
 // yet), restore_after_read (every value read and verified, the file still open).
-// Unset in normal runs; the cost is two getenv calls per phase.
+// Unset in normal runs; the cost is three getenv calls per phase.
 namespace cairn {
 
 void fault_point(const char* phase, int rank);

@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "cairn/core/error.hpp"
+#include "cairn/tensor/variable.hpp"
 #include "storage/checksum.hpp"
 #include "storage/json_integers.hpp"
 #include "storage/manifest_checks.hpp"
@@ -16,7 +17,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::size_t kMaxTensorRank = 32;
+constexpr std::size_t kMaxTensorRank = kMaxAxes;
 
 json box_json(const Box& b) { return json{{"offset", b.offset}, {"count", b.count}}; }
 
@@ -24,6 +25,21 @@ json box_json(const Box& b) { return json{{"offset", b.offset}, {"count", b.coun
                           const std::string& what) {
   throw Error(ErrorCode::kCorrupt, "manifest: " + what,
               {.checkpoint = checkpoint, .key = key, .operation = "decode manifest"});
+}
+
+// A value this reader does not know is damage in a file of a format it fully knows, but in a file
+// of a newer minor format it is most likely something a newer cairn added: kVersion then, so that
+// a manager reports it rather than skipping the checkpoint as damaged.
+[[noreturn]] void unknown(const Manifest& m, const std::string& checkpoint, const std::string& key,
+                          const std::string& what) {
+  if (m.format_major == kFormatMajor && m.format_minor > kFormatMinor)
+    throw Error(ErrorCode::kVersion,
+                what + " is unknown to this reader (format " + std::to_string(kFormatMajor) + "." +
+                    std::to_string(kFormatMinor) + "); the checkpoint is format " +
+                    std::to_string(m.format_major) + "." + std::to_string(m.format_minor) +
+                    ", written by a newer cairn: upgrade cairn to read it",
+                {.checkpoint = checkpoint, .key = key, .operation = "decode manifest"});
+  corrupt(checkpoint, key, "unknown " + what);
 }
 
 Box decode_box(const json& j) { return Box{detail::json_shape(j.at("offset")), detail::json_shape(j.at("count"))}; }
@@ -84,11 +100,12 @@ void validate_tensor(const TensorRecord& t, const Manifest& m, const std::string
   try {
     volume = shape_volume(t.shape);
   } catch (const Error& e) {
-    corrupt(ckpt, t.key, std::string("invalid shape ") + shape_to_string(t.shape) + ": " + e.what());
+    corrupt(ckpt, t.key,
+            std::string("invalid shape ") + shape_to_string(t.shape) + ": " + e.message());
   }
   int64_t total_bytes = 0;
   if (__builtin_mul_overflow(volume, static_cast<int64_t>(dtype_size(t.dtype)), &total_bytes) ||
-      total_bytes > (int64_t{1} << 56))
+      total_bytes > kMaxTensorBytes)
     corrupt(ckpt, t.key, "tensor of shape " + shape_to_string(t.shape) + " is absurdly large");
   if (!t.packed && t.dataset.empty()) corrupt(ckpt, t.key, "tensor has no dataset");
   int64_t written = 0;
@@ -262,13 +279,13 @@ Manifest decode_manifest_reference(const std::string& text, const std::string& c
       TensorRecord t;
       t.key = current_key = tj.at("key").get<std::string>();
       auto dtype = dtype_from_name(tj.at("dtype").get<std::string>());
-      if (!dtype) corrupt(ckpt, t.key, "unknown dtype '" + tj.at("dtype").get<std::string>() + "'");
+      if (!dtype) unknown(m, ckpt, t.key, "dtype '" + tj.at("dtype").get<std::string>() + "'");
       t.dtype = *dtype;
       t.shape = detail::json_shape(tj.at("shape"));
       t.layout = tj.at("layout").get<std::string>();
       const std::string storage = tj.at("storage").get<std::string>();
       if (storage != "packed" && storage != "dataset")
-        corrupt(ckpt, t.key, "unknown storage '" + storage + "'");
+        unknown(m, ckpt, t.key, "storage '" + storage + "'");
       t.packed = storage == "packed";
       if (!t.packed) t.dataset = tj.at("dataset").get<std::string>();
       for (const json& bj : tj.at("boxes")) {
@@ -286,7 +303,8 @@ Manifest decode_manifest_reference(const std::string& text, const std::string& c
       StateRecord s;
       s.key = current_key = sj.at("key").get<std::string>();
       const std::string scope = sj.at("scope").get<std::string>();
-      if (scope != "per_rank" && scope != "global") corrupt(ckpt, s.key, "unknown scope '" + scope + "'");
+      if (scope != "per_rank" && scope != "global")
+        unknown(m, ckpt, s.key, "scope '" + scope + "'");
       s.scope = scope == "per_rank" ? StateScope::kPerRank : StateScope::kGlobal;
       for (const json& bj : sj.at("blobs")) {
         StateBlob b{decode_rank(bj, m, ckpt, s.key), detail::json_int64(bj.at("packed_offset")),

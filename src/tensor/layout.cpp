@@ -41,12 +41,6 @@ std::string grid_to_string(const std::vector<int>& dims) {
 }
 
 // The message of `error` without its leading "<code>: ", to re-raise it with more context.
-std::string without_code_prefix(const Error& error) {
-  const std::string text = error.what();
-  const std::string prefix = std::string(to_string(error.code())) + ": ";
-  return text.starts_with(prefix) ? text.substr(prefix.size()) : text;
-}
-
 std::string owned_box(int rank, const Box& box) {
   return "rank " + std::to_string(rank) + "'s box " + box.to_string();
 }
@@ -187,7 +181,7 @@ void Layout::validate(const Shape& shape, int nranks, const std::string& key) co
     try {
       for (Box& box : boxes_for(rank, nranks, shape)) owned.emplace_back(rank, std::move(box));
     } catch (const Error& e) {
-      fail(e.code(), key, without_code_prefix(e));
+      fail(e.code(), key, e.message());
     }
   }
   for (const auto& [rank, box] : owned) {

@@ -15,10 +15,22 @@ Variable::Variable(int rank, int nranks, DType dtype, Shape shape, Layout layout
   if (dtype_size(dtype_) == 0)
     throw Error(ErrorCode::kInvalidArgument,
                 "unknown dtype " + std::to_string(static_cast<int>(dtype_)));
-  layout_.validate(shape_, nranks_, "");
+  // The file format's limits are checked here, where they are a user's mistake, not when a
+  // save's manifest is decoded, where they would read as damage.
+  if (shape_.size() > kMaxAxes)
+    throw Error(ErrorCode::kInvalidArgument, "a variable has at most " + std::to_string(kMaxAxes) +
+                                                 " axes, shape " + shape_to_string(shape_) +
+                                                 " has " + std::to_string(shape_.size()));
+  layout_.validate(shape_, nranks_, "");  // negative extents, element count overflow, boxes
+  const auto element_size = static_cast<int64_t>(dtype_size(dtype_));
+  if (int64_t bytes = 0;
+      __builtin_mul_overflow(shape_volume(shape_), element_size, &bytes) || bytes > kMaxTensorBytes)
+    throw Error(ErrorCode::kInvalidArgument, "a variable of shape " + shape_to_string(shape_) +
+                                                 " and dtype " + std::string(dtype_name(dtype_)) +
+                                                 " exceeds the largest tensor, " +
+                                                 std::to_string(kMaxTensorBytes) + " bytes");
   boxes_ = layout_.boxes_for(rank_, nranks_, shape_);
 
-  const auto element_size = static_cast<int64_t>(dtype_size(dtype_));
   int64_t total_bytes = 0;
   box_byte_offsets_.reserve(boxes_.size() + 1);
   for (const Box& box : boxes_) {
@@ -28,7 +40,15 @@ Variable::Variable(int rank, int nranks, DType dtype, Shape shape, Layout layout
     total_bytes += elements * element_size;
   }
   box_byte_offsets_.push_back(total_bytes);  // end of the last box, so box i spans [i, i+1)
-  data_ = ZeroedBuffer(static_cast<std::size_t>(total_bytes));
+  try {
+    data_ = ZeroedBuffer(static_cast<std::size_t>(total_bytes));
+  } catch (const Error&) {
+    throw Error(ErrorCode::kIo,
+                "cannot allocate " + std::to_string(total_bytes) +
+                    " bytes for this rank's part of a " + std::string(dtype_name(dtype_)) +
+                    " variable of shape " + shape_to_string(shape_),
+                {.rank = rank_, .operation = "create variable"});
+  }
 }
 
 namespace {

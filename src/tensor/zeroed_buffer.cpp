@@ -13,7 +13,7 @@ ZeroedBuffer::ZeroedBuffer(std::size_t size) : size_(size) {
   // lazily on first touch (typically the restore's read), instead of writing every byte up front.
   data_.reset(static_cast<std::byte*>(std::calloc(size, 1)));
   if (!data_)
-    throw Error(ErrorCode::kInvalidArgument,
+    throw Error(ErrorCode::kIo,
                 "cannot allocate " + std::to_string(size) + " bytes for a tensor's local data");
 }
 

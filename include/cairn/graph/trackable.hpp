@@ -22,10 +22,13 @@ class RestoreHook {
                              const std::shared_ptr<Trackable>& slot) = 0;
 };
 
-/// Which checkpoint node an object was matched to by the most recent restore that reached it.
+/// Which checkpoint node an object was matched to by one restore that reached it.
 struct RestoreBinding {
   std::shared_ptr<RestoreHook> hook;
   int64_t node = -1;
+  /// Orders restores: a later restore() call has a larger number, whatever the order in which
+  /// objects are attached later.
+  uint64_t generation = 0;
 };
 
 class Trackable : public std::enable_shared_from_this<Trackable> {
@@ -55,17 +58,33 @@ class Trackable : public std::enable_shared_from_this<Trackable> {
   /// A short kind name for diagnostics and the manifest ("node", "variable", "state", ...).
   virtual const char* kind() const noexcept { return "node"; }
 
-  const RestoreBinding& restore_binding() const noexcept { return binding_; }
-  void set_restore_binding(RestoreBinding binding) { binding_ = std::move(binding); }
+  /// Local. The binding of the newest restore that matched this object, or an empty binding.
+  const RestoreBinding& restore_binding() const noexcept;
+  /// Local. Every restore still bound to this object, oldest first. A child attached later is
+  /// offered to each, newest first (as TensorFlow does with its deferred dependencies).
+  const std::vector<RestoreBinding>& restore_bindings() const noexcept { return bindings_; }
+  /// Local. Replaces every binding with `binding`, or removes them all if its hook is null.
+  void set_restore_binding(RestoreBinding binding);
+  /// Local. Adds `binding`, or replaces the binding of the same hook; keeps generation order.
+  void add_restore_binding(RestoreBinding binding);
+  /// Local. Removes the binding of `hook`, if any.
+  void remove_restore_binding(const RestoreHook* hook) noexcept;
+  /// The generation of the restore whose value this object holds (0: none). An older restore
+  /// never overwrites a value a newer one wrote.
+  uint64_t restored_generation() const noexcept { return restored_generation_; }
+  void set_restored_generation(uint64_t generation) noexcept { restored_generation_ = generation; }
 
  protected:
   void add_edge(Edge edge);
 
  private:
+  void announce_child(const std::string& name, const std::shared_ptr<Trackable>& child);
+
   std::vector<Edge> edges_;
   // Position of each edge in edges_ by name: a module may hold tens of thousands of children.
   std::unordered_map<std::string, std::size_t> edge_index_;
-  RestoreBinding binding_;
+  std::vector<RestoreBinding> bindings_;
+  uint64_t restored_generation_ = 0;
 };
 
 /// A plain container of named dependencies (a "module" or "layer").

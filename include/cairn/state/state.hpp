@@ -29,8 +29,17 @@ class StateObject : public Trackable {
   /// object as unmatched on the other ranks (return false). Override it to merge or re-split.
   virtual bool load_rescaled(const std::vector<std::string>& saved, int rank);
 
+  struct Rescaled {
+    bool loaded;      // what load_rescaled() returned
+    bool by_default;  // the default rule ran: saved values of ranks >= the job size went unused
+  };
+  /// Local. Calls load_rescaled() and says whether its default rule ran (an override that does not
+  /// call the base class takes responsibility for every saved value, e.g. by merging them).
+  Rescaled rescale_from(const std::vector<std::string>& saved, int rank);
+
  private:
   StateScope scope_;
+  bool rescaled_by_default_ = false;
 };
 
 }  // namespace cairn

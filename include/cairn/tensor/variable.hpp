@@ -15,10 +15,18 @@
 
 namespace cairn {
 
+/// The most axes a variable may have; the file format's limit.
+inline constexpr std::size_t kMaxAxes = 32;
+/// The largest tensor, in bytes, the file format accepts (2^56).
+inline constexpr int64_t kMaxTensorBytes = int64_t{1} << 56;
+
 class Variable : public Trackable {
  public:
   /// Local. Allocates this rank's boxes, zero-initialized (large ones without a pass over memory:
   /// see ZeroedBuffer). The layout is validated against the shape.
+  /// Throws kInvalidArgument for an unknown dtype, more than kMaxAxes axes, a negative extent or
+  /// a tensor above kMaxTensorBytes, and kIo naming the size if this rank's boxes cannot be
+  /// allocated.
   Variable(int rank, int nranks, DType dtype, Shape shape, Layout layout);
   Variable(const Session& session, DType dtype, Shape shape, Layout layout)
       : Variable(session.rank(), session.size(), dtype, std::move(shape), std::move(layout)) {}

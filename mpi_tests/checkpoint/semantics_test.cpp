@@ -1,0 +1,407 @@
+// Restore semantics as tf.train.Checkpoint has them (issue 15): the newest restore() call wins
+// whatever the order of attaching, deferred slot values survive a newer restore that lacks them,
+// dropped per-rank values are reported, deferred restoration survives the file's deletion, two
+// restores of one checkpoint agree, and inconsistent references are named as such.
+#include <dirent.h>
+#include <mpi.h>
+#include <stdlib.h>
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "cairn/cairn.hpp"
+#include "cairn/state/boost_state.hpp"
+#include "damage.hpp"
+#include "support/test_support.hpp"
+
+namespace cairn {
+namespace {
+
+using testing::fill;
+using testing::global_mismatches;
+using testing::scratch_dir;
+using testing::session;
+
+// Collective. Runs `check` and returns the text of the cairn::Error it throws ("" if none).
+std::string failure_of(const std::function<void()>& check) {
+  try {
+    check();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::shared_ptr<Variable> make_var(int64_t id) {
+  auto v = Variable::create<double>(session(), {7, 3}, Layout::block(0));  // uneven shards
+  fill(*v, id);
+  return v;
+}
+
+// A module "dep" holding "var", saved as the root's child "dep".
+std::string save_dep(const std::string& path, int64_t id) {
+  auto dep = std::make_shared<Module>();
+  dep->track("var", make_var(id));
+  return Checkpoint(session(), {{"dep", dep}}).write(path);
+}
+
+TEST(Semantics, NewestRestoreCallWinsWhateverTheOrderOfAttaching) {
+  const std::string dir = scratch_dir();
+  const std::string a = save_dep(dir + "/a.h5", 12);
+  const std::string b = save_dep(dir + "/b.h5", 13);
+  for (const bool root1_first : {true, false}) {
+    Checkpoint root1(session()), root2(session());
+    auto sb = root2.restore(b);  // older call
+    auto sa = root1.restore(a);  // newer call: its value must win
+    auto dep = std::make_shared<Module>();
+    auto var = Variable::create<double>(session(), {7, 3}, Layout::block(1));
+    dep->track("var", var);
+    if (root1_first) {
+      root1.root().track("dep", dep);
+      root2.root().track("dep", dep);
+    } else {
+      root2.root().track("dep", dep);
+      root1.root().track("dep", dep);
+    }
+    EXPECT_EQ(global_mismatches(*var, 12), 0) << "root1 attached first: " << root1_first;
+    // Both restores matched the object; B's value was superseded by A's newer call, not lost.
+    sa.assert_consumed();
+    sb.assert_consumed();
+  }
+}
+
+TEST(Semantics, DeferredSlotValuesSurviveANewerRestoreThatLacksThem) {
+  const std::string dir = scratch_dir();
+  std::string p1, p2;
+  {
+    p1 = Checkpoint(session(), {{"var", make_var(12)}}).write(dir + "/p1.h5");
+    auto var = make_var(13);
+    auto opt = std::make_shared<Adam>(session(), Adam::Options{});
+    fill(*opt->add_slot(var, "m"), 14);
+    fill(*opt->add_slot(var, "v"), 15);
+    opt->begin_step();
+    p2 = Checkpoint(session(), {{"var", var}, {"opt", opt}}).write(dir + "/p2.h5");
+  }
+  Checkpoint ckpt(session());
+  auto s2 = ckpt.restore(p2);
+  auto s1 = ckpt.restore(p1);
+  auto var = Variable::create<double>(session(), {7, 3}, Layout::block(0));
+  ckpt.root().track("var", var);
+  EXPECT_EQ(global_mismatches(*var, 12), 0) << "p1 is the newer restore";
+  auto opt = std::make_shared<Adam>(session(), Adam::Options{});
+  ckpt.root().track("opt", opt);
+  EXPECT_EQ(opt->iterations(), 1);
+  // As apply() does at the first step: the slots appear after every restore.
+  auto m = opt->add_slot(var, "m");
+  auto v = opt->add_slot(var, "v");
+  EXPECT_EQ(global_mismatches(*m, 14), 0) << "the newest restore holding a value for m wins";
+  EXPECT_EQ(global_mismatches(*v, 15), 0);
+  s2.assert_consumed();
+  // P1 holds no optimizer: to it, the optimizer and its slots are live objects it lacks.
+  const std::string text = failure_of([&] { s1.assert_consumed(); });
+  EXPECT_NE(text.find("live object not in the checkpoint: 'opt'"), std::string::npos) << text;
+  EXPECT_EQ(text.find("checkpoint object not matched"), std::string::npos) << text;
+}
+
+TEST(Semantics, RestoringOneCheckpointTwiceGivesEachStatusOneVerdict) {
+  const std::string dir = scratch_dir();
+  const std::string path = save_dep(dir + "/twice.h5", 21);
+  Checkpoint ckpt(session());
+  auto first = ckpt.restore(path);
+  auto second = ckpt.restore(path);
+  auto dep = std::make_shared<Module>();
+  auto var = Variable::create<double>(session(), {7, 3}, Layout::replicated());
+  dep->track("var", var);
+  ckpt.root().track("dep", dep);
+  EXPECT_EQ(global_mismatches(*var, 21), 0);
+  EXPECT_EQ(failure_of([&] { first.assert_consumed(); }), "");
+  EXPECT_EQ(failure_of([&] { second.assert_consumed(); }), "");
+}
+
+TEST(Semantics, ASharedObjectReachedAsTwoLiveObjectsIsAnInconsistentReference) {
+  const std::string dir = scratch_dir();
+  std::string path;
+  {
+    auto shared = make_var(31);
+    path = Checkpoint(session(), {{"a", shared}, {"b", shared}}).write(dir + "/shared.h5");
+  }
+  auto first = Variable::create<double>(session(), {7, 3}, Layout::block(0));
+  auto second = Variable::create<double>(session(), {7, 3}, Layout::block(0));
+  Checkpoint ckpt(session(), {{"a", first}, {"b", second}});
+  auto status = ckpt.restore(path);
+  EXPECT_EQ(global_mismatches(*first, 31), 0);
+  for (const auto& check : std::vector<std::function<void()>>{
+           [&] { status.assert_consumed(); }, [&] { status.assert_existing_objects_matched(); }}) {
+    const std::string text = failure_of(check);
+    EXPECT_NE(text.find("inconsistent references: 'a' and 'b'"), std::string::npos) << text;
+    EXPECT_EQ(text.find("live object not in the checkpoint"), std::string::npos) << text;
+  }
+  status.expect_partial();
+}
+
+// A loader position that merges on rescale: the job-wide sum, on every rank.
+struct Position {
+  int64_t consumed = 0;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar& consumed;
+  }
+};
+class MergedPosition : public State<Position> {
+ public:
+  MergedPosition() : State<Position>(StateScope::kPerRank) {}
+  bool load_rescaled(const std::vector<std::string>& saved, int) override {
+    int64_t total = 0;
+    for (const std::string& bytes : saved) {
+      load_bytes(bytes);
+      total += value().consumed;
+    }
+    value().consumed = total;
+    return true;
+  }
+};
+
+// The first `n` ranks of the world, or MPI_COMM_NULL on the others. Collective over the world.
+MPI_Comm first_ranks(int n) {
+  MPI_Comm comm = MPI_COMM_NULL;
+  MPI_Comm_split(MPI_COMM_WORLD, session().rank() < n ? 0 : MPI_UNDEFINED, session().rank(), &comm);
+  return comm;
+}
+
+TEST(Semantics, PerRankStateOfARankThatNoLongerExistsIsUnconsumedUnlessMerged) {
+  const std::string dir = scratch_dir();
+  const int world = session().size();
+  const std::string path = dir + "/state.h5";
+  {
+    auto pos =
+        std::make_shared<State<Position>>(StateScope::kPerRank, Position{100 + session().rank()});
+    auto merged = std::make_shared<MergedPosition>();
+    merged->value().consumed = 100 + session().rank();
+    Checkpoint(session(), {{"pos", pos}, {"merged", merged}}).write(path);
+  }
+  std::vector<int> smaller;  // fewer ranks than saved: one less, and one
+  if (world > 1) smaller.push_back(world - 1);
+  if (world > 2) smaller.push_back(1);
+  for (const int restorers : smaller) {
+    MPI_Comm comm = first_ranks(restorers);
+    if (comm != MPI_COMM_NULL) {
+      {
+        const Session s(comm);
+        auto pos = std::make_shared<State<Position>>(StateScope::kPerRank);
+        auto merged = std::make_shared<MergedPosition>();
+        auto status = Checkpoint(s, {{"pos", pos}, {"merged", merged}}).restore(path);
+        EXPECT_EQ(pos->value().consumed, 100 + s.rank());
+        EXPECT_EQ(merged->value().consumed, 100 * world + world * (world - 1) / 2);
+        const std::string text = failure_of([&] { status.assert_consumed(); });
+        // Every saved rank the job lacks is named, on one line for all ranks; the merged state
+        // consumed every value and is not mentioned.
+        std::string ranks;
+        for (int r = restorers; r < world; ++r)
+          ranks += (ranks.empty() ? "" : ",") + std::to_string(r);
+        const std::string want =
+            "checkpoint value not restored: 'pos/.ATTRIBUTES/STATE' of saved rank" +
+            std::string(world - restorers > 1 ? "s " : " ") + ranks + " of " +
+            std::to_string(world);
+        EXPECT_NE(text.find(want), std::string::npos) << text;
+        EXPECT_EQ(text.find("merged"), std::string::npos) << text;
+        EXPECT_EQ(failure_of([&] { status.assert_existing_objects_matched(); }).empty(), false);
+        status.expect_partial();  // silences the report at the end of the restore's life
+      }
+      MPI_Comm_free(&comm);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+  }
+  // At the saved size every value has its rank.
+  auto pos = std::make_shared<State<Position>>(StateScope::kPerRank);
+  auto merged = std::make_shared<MergedPosition>();
+  Checkpoint(session(), {{"pos", pos}, {"merged", merged}}).restore(path).assert_consumed();
+  EXPECT_EQ(pos->value().consumed, 100 + session().rank());
+}
+
+int open_descriptors() {
+  int count = 0;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (::readdir(d)) ++count;
+    ::closedir(d);
+  }
+  return count;
+}
+
+TEST(Semantics, DeferredRestorationOutlivesTheDeletionOfTheRestoredFile) {
+  const std::string dir = scratch_dir();
+  {
+    auto w = make_var(40);
+    auto opt = std::make_shared<Adam>(session(), Adam::Options{});
+    fill(*opt->add_slot(w, "m"), 41);
+    fill(*opt->add_slot(w, "v"), 42);
+    Checkpoint ckpt(session(), {{"w", w}, {"opt", opt}});
+    CheckpointManager(ckpt, dir, {.max_to_keep = 1}).save();
+  }
+  auto w = Variable::create<double>(session(), {7, 3}, Layout::block(0));
+  auto opt = std::make_shared<Adam>(session(), Adam::Options{});
+  Checkpoint ckpt(session(), {{"w", w}, {"opt", opt}});
+  CheckpointManager manager(ckpt, dir, {.max_to_keep = 1});
+  RestoreOutcome outcome = manager.restore_or_initialize();
+  ASSERT_TRUE(outcome.path.has_value());
+  const std::string restored = *outcome.path;
+  EXPECT_EQ(global_mismatches(*w, 40), 0);
+  manager.save();  // an early save: retention deletes the file the slots are still pending in
+  EXPECT_FALSE(std::filesystem::exists(restored));
+  // The first training step creates the slots, which are restored from the deleted file.
+  opt->begin_step();
+  const std::vector<double> gradient(static_cast<std::size_t>(w->local_elements()), 0.0);
+  opt->apply(w, gradient);
+  auto m = opt->get_slot(*w, "m");
+  ASSERT_NE(m, nullptr);
+  // Adam with a zero gradient scales the restored m by beta1 = 0.9 (a zero m would stay zero).
+  const auto reference = make_var(41);
+  int64_t wrong = 0;
+  for (std::size_t b = 0; b < m->local_boxes().size(); ++b) {
+    const auto* got = reinterpret_cast<const double*>(m->box_bytes(b).data());
+    const auto* ref = reinterpret_cast<const double*>(reference->box_bytes(b).data());
+    for (std::size_t i = 0; i < m->box_bytes(b).size() / sizeof(double); ++i)
+      if (std::abs(got[i] - 0.9 * ref[i]) > 1e-12 * std::abs(ref[i]) || ref[i] == 0) ++wrong;
+  }
+  EXPECT_EQ(session().comm().allreduce_sum(wrong), 0);
+  outcome.status->assert_consumed();
+}
+
+TEST(Semantics, TheRestoredFileIsHeldOnlyWhileValuesArePending) {
+  const std::string dir = scratch_dir();
+  const std::string path = save_dep(dir + "/held.h5", 50);
+  const int before = open_descriptors();
+  {
+    Checkpoint ckpt(session());
+    auto status = ckpt.restore(path);  // "dep" does not exist yet: pending
+    EXPECT_EQ(open_descriptors(), before + 1);
+    auto dep = std::make_shared<Module>();
+    auto var = Variable::create<double>(session(), {7, 3}, Layout::block(0));
+    dep->track("var", var);
+    ckpt.root().track("dep", dep);  // the last pending value: the file is let go
+    EXPECT_EQ(global_mismatches(*var, 50), 0);
+    EXPECT_EQ(open_descriptors(), before);
+    status.assert_consumed();
+  }
+  {
+    auto dep = std::make_shared<Module>();
+    dep->track("var", Variable::create<double>(session(), {7, 3}, Layout::block(0)));
+    Checkpoint ckpt(session(), {{"dep", dep}});
+    auto status = ckpt.restore(path);  // nothing pending: nothing held
+    EXPECT_EQ(open_descriptors(), before);
+    status.assert_consumed();
+  }
+}
+
+TEST(Semantics, AnAgreedRestoreFailureCarriesTheFailingRanksContextEverywhere) {
+  const std::string dir = scratch_dir();
+  const std::string path = Checkpoint(session(), {{"var", make_var(60)}}).write(dir + "/shape.h5");
+  auto wrong = Variable::create<double>(session(), {7, 4}, Layout::block(0));
+  try {
+    Checkpoint(session(), {{"var", wrong}}).restore(path);
+    FAIL() << "expected a shape mismatch";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(e.message().find("shape mismatch"), std::string::npos) << e.what();
+    EXPECT_EQ(e.context().rank, 0);  // every rank failed; rank 0 is the lowest
+    EXPECT_EQ(e.context().checkpoint, path);
+    EXPECT_EQ(e.context().key, "var/.ATTRIBUTES/VARIABLE_VALUE");
+    EXPECT_EQ(e.context().operation, "restore");
+    EXPECT_EQ(e.failed_ranks(), session().size());
+  }
+}
+
+TEST(Semantics, AForeignExceptionWhileWritingGoesThroughTheAgreement) {
+  const std::string dir = scratch_dir();
+  const int failing = session().size() - 1;
+  auto big = Variable::create<double>(session(), {1 << 18}, Layout::block(0));  // in a dataset
+  Checkpoint ckpt(session(), {{"big", big}, {"small", make_var(61)}});
+  ::setenv("CAIRN_FAULT_THROW", ("during_data:" + std::to_string(failing)).c_str(), 1);
+  try {
+    ckpt.write(dir + "/foreign.h5");
+    ADD_FAILURE() << "expected the save to fail";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIo) << e.what();
+    EXPECT_NE(e.message().find("a foreign exception at 'during_data'"), std::string::npos)
+        << e.what();
+    EXPECT_EQ(e.context().rank, failing);
+    EXPECT_EQ(e.context().operation, "save");
+    EXPECT_EQ(e.failed_ranks(), 1);
+  }
+  ::unsetenv("CAIRN_FAULT_THROW");
+  EXPECT_FALSE(std::filesystem::exists(dir + "/foreign.h5"));
+  ckpt.write(dir + "/foreign.h5");  // every rank left the failed save in step
+  EXPECT_TRUE(std::filesystem::exists(dir + "/foreign.h5"));
+}
+
+// State whose saved bytes never load: a deserialization failure.
+class Unreadable : public StateObject {
+ public:
+  Unreadable() : StateObject(StateScope::kGlobal) {}
+  std::string save_bytes() const override { return "x"; }
+  void load_bytes(std::string_view) override {
+    throw Error(ErrorCode::kSerialization, "cannot deserialize opaque state: truncated archive");
+  }
+};
+
+TEST(Semantics, ASerializationErrorNamesItsCodeOnce) {
+  const std::string dir = scratch_dir();
+  const std::string path =
+      Checkpoint(session(), {{"u", std::make_shared<Unreadable>()}}).write(dir + "/u.h5");
+  try {
+    Checkpoint(session(), {{"u", std::make_shared<Unreadable>()}}).restore(path);
+    FAIL() << "expected a serialization error";
+  } catch (const Error& e) {
+    const std::string text = e.what();
+    EXPECT_EQ(e.code(), ErrorCode::kSerialization);
+    EXPECT_EQ(text.find("serialization error"), 0u) << text;
+    EXPECT_EQ(text.find("serialization error", 1), std::string::npos) << text;
+    EXPECT_EQ(e.context().key, "u/.ATTRIBUTES/STATE");
+  }
+}
+
+TEST(Semantics, StatusLinesEscapeControlCharactersInNames) {
+  const std::string dir = scratch_dir();
+  const std::string path =
+      Checkpoint(session(), {{"a\tb\nc", make_var(62)}}).write(dir + "/names.h5");
+  Checkpoint ckpt(session());
+  auto status = ckpt.restore(path);
+  const std::string text = failure_of([&] { status.assert_consumed(); });
+  EXPECT_NE(text.find("checkpoint object not matched: 'a\\tb\\nc' (variable)"), std::string::npos)
+      << text;
+  status.expect_partial();
+}
+
+TEST(Semantics, AnUnknownDTypeInANewerMinorFormatIsReportedNotSkipped) {
+  const std::string dir = scratch_dir();
+  auto w = make_var(70);
+  Checkpoint ckpt(session(), {{"w", w}});
+  CheckpointManager manager(ckpt, dir, {.max_to_keep = 2});
+  manager.save();
+  const std::string newest = *manager.save();
+  if (session().rank() == 0) {
+    // What a newer cairn might write: format 1.9 with a dtype this reader does not know.
+    testing::set_format_version(newest, "1.9");
+    testing::replace_in_manifest(newest, "\"dtype\":\"f64\"", "\"dtype\":\"f65\"");
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  Checkpoint fresh(session(),
+                   {{"w", Variable::create<double>(session(), {7, 3}, Layout::block(0))}});
+  CheckpointManager restarted(fresh, dir, {.max_to_keep = 2});
+  try {
+    restarted.restore_or_initialize();
+    FAIL() << "expected a version error, not a fallback to the older checkpoint";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kVersion) << e.what();
+    EXPECT_NE(e.message().find("dtype 'f65' is unknown to this reader"), std::string::npos)
+        << e.what();
+    EXPECT_EQ(e.context().checkpoint, newest);
+  }
+}
+
+}  // namespace
+}  // namespace cairn

@@ -1,0 +1,37 @@
+#pragma once
+// The one wire format of every message cairn sends between ranks: a JSON value encoded as
+// MessagePack (nlohmann-json's codec). Errors, status problem lists, directory states, paths and
+// manifest text all travel this way, so a message is read by one decoder and a malformed one fails
+// the same way everywhere.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cairn/comm/comm.hpp"
+#include "cairn/core/error.hpp"
+
+namespace cairn::wire {
+
+using Message = nlohmann::json;
+
+/// Local. The bytes of `message`.
+std::string encode(const Message& message);
+/// Local. The message in `bytes`; a malformed one is kInternal (ranks of one job never send one).
+Message decode(const std::string& bytes);
+
+/// Local. An error as a message: code, message, the context's fields and the failed-rank count.
+Message from_error(const Error& error);
+/// Local. The error a message from from_error() describes.
+Error to_error(const Message& message);
+
+/// Local. Bytes (a file's manifest text, say) as a message field that carries any byte values.
+Message bytes_field(const std::string& bytes);
+std::string bytes_of(const Message& field);
+
+/// Collective over `comm`. `message` of rank `root` reaches every rank.
+void broadcast(const Comm& comm, Message& message, int root);
+/// Collective over `comm`. Every rank's message, on `root` (empty elsewhere).
+std::vector<Message> gather(const Comm& comm, const Message& message, int root);
+
+}  // namespace cairn::wire
