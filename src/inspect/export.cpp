@@ -19,6 +19,7 @@
 #include "inspect/values.hpp"
 #include "storage/hdf5_lock.hpp"
 #include "storage/plain_h5_writer.hpp"
+#include "tensor/dtype_traits.hpp"
 
 namespace cairn::inspect {
 namespace {
@@ -36,37 +37,9 @@ bool ends_with(const std::string& text, const std::string& suffix) {
          text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// The dtype names of the safetensors header. No default: a new dtype must be added here.
-const char* safetensors_dtype(DType dtype) {
-  switch (dtype) {
-    case DType::kF16:
-      return "F16";
-    case DType::kBF16:
-      return "BF16";
-    case DType::kF32:
-      return "F32";
-    case DType::kF64:
-      return "F64";
-    case DType::kI8:
-      return "I8";
-    case DType::kI16:
-      return "I16";
-    case DType::kI32:
-      return "I32";
-    case DType::kI64:
-      return "I64";
-    case DType::kU8:
-      return "U8";
-    case DType::kU16:
-      return "U16";
-    case DType::kU32:
-      return "U32";
-    case DType::kU64:
-      return "U64";
-    case DType::kBool:
-      return "BOOL";
-  }
-  throw Error(ErrorCode::kInternal, "a dtype without a safetensors name");
+// The dtype's name in a safetensors header, from the dtype table.
+std::string_view safetensors_dtype(DType dtype) {
+  return cairn::detail::visit_dtype(dtype, [](auto row) { return decltype(row)::safetensors_name; });
 }
 
 bool selected(const std::string& key, const std::vector<std::string>& globs) {
@@ -83,7 +56,7 @@ std::string safetensors_header(const detail::Probe& p,
   int64_t offset = 0;
   for (const TensorRecord* t : tensors) {
     const int64_t bytes = detail::tensor_bytes(*t);
-    header[t->key] = {{"dtype", safetensors_dtype(t->dtype)},
+    header[t->key] = {{"dtype", std::string(safetensors_dtype(t->dtype))},
                       {"shape", t->shape},
                       {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;

@@ -42,60 +42,74 @@ struct FloatRow : DTypeRow<D, S, V, DTypeKind::kFloat> {
 template <DType D>
 struct DTypeTraits;
 
-// The names are part of the file format and must never change.
+// The names are part of the file format and must never change; safetensors_name is the dtype's
+// name in a safetensors header (cairn export).
 template <>
 struct DTypeTraits<DType::kF16> : FloatRow<DType::kF16, uint16_t, float, 5, 10, 15> {
   static constexpr std::string_view name = "f16";
+  static constexpr std::string_view safetensors_name = "F16";
   static float value(uint16_t bits) noexcept { return half_to_float(bits); }
 };
 template <>
 struct DTypeTraits<DType::kBF16> : FloatRow<DType::kBF16, uint16_t, float, 8, 7, 127> {
   static constexpr std::string_view name = "bf16";
+  static constexpr std::string_view safetensors_name = "BF16";
   static float value(uint16_t bits) noexcept { return bfloat16_to_float(bits); }
 };
 template <>
 struct DTypeTraits<DType::kF32> : FloatRow<DType::kF32, float, float, 8, 23, 127> {
   static constexpr std::string_view name = "f32";
+  static constexpr std::string_view safetensors_name = "F32";
 };
 template <>
 struct DTypeTraits<DType::kF64> : FloatRow<DType::kF64, double, double, 11, 52, 1023> {
   static constexpr std::string_view name = "f64";
+  static constexpr std::string_view safetensors_name = "F64";
 };
 template <>
 struct DTypeTraits<DType::kI8> : DTypeRow<DType::kI8, int8_t, int8_t, DTypeKind::kSigned> {
   static constexpr std::string_view name = "i8";
+  static constexpr std::string_view safetensors_name = "I8";
 };
 template <>
 struct DTypeTraits<DType::kI16> : DTypeRow<DType::kI16, int16_t, int16_t, DTypeKind::kSigned> {
   static constexpr std::string_view name = "i16";
+  static constexpr std::string_view safetensors_name = "I16";
 };
 template <>
 struct DTypeTraits<DType::kI32> : DTypeRow<DType::kI32, int32_t, int32_t, DTypeKind::kSigned> {
   static constexpr std::string_view name = "i32";
+  static constexpr std::string_view safetensors_name = "I32";
 };
 template <>
 struct DTypeTraits<DType::kI64> : DTypeRow<DType::kI64, int64_t, int64_t, DTypeKind::kSigned> {
   static constexpr std::string_view name = "i64";
+  static constexpr std::string_view safetensors_name = "I64";
 };
 template <>
 struct DTypeTraits<DType::kU8> : DTypeRow<DType::kU8, uint8_t, uint8_t, DTypeKind::kUnsigned> {
   static constexpr std::string_view name = "u8";
+  static constexpr std::string_view safetensors_name = "U8";
 };
 template <>
 struct DTypeTraits<DType::kU16> : DTypeRow<DType::kU16, uint16_t, uint16_t, DTypeKind::kUnsigned> {
   static constexpr std::string_view name = "u16";
+  static constexpr std::string_view safetensors_name = "U16";
 };
 template <>
 struct DTypeTraits<DType::kU32> : DTypeRow<DType::kU32, uint32_t, uint32_t, DTypeKind::kUnsigned> {
   static constexpr std::string_view name = "u32";
+  static constexpr std::string_view safetensors_name = "U32";
 };
 template <>
 struct DTypeTraits<DType::kU64> : DTypeRow<DType::kU64, uint64_t, uint64_t, DTypeKind::kUnsigned> {
   static constexpr std::string_view name = "u64";
+  static constexpr std::string_view safetensors_name = "U64";
 };
 template <>
 struct DTypeTraits<DType::kBool> : DTypeRow<DType::kBool, uint8_t, bool, DTypeKind::kBool> {
   static constexpr std::string_view name = "bool";
+  static constexpr std::string_view safetensors_name = "BOOL";
   static constexpr bool value(uint8_t stored) noexcept { return stored != 0; }
 };
 
