@@ -50,12 +50,14 @@ cp "$T/damaged.h5" "$T/uncommitted.h5"
 "$DAMAGE" uncommit "$T/uncommitted.h5"
 for target in "$T/damaged.h5" "$T/run" "$T/uncommitted.h5"; do
   name=$(basename "$target")
-  "$MPIEXEC" -n 3 --oversubscribe bash -c '"$0" verify "$1" >/dev/null 2>&1; echo "exit $?"' \
+  "$MPIEXEC" -n 3 --oversubscribe bash -c '"$0" verify --json "$1" 2>/dev/null; echo "exit $?"' \
     "$CAIRN" "$target" >"$T/$name.ranks" 2>"$T/$name.ranks.err"
-  codes=$(sort "$T/$name.ranks" | uniq -c)
-  if [[ "$(wc -l <"$T/$name.ranks")" -ne 3 ]] || [[ "$codes" != "      3 exit 1" ]]; then
+  codes=$(grep '^exit ' "$T/$name.ranks" | sort | uniq -c)
+  if [[ "$(grep -c '^exit ' "$T/$name.ranks")" -ne 3 ]] || [[ "$codes" != "      3 exit 1" ]] ||
+    [[ "$(grep -c '"ranks": 3' "$T/$name.ranks")" -ne 1 ]]; then
     FAILED=$((FAILED + 1))
-    echo "FAIL: $name at 3 ranks: exit codes per rank differ or are not 1:"; cat "$T/$name.ranks"
+    echo "FAIL: $name at 3 ranks: not one verify on 3 ranks, or exit codes per rank differ or are not 1:"
+    grep '^exit ' "$T/$name.ranks"
   else
     echo "ok   $name: every one of 3 ranks exits 1"
   fi
