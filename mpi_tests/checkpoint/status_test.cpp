@@ -83,10 +83,69 @@ TEST(Status, NothingMatchedFailsNontrivialMatch) {
   status.expect_partial();
 }
 
+// The error of a failed check, caught on this rank.
+Error failure_of(const std::function<void()>& check) {
+  try {
+    check();
+  } catch (const Error& e) {
+    return e;
+  }
+  ADD_FAILURE() << "the check passed";
+  return Error(ErrorCode::kInternal, "no failure");
+}
+
+TEST(Status, FailedCheckCarriesItsContextOnEveryRank) {
+  const std::string path = saved_with({"a", "b"});
+  const int last = session().size() - 1;
+  auto model = model_with({"a"});
+  // Only the last rank tracks an object the checkpoint lacks (a module: local to create).
+  if (session().rank() == last) model->track("extra", std::make_shared<Module>());
+  Checkpoint ckpt(session(), {{"model", model}});
+  auto status = ckpt.read(path);
+
+  const Error consumed = failure_of([&] { status.assert_consumed(); });
+  EXPECT_EQ(consumed.code(), ErrorCode::kNotFound);
+  EXPECT_EQ(consumed.context().checkpoint, path);
+  EXPECT_EQ(consumed.context().operation, "assert_consumed");
+  EXPECT_EQ(consumed.context().rank, 0);  // the lowest rank with a problem: all lack 'model/b'
+  EXPECT_EQ(consumed.context().key, "model/b");
+  EXPECT_EQ(consumed.failed_ranks(), session().size());
+
+  // The one problem is the last rank's alone: the context names that rank and the object.
+  const Error existing = failure_of([&] { status.assert_existing_objects_matched(); });
+  EXPECT_EQ(existing.code(), ErrorCode::kNotFound);
+  EXPECT_EQ(existing.context().checkpoint, path);
+  EXPECT_EQ(existing.context().operation, "assert_existing_objects_matched");
+  EXPECT_EQ(existing.context().rank, last);
+  EXPECT_EQ(existing.context().key, "model/extra");
+  EXPECT_EQ(existing.failed_ranks(), 1);
+  const std::string rank_text = "rank " + std::to_string(last);
+  EXPECT_NE(std::string(existing.what()).find("[" + rank_text + ", checkpoint "), std::string::npos)
+      << existing.what();
+
+  Checkpoint other(session(), {{"other", model_with({"a"})}});
+  auto nothing = other.read(path);
+  const Error trivial = failure_of([&] { nothing.assert_nontrivial_match(); });
+  EXPECT_EQ(trivial.context().checkpoint, path);
+  EXPECT_EQ(trivial.context().operation, "assert_nontrivial_match");
+  EXPECT_EQ(trivial.context().rank, 0);
+  EXPECT_EQ(trivial.context().key, "");  // a problem of no single object
+  nothing.expect_partial();
+  status.expect_partial();
+
+  // Every rank holds the same error, context included.
+  for (const Error* e : {&consumed, &existing, &trivial}) {
+    const auto all = session().comm().gather(
+        std::string(e->what()) + "|" + e->context().key + "|" + std::to_string(e->context().rank),
+        0);
+    for (const auto& t : all) EXPECT_EQ(t, all[0]);
+  }
+}
+
 TEST(Status, FailureMessageSummarizesInsteadOfFlooding) {
-  std::vector<const char*> many = {"v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9",
-                                   "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17", "v18",
-                                   "v19", "v20", "v21", "v22", "v23", "v24"};
+  std::vector<const char*> many = {"v0",  "v1",  "v2",  "v3",  "v4",  "v5",  "v6",  "v7",  "v8",
+                                   "v9",  "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17",
+                                   "v18", "v19", "v20", "v21", "v22", "v23", "v24"};
   const std::string dir = scratch_dir();
   auto m = std::make_shared<Module>();
   for (const char* name : many) m->track(name, Variable::create<float>(session(), {2}));
@@ -101,7 +160,8 @@ TEST(Status, FailureMessageSummarizesInsteadOfFlooding) {
   }
   EXPECT_NE(text.find("25 problem(s)"), std::string::npos) << text;
   EXPECT_NE(text.find("... and 5 more"), std::string::npos) << text;
-  EXPECT_EQ(text.find("(rank "), std::string::npos) << "identical per-rank lines must merge: " << text;
+  EXPECT_EQ(text.find("(rank "), std::string::npos)
+      << "identical per-rank lines must merge: " << text;
   status.expect_partial();
 }
 

@@ -311,6 +311,16 @@ TEST(Wire, MessagesRoundTripAndBroadcast) {
     ASSERT_EQ(all.size(), static_cast<std::size_t>(comm.size()));
     for (int r = 0; r < comm.size(); ++r) EXPECT_EQ(all[r].get<std::string>(), payload_of(r));
   }
+  // Every rank receives every rank's message, in rank order; rank 1 sends an empty array.
+  const auto everyone = wire::allgather(
+      comm, comm.rank() == 1 ? wire::Message::array() : wire::Message{{"r", comm.rank()}});
+  ASSERT_EQ(everyone.size(), static_cast<std::size_t>(comm.size()));
+  for (int r = 0; r < comm.size(); ++r) {
+    if (r == 1)
+      EXPECT_EQ(everyone[r], wire::Message::array());
+    else
+      EXPECT_EQ(everyone[r].at("r").get<int>(), r);
+  }
 }
 
 TEST(Wire, ErrorsRoundTripWithTheirStructure) {

@@ -175,6 +175,47 @@ TEST(Log, QuietLogsNothingAndEnvironmentOverridesTheOptions) {
   EXPECT_EQ(captured->lines.size(), 2u);
 }
 
+// A restore that leaves saved values unused, with no status check and no expect_partial(), warns
+// once its status is gone: through the sink at the warning level, and not at all when quiet.
+TEST(Log, NeverRestoredIsAWarningThatQuietSilences) {
+  struct Case {
+    const char* env;
+    LogLevel level;
+    bool warns;
+  };
+  for (const Case& c :
+       {Case{nullptr, LogLevel::kWarning, true}, Case{"quiet", LogLevel::kInfo, false},
+        Case{nullptr, LogLevel::kQuiet, false}}) {
+    EnvGuard env(c.env);
+    auto captured = std::make_shared<Captured>();
+    std::string path;
+    {
+      Session s(MPI_COMM_WORLD, capturing(captured, c.level));
+      Model model(s);
+      path = Checkpoint(s, model.children()).save(scratch_dir() + "/ckpt");
+      captured->lines.clear();
+      captured->levels.clear();
+      Model partial(s);
+      Checkpoint ckpt(s, {{"uneven", partial.uneven}});
+      ckpt.restore(path);  // 'small' and 'replicated' are never restored, and nobody checks
+    }
+    const auto warnings = captured->with("never restored");
+    if (!c.warns || world_rank() != 0) {
+      EXPECT_TRUE(warnings.empty()) << warnings.front();
+      continue;
+    }
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_EQ(warnings[0].rfind("checkpoint '" + path +
+                                    "': 2 saved objects or values were never restored (first: '",
+                                0),
+              0u)
+        << warnings[0];
+    EXPECT_NE(warnings[0].find("Call expect_partial()"), std::string::npos) << warnings[0];
+    EXPECT_EQ(captured->lines.size(), 1u);  // the restore's info line is below the level
+    EXPECT_EQ(captured->levels.back(), LogLevel::kWarning);
+  }
+}
+
 TEST(Log, ParseLevel) {
   EXPECT_EQ(parse_log_level("quiet"), LogLevel::kQuiet);
   EXPECT_EQ(parse_log_level("warning"), LogLevel::kWarning);

@@ -1,7 +1,7 @@
 #include "checkpoint/async_saver.hpp"
 
-#include <cstdio>
-
+#include "core/log.hpp"
+#include "core/printable.hpp"
 #include "storage/hdf5_lock.hpp"
 
 namespace cairn::detail {
@@ -10,13 +10,19 @@ AsyncSaver::~AsyncSaver() {
   if (!thread_.joinable()) return;
   thread_.join();
   if (!error_) return;
+  // Nobody can receive the error any more: a warning is all that is left of it. Destructors must
+  // not throw, so a line that cannot be composed is dropped.
   try {
-    std::rethrow_exception(error_);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "cairn: the asynchronous save of '%s' failed and nobody waited for it: %s\n",
-                 prepared_.path.c_str(), e.what());
+    const std::string failed = "the asynchronous save of '" + printable(prepared_.path) +
+                               "' failed and nobody waited for it";
+    try {
+      std::rethrow_exception(error_);
+    } catch (const std::exception& e) {
+      log_line(prepared_.options.log, rank_, LogLevel::kWarning, failed + ": " + e.what());
+    } catch (...) {
+      log_line(prepared_.options.log, rank_, LogLevel::kWarning, failed);
+    }
   } catch (...) {
-    std::fprintf(stderr, "cairn: the asynchronous save of '%s' failed\n", prepared_.path.c_str());
   }
 }
 
@@ -32,18 +38,19 @@ std::byte* AsyncSaver::staging(int64_t bytes) {
 void AsyncSaver::start(const Comm& comm, PreparedSave prepared, std::function<void()> after_commit,
                        std::function<void(const Comm&)> after_save) {
   prepared_ = std::move(prepared);
+  rank_ = comm.rank();
   error_ = nullptr;
   background_save_started();
-  thread_ = std::thread([this, &comm, after_commit = std::move(after_commit),
-                         after_save = std::move(after_save)] {
-    try {
-      stats_ = commit_save(comm, prepared_, after_commit);
-      if (after_save) after_save(comm);
-    } catch (...) {
-      error_ = std::current_exception();
-    }
-    background_save_finished();
-  });
+  thread_ = std::thread(
+      [this, &comm, after_commit = std::move(after_commit), after_save = std::move(after_save)] {
+        try {
+          stats_ = commit_save(comm, prepared_, after_commit);
+          if (after_save) after_save(comm);
+        } catch (...) {
+          error_ = std::current_exception();
+        }
+        background_save_finished();
+      });
 }
 
 SaveStats AsyncSaver::wait() {

@@ -36,6 +36,7 @@ class AsyncSaver {
   std::exception_ptr error_;
   SaveStats stats_;
   PreparedSave prepared_;
+  int rank_ = 0;  // for the warning of a failed save nobody waited for
   std::vector<std::byte> staging_;
 };
 

@@ -1,7 +1,6 @@
 #include "cairn/checkpoint/checkpoint.hpp"
 
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 
 #include "checkpoint/async_saver.hpp"
@@ -10,6 +9,7 @@
 #include "checkpoint/save.hpp"
 #include "checkpoint/state_file.hpp"
 #include "comm/wire.hpp"
+#include "core/log.hpp"
 #include "storage/hdf5_lock.hpp"
 
 namespace cairn {
@@ -24,7 +24,8 @@ int64_t unix_now() {
 }  // namespace
 
 Checkpoint::Checkpoint(const Session& session, Children children)
-    : session_(&session), root_(std::make_shared<Module>()),
+    : session_(&session),
+      root_(std::make_shared<Module>()),
       plan_cache_(std::make_unique<detail::PlanCache>()) {
   for (auto& [name, child] : children) root_->track(name, std::move(child));
 }
@@ -45,9 +46,13 @@ void Checkpoint::wait() {
   }
 }
 
-bool Checkpoint::save_in_flight() const noexcept { return async_ && async_->pending(); }
+bool Checkpoint::save_in_flight() const noexcept {
+  return async_ && async_->pending();
+}
 
-int64_t Checkpoint::async_staging_bytes() const noexcept { return async_ ? async_->staging_capacity() : 0; }
+int64_t Checkpoint::async_staging_bytes() const noexcept {
+  return async_ ? async_->staging_capacity() : 0;
+}
 
 std::string Checkpoint::save_async_to(const std::string& path, int64_t counter,
                                       const std::function<void()>& after_commit,
@@ -55,9 +60,10 @@ std::string Checkpoint::save_async_to(const std::string& path, int64_t counter,
   wait();
   if (session_->thread_level() < MPI_THREAD_MULTIPLE) {
     static bool told = false;
-    if (!told && session_->rank() == 0)
-      std::fprintf(stderr, "cairn: MPI was not initialized with MPI_THREAD_MULTIPLE; asynchronous "
-                           "saves run synchronously\n");
+    if (!told)
+      detail::log_line(session_->options().log, session_->rank(), LogLevel::kWarning,
+                       "MPI was not initialized with MPI_THREAD_MULTIPLE; asynchronous saves run "
+                       "synchronously");
     told = true;
     const detail::SaveStats stats =
         detail::save_container(*session_, root_, path, counter, after_commit, plan_cache_.get());
@@ -75,7 +81,8 @@ std::string Checkpoint::save_async_to(const std::string& path, int64_t counter,
   counter_before_async_ = save_counter_;
   save_counter_ = counter;
   async_->start(session_->background_comm(), std::move(prepared), after_commit, after_save);
-  last_async_blocked_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  last_async_blocked_ =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return path;
 }
 
@@ -83,9 +90,9 @@ std::string Checkpoint::save_async(const std::string& prefix) {
   wait();
   const int64_t counter = save_counter_ + 1;
   const std::string path = prefix + "-" + std::to_string(counter) + ".h5";
-  return save_async_to(path, counter, [path] {
-    detail::record_latest(path, detail::kPlainSaveOwner, unix_now());
-  }, nullptr);
+  return save_async_to(
+      path, counter, [path] { detail::record_latest(path, detail::kPlainSaveOwner, unix_now()); },
+      nullptr);
 }
 
 std::string Checkpoint::write_async(const std::string& path) {
@@ -97,18 +104,19 @@ std::string Checkpoint::save(const std::string& prefix) {
   wait();
   const int64_t counter = save_counter_ + 1;
   const std::string path = prefix + "-" + std::to_string(counter) + ".h5";
-  const detail::SaveStats stats = detail::save_container(*session_, root_, path, counter, [&] {
-    detail::record_latest(path, detail::kPlainSaveOwner, unix_now());
-  }, plan_cache_.get());
+  const detail::SaveStats stats = detail::save_container(
+      *session_, root_, path, counter,
+      [&] { detail::record_latest(path, detail::kPlainSaveOwner, unix_now()); }, plan_cache_.get());
   last_save_ = {path, stats.bytes, stats.seconds, stats.plan_reused};
   save_counter_ = counter;
   return path;
 }
 
-std::string Checkpoint::save_to(const std::string& path, const std::function<void()>& after_commit) {
+std::string Checkpoint::save_to(const std::string& path,
+                                const std::function<void()>& after_commit) {
   wait();
-  const detail::SaveStats stats =
-      detail::save_container(*session_, root_, path, save_counter_ + 1, after_commit, plan_cache_.get());
+  const detail::SaveStats stats = detail::save_container(*session_, root_, path, save_counter_ + 1,
+                                                         after_commit, plan_cache_.get());
   last_save_ = {path, stats.bytes, stats.seconds, stats.plan_reused};
   ++save_counter_;
   return path;
@@ -129,8 +137,12 @@ RestoreStatus Checkpoint::load(const std::string& path, bool restore_counter) {
   return RestoreStatus(std::move(context));
 }
 
-RestoreStatus Checkpoint::read(const std::string& path) { return load(path, false); }
-RestoreStatus Checkpoint::restore(const std::string& path) { return load(path, true); }
+RestoreStatus Checkpoint::read(const std::string& path) {
+  return load(path, false);
+}
+RestoreStatus Checkpoint::restore(const std::string& path) {
+  return load(path, true);
+}
 
 std::optional<std::string> latest_checkpoint(const std::string& directory) {
   auto state = detail::read_state_file(directory);
@@ -138,8 +150,9 @@ std::optional<std::string> latest_checkpoint(const std::string& directory) {
   const std::string path = (std::filesystem::path(directory) / state->latest).string();
   if (!std::filesystem::exists(path))
     throw Error(ErrorCode::kNotFound,
-                "the state file names '" + state->latest + "' as the latest checkpoint, but it "
-                "does not exist",
+                "the state file names '" + state->latest +
+                    "' as the latest checkpoint, but it "
+                    "does not exist",
                 {.checkpoint = path, .operation = "latest_checkpoint"});
   return path;
 }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
@@ -11,6 +10,7 @@
 #include "cairn/state/state.hpp"
 #include "cairn/tensor/variable.hpp"
 #include "checkpoint/graph_walk.hpp"
+#include "core/log.hpp"
 #include "core/printable.hpp"
 #include "storage/fault_injection.hpp"
 #include "storage/hdf5_lock.hpp"
@@ -52,8 +52,10 @@ RestoreContext::RestoreContext(const Session& session, std::string path, Manifes
   for (std::size_t n = 0; n < manifest_.nodes.size(); ++n) {
     const std::string& key = manifest_.nodes[n].value_key;
     if (key.empty()) continue;
-    if (auto t = tensors.find(key); t != tensors.end()) node_tensor_[n] = t->second;
-    else if (auto s = states.find(key); s != states.end()) node_state_[n] = s->second;
+    if (auto t = tensors.find(key); t != tensors.end())
+      node_tensor_[n] = t->second;
+    else if (auto s = states.find(key); s != states.end())
+      node_state_[n] = s->second;
   }
   for (std::size_t n = 1; n < manifest_.nodes.size(); ++n)
     pending_ += manifest_.nodes[n].value_key.empty() ? 1 : 2;
@@ -62,23 +64,23 @@ RestoreContext::RestoreContext(const Session& session, std::string path, Manifes
 RestoreContext::~RestoreContext() {
   close_file();
   // A check that found every saved value restored stays true: matches and restores only grow.
-  if (expect_partial_ || rank_ != 0 || fully_used_) return;
-  // Destructors must not communicate: this is rank 0's own view, printed once, summarized.
-  LocalAccount a;
+  if (expect_partial_ || fully_used_) return;
+  // Destructors must not communicate or throw: this is this rank's own view (rank 0's unless
+  // every rank logs), summarized in one line; a warning that cannot be composed is dropped.
   try {
-    a = account();
+    if (!log_enabled(options_.log, rank_, LogLevel::kWarning)) return;
+    const LocalAccount a = account();
+    const std::size_t unused = a.unmatched_checkpoint_objects.size() + a.unrestored_values.size();
+    if (unused == 0) return;
+    const std::string& example = !a.unmatched_checkpoint_objects.empty()
+                                     ? a.unmatched_checkpoint_objects.front().text
+                                     : a.unrestored_values.front().text;
+    log_line(options_.log, rank_, LogLevel::kWarning,
+             "checkpoint '" + printable(path_) + "': " + std::to_string(unused) +
+                 " saved objects or values were never restored (first: " + example +
+                 "). Call expect_partial() on the restore status if that is intended.");
   } catch (...) {
-    return;
   }
-  const std::size_t unused = a.unmatched_checkpoint_objects.size() + a.unrestored_values.size();
-  if (unused == 0) return;
-  const std::string example = !a.unmatched_checkpoint_objects.empty()
-                                  ? a.unmatched_checkpoint_objects.front()
-                                  : a.unrestored_values.front();
-  std::fprintf(stderr,
-               "cairn: checkpoint '%s': %zu saved objects or values were never restored (first: "
-               "%s). Call expect_partial() on the restore status if that is intended.\n",
-               path_.c_str(), unused, example.c_str());
 }
 
 void RestoreContext::abandon() noexcept {
@@ -153,7 +155,8 @@ std::vector<RestoreContext::Match> RestoreContext::slot_matches_for_variable(
   auto* var = dynamic_cast<Variable*>(variable.get());
   if (!var) return found;
   for (int64_t opt_node : optimizer_nodes_) {
-    auto optimizer = std::dynamic_pointer_cast<Optimizer>(bound_[static_cast<std::size_t>(opt_node)].lock());
+    auto optimizer =
+        std::dynamic_pointer_cast<Optimizer>(bound_[static_cast<std::size_t>(opt_node)].lock());
     if (!optimizer) continue;
     for (const SlotRecord& s : manifest_.nodes[static_cast<std::size_t>(opt_node)].slots)
       if (s.variable == variable_node)
@@ -190,14 +193,16 @@ std::vector<RestoreContext::Match> RestoreContext::match(int64_t node,
       if (auto* optimizer = dynamic_cast<Optimizer*>(m.object.get())) {
         optimizer_nodes_.push_back(m.node);
         for (const SlotRecord& s : record.slots) {
-          auto var = std::dynamic_pointer_cast<Variable>(bound_[static_cast<std::size_t>(s.variable)].lock());
+          auto var = std::dynamic_pointer_cast<Variable>(
+              bound_[static_cast<std::size_t>(s.variable)].lock());
           if (!var) continue;
           if (auto slot = optimizer->get_slot(*var, s.name)) queue.push_back({s.slot, slot});
         }
       }
     }
     if (!optimizer_nodes_.empty() && record.kind == "variable")
-      for (Match& slot : slot_matches_for_variable(m.node, m.object)) queue.push_back(std::move(slot));
+      for (Match& slot : slot_matches_for_variable(m.node, m.object))
+        queue.push_back(std::move(slot));
     matched.push_back(std::move(m));
   }
   return matched;
@@ -210,7 +215,8 @@ void RestoreContext::validate(const std::vector<Match>& matches) const {
     // The context is built only for an error: this loop runs once per object of the graph.
     auto fail = [&](ErrorCode code, const std::string& what) {
       throw Error(code, what,
-                  {.rank = rank_, .checkpoint = path_,
+                  {.rank = rank_,
+                   .checkpoint = path_,
                    .key = record.value_key.empty() ? record.path : record.value_key,
                    .operation = "restore"});
     };
@@ -224,16 +230,16 @@ void RestoreContext::validate(const std::vector<Match>& matches) const {
       const TensorRecord& saved = manifest_.tensors[static_cast<std::size_t>(node_tensor_[n])];
       if (!v)
         fail(ErrorCode::kInvalidArgument,
-             std::string("the checkpoint holds a variable here, the live object is a ") + m.object->kind());
+             std::string("the checkpoint holds a variable here, the live object is a ") +
+                 m.object->kind());
       if (v->dtype() != saved.dtype)
-        fail(ErrorCode::kInvalidArgument, std::string("dtype mismatch: the variable is ") +
-                                              std::string(dtype_name(v->dtype())) +
-                                              ", the checkpoint holds " +
-                                              std::string(dtype_name(saved.dtype)));
+        fail(ErrorCode::kInvalidArgument,
+             std::string("dtype mismatch: the variable is ") + std::string(dtype_name(v->dtype())) +
+                 ", the checkpoint holds " + std::string(dtype_name(saved.dtype)));
       if (v->shape() != saved.shape)
-        fail(ErrorCode::kInvalidArgument, "shape mismatch: the variable is " +
-                                              shape_to_string(v->shape()) +
-                                              ", the checkpoint holds " + shape_to_string(saved.shape));
+        fail(ErrorCode::kInvalidArgument,
+             "shape mismatch: the variable is " + shape_to_string(v->shape()) +
+                 ", the checkpoint holds " + shape_to_string(saved.shape));
       if (v->rank() != rank_ || v->nranks() != nranks_)
         fail(ErrorCode::kShardMismatch,
              "variable was created for rank " + std::to_string(v->rank()) + " of " +
@@ -285,7 +291,8 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
     if (node_tensor_[n] >= 0) {
       const TensorRecord& record = manifest_.tensors[static_cast<std::size_t>(node_tensor_[n])];
       auto* v = static_cast<Variable*>(m.object.get());
-      for (std::size_t b = 0; b < v->local_boxes().size(); ++b) buffers[i].push_back(v->box_bytes(b).data());
+      for (std::size_t b = 0; b < v->local_boxes().size(); ++b)
+        buffers[i].push_back(v->box_bytes(b).data());
       read_tensor(reader, record, v->local_boxes(), buffers[i], packed, &checks);
       tensor_nodes.push_back(static_cast<int64_t>(i));
       if (!record.packed && ++datasets_read == halfway) fault_point("restore_during_read", rank_);
@@ -364,7 +371,8 @@ void RestoreContext::on_child_attached(Trackable&, int64_t parent_node, const st
                                        const std::shared_ptr<Trackable>& child) {
   // The context may be let go by its last object inside restore_deferred.
   const std::shared_ptr<RestoreContext> self = shared_from_this();
-  for (const auto& [edge, child_node] : manifest_.nodes[static_cast<std::size_t>(parent_node)].children)
+  for (const auto& [edge, child_node] :
+       manifest_.nodes[static_cast<std::size_t>(parent_node)].children)
     if (edge == name) return restore_deferred(match(child_node, child));
 }
 
@@ -389,25 +397,28 @@ LocalAccount RestoreContext::account() const {
   for (std::size_t n = 1; n < bound_.size(); ++n) {
     const NodeRecord& record = manifest_.nodes[n];
     if (!matched_[n]) {
-      a.unmatched_checkpoint_objects.push_back("'" + printable(record.path) + "' (" + record.kind +
-                                               ")");
+      a.unmatched_checkpoint_objects.push_back(
+          {"'" + printable(record.path) + "' (" + record.kind + ")", record.path});
       continue;
     }
     if (auto object = bound_[n].lock()) matched.insert(object.get());
     ++a.matched_objects;
     if (record.value_key.empty()) continue;
-    if (restored_[n]) ++a.restored_values;
+    if (restored_[n])
+      ++a.restored_values;
     else
-      a.unrestored_values.push_back("'" + printable(record.value_key) + "'");
+      a.unrestored_values.push_back({"'" + printable(record.value_key) + "'", record.value_key});
   }
   for (const auto& [node, ranks] : dropped_) {
     std::string list;
     for (int r : ranks) list += (list.empty() ? "" : ",") + std::to_string(r);
+    const std::string& key = manifest_.nodes[static_cast<std::size_t>(node)].value_key;
     a.unrestored_values.push_back(
-        "'" + printable(manifest_.nodes[static_cast<std::size_t>(node)].value_key) +
-        "' of saved rank" + (ranks.size() > 1 ? "s " : " ") + list + " of " +
-        std::to_string(manifest_.world_size) + " (this job has " + std::to_string(nranks_) +
-        " ranks and the state's load_rescaled() does not merge saved values)");
+        {"'" + printable(key) + "' of saved rank" + (ranks.size() > 1 ? "s " : " ") + list +
+             " of " + std::to_string(manifest_.world_size) + " (this job has " +
+             std::to_string(nranks_) +
+             " ranks and the state's load_rescaled() does not merge saved values)",
+         key});
   }
   if (a.unmatched_checkpoint_objects.empty() && a.unrestored_values.empty()) fully_used_ = true;
   if (auto root = root_.lock()) {
@@ -421,16 +432,18 @@ LocalAccount RestoreContext::account() const {
       const auto p1 = live_path.find(first.get()), p2 = live_path.find(second.get());
       if (p1 == live_path.end() || p2 == live_path.end() || matched.count(second.get())) continue;
       matched.insert(second.get());  // one verdict per object: not also "not in the checkpoint"
-      a.inconsistent_references.push_back(
-          "'" + p1->second + "' and '" + p2->second +
-          "' reference one object in the checkpoint ('" +
-          printable(manifest_.nodes[static_cast<std::size_t>(c.node)].path) +
-          "') but two different live objects");
+      const std::string& node_path = manifest_.nodes[static_cast<std::size_t>(c.node)].path;
+      a.inconsistent_references.push_back({"'" + p1->second + "' and '" + p2->second +
+                                               "' reference one object in the checkpoint ('" +
+                                               printable(node_path) +
+                                               "') but two different live objects",
+                                           node_path});
     }
     for (std::size_t i = 1; i < live.nodes.size(); ++i)
       if (!matched.count(live.nodes[i].object.get()))
-        a.unmatched_live_objects.push_back("'" + printable(live.nodes[i].record.path) + "' (" +
-                                           live.nodes[i].record.kind + ")");
+        a.unmatched_live_objects.push_back(
+            {"'" + printable(live.nodes[i].record.path) + "' (" + live.nodes[i].record.kind + ")",
+             live.nodes[i].record.path});
   }
   return a;
 }

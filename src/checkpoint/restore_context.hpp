@@ -13,12 +13,19 @@
 
 namespace cairn::detail {
 
+/// One problem a status check reports: its text, and the object path or value key it concerns
+/// (raw, for an error's context).
+struct AccountItem {
+  std::string text;
+  std::string key;
+};
+
 /// This rank's view of what a restore matched, for the status checks.
 struct LocalAccount {
-  std::vector<std::string> unmatched_checkpoint_objects;
-  std::vector<std::string> inconsistent_references;
-  std::vector<std::string> unrestored_values;  // of matched objects
-  std::vector<std::string> unmatched_live_objects;
+  std::vector<AccountItem> unmatched_checkpoint_objects;
+  std::vector<AccountItem> inconsistent_references;
+  std::vector<AccountItem> unrestored_values;  // of matched objects
+  std::vector<AccountItem> unmatched_live_objects;
   int64_t matched_objects = 0;  // excluding the root
   int64_t restored_values = 0;
 };
@@ -67,7 +74,8 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
 
  private:
   void restore_deferred(const std::vector<Match>& matches);
-  std::vector<Match> slot_matches_for_variable(int64_t variable_node, const std::shared_ptr<Trackable>& variable);
+  std::vector<Match> slot_matches_for_variable(int64_t variable_node,
+                                               const std::shared_ptr<Trackable>& variable);
   bool bind(int64_t node, const std::shared_ptr<Trackable>& object);
   void note_conflict(int64_t node, const std::shared_ptr<Trackable>& first,
                      const std::shared_ptr<Trackable>& second);
@@ -92,7 +100,7 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   std::vector<char> matched_;                    // per checkpoint node, even if the object died
   std::vector<char> restored_;                   // per checkpoint node
   std::vector<int64_t> optimizer_nodes_;         // matched optimizer nodes with slots
-  std::vector<uint32_t> visited_;                // per checkpoint node: the last match() that saw it
+  std::vector<uint32_t> visited_;  // per checkpoint node: the last match() that saw it
   uint32_t visit_epoch_ = 0;
   // This rank's own handle on the file, open while deferred values are pending.
   std::unique_ptr<ContainerReader> local_reader_;

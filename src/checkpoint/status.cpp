@@ -26,23 +26,30 @@ std::string rank_list(const std::vector<int>& ranks, int nranks) {
 }
 
 // Collective: every rank's problems are merged on rank 0 into one summary (identical problems of
-// several ranks become one line naming the ranks), then every rank throws the same error.
-void global_verdict(const detail::RestoreContext& context, const std::vector<std::string>& local,
-                    const std::string& check) {
+// several ranks become one line naming the ranks), then every rank throws the same error. Its
+// context names the checkpoint, the check, and the rank and key of the first problem listed.
+void global_verdict(const detail::RestoreContext& context,
+                    const std::vector<detail::AccountItem>& local, const std::string& check) {
   const Comm& comm = context.session().comm();
   const int64_t total = comm.allreduce_sum(static_cast<int64_t>(local.size()));
   if (total == 0) return;
+  const auto failed_ranks = static_cast<int>(comm.allreduce_sum(local.empty() ? 0 : 1));
   wire::Message mine = wire::Message::array();
   for (std::size_t i = 0; i < local.size() && i < kMaxProblemsPerRank; ++i)
-    mine.push_back(local[i]);
+    mine.push_back(wire::Message::array({local[i].text, local[i].key}));
   const std::vector<wire::Message> all = wire::gather(comm, mine, 0);
   wire::Message error;
   if (comm.rank() == 0) {
     std::map<std::string, std::vector<int>> ranks_of;
     std::vector<std::string> order;
+    ErrorContext where{.checkpoint = context.path(), .operation = check};
     for (std::size_t r = 0; r < all.size(); ++r) {
       for (const auto& item : all[r]) {
-        std::string line = item.get<std::string>();
+        std::string line = item.at(0).get<std::string>();
+        if (order.empty()) {
+          where.rank = static_cast<int>(r);
+          where.key = item.at(1).get<std::string>();
+        }
         auto [it, fresh] = ranks_of.try_emplace(line);
         if (fresh) order.push_back(line);
         it->second.push_back(static_cast<int>(r));
@@ -54,17 +61,17 @@ void global_verdict(const detail::RestoreContext& context, const std::vector<std
       message += "\n  - " + order[i] + rank_list(ranks_of[order[i]], comm.size());
     if (order.size() > kMaxProblemsShown)
       message += "\n  ... and " + std::to_string(order.size() - kMaxProblemsShown) + " more";
-    // The text names the checkpoint already; the context says which check and which file.
-    error = wire::from_error(Error::from_remote(ErrorCode::kNotFound, message));
+    error = wire::from_error(Error(ErrorCode::kNotFound, message, std::move(where), failed_ranks));
   }
   wire::broadcast(comm, error, 0);
   throw wire::to_error(error);
 }
 
-std::vector<std::string> prefixed(const std::vector<std::string>& items, const std::string& prefix) {
-  std::vector<std::string> out;
+std::vector<detail::AccountItem> prefixed(const std::vector<detail::AccountItem>& items,
+                                          const std::string& prefix) {
+  std::vector<detail::AccountItem> out;
   out.reserve(items.size());
-  for (const std::string& s : items) out.push_back(prefix + s);
+  for (const detail::AccountItem& item : items) out.push_back({prefix + item.text, item.key});
   return out;
 }
 
@@ -78,29 +85,34 @@ RestoreStatus& RestoreStatus::operator=(RestoreStatus&&) noexcept = default;
 
 RestoreStatus& RestoreStatus::assert_consumed() {
   const detail::LocalAccount a = context_->account();
-  std::vector<std::string> problems = prefixed(a.unmatched_checkpoint_objects, "checkpoint object not matched: ");
-  for (auto& s : prefixed(a.unrestored_values, "checkpoint value not restored: ")) problems.push_back(s);
+  std::vector<detail::AccountItem> problems =
+      prefixed(a.unmatched_checkpoint_objects, "checkpoint object not matched: ");
+  for (auto& s : prefixed(a.unrestored_values, "checkpoint value not restored: "))
+    problems.push_back(s);
   for (auto& s : prefixed(a.inconsistent_references, "inconsistent references: "))
     problems.push_back(s);
-  for (auto& s : prefixed(a.unmatched_live_objects, "live object not in the checkpoint: ")) problems.push_back(s);
+  for (auto& s : prefixed(a.unmatched_live_objects, "live object not in the checkpoint: "))
+    problems.push_back(s);
   global_verdict(*context_, problems, "assert_consumed");
   return *this;
 }
 
 RestoreStatus& RestoreStatus::assert_existing_objects_matched() {
   const detail::LocalAccount a = context_->account();
-  std::vector<std::string> problems = prefixed(a.unmatched_live_objects, "live object not in the checkpoint: ");
+  std::vector<detail::AccountItem> problems =
+      prefixed(a.unmatched_live_objects, "live object not in the checkpoint: ");
   for (auto& s : prefixed(a.inconsistent_references, "inconsistent references: "))
     problems.push_back(s);
-  for (auto& s : prefixed(a.unrestored_values, "checkpoint value not restored: ")) problems.push_back(s);
+  for (auto& s : prefixed(a.unrestored_values, "checkpoint value not restored: "))
+    problems.push_back(s);
   global_verdict(*context_, problems, "assert_existing_objects_matched");
   return *this;
 }
 
 RestoreStatus& RestoreStatus::assert_nontrivial_match() {
   const detail::LocalAccount a = context_->account();
-  std::vector<std::string> problems;
-  if (a.matched_objects == 0) problems.push_back("nothing but the root object was matched");
+  std::vector<detail::AccountItem> problems;
+  if (a.matched_objects == 0) problems.push_back({"nothing but the root object was matched", ""});
   global_verdict(*context_, problems, "assert_nontrivial_match");
   return *this;
 }
@@ -121,7 +133,8 @@ RestoreSummary RestoreStatus::summary() const {
   s.checkpoint_values = static_cast<int64_t>(context_->manifest().tensors.size() +
                                              context_->manifest().states.size());
   s.restored_values = comm.allreduce_min(a.restored_values);
-  s.unmatched_live_objects = comm.allreduce_sum(static_cast<int64_t>(a.unmatched_live_objects.size()));
+  s.unmatched_live_objects =
+      comm.allreduce_sum(static_cast<int64_t>(a.unmatched_live_objects.size()));
   try {
     RestoreStatus probe(context_);
     probe.assert_consumed();
@@ -131,6 +144,8 @@ RestoreSummary RestoreStatus::summary() const {
   return s;
 }
 
-const std::string& RestoreStatus::path() const { return context_->path(); }
+const std::string& RestoreStatus::path() const {
+  return context_->path();
+}
 
 }  // namespace cairn

@@ -79,4 +79,10 @@ std::vector<Message> gather(const Comm& comm, const Message& message, int root) 
   return out;
 }
 
+std::vector<Message> allgather(const Comm& comm, const Message& message) {
+  std::vector<Message> out;
+  for (const std::string& bytes : comm.allgather(encode(message))) out.push_back(decode(bytes));
+  return out;
+}
+
 }  // namespace cairn::wire

@@ -33,5 +33,7 @@ std::string bytes_of(const Message& field);
 void broadcast(const Comm& comm, Message& message, int root);
 /// Collective over `comm`. Every rank's message, on `root` (empty elsewhere).
 std::vector<Message> gather(const Comm& comm, const Message& message, int root);
+/// Collective over `comm`. Every rank's message, in rank order, on every rank.
+std::vector<Message> allgather(const Comm& comm, const Message& message);
 
 }  // namespace cairn::wire

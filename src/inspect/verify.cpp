@@ -10,6 +10,7 @@
 #include "cairn/checkpoint/checkpoint.hpp"
 #include "cairn/inspect/common.hpp"
 #include "checkpoint/state_file.hpp"
+#include "comm/wire.hpp"
 #include "inspect/scan.hpp"
 #include "inspect/text.hpp"
 #include "inspect/verify_engine.hpp"
@@ -21,7 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 using detail::CheckpointVerdict;
 using detail::FileStatus;
-using nlohmann::json;
 using nlohmann::ordered_json;
 
 int exit_code_of(const CheckpointVerdict& v) {
@@ -173,15 +173,15 @@ DirectoryPlan plan_directory(const std::string& dir) {
 
 int verify_directory(const detail::Group& group, const VerifyOptions& options, std::ostream& out) {
   const std::string& dir = options.path;
-  std::string plan_text;
+  wire::Message shared;
   DirectoryPlan plan;
   group.run_agreed([&] {
     if (group.rank() != 0) return;
     plan = plan_directory(dir);
-    plan_text = json{{"files", plan.files}}.dump();
+    shared = {{"files", plan.files}};
   });
-  group.broadcast(plan_text);
-  const auto files = json::parse(plan_text).at("files").get<std::vector<std::string>>();
+  group.broadcast(shared);
+  const auto files = shared.at("files").get<std::vector<std::string>>();
   std::vector<CheckpointVerdict> verdicts;
   for (const std::string& name : files)
     verdicts.push_back(detail::verify_checkpoint(group, (fs::path(dir) / name).string(), options));
@@ -290,12 +290,23 @@ int verify(const VerifyOptions& options, const Comm* comm, std::ostream& out) {
   std::lock_guard<std::recursive_mutex> hdf5(cairn::detail::hdf5_mutex());
   const detail::Group group(comm);
   // Every rank must take the same branch: rank 0 decides whether the path is a directory.
-  std::string kind = fs::is_directory(options.path) ? "d" : "f";
+  wire::Message kind;
+  group.run_agreed([&] {
+    if (group.rank() == 0) kind = {{"directory", fs::is_directory(options.path)}};
+  });
   group.broadcast(kind);
-  std::string code = std::to_string(kind == "d" ? verify_directory(group, options, out)
-                                                : verify_file(group, options, out));
-  group.broadcast(code);
-  return std::stoi(code);
+  // Every check is agreed, but rank 0 alone prints: its exit code, or its error with the code,
+  // message and context, reaches every rank.
+  wire::Message outcome;
+  try {
+    outcome = {{"exit", kind.at("directory").get<bool>() ? verify_directory(group, options, out)
+                                                         : verify_file(group, options, out)}};
+  } catch (...) {
+    outcome = {{"error", wire::from_error(current_exception_as_error({.rank = group.rank()}))}};
+  }
+  group.broadcast(outcome);
+  if (outcome.contains("error")) throw wire::to_error(outcome.at("error"));
+  return outcome.at("exit").get<int>();
 }
 
 }  // namespace cairn::inspect

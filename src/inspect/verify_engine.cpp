@@ -223,16 +223,16 @@ void hash_packed(cairn::detail::ContainerReader& reader, std::vector<const Item*
 
 }  // namespace
 
-void Group::broadcast(std::string& text) const {
-  if (comm_) comm_->broadcast(text, 0);
+void Group::broadcast(wire::Message& message) const {
+  if (comm_) wire::broadcast(*comm_, message, 0);
 }
 
-std::vector<std::string> Group::allgather(const std::string& text) const {
-  return comm_ ? comm_->allgather(text) : std::vector<std::string>{text};
+std::vector<wire::Message> Group::allgather(const wire::Message& message) const {
+  return comm_ ? wire::allgather(*comm_, message) : std::vector<wire::Message>{message};
 }
 
-std::vector<std::string> Group::gather(const std::string& text) const {
-  return comm_ ? comm_->gather(text, 0) : std::vector<std::string>{text};
+std::vector<wire::Message> Group::gather(const wire::Message& message) const {
+  return comm_ ? wire::gather(*comm_, message, 0) : std::vector<wire::Message>{message};
 }
 
 void Group::run_agreed(const std::function<void()>& fn) const {
@@ -249,14 +249,14 @@ CheckpointVerdict verify_checkpoint(const Group& group, const std::string& path,
   const int64_t chunk = std::max<int64_t>(options.chunk_bytes, 4096);
   // Rank 0 probes: commit mark, manifest checksum, decoding (coverage, consistency).
   Probe probe;
-  std::string header;
+  wire::Message header;
   group.run_agreed([&] {
     if (group.rank() != 0) return;
     probe = probe_file(path, true);
-    header = json{{"status", static_cast<int>(probe.status)}}.dump();
+    header = {{"status", static_cast<int>(probe.status)}};
   });
   group.broadcast(header);
-  v.status = static_cast<FileStatus>(json::parse(header).at("status").get<int>());
+  v.status = static_cast<FileStatus>(header.at("status").get<int>());
   if (v.status != FileStatus::kCommitted) {
     switch (v.status) {
       case FileStatus::kUncommitted:
@@ -310,9 +310,8 @@ CheckpointVerdict verify_checkpoint(const Group& group, const std::string& path,
   });
   std::vector<bool> bad_tensor(m.tensors.size(), false);
   bool bad_packed = false;
-  for (const std::string& text :
-       group.allgather(json{{"found", found}, {"checked", datasets_checked}}.dump())) {
-    const json j = json::parse(text);
+  for (const wire::Message& j :
+       group.allgather(wire::Message{{"found", found}, {"checked", datasets_checked}})) {
     if (rank == 0) v.datasets_checked += j.at("checked").get<int64_t>();
     for (const json& f : j.at("found")) {
       const auto ordinal = f.at(0).get<int64_t>();
@@ -370,10 +369,10 @@ CheckpointVerdict verify_checkpoint(const Group& group, const std::string& path,
   // Rank 0 merges every rank's tally and problems.
   json mine = rank == 0 ? json{{"total", 0}, {"problems", json::array()}} : problems.to_json();
   mine["tally"] = {tally.pieces, tally.blobs, tally.bytes};
-  const std::vector<std::string> all = group.gather(mine.dump());
+  const std::vector<wire::Message> all = group.gather(mine);
   if (rank != 0) return v;
   for (std::size_t r = 0; r < all.size(); ++r) {
-    const json j = json::parse(all[r]);
+    const wire::Message& j = all[r];
     v.pieces_checked += j.at("tally").at(0).get<int64_t>();
     v.blobs_checked += j.at("tally").at(1).get<int64_t>();
     v.bytes_checked += j.at("tally").at(2).get<int64_t>();

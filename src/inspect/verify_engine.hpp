@@ -7,22 +7,24 @@
 
 #include "cairn/comm/comm.hpp"
 #include "cairn/inspect/verify.hpp"
+#include "comm/wire.hpp"
 #include "inspect/probe.hpp"
 
 namespace cairn::inspect::detail {
 
-/// The ranks that verify together: a communicator, or this process alone.
+/// The ranks that verify together: a communicator, or this process alone. Messages between them
+/// are wire messages, like every other message cairn sends between ranks.
 class Group {
  public:
   explicit Group(const Comm* comm) : comm_(comm) {}
   int rank() const noexcept { return comm_ ? comm_->rank() : 0; }
   int size() const noexcept { return comm_ ? comm_->size() : 1; }
-  /// Collective. Rank 0's `text` on every rank.
-  void broadcast(std::string& text) const;
-  /// Collective. Every rank's `text`, in rank order, on every rank.
-  std::vector<std::string> allgather(const std::string& text) const;
-  /// Collective. Every rank's `text` on rank 0 (empty elsewhere).
-  std::vector<std::string> gather(const std::string& text) const;
+  /// Collective. Rank 0's `message` on every rank.
+  void broadcast(wire::Message& message) const;
+  /// Collective. Every rank's `message`, in rank order, on every rank.
+  std::vector<wire::Message> allgather(const wire::Message& message) const;
+  /// Collective. Every rank's `message` on rank 0 (empty elsewhere).
+  std::vector<wire::Message> gather(const wire::Message& message) const;
   /// Collective. Runs `fn`; an exception on any rank becomes the same cairn::Error on every rank.
   void run_agreed(const std::function<void()>& fn) const;
 
