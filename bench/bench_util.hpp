@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Helpers of the benchmark: clocks, memory high-water marks, the page cache, idle waiting.
 #include <mpi.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cairn_bench: save and restore throughput of cairn against the raw MPI-IO ceiling of the same
 // machine, measured in the same run (see docs/performance.md). Usually started by scripts/bench.
 //

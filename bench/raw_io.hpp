@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The ceiling: the same bytes written to (and read from) one shared new file with plain MPI-IO, on
 // the same file system, in the same run.

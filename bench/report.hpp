@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // One measurement as a JSON object (the field names scripts/bench and docs/performance.md use),
 // medians over repeats, and the final human-readable table.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The workloads of DESIGN.md section 5, with deterministic values that restores verify.
 #include <cstdint>

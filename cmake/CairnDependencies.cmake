@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # All third-party dependencies come from Debian packages installed by scripts/setup.
 # MPI: the C API only (cairn::cairn defines OMPI_SKIP_MPICXX, so nothing needs libmpi_cxx).
 find_package(MPI REQUIRED COMPONENTS C)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Writes and installs cairn.pc. A consumer compiles against cairn's headers, which include <mpi.h>
 # and Boost.Serialization's headers, and links libcairn; HDF5, xxhash and OpenMP stay inside
 # libcairn.so (it is a shared library only), so they appear nowhere here.

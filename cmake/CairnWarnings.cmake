@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 add_library(cairn_warnings INTERFACE)
 target_compile_options(cairn_warnings INTERFACE -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
   -Wno-missing-field-initializers  # designated initializers rely on member defaults on purpose

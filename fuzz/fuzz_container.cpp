@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: opening a container file the ways cairn does. The input bytes are written to
 // a temporary file, which is then
 //   1. checked by `cairn verify`'s library function (local, POSIX driver, bounded reads);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the manifest and commit-mark decoders of src/storage. Any input must either
 // decode or throw cairn::Error; anything else (another exception type, a crash, a sanitizer
 // report, unbounded memory or time) is a bug. Beyond "no crash", it checks the properties the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The object graph of the container fuzzer's seed checkpoints (make_seeds.cpp) and of the restore
 // it runs on every input (fuzz_container.cpp). Small on purpose: the seeds stay a few KB, and the

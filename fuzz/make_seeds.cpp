@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // make_seeds: writes the seed corpora of the fuzz targets.
 //
 //   mpirun -n K cairn_fuzz_make_seeds CONTAINER_DIR MANIFEST_DIR

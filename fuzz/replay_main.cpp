@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Replays inputs through a fuzz target's LLVMFuzzerTestOneInput without libFuzzer, so that the
 // corpus and the regression inputs run as ordinary tests in any build (g++ included):
 //

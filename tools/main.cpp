@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cairn: inspect, verify and compare cairn checkpoints. Each verb lives in tools/verbs/ and is a
 // thin layer over a library function in cairn/inspect/.
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // quickstart: save a small sharded model on N ranks, restore it on M ranks with layouts made for
 // M, and verify every element and the opaque state.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // train: a data-parallel MLP training job that checkpoints with cairn, can be killed, and resumes
 // from the newest valid checkpoint on the same or a different number of ranks.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // A three-layer perceptron (16 -> H -> H -> 1, tanh) whose weights are replicated on every rank,
 // trained data-parallel: gradients are summed with MPI_Allreduce, then each rank updates the rows

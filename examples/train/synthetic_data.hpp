@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // A deterministic synthetic regression data set and a distributed loader over it. Each rank reads
 // its own shard (samples r, r+n, r+2n, ...) in an order it reshuffles every epoch with its own RNG,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Everything a training program needs. Opaque state over Boost.Serialization is in
 // "cairn/state/boost_state.hpp".

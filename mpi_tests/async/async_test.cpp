@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Asynchronous saves: a consistent snapshot, one save in flight, restores wait, background
 // failures reach every rank and never become latest, the user's MPI traffic goes on meanwhile.
 #include <gtest/gtest.h>

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench_smoke.sh SCRIPTS_BENCH CAIRN_BENCH (env: CAIRN_TEST_DIR, MPIEXEC; set by ctest):
 # runs every workload of the benchmark at --quick sizes on 2 ranks (W3: 3 ranks restored on 2)
 # and checks that each run and each median has every field and that every restore verified.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Deferred restoration: objects attached after restore() get their values on attach, from each
 // rank alone; the newest restore wins; slot variables restore once variable and optimizer exist.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Damage is detected and named: flipped bytes in tensor data (datasets and packed), shape and dtype
 // mismatches, files that are not checkpoints. Errors are the same on every rank.
 #include <gtest/gtest.h>

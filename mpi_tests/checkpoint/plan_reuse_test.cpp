@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Plan once, reuse: saves of an unchanged graph reuse the previous plan (and say so in
 // last_save()), yet write the values and opaque state of the moment; any change to the graph's
 // objects, edges or slots plans again.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The read-ahead of a rank's packed region on restores at the saved job size (format 1.1's
 // /cairn/packed_ranks): exact values with it on, off, and with chunks small enough that pieces
 // straddle them; a damaged, missing or foreign index only costs the read-ahead; damaged packed

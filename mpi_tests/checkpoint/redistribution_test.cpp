@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // N -> M restores with layout changes. Inside one MPI job of P ranks, a checkpoint is saved by the
 // first N ranks (a sub-communicator) and restored by the first M ranks, for every N, M <= P.
 #include <gtest/gtest.h>

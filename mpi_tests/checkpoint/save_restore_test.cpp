@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Save/write/read/restore semantics, save_counter, latest_checkpoint, shared objects, cycles,
 // key escaping and opaque state.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Restore semantics as tf.train.Checkpoint has them (issue 15): the newest restore() call wins
 // whatever the order of attaching, deferred slot values survive a newer restore that lacks them,
 // dropped per-rank values are reported, deferred restoration survives the file's deletion, two

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The four status checks with TensorFlow's meanings, as global verdicts.
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // crash_saver: the MPI program the kill -9 crash tests drive (crash_test.sh). Not a gtest: the
 // test is the sequence save / crash / verify / recover, run by the script.
 //

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Real-crash test of the commit protocol: kill -9 one rank (or every rank) at each phase of a save,
 # then check what a restarted job sees.
 #

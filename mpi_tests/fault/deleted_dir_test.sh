@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The checkpoint directory is deleted while a job runs: between two saves, and during a save.
 # The deletion happens at a deterministic point: the ranks pause there (CAIRN_FAULT_PAUSE, see
 # src/storage/fault_injection.hpp), the script deletes the directory, then lets them go on.

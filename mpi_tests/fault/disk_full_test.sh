@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Disk full: a save that runs out of space on a real (tmpfs) file system.
 #
 #   disk_full_test.sh CRASH_SAVER CAIRN_CLI     (env: MPIEXEC, CAIRN_TEST_DIR; set by ctest)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Helpers shared by the fault scripts (restore_crash_test.sh, disk_full_test.sh, readonly_test.sh,
 # deleted_dir_test.sh). Sourced, not run. Needs SAVER, MPIEXEC and CAIRN_TEST_DIR.
 # shellcheck shell=bash

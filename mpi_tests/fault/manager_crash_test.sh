@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Real-crash test of CheckpointManager: a job saving through the manager is killed with kill -9
 # (CAIRN_FAULT_INJECT) at each phase of a save; the next job's restore_or_initialize must restore
 # the newest complete checkpoint with exact values, report and clean the crash's leftovers, and

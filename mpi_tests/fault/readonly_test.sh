@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Read-only target: saves into a directory whose file system is mounted read-only. (chmod 0555
 # does not stop root, so the test remounts its own tmpfs with -o remount,ro.)
 #

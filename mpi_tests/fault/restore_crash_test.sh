@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Real-crash test of restores: kill -9 one rank (or every rank) at each phase of a restore, then
 # check that the checkpoint was not touched and that a new job restores it exactly.
 #

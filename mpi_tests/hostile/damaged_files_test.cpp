@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Damaged and foreign files through the real restore path (Checkpoint::read, collective over the
 // job): flipped bytes in per-rank opaque state, a crafted state archive that passes its checksum,
 // truncation at 16 offsets from the superblock to the end, files that are not HDF5, and HDF5 files

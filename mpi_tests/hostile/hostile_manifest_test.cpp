@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Hostile manifests written into a real container (the manifest dataset and the commit mark are
 // rewritten, so the damage is past the checksum) and restored through Checkpoint::read on every
 // rank count of the test: absurd shapes, unknown dtypes, overlapping and out-of-range boxes, names

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Helpers of the hostile-file tests: a small reference checkpoint written by the job, hostile
 // rewrites of its manifest and commit mark, and the check every hostile case must pass (a clear

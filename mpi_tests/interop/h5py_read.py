@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Reads a cairn checkpoint without cairn -- h5py, numpy and json only, following docs/format.md --
 and checks it against the values the writer put in.
 

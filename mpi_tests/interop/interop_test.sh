@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Interop: checkpoints written by cairn on 3 ranks, read back by Python with h5py and numpy only
 # (h5py_read.py, no cairn), every value and every checksum checked; then two corrupted copies must
 # be rejected by the same reader, to show that it can fail.

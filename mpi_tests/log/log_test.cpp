@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The log lines a program receives through LogOptions::sink: what each says (path, counter, bytes,
 // GB/s, level), on which ranks, and at which levels, with CAIRN_LOG overriding the options.
 #include <gtest/gtest.h>

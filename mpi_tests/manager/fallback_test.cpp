@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // restore_or_initialize falls back to the newest checkpoint that restores when the newest is
 // truncated, bit-flipped or deleted, says which it skipped and why, and refuses to start over when
 // nothing restores.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CheckpointManager: retention, intervals, numbering, ownership and state-file recovery.
 #include <gtest/gtest.h>
 

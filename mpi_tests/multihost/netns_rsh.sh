@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Open MPI's "remote shell" for the two-host test (netns_test.sh): instead of ssh, runs the daemon
 # launch command inside the network namespace that plays the host named by its address.
 #

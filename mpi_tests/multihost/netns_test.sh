@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Two "hosts" on one machine: two network namespaces joined by a veth pair, each with its own
 # address and host name. Open MPI starts its daemon on the second host through netns_rsh.sh (in
 # place of ssh) and the ranks talk over TCP only, so the cross-host paths (TCP BTL, OOB wire-up,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # `cpack -G DEB` makes a .deb of the build; it holds the library, headers, CMake and pkg-config
 # files, declares its dependencies (each installed on this machine, as `dpkg -i` would require),
 # and the find_package consumer builds against its contents and runs.

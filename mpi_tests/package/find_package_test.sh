@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs cairn into a scratch prefix and checks the package as a consumer sees it:
 # - the exported CMake target carries no OpenMP and no libmpi_cxx;
 # - `pkg-config --modversion cairn` answers the project version from the installed tree;

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # cairn as a subproject (FetchContent of the source tree, which is add_subdirectory): tests, tools,
 # bench and examples default OFF, only the library and the consumer are built, and the consumer
 # saves and restores on 2 ranks.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // preempt_job: the MPI "training" program the preemption test drives (preempt_test.sh). Not a
 // gtest: the test is the sequence run / signal / save / exit 75 / restart / finish, run by the
 // script.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Preemption test: a signal to a running job makes every rank save the same step and exit with the
 # documented code (75, cairn::kPreemptedExitCode); the restarted job resumes at exactly that step
 # and ends with the values of a run that was never interrupted.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes a fenced code block of a Markdown file to a file, so tests build what the docs show.
 
     extract_snippet.py DOC HEADING LANG INDEX OUT

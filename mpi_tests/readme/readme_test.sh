@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The README's example, taken from README.md itself, keeps its promise: built against an installed
 # cairn with the README's CMakeLists.txt, started on 3 ranks, sent SIGUSR1 through mpirun once it
 # has saved, it exits 75 (cairn::kPreemptedExitCode) with the signalled step saved as the latest

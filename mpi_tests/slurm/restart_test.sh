@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scripts/slurm/restart-after-failure.sbatch under a real Slurm (a test cluster of two slurmd on
 # this machine, slurm_cluster.sh): one rank is killed with kill -9 mid-run; the script launches the
 # step again within the allocation, the new launch resumes from the newest valid checkpoint and

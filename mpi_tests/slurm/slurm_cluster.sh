@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=bash
 # slurm_cluster.sh: a throw-away Slurm cluster on this machine for one test, sourced by the
 # mpi_tests/slurm test scripts. Nothing of the system's Slurm or munge is used or touched: the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scripts/slurm/train-requeue.sbatch under a real Slurm (a test cluster of two slurmd on this
 # machine, slurm_cluster.sh): the time-limit signal arrives mid-training, the job saves, exits
 # with 75 and requeues itself; the requeued run resumes at the saved step and finishes with the

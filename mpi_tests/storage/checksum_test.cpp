@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // checksum_region must equal the checksum of the region copied out, for any region of any box.
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The one table of element types (src/tensor/dtype_traits.hpp): every dtype's name, size, kind
 // and HDF5 type come from its row, and the HDF5 type made for a dtype is recognized as that dtype
 // and as no other (what `cairn verify` relies on).

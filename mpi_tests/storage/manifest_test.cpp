@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The manifest codec: round trip, and every kind of damaged or hostile input is a clear error.
 #include <gtest/gtest.h>
 

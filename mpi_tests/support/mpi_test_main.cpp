@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The one main for every MPI test program: each rank runs the tests; rank 0 prints the usual
 // report, other ranks print only their failures (prefixed with the rank); the exit code is agreed
 // by allreduce so that mpiexec reports a failure on any rank.

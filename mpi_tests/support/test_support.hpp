@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Helpers shared by the MPI tests: a per-test scratch directory agreed by all ranks, and
 // deterministic tensor values derived from (variable id, global element index).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The `cairn` command line, end to end: for every verb --help (exit 0), bad arguments (exit 2), a
 # sound checkpoint (exit 0 and the expected output) and damaged ones (flipped byte: exit 1 naming
 # the key; truncated or not HDF5: exit 3; no commit mark: exit 1; newer format: exit 3), diff's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Damaging checkpoints on purpose, for the tests of `cairn verify` and of format compatibility:
 // bytes flipped in place (as bit rot would), truncation, a removed commit mark, a rewritten

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cairn_test_damage: damages a checkpoint on purpose for the CLI tests (see damage.hpp).
 //
 //   cairn_test_damage flip-tensor FILE KEY [ELEMENT]   flip a byte of a tensor element

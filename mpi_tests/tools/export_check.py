@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Reads files written by `cairn export` without cairn and compares every value.
 
     export_check.py EXPECTED_JSON CKPT_FILE_NAME LS_JSON OUT.safetensors|OUT.h5 [GLOBS...]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # `cairn export` end to end: checkpoints saved on 3 ranks (uneven shards), 1 and 4 (a rank owning
 # nothing) and the committed golden checkpoints of format 1.1 (all 13 dtypes) exported to .safetensors and
 # .h5, read back by plain Python (struct + json + numpy) and h5py, every value compared with

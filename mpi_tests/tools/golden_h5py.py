@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """The golden checkpoints read with h5py and numpy alone, by the example code of docs/format.md.
 
     golden_h5py.py FORMAT_MD GOLDEN_DIR

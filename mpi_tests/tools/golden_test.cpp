@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Compatibility: the golden checkpoints of format CAIRN_GOLDEN_VERSION in
 // tests/golden/format-<version>/ (written on 2 ranks by the cairn of that format, see
 // tests/golden/make_golden.sh) must restore with the current library, on any number of ranks, to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The library behind the `cairn` tool (cairn/inspect/): every verb on a sound checkpoint, on
 // damaged ones, and verify's verdict being the same at every rank count.
 #include <gtest/gtest.h>

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # `cairn verify` gives the same verdict (the same JSON, apart from the rank count) without mpirun
 # and under mpirun at 1, 2, 3 and 4 ranks, for a sound checkpoint, a damaged one, and a directory;
 # every rank of a run exits with the same code.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs a Python script with the first python3 that has h5py and numpy (the python3 first on PATH
 # may lack them, e.g. under pyenv; Debian's /usr/bin/python3 has python3-h5py from scripts/setup).
 #   with_h5py.sh SCRIPT ARGS...

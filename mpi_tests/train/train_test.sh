@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The training example end to end: interrupted-and-resumed equals uninterrupted bitwise (2 and 3
 # ranks), elastic resumes (4->3, 2->4) continue the loss, and resuming on M ranks without further
 # steps reproduces the saver's final digest (4->3, 4->1, 2->4).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The background half of an asynchronous save: one thread, one save in flight, staging memory
 // kept for the next save.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "checkpoint/graph_walk.hpp"
 
 #include "cairn/optim/optimizer.hpp"

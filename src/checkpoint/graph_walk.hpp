@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Breadth-first traversal of a live object graph into the manifest's node list: each shared object
 // once, under its first path; slot variables after the objects reachable by edges.

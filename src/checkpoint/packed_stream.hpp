@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Writes one rank's part of the packed dataset (small tensors, then state blobs, in packed-offset
 // order) through a single reused buffer, so that a save holds at most one chunk of it in memory

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "checkpoint/plan_cache.hpp"
 
 #include "cairn/optim/optimizer.hpp"

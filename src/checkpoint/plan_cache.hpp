@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Plan once, reuse: a save of an unchanged graph (the same objects, joined by the same edges and
 // slots) reuses the node records and the save plan of the previous save instead of walking the

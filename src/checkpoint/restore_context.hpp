@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // One restore: which checkpoint node each live object was matched to, which values were restored,
 // and deferred restoration of objects attached later (local reads, never a collective).

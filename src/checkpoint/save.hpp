@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The collective save of one checkpoint container, with the crash-safe commit protocol.
 #include <chrono>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // What one rank writes in a save: the manifest records it owns, the regions of its live buffers
 // that go into datasets, and its part of the packed byte dataset.

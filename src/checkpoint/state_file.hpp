@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The directory's state file: which checkpoint is the latest, which checkpoints were recorded, who
 // made them. Written atomically; a file that exists but cannot be parsed is an error, never

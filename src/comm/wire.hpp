@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The one wire format of every message cairn sends between ranks: a JSON value encoded as
 // MessagePack (nlohmann-json's codec). Errors, status problem lists, directory states, paths and

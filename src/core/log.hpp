@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The library's side of logging: resolves CAIRN_LOG against the session's LogOptions and hands
 // lines to the sink.

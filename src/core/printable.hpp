@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Names (edge names, keys, paths) are user data and may hold control characters; a tab or a
 // newline printed raw would break a tree, a table or a one-line error. Every place that prints a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Phase timings for operators and for tuning: with CAIRN_TRACE=1 in the environment, rank 0 prints
 // one line per phase of every save and restore to stderr ("cairn trace [rank 0] save

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cairn cat: the values of a tensor or a slice of it, or the bytes of opaque state.
 #include "cairn/inspect/cat.hpp"
 

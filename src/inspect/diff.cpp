@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cairn diff: keys added and removed, dtype and shape changes, and value differences of the
 // common tensors, compared chunk by chunk.
 #include "cairn/inspect/diff.hpp"

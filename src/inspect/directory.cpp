@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cairn latest and cairn list: a checkpoint directory as its state file and its files show it.
 #include "cairn/inspect/directory.hpp"
 

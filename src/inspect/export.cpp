@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cairn export: a checkpoint's tensors as safetensors or plain HDF5, streamed chunk by chunk.
 #include "cairn/inspect/export.hpp"
 

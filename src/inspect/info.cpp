@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cairn info: a checkpoint's header, from its commit mark and manifest.
 #include <mutex>
 #include <nlohmann/json.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cairn ls: the tensors (and opaque states) of a checkpoint, sorted by key.
 #include <algorithm>
 #include <mutex>

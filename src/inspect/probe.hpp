@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Classifying a file as a checkpoint (committed, uncommitted, damaged, ...) and opening it for
 // inspection. Unlike ContainerReader, a probe never throws for a bad file: it says what is wrong.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Finding the checkpoint-like files of a directory.
 #include <string>

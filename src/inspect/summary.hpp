@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Figures about a manifest that several verbs print.
 #include <cstdint>

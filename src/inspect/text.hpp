@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Text helpers shared by the verbs: aligned tables, sizes, times.
 #include <cstdint>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cairn tree: the object graph of a checkpoint. Each object is expanded once, under the edge by
 // which a breadth-first walk from the root first reaches it (the path in the manifest); every other
 // edge to it prints a back-reference. Slot variables are listed under their optimizer.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Reading tensor values for people: streaming a region in bounded chunks, converting elements to
 // numbers and text.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cairn verify: a checkpoint file, or a directory of checkpoints with its state file. The checking
 // is in verify_engine.cpp; this file decides what to check and prints the verdict (rank 0).
 #include "cairn/inspect/verify.hpp"

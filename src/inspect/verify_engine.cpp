@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One checkpoint verified by a group of ranks. Rank 0 probes the file (commit mark, manifest size
 // and checksum, manifest decoding, which checks coverage and consistency). Then every rank opens
 // it, checks a share of the tensor datasets against the manifest (phase A, results allgathered so

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The engine of `cairn verify`: one checkpoint checked by a group of ranks, the verdict on rank 0.
 #include <cstdint>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Bringing a checkpoint directory's state file in line with the files present, after crashes.
 #include <string>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Checks and type dispatch shared by the optimizers' apply().
 #include <memory>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Checksums of pieces of tensors (XXH3-64), computed where the bytes already are: inside a larger
 // row-major box buffer, without gathering them first.

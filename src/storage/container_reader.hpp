@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Opening a committed checkpoint container and reading regions of it. Reads are independent:
 // each rank reads only what it needs.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "storage/container_writer.hpp"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Collective creation and parallel writing of one checkpoint container through MPI-IO.
 #include <cstdint>

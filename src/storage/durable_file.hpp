@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // POSIX steps of the commit protocol: fsync, rename, directory fsync, atomic small-file replace.
 #include <string>

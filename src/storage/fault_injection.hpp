@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Test hooks for the fault tests (mpi_tests/fault), at deterministic points of a save or restore:
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Turning HDF5 failures into cairn::Error with the HDF5 error stack in the message.
 #include <hdf5.h>

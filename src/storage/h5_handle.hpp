@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Move-only ownership of HDF5 identifiers. The destructor never throws; close() reports failure,
 // and is what collective closes (datasets, files) must use on the success path.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Dataspaces for boxes: the file selection of a region and the memory selection of the same
 // region inside a buffer that holds a larger box.

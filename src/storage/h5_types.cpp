@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "storage/h5_types.hpp"
 
 #include "storage/h5_error.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // HDF5 datatypes for cairn dtypes. Memory and file types are the same little-endian type so that
 // parallel HDF5 never silently falls back to independent I/O for a conversion.

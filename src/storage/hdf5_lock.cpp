@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "storage/hdf5_lock.hpp"
 
 #include <condition_variable>

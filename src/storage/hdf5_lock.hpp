@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Debian's parallel HDF5 is built without thread safety: one thread of a process at a time may be
 // inside HDF5. Background saves hold this lock for their whole HDF5 part; everything else that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Integers read from untrusted JSON (manifests, commit marks, state files). nlohmann's
 // get<int64_t>() converts a float such as 1e30 with a cast whose result is undefined (found by

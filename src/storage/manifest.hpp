@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The manifest of a checkpoint (format v1): plain structs, with encode/decode kept separate.
 // docs/format.md is the normative description of the JSON this produces.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Checks shared by the manifest's reference decoder (manifest.cpp) and its direct codec
 // (manifest_direct.cpp).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The manifest's direct codec: the JSON of docs/format.md written and read without building a
 // JSON document, which for tens of thousands of tensors is most of the cost of a save or restore.
 #include <charconv>

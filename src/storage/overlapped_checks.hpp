@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Restores read block after block; verifying a block (checksums, copies into the targets) while
 // the next one is being read keeps the disk busy, instead of leaving it idle during every

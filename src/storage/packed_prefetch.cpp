@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "storage/packed_prefetch.hpp"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Reading a rank's region of the packed dataset ahead of need. On a restore at the saved job
 // size, each rank reads back the region it wrote; /cairn/packed_ranks (format 1.1) says where that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "storage/plain_h5_writer.hpp"
 
 #include "storage/h5_error.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Writing a plain HDF5 file for tools that know nothing of cairn (h5py, h5dump, HDFView): one
 // dataset per tensor, filled region by region so that no tensor has to be held in memory.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Reading the parts of a saved tensor that a rank needs, in whatever layout it has now, with every
 // piece it reads checked against its checksum.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The one table of element types. Every property of a dtype (its file-format name, how an element
 // is stored, what it reads as, its kind and its float fields) is a member of its DTypeTraits

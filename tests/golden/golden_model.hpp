@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The object graph of the golden checkpoints in tests/golden/format-1.0/: what make_golden saves on
 // 2 ranks, and what mpi_tests/tools/golden_test.cpp rebuilds on any number of ranks to restore

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // make_golden: writes the golden checkpoints of the format this cairn writes, and the values they
 // must restore to.
 //

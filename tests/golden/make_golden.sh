@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Writes the golden checkpoints of a format version: small checkpoints saved on 2 ranks by the
 # current cairn, with a JSON of the values they hold. They are committed to the repository, and
 # mpi_tests/tools/golden_test.cpp restores them with the current library on 1 and 3 ranks, so a

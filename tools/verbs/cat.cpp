@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cairn cat CKPT KEY [--slice a:b,c:d] [--limit N] [--rank R] [--json]
 #include <memory>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cairn diff A B [--json]
 #include <memory>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cairn export CKPT OUT [--keys GLOB]... [--json] — under mpirun, rank 0 writes.
 #include <mpi.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Option checks whose messages say the accepted range the way a person writes it.
 #include <charconv>
 #include <string>

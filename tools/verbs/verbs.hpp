@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The verbs of the `cairn` tool. Each adds its subcommand to the app; when the subcommand is
 // given, its callback runs the library function (cairn/inspect/) and stores the exit code.

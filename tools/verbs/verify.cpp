@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cairn verify CKPT|DIR [--json] [--max-problems N] — in parallel under mpirun.
 #include <mpi.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // tf.train.Checkpoint for MPI jobs: one HDF5 container per checkpoint, written by every rank in
 // parallel, restorable on any number of ranks with any layout.

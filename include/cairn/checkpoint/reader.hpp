@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Inspection of a checkpoint from a single process: list variables, load a variable or a slice.
 #include <cstddef>

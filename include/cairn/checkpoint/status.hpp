@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The object restore() and read() return, with tf.train.Checkpoint's four checks. The checks are
 // collective and global: every rank gets the same verdict and the same message.

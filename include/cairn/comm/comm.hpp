@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // A move-only communicator that owns a duplicate of the user's communicator.
 #include <mpi.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // A Session is the library's handle on an MPI job: its own duplicated communicator and settings.
 #include <mpi.h>

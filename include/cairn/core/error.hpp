@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The single exception type cairn throws, with a code and the context a user needs to act on it.
 #include <cstdint>

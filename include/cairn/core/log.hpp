@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // What cairn tells operators: one line per save, restore, fallback past a damaged checkpoint,
 // retention deletion and directory-recovery action. Routed to stderr, or to the program's own

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The object graph: trackable objects joined by named edges, as in tf.train.Checkpoint.
 #include <memory>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // `cairn cat CKPT KEY`: the values of a tensor, or of a slice of it; the bytes of opaque state.
 #include <cstdint>

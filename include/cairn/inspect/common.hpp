@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The library behind the `cairn` command-line tool: exit codes and error reporting shared by every
 // verb. Each verb is a function that takes its options and an output stream (see the other headers

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // `cairn info`, `cairn ls` and `cairn tree`: what a checkpoint holds, read from its manifest alone
 // (no tensor data is read; `cairn verify` checks the data).

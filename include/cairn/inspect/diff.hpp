@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // `cairn diff A B`: what changed between two checkpoints.
 #include <cstdint>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // `cairn latest DIR` and `cairn list DIR`: a checkpoint directory as its state file and its files
 // show it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // `cairn export CKPT OUT`: a checkpoint's tensors in a file that tools without cairn read:
 // safetensors (Hugging Face, PyTorch, numpy) or plain HDF5 (h5py, h5dump, HDFView).

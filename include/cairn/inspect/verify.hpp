@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // `cairn verify`: checks a checkpoint, or every checkpoint of a directory and its state file, in
 // parallel when run under mpirun.

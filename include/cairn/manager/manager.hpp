@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // CheckpointManager: tf.train.CheckpointManager for MPI jobs. Retention, save intervals,
 // restore_or_initialize with fallback to the newest checkpoint that restores, recovery of the

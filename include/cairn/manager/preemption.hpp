@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Checkpoint on preemption: a signal (Slurm's --signal, SIGTERM before a kill) only sets a flag;
 // ranks agree at the next step boundary, so that all save the same step and exit together.

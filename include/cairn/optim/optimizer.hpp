@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Optimizers own slot variables keyed by (variable, slot name), shaped and sharded like the
 // variable they belong to, as in TensorFlow.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // State<T>: any default-constructible T with a Boost.Serialization `serialize()` member (or free
 // function) becomes checkpointable opaque state. This is the one public header that includes Boost:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Opaque state (data-iterator position, RNG, counters) saved as bytes. See boost_state.hpp for the
 // adapter that serializes any type with a Boost.Serialization `serialize()` member.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Shapes and boxes (hyperslabs): an offset and a count per axis, in elements.
 #include <cstdint>

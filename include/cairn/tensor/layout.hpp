@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // How a global tensor is divided among the ranks of a job. A Layout is global knowledge: every
 // rank can compute every rank's boxes, which is what lets validation and coverage accounting run

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // A Variable is a global tensor of which this rank holds the boxes its layout assigns it.
 #include <cstddef>

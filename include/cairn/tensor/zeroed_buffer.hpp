@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Zero-initialized bytes that cost no pass over memory when they are large: the allocator hands out
 // fresh pages from the OS, which are zero until first touched. A restart allocates a model and then

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Saves and restores one sharded variable through an installed cairn, and reports the versions of
 // the headers and of the library it runs with.
 #include <mpi.h>
