@@ -9,7 +9,11 @@ namespace cairn::detail {
 void PlanCache::remember(const LiveGraph& graph, const PreparedSave& prepared) {
   clear();
   objects_.reserve(graph.nodes.size());
-  for (const LiveNode& node : graph.nodes) objects_.push_back(node.object);
+  addresses_.reserve(graph.nodes.size());
+  for (const LiveNode& node : graph.nodes) {
+    objects_.push_back(node.object);
+    addresses_.push_back(node.object.get());
+  }
   ids_ = graph.ids;
   live_writes_.reserve(prepared.plan.writes.size());
   for (const LocalWrite& w : prepared.plan.writes)
@@ -23,6 +27,7 @@ void PlanCache::keep(PreparedSave prepared) {
 
 void PlanCache::clear() noexcept {
   objects_.clear();
+  addresses_.clear();
   ids_.clear();
   live_writes_.clear();
   kept_.reset();
@@ -39,6 +44,11 @@ std::vector<const Trackable*> PlanCache::match(const std::shared_ptr<Trackable>&
     id = it->second;
     return true;
   };
+  // `object` is the remembered node `id` and still alive.
+  auto is_node = [&](const Trackable* object, int64_t id) {
+    const auto i = static_cast<std::size_t>(id);
+    return id >= 0 && i < addresses_.size() && addresses_[i] == object && !objects_[i].expired();
+  };
   // The same breadth-first order as walk_graph(): a node is new exactly when its id is the next.
   std::size_t discovered = 1;
   auto visit = [&](const Trackable* object, int64_t id) {
@@ -50,8 +60,7 @@ std::vector<const Trackable*> PlanCache::match(const std::shared_ptr<Trackable>&
     }
     return i < discovered && live[i] == object;
   };
-  int64_t root_id = -1;
-  if (!remembered(root.get(), root_id) || root_id != 0) return {};
+  if (!is_node(root.get(), 0)) return {};
   live[0] = root.get();
   for (std::size_t i = 0; i < discovered; ++i) {
     const auto& children = nodes[i].children;
@@ -61,9 +70,8 @@ std::vector<const Trackable*> PlanCache::match(const std::shared_ptr<Trackable>&
       std::shared_ptr<Trackable> locked;
       const Trackable* child = edge.strong ? edge.strong.get() : (locked = edge.weak.lock()).get();
       if (!child) continue;
-      int64_t id = -1;
-      if (k == children.size() || children[k].first != edge.name || !remembered(child, id) ||
-          children[k].second != id || !visit(child, id))
+      if (k == children.size() || !is_node(child, children[k].second) ||
+          children[k].first != edge.name || !visit(child, children[k].second))
         return {};
       ++k;
     }
@@ -81,15 +89,14 @@ std::vector<const Trackable*> PlanCache::match(const std::shared_ptr<Trackable>&
     for (const Optimizer::Slot& slot : optimizer->slots()) {
       const std::shared_ptr<Variable> variable = slot.variable.lock();
       if (!variable || !slot.value) continue;
-      int64_t variable_id = -1, slot_id = -1;
+      int64_t variable_id = -1;
       // As walk_graph(): slots of variables outside the graph are not saved.
       if (!remembered(variable.get(), variable_id) ||
           static_cast<std::size_t>(variable_id) >= discovered ||
           live[static_cast<std::size_t>(variable_id)] != variable.get())
         continue;
       if (k == slots.size() || slots[k].variable != variable_id || slots[k].name != slot.name ||
-          !remembered(slot.value.get(), slot_id) || slots[k].slot != slot_id ||
-          !visit(slot.value.get(), slot_id))
+          !is_node(slot.value.get(), slots[k].slot) || !visit(slot.value.get(), slots[k].slot))
         return {};
       ++k;
     }
