@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "core/printable.hpp"
+
 namespace cairn {
 
 std::optional<LogLevel> parse_log_level(std::string_view text) noexcept {
@@ -81,15 +83,17 @@ void log_line(const LogOptions& options, int rank, LogLevel level,
               const std::string& line) noexcept {
   try {
     if (!log_enabled(options, rank, level)) return;
+    // Paths and names are user data: a newline in one must not split a line, here as in errors.
+    const std::string shown = printable(line);
     std::lock_guard<std::mutex> lock(sink_mutex());
     if (options.sink) {
-      options.sink(level, rank, line);
+      options.sink(level, rank, shown);
       return;
     }
     if (effective(options).all_ranks)
-      std::fprintf(stderr, "cairn [rank %d]: %s\n", rank, line.c_str());
+      std::fprintf(stderr, "cairn [rank %d]: %s\n", rank, shown.c_str());
     else
-      std::fprintf(stderr, "cairn: %s\n", line.c_str());
+      std::fprintf(stderr, "cairn: %s\n", shown.c_str());
   } catch (...) {
     // A log line is never worth failing a save or a restore for.
   }

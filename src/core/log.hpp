@@ -13,7 +13,8 @@ namespace cairn::detail {
 /// before formatting a line.
 bool log_enabled(const LogOptions& options, int rank, LogLevel level);
 
-/// Local. Hands `line` to the sink (stderr by default) if log_enabled(). Never throws: a line
+/// Local. Hands `line` to the sink (stderr by default) if log_enabled(), with control characters
+/// escaped as printable() does for error texts (a path may hold a newline). Never throws: a line
 /// that cannot be written is dropped.
 void log_line(const LogOptions& options, int rank, LogLevel level,
               const std::string& line) noexcept;

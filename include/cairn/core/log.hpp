@@ -18,8 +18,9 @@ enum class LogLevel {
   kDebug = 3,    // the manager's decisions (skipped saves, preserved checkpoints, state file)
 };
 
-/// Receives one line (no trailing newline, no "cairn: " prefix) and the rank that logs it. Calls
-/// are serialized; an asynchronous save calls it from its background thread. It must not throw
+/// Receives one line (no trailing newline, no "cairn: " prefix; control characters in paths and
+/// names escaped as in error texts: "\n", "\t", "\xNN") and the rank that logs it. Calls are
+/// serialized; an asynchronous save calls it from its background thread. It must not throw
 /// and must not call cairn.
 using LogSink = std::function<void(LogLevel level, int rank, std::string_view line)>;
 
