@@ -8,7 +8,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <sstream>
 
+#include "cairn/inspect/describe.hpp"
+#include "cairn/inspect/export.hpp"
 #include "hostile_support.hpp"
 #include "support/test_support.hpp"
 
@@ -346,6 +349,50 @@ TEST_F(HostileManifest, DeepObjectGraphIsBoundedAndReported) {
     s.assert_existing_objects_matched();  // the live model is all there
     s.assert_consumed();                  // the chain is not
   });
+}
+
+// 128 tensors of 2^56 bytes each (the largest size the decoder accepts, consistent boxes): each
+// is valid, but their bytes add up to 2^63, past int64. The tools that sum them (export's
+// safetensors offsets and its total, info, ls) report the checkpoint as corrupt, naming it and
+// the tensor at which the sum overflows, instead of overflowing.
+TEST_F(HostileManifest, TensorBytesAddingUpPastInt64AreCorruptInTheTools) {
+  constexpr int kTensors = 128;
+  const auto key_of = [](int i) {
+    return "big/" + std::to_string(i) + "/.ATTRIBUTES/VARIABLE_VALUE";
+  };
+  const std::string path = case_path(dir_, "bytes-past-int64");
+  if (session().rank() == 0)
+    rewrite_manifest(reference_, path, [&](json& m) {
+      json big = tensor(m, kWKey);
+      const int64_t n = kMaxTensorBytes;
+      big["dtype"] = "u8";
+      big["shape"] = {n};
+      big["boxes"] = json::array(
+          {{{"rank", 0},
+            {"offset", {0}},
+            {"count", {n}},
+            {"pieces",
+             json::array({{{"offset", {0}}, {"count", {n}}, {"xxh3", "0000000000000000"}}})}}});
+      for (int i = 0; i < kTensors; ++i) {
+        big["key"] = key_of(i);
+        m.at("tensors").push_back(big);
+      }
+    });
+  session().comm().barrier();
+  // Export and ls go by key: big/99 is the 128th of big/0 ... big/127 in string order. info goes
+  // in manifest order, where big/127 is.
+  const std::string out = dir_ + "/export-" + std::to_string(session().rank()) + ".safetensors";
+  const std::string past = "add up to more than 2^63 bytes";
+  std::ostringstream ignored;
+  expect_clear_error("tensor bytes past int64: export",
+                     [&] { inspect::export_checkpoint({.path = path, .output = out}, ignored); },
+                     {ErrorCode::kCorrupt}, {path, key_of(99), past});
+  EXPECT_FALSE(std::filesystem::exists(out));
+  expect_clear_error("tensor bytes past int64: ls", [&] { inspect::ls({.path = path}, ignored); },
+                     {ErrorCode::kCorrupt}, {path, key_of(99), past});
+  expect_clear_error("tensor bytes past int64: info",
+                     [&] { inspect::info({.path = path}, ignored); }, {ErrorCode::kCorrupt},
+                     {path, key_of(127), past});
 }
 
 }  // namespace
