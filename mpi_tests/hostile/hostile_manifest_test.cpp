@@ -39,6 +39,19 @@ json& node(json& m, const std::string& path) {
   throw std::runtime_error("no node " + path);
 }
 
+// Makes `t` a u8 tensor of `n` elements in one box of one piece, written by rank 0: consistent
+// boxes, so that only the size is hostile.
+void make_one_byte_tensor(json& t, int64_t n) {
+  t["dtype"] = "u8";
+  t["shape"] = {n};
+  t["boxes"] = json::array(
+      {{{"rank", 0},
+        {"offset", {0}},
+        {"count", {n}},
+        {"pieces",
+         json::array({{{"offset", {0}}, {"count", {n}}, {"xxh3", "0000000000000000"}}})}}});
+}
+
 // Restores the case file on every rank into a blank model and checks the error.
 void run_case(const std::string& dir, const std::string& reference, const Case& c, int index,
               const std::function<void(RestoreStatus&)>& check = {}) {
@@ -109,18 +122,7 @@ TEST_F(HostileManifest, AbsurdShapesAreCorrupt) {
        {ErrorCode::kCorrupt},
        {kWKey, "absurdly large"}},
       {"2^40 one-byte elements, consistent boxes (passes validation)",
-       [](json& m) {
-         json& t = tensor(m, kWKey);
-         const int64_t n = int64_t{1} << 40;
-         t["dtype"] = "u8";
-         t["shape"] = {n};
-         t["boxes"] = json::array(
-             {{{"rank", 0},
-               {"offset", {0}},
-               {"count", {n}},
-               {"pieces",
-                json::array({{{"offset", {0}}, {"count", {n}}, {"xxh3", "0000000000000000"}}})}}});
-       },
+       [](json& m) { make_one_byte_tensor(tensor(m, kWKey), int64_t{1} << 40); },
        {ErrorCode::kInvalidArgument},
        {kWKey, "dtype mismatch"}},
       {"33 axes",
@@ -364,15 +366,7 @@ TEST_F(HostileManifest, TensorBytesAddingUpPastInt64AreCorruptInTheTools) {
   if (session().rank() == 0)
     rewrite_manifest(reference_, path, [&](json& m) {
       json big = tensor(m, kWKey);
-      const int64_t n = kMaxTensorBytes;
-      big["dtype"] = "u8";
-      big["shape"] = {n};
-      big["boxes"] = json::array(
-          {{{"rank", 0},
-            {"offset", {0}},
-            {"count", {n}},
-            {"pieces",
-             json::array({{{"offset", {0}}, {"count", {n}}, {"xxh3", "0000000000000000"}}})}}});
+      make_one_byte_tensor(big, kMaxTensorBytes);
       for (int i = 0; i < kTensors; ++i) {
         big["key"] = key_of(i);
         m.at("tensors").push_back(big);

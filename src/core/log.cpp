@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "core/printable.hpp"
+#include "core/units.hpp"
 
 namespace cairn {
 
@@ -100,18 +101,8 @@ void log_line(const LogOptions& options, int rank, LogLevel level,
 }
 
 std::string describe_bytes(int64_t bytes) {
-  static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
-  std::string out = std::to_string(bytes) + " bytes";
-  if (bytes < 1024) return out;
-  double value = static_cast<double>(bytes);
-  int unit = -1;
-  while (value >= 1024 && unit < 4) {
-    value /= 1024;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof text, " (%.1f %s)", value, kUnits[unit]);
-  return out + text;
+  const std::string exact = std::to_string(bytes) + " bytes";
+  return bytes < 1024 ? exact : exact + " (" + human_bytes(bytes) + ")";
 }
 
 std::string describe_seconds(double seconds) {

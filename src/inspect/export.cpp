@@ -33,11 +33,6 @@ static_assert(std::endian::native == std::endian::little, "export assumes a litt
 
 enum class Format { kSafetensors, kH5 };
 
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // The dtype's name in a safetensors header, from the dtype table.
 std::string_view safetensors_dtype(DType dtype) {
   return cairn::detail::visit_dtype(dtype,
@@ -123,9 +118,9 @@ void write_h5(detail::Probe& p, const std::vector<const TensorRecord*>& tensors,
 int export_checkpoint(const ExportOptions& options, std::ostream& out) {
   const ErrorContext ctx{.checkpoint = options.output, .operation = "export"};
   Format format;
-  if (ends_with(options.output, ".safetensors"))
+  if (options.output.ends_with(".safetensors"))
     format = Format::kSafetensors;
-  else if (ends_with(options.output, ".h5"))
+  else if (options.output.ends_with(".h5"))
     format = Format::kH5;
   else
     throw Error(ErrorCode::kInvalidArgument,
