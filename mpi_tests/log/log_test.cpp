@@ -388,9 +388,13 @@ TEST(Log, ManagerSaysWhatItDid) {
   }
   // A committed checkpoint the state file does not know (a crash between commit and state
   // update) and the leftover of a killed save: the next manager adopts the one, deletes the other.
+  // A file of its naming that is no checkpoint is ignored (a warning), and a recorded checkpoint
+  // deleted behind its back is dropped from the state file.
   if (world_rank() == 0) {
     fs::copy_file(dir + "/ckpt-3.h5", dir + "/ckpt-4.h5");
     std::ofstream(dir + "/ckpt-5.h5.tmp-123-456") << "partial";
+    std::ofstream(dir + "/ckpt-6.h5") << "not a checkpoint";
+    fs::remove(dir + "/ckpt-2.h5");
   }
   MPI_Barrier(MPI_COMM_WORLD);
   Model model(s);
@@ -419,6 +423,8 @@ TEST(Log, ManagerSaysWhatItDid) {
           .size(),
       1u);
   EXPECT_EQ(captured->with(dir + ": adopted 'ckpt-4.h5': committed").size(), 1u);
+  EXPECT_EQ(captured->with(dir + ": ignored 'ckpt-6.h5': ").size(), 1u);
+  EXPECT_EQ(captured->with(dir + ": dropped 'ckpt-2.h5' from the state file").size(), 1u);
   EXPECT_EQ(captured->with("skipped checkpoint '" + dir + "/ckpt-4.h5': ").size(), 1u);
   EXPECT_EQ(captured->with("restored '" + dir + "/ckpt-3.h5' (counter 3,").size(), 1u);
   EXPECT_EQ(captured
@@ -426,11 +432,21 @@ TEST(Log, ManagerSaysWhatItDid) {
                        "/ckpt-3.h5' (the newest checkpoint that restores, after skipping 1)")
                 .size(),
             1u);
+  // Each line at its level: what leaves something for a person to look at is a warning.
+  std::size_t recovery_notes = 0;
   for (std::size_t i = 0; i < captured->lines.size(); ++i) {
-    if (captured->lines[i].starts_with("skipped checkpoint")) {
-      EXPECT_EQ(captured->levels[i], LogLevel::kWarning);
+    const std::string& l = captured->lines[i];
+    if (l.starts_with("skipped checkpoint") || l.starts_with(dir + ": ignored ")) {
+      EXPECT_EQ(captured->levels[i], LogLevel::kWarning) << l;
     }
+    if (l.starts_with(dir + ": adopted ") || l.starts_with(dir + ": dropped ") ||
+        l.starts_with(dir + ": deleted ")) {
+      EXPECT_EQ(captured->levels[i], LogLevel::kInfo) << l;
+    }
+    recovery_notes += l.starts_with(dir + ": ") ? 1 : 0;
   }
+  EXPECT_EQ(recovery_notes, 4u);
+  EXPECT_EQ(mgr.recovery_notes().size(), 4u);
 }
 
 }  // namespace
