@@ -180,6 +180,34 @@ TEST(Log, QuietLogsNothingAndEnvironmentOverridesTheOptions) {
   EXPECT_EQ(captured->lines.size(), 2u);
 }
 
+// CAIRN_LOG is read once, when the session is created: setting or unsetting it afterwards changes
+// nothing for that session (log lines also come from the asynchronous saver's thread, where a
+// getenv would race the program's setenv).
+TEST(Log, EnvironmentIsReadWhenTheSessionIsCreated) {
+  auto captured = std::make_shared<Captured>();
+  {
+    EnvGuard env("quiet");
+    Session s(MPI_COMM_WORLD, capturing(captured, LogLevel::kInfo, true));
+    unsetenv("CAIRN_LOG");
+    EXPECT_EQ(s.options().log.level, LogLevel::kQuiet);
+    Model model(s);
+    Checkpoint ckpt(s, model.children());
+    ckpt.restore(ckpt.save(scratch_dir() + "/ckpt")).assert_consumed();
+  }
+  EXPECT_TRUE(captured->lines.empty()) << captured->lines.front();
+  {
+    EnvGuard env(nullptr);
+    Session s(MPI_COMM_WORLD, capturing(captured, LogLevel::kInfo, true));
+    setenv("CAIRN_LOG", "quiet", 1);
+    Model model(s);
+    Checkpoint ckpt(s, model.children());
+    ckpt.save_async(scratch_dir() + "/ckpt");
+    ckpt.wait();
+    ckpt.restore(ckpt.save(scratch_dir() + "/ckpt")).assert_consumed();
+  }
+  EXPECT_EQ(captured->lines.size(), 3u);  // two saves and a restore, on every rank
+}
+
 // A restore that leaves saved values unused, with no status check and no expect_partial(), warns
 // once its status is gone: through the sink at the warning level, and not at all when quiet.
 TEST(Log, NeverRestoredIsAWarningThatQuietSilences) {

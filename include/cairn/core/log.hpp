@@ -26,7 +26,8 @@ using LogSink = std::function<void(LogLevel level, int rank, std::string_view li
 
 struct LogOptions {
   /// Overridden by the environment variable CAIRN_LOG (quiet, warning, info or debug; with
-  /// ",all" appended, e.g. CAIRN_LOG=debug,all, every rank logs).
+  /// ",all" appended, e.g. CAIRN_LOG=debug,all, every rank logs), read once when the Session is
+  /// created: Session::options() holds the result, and a later setenv changes nothing.
   LogLevel level = LogLevel::kInfo;
   /// Rank 0 alone logs what concerns the whole job; true: every rank logs its own view.
   bool all_ranks = false;
