@@ -8,7 +8,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <sstream>
 
+#include "cairn/inspect/describe.hpp"
+#include "cairn/inspect/export.hpp"
 #include "hostile_support.hpp"
 #include "support/test_support.hpp"
 
@@ -34,6 +37,19 @@ json& node(json& m, const std::string& path) {
   for (json& n : m.at("nodes"))
     if (n.at("path") == path) return n;
   throw std::runtime_error("no node " + path);
+}
+
+// Makes `t` a u8 tensor of `n` elements in one box of one piece, written by rank 0: consistent
+// boxes, so that only the size is hostile.
+void make_one_byte_tensor(json& t, int64_t n) {
+  t["dtype"] = "u8";
+  t["shape"] = {n};
+  t["boxes"] = json::array(
+      {{{"rank", 0},
+        {"offset", {0}},
+        {"count", {n}},
+        {"pieces",
+         json::array({{{"offset", {0}}, {"count", {n}}, {"xxh3", "0000000000000000"}}})}}});
 }
 
 // Restores the case file on every rank into a blank model and checks the error.
@@ -106,18 +122,7 @@ TEST_F(HostileManifest, AbsurdShapesAreCorrupt) {
        {ErrorCode::kCorrupt},
        {kWKey, "absurdly large"}},
       {"2^40 one-byte elements, consistent boxes (passes validation)",
-       [](json& m) {
-         json& t = tensor(m, kWKey);
-         const int64_t n = int64_t{1} << 40;
-         t["dtype"] = "u8";
-         t["shape"] = {n};
-         t["boxes"] = json::array(
-             {{{"rank", 0},
-               {"offset", {0}},
-               {"count", {n}},
-               {"pieces",
-                json::array({{{"offset", {0}}, {"count", {n}}, {"xxh3", "0000000000000000"}}})}}});
-       },
+       [](json& m) { make_one_byte_tensor(tensor(m, kWKey), int64_t{1} << 40); },
        {ErrorCode::kInvalidArgument},
        {kWKey, "dtype mismatch"}},
       {"33 axes",
@@ -346,6 +351,42 @@ TEST_F(HostileManifest, DeepObjectGraphIsBoundedAndReported) {
     s.assert_existing_objects_matched();  // the live model is all there
     s.assert_consumed();                  // the chain is not
   });
+}
+
+// 128 tensors of 2^56 bytes each (the largest size the decoder accepts, consistent boxes): each
+// is valid, but their bytes add up to 2^63, past int64. The tools that sum them (export's
+// safetensors offsets and its total, info, ls) report the checkpoint as corrupt, naming it and
+// the tensor at which the sum overflows, instead of overflowing.
+TEST_F(HostileManifest, TensorBytesAddingUpPastInt64AreCorruptInTheTools) {
+  constexpr int kTensors = 128;
+  const auto key_of = [](int i) {
+    return "big/" + std::to_string(i) + "/.ATTRIBUTES/VARIABLE_VALUE";
+  };
+  const std::string path = case_path(dir_, "bytes-past-int64");
+  if (session().rank() == 0)
+    rewrite_manifest(reference_, path, [&](json& m) {
+      json big = tensor(m, kWKey);
+      make_one_byte_tensor(big, kMaxTensorBytes);
+      for (int i = 0; i < kTensors; ++i) {
+        big["key"] = key_of(i);
+        m.at("tensors").push_back(big);
+      }
+    });
+  session().comm().barrier();
+  // Export and ls go by key: big/99 is the 128th of big/0 ... big/127 in string order. info goes
+  // in manifest order, where big/127 is.
+  const std::string out = dir_ + "/export-" + std::to_string(session().rank()) + ".safetensors";
+  const std::string past = "add up to more than 2^63 bytes";
+  std::ostringstream ignored;
+  expect_clear_error("tensor bytes past int64: export",
+                     [&] { inspect::export_checkpoint({.path = path, .output = out}, ignored); },
+                     {ErrorCode::kCorrupt}, {path, key_of(99), past});
+  EXPECT_FALSE(std::filesystem::exists(out));
+  expect_clear_error("tensor bytes past int64: ls", [&] { inspect::ls({.path = path}, ignored); },
+                     {ErrorCode::kCorrupt}, {path, key_of(99), past});
+  expect_clear_error("tensor bytes past int64: info",
+                     [&] { inspect::info({.path = path}, ignored); }, {ErrorCode::kCorrupt},
+                     {path, key_of(127), past});
 }
 
 }  // namespace

@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 // The log lines a program receives through LogOptions::sink: what each says (path, counter, bytes,
 // GB/s, level), on which ranks, and at which levels, with CAIRN_LOG overriding the options.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -176,6 +180,34 @@ TEST(Log, QuietLogsNothingAndEnvironmentOverridesTheOptions) {
   EXPECT_EQ(captured->lines.size(), 2u);
 }
 
+// CAIRN_LOG is read once, when the session is created: setting or unsetting it afterwards changes
+// nothing for that session (log lines also come from the asynchronous saver's thread, where a
+// getenv would race the program's setenv).
+TEST(Log, EnvironmentIsReadWhenTheSessionIsCreated) {
+  auto captured = std::make_shared<Captured>();
+  {
+    EnvGuard env("quiet");
+    Session s(MPI_COMM_WORLD, capturing(captured, LogLevel::kInfo, true));
+    unsetenv("CAIRN_LOG");
+    EXPECT_EQ(s.options().log.level, LogLevel::kQuiet);
+    Model model(s);
+    Checkpoint ckpt(s, model.children());
+    ckpt.restore(ckpt.save(scratch_dir() + "/ckpt")).assert_consumed();
+  }
+  EXPECT_TRUE(captured->lines.empty()) << captured->lines.front();
+  {
+    EnvGuard env(nullptr);
+    Session s(MPI_COMM_WORLD, capturing(captured, LogLevel::kInfo, true));
+    setenv("CAIRN_LOG", "quiet", 1);
+    Model model(s);
+    Checkpoint ckpt(s, model.children());
+    ckpt.save_async(scratch_dir() + "/ckpt");
+    ckpt.wait();
+    ckpt.restore(ckpt.save(scratch_dir() + "/ckpt")).assert_consumed();
+  }
+  EXPECT_EQ(captured->lines.size(), 3u);  // two saves and a restore, on every rank
+}
+
 // A restore that leaves saved values unused, with no status check and no expect_partial(), warns
 // once its status is gone: through the sink at the warning level, and not at all when quiet.
 TEST(Log, NeverRestoredIsAWarningThatQuietSilences) {
@@ -217,6 +249,150 @@ TEST(Log, NeverRestoredIsAWarningThatQuietSilences) {
   }
 }
 
+// Sets CAIRN_TRACE for its lifetime.
+class TraceEnv {
+ public:
+  explicit TraceEnv(const char* value) { setenv("CAIRN_TRACE", value, 1); }
+  ~TraceEnv() { unsetenv("CAIRN_TRACE"); }
+};
+
+// What this process writes to its standard error (file descriptor 2) while it lives.
+class StderrCapture {
+ public:
+  explicit StderrCapture(std::string file) : file_(std::move(file)) {
+    std::fflush(stderr);
+    saved_ = dup(2);
+    const int fd = open(file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (saved_ < 0 || fd < 0 || dup2(fd, 2) < 0) std::abort();
+    close(fd);
+  }
+  ~StderrCapture() { stop(); }
+  // Restores standard error and returns what was written meanwhile.
+  std::string stop() {
+    if (saved_ >= 0) {
+      std::fflush(stderr);
+      dup2(saved_, 2);
+      close(saved_);
+      saved_ = -1;
+    }
+    std::ifstream in(file_);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+
+ private:
+  std::string file_;
+  int saved_ = -1;
+};
+
+// Lines of `text` that start with `prefix`.
+std::vector<std::string> lines_starting(const std::string& text, const std::string& prefix) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.starts_with(prefix)) out.push_back(line);
+  return out;
+}
+
+// The bytes `lines` report for `phase`.
+int64_t phase_bytes(const std::vector<std::string>& lines, const std::string& phase) {
+  int64_t bytes = 0;
+  for (const std::string& l : lines)
+    if (l.find("': " + phase + " ") != std::string::npos)
+      bytes += std::max<int64_t>(bytes_in(l), 0);
+  return bytes;
+}
+
+// Collective. The bytes every rank's lines report for `phase`, summed over the job.
+int64_t job_bytes(const std::vector<std::string>& lines, const std::string& phase) {
+  const int64_t mine = phase_bytes(lines, phase);
+  int64_t sum = 0;
+  MPI_Allreduce(&mine, &sum, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+  return sum;
+}
+
+// CAIRN_TRACE=all: every rank prints one line per phase of a save and of a restore, each naming
+// the checkpoint's path; the data phases carry the bytes this rank moved, which add up over the
+// job to what was saved and restored. CAIRN_TRACE=1: rank 0 alone.
+TEST(Trace, LinesCarryThePathAndTheBytes) {
+  EnvGuard env("quiet");  // the log lines are not under test here
+  const std::string dir = scratch_dir();
+  Session s(MPI_COMM_WORLD);
+  Model model(s);
+  Checkpoint ckpt(s, model.children());
+  const std::string prefix = "cairn trace [rank " + std::to_string(world_rank()) + "] ";
+  int64_t written_here = -1;  // by this rank, from its own trace
+  {
+    TraceEnv trace("all");
+    StderrCapture capture(dir + "/stderr-all-" + std::to_string(world_rank()));
+    const std::string path = ckpt.save(dir + "/ckpt");
+    ckpt.restore(path).assert_consumed();
+    const std::string text = capture.stop();
+    const auto saves = lines_starting(text, prefix + "save '" + path + "': ");
+    const auto restores = lines_starting(text, prefix + "restore '" + path + "': ");
+    EXPECT_GE(saves.size(), 5u) << text;
+    EXPECT_GE(restores.size(), 3u) << text;
+    EXPECT_EQ(lines_starting(text, "cairn trace").size(), saves.size() + restores.size()) << text;
+    for (const auto& l : saves)
+      EXPECT_TRUE(std::regex_search(l, std::regex(R"(: [a-z ]+ \d+\.\d{4} s(, \d+ bytes)?$)")))
+          << l;
+    written_here = phase_bytes(saves, "write data");
+    EXPECT_EQ(job_bytes(saves, "write data"), kSavedBytes) << text;
+    EXPECT_EQ(job_bytes(restores, "read and verify"), restored_bytes()) << text;
+  }
+  {
+    TraceEnv trace("1");
+    StderrCapture capture(dir + "/stderr-1-" + std::to_string(world_rank()));
+    const std::string path = ckpt.save(dir + "/ckpt");
+    ckpt.restore(path).assert_consumed();
+    const std::string text = capture.stop();
+    if (world_rank() == 0) {
+      const auto saves = lines_starting(text, "cairn trace [rank 0] save '" + path + "': ");
+      EXPECT_GE(saves.size(), 5u) << text;
+      EXPECT_EQ(phase_bytes(saves, "write data"), written_here) << text;  // the same plan
+      EXPECT_GE(lines_starting(text, "cairn trace [rank 0] restore '" + path + "': ").size(), 3u)
+          << text;
+    } else {
+      EXPECT_EQ(text, "");
+    }
+  }
+}
+
+// A path is user data: a newline or another control character in it is escaped in log and trace
+// lines ("\n", "\x01"), as error texts escape it, so that one save is still one line.
+TEST(Trace, ControlCharactersInPathsAreEscapedInLogAndTraceLines) {
+  EnvGuard env(nullptr);
+  TraceEnv trace("all");
+  auto captured = std::make_shared<Captured>();
+  Session s(MPI_COMM_WORLD, capturing(captured, LogLevel::kInfo, /*all_ranks=*/true));
+  const std::string dir = scratch_dir();
+  const std::string odd = dir + "/line\nbreak\x01";
+  const std::string escaped = dir + "/line\\nbreak\\x01";
+  if (world_rank() == 0) fs::create_directory(odd);
+  MPI_Barrier(MPI_COMM_WORLD);
+  Model model(s);
+  Checkpoint ckpt(s, model.children());
+  StderrCapture capture(dir + "/stderr-" + std::to_string(world_rank()));
+  const std::string path = ckpt.save(odd + "/ckpt");
+  ckpt.restore(path).assert_consumed();
+  const std::string text = capture.stop();
+  ASSERT_EQ(path, odd + "/ckpt-1.h5");
+  const std::string shown = escaped + "/ckpt-1.h5";
+  ASSERT_EQ(captured->lines.size(), 2u);
+  EXPECT_TRUE(captured->lines[0].starts_with("saved '" + shown + "' (counter 1, "))
+      << captured->lines[0];
+  EXPECT_TRUE(captured->lines[1].starts_with("restored '" + shown + "' (counter 1, "))
+      << captured->lines[1];
+  const std::string prefix = "cairn trace [rank " + std::to_string(world_rank()) + "] ";
+  EXPECT_GE(lines_starting(text, prefix + "save '" + shown + "': ").size(), 5u) << text;
+  EXPECT_GE(lines_starting(text, prefix + "restore '" + shown + "': ").size(), 3u) << text;
+  EXPECT_EQ(text.find(odd), std::string::npos) << "a raw path in the trace:\n" << text;
+  // Every line of the trace is a whole trace line: the newline did not split one.
+  for (const std::string& l : lines_starting(text, ""))
+    EXPECT_TRUE(l.starts_with("cairn trace [rank ")) << l;
+}
+
 TEST(Log, ParseLevel) {
   EXPECT_EQ(parse_log_level("quiet"), LogLevel::kQuiet);
   EXPECT_EQ(parse_log_level("warning"), LogLevel::kWarning);
@@ -240,9 +416,13 @@ TEST(Log, ManagerSaysWhatItDid) {
   }
   // A committed checkpoint the state file does not know (a crash between commit and state
   // update) and the leftover of a killed save: the next manager adopts the one, deletes the other.
+  // A file of its naming that is no checkpoint is ignored (a warning), and a recorded checkpoint
+  // deleted behind its back is dropped from the state file.
   if (world_rank() == 0) {
     fs::copy_file(dir + "/ckpt-3.h5", dir + "/ckpt-4.h5");
     std::ofstream(dir + "/ckpt-5.h5.tmp-123-456") << "partial";
+    std::ofstream(dir + "/ckpt-6.h5") << "not a checkpoint";
+    fs::remove(dir + "/ckpt-2.h5");
   }
   MPI_Barrier(MPI_COMM_WORLD);
   Model model(s);
@@ -271,6 +451,8 @@ TEST(Log, ManagerSaysWhatItDid) {
           .size(),
       1u);
   EXPECT_EQ(captured->with(dir + ": adopted 'ckpt-4.h5': committed").size(), 1u);
+  EXPECT_EQ(captured->with(dir + ": ignored 'ckpt-6.h5': ").size(), 1u);
+  EXPECT_EQ(captured->with(dir + ": dropped 'ckpt-2.h5' from the state file").size(), 1u);
   EXPECT_EQ(captured->with("skipped checkpoint '" + dir + "/ckpt-4.h5': ").size(), 1u);
   EXPECT_EQ(captured->with("restored '" + dir + "/ckpt-3.h5' (counter 3,").size(), 1u);
   EXPECT_EQ(captured
@@ -278,11 +460,21 @@ TEST(Log, ManagerSaysWhatItDid) {
                        "/ckpt-3.h5' (the newest checkpoint that restores, after skipping 1)")
                 .size(),
             1u);
+  // Each line at its level: what leaves something for a person to look at is a warning.
+  std::size_t recovery_notes = 0;
   for (std::size_t i = 0; i < captured->lines.size(); ++i) {
-    if (captured->lines[i].starts_with("skipped checkpoint")) {
-      EXPECT_EQ(captured->levels[i], LogLevel::kWarning);
+    const std::string& l = captured->lines[i];
+    if (l.starts_with("skipped checkpoint") || l.starts_with(dir + ": ignored ")) {
+      EXPECT_EQ(captured->levels[i], LogLevel::kWarning) << l;
     }
+    if (l.starts_with(dir + ": adopted ") || l.starts_with(dir + ": dropped ") ||
+        l.starts_with(dir + ": deleted ")) {
+      EXPECT_EQ(captured->levels[i], LogLevel::kInfo) << l;
+    }
+    recovery_notes += l.starts_with(dir + ": ") ? 1 : 0;
   }
+  EXPECT_EQ(recovery_notes, 4u);
+  EXPECT_EQ(mgr.recovery_notes().size(), 4u);
 }
 
 }  // namespace

@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: Apache-2.0
 # The README's example, taken from README.md itself, keeps its promise: built against an installed
 # cairn with the README's CMakeLists.txt, started on 3 ranks, sent SIGUSR1 through mpirun once it
-# has saved, it exits 75 (cairn::kPreemptedExitCode) with the signalled step saved as the latest
-# checkpoint; restarted on 2 ranks it says it starts at that step, logs the restore, and finishes
+# has saved, it exits 75 (cairn::kPreemptedExitCode) with the signalled step saved: the step it
+# prints as saved is the latest checkpoint, made after the signal, with the save counter that step
+# implies. Restarted on 2 ranks it says it starts at that step, logs the restore, and finishes
 # (exit 0); started again on 4 ranks and sent SIGTERM to one rank, it exits 75 again with a newer
-# step saved. The user guide's manager example is extracted, built, run, and resumed.
+# step saved, checked the same way. The user guide's manager example is extracted, built, run, and
+# resumed.
 #
 #   readme_test.sh BUILD_DIR SOURCE_DIR      (env: MPIEXEC, CAIRN_TEST_DIR; set by ctest)
 set -euo pipefail
@@ -32,6 +34,37 @@ cmake -S "$scratch/readme" -B "$scratch/readme/build" -DCMAKE_PREFIX_PATH="$scra
 cmake --build "$scratch/readme/build" >"$scratch/build.log" 2>&1 || fail "building the README example"
 train=$scratch/readme/build/train
 run=$scratch/run
+cairn=$scratch/prefix/bin/cairn
+
+# The step the example printed as saved when it was pre-empted (its "preempted: saved step S").
+printed_saved_step() {
+  local steps
+  steps=$(sed -n 's/^preempted: saved step \([0-9][0-9]*\)$/\1/p' "$1")
+  [[ $steps =~ ^[0-9]+$ ]] || fail "$1: expected one 'preempted: saved step S' line, found '${steps//$'\n'/ }'"
+  echo "$steps"
+}
+
+# A checkpoint was saved on the signal: the printed step S is the latest checkpoint (cairn latest),
+# ckpt-S.h5 did not exist before the signal was sent, and its save counter (cairn info) adds to
+# that of the checkpoint the run started from (FROM_COUNTER at step FROM_STEP, a multiple of 100)
+# one save per 100 steps and the one at S: ceil((S - FROM_STEP) / 100).
+#   expect_saved_on_signal S LISTING_BEFORE_SIGNAL WHAT FROM_STEP FROM_COUNTER
+expect_saved_on_signal() {
+  local step=$1 before=$2 what=$3 from_step=$4 from_counter=$5 latest counter expected
+  latest=$("$cairn" latest "$run") || fail "cairn latest $run failed after $what"
+  [[ $latest == "$run/ckpt-$step.h5" ]] ||
+    fail "$what printed saved step $step, but the latest checkpoint is '$latest'"
+  ! grep -qx "ckpt-$step.h5" <<<"$before" ||
+    fail "$what: ckpt-$step.h5 existed before the signal; nothing was saved on it"
+  counter=$(save_counter "$latest")
+  expected=$((from_counter + (step - from_step + 99) / 100))
+  ((counter == expected)) || fail "$what: ckpt-$step.h5 has save counter $counter, expected $expected"
+}
+
+save_counter() {
+  "$cairn" info --json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["save_counter"])' ||
+    fail "cairn info $1 failed"
+}
 
 # 1. Preempted: a step count it cannot reach, SIGUSR1 to mpirun once a checkpoint exists (the
 # handler is installed before the restore, so it is in place by then).
@@ -43,6 +76,7 @@ until compgen -G "$run/ckpt-*.h5" >/dev/null; do
   ((SECONDS < deadline)) || { kill -KILL "$mpirun_pid"; fail "no checkpoint after 60 s"; }
   sleep 0.1
 done
+before_signal=$(cd "$run" && ls)
 kill -USR1 "$mpirun_pid"
 rc=0
 wait "$mpirun_pid" || rc=$?
@@ -50,10 +84,8 @@ wait "$mpirun_pid" || rc=$?
 grep -q "^starting at step 0$" "$scratch/first.log" || fail "the first run did not start at step 0"
 grep -q "cairn: saved '$run/ckpt-100.h5' (counter 1, 3 ranks): .* bytes .* GB/s" "$scratch/first.log" ||
   fail "no log line for the first save"
-saved=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["latest"])' "$run/cairn-state.json")
-[[ $saved =~ ^ckpt-([0-9]+)\.h5$ ]] || fail "unexpected latest checkpoint '$saved'"
-step=${BASH_REMATCH[1]}
-((step % 100 != 0)) || echo "readme_test: note: the signal arrived at a multiple of 100 ($step)"
+step=$(printed_saved_step "$scratch/first.log")
+expect_saved_on_signal "$step" "$before_signal" "the signalled run" 0 0
 ls "$run"/ckpt-*.h5 | wc -l | grep -qx '[1-3]' || fail "max_to_keep 3 not kept: $(ls "$run")"
 
 # 2. Resumed on another rank count, to a few steps further: it starts where the signal stopped it.
@@ -73,6 +105,7 @@ latest_step() {
 }
 resume=$(latest_step)
 ((resume == target / 100 * 100)) || fail "the resumed run's last checkpoint is step $resume, expected $((target / 100 * 100))"
+resume_counter=$(save_counter "$run/ckpt-$resume.h5")
 "$MPIEXEC" -n 4 --oversubscribe "$train" "$run" 1000000000 >"$scratch/third.log" 2>&1 &
 mpirun_pid=$!
 deadline=$((SECONDS + 60))
@@ -83,12 +116,15 @@ until grep -q "^starting at step $resume$" "$scratch/third.log"; do
 done
 rank_pid=$(pgrep -P "$mpirun_pid" | tail -n 1)
 [[ -n $rank_pid ]] || { kill -KILL "$mpirun_pid"; fail "no rank process under mpirun"; }
+before_signal=$(cd "$run" && ls)
 kill -TERM "$rank_pid"
 rc=0
 wait "$mpirun_pid" || rc=$?
 ((rc == 75)) || fail "the run whose rank got SIGTERM exited $rc, expected 75"
 latest=$(latest_step)
 ((latest > resume)) || fail "after SIGTERM the latest checkpoint is step $latest, expected a step after $resume"
+expect_saved_on_signal "$(printed_saved_step "$scratch/third.log")" "$before_signal" \
+  "the run whose rank got SIGTERM" "$resume" "$resume_counter"
 echo "readme_test: README example: preempted at step $step (exit 75), resumed on 2 ranks to $target," \
   "SIGTERM to one of 4 ranks saved step $latest (exit 75)"
 

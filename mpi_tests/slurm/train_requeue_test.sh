@@ -42,6 +42,9 @@ readonly JOB_TIMEOUT=150 MPI_TIMEOUT=120
 # The two "nodes" share one kernel and one host name: Open MPI's shared-memory transport names its
 # segments after the host and local rank, so ranks on cairn1 and cairn2 would collide. TCP only.
 export OMPI_MCA_btl=self,tcp OMPI_MCA_btl_tcp_if_include=lo OMP_NUM_THREADS=1
+# sbatch passes the environment on: the jobs log warnings only, so that a "cairn: " line in their
+# output is a warning or an error (the check below), not a save's or a restore's info line.
+export CAIRN_LOG=warning
 
 rm -rf "$CAIRN_TEST_DIR"
 mkdir -p "$CAIRN_TEST_DIR"

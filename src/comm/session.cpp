@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cairn/comm/session.hpp"
 
+#include "core/log.hpp"
+
 namespace cairn {
 namespace {
 
@@ -21,6 +23,7 @@ MPI_Comm require_initialized(MPI_Comm comm) {
 
 Session::Session(MPI_Comm comm, SessionOptions options)
     : comm_(require_initialized(comm)), background_comm_(comm), options_(options) {
+  options_.log = detail::with_log_environment(std::move(options_.log));
   check_mpi(MPI_Query_thread(&thread_level_), "MPI_Query_thread");
   if (options_.pack_threshold_bytes < 0 || options_.piece_bytes <= 0 || options_.staging_bytes <= 0)
     throw Error(ErrorCode::kInvalidArgument,

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The one wire format of every message cairn sends between ranks: a JSON value encoded as
-// MessagePack (nlohmann-json's codec). Errors, status problem lists, directory states, paths and
-// manifest text all travel this way, so a message is read by one decoder and a malformed one fails
-// the same way everywhere.
+// MessagePack (nlohmann-json's codec). Errors, status problem lists, directory states, paths,
+// commit marks, a save's per-rank tables and the tools' exit codes travel this way, so a message
+// is read by one decoder and a malformed one fails the same way everywhere. A checkpoint's manifest
+// is not a message: ContainerReader relays the file's bytes unchanged with a plain broadcast
+// (megabytes, which rank 0 has checked against the commit mark's checksum).
 #include <string>
 #include <vector>
 
@@ -26,7 +28,7 @@ Message from_error(const Error& error);
 /// Local. The error a message from from_error() describes.
 Error to_error(const Message& message);
 
-/// Local. Bytes (a file's manifest text, say) as a message field that carries any byte values.
+/// Local. Bytes (a save's per-rank table, say) as a message field that carries any byte values.
 Message bytes_field(const std::string& bytes);
 std::string bytes_of(const Message& field);
 

@@ -5,6 +5,9 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "core/printable.hpp"
+#include "core/units.hpp"
+
 namespace cairn {
 
 std::optional<LogLevel> parse_log_level(std::string_view text) noexcept {
@@ -38,27 +41,23 @@ std::mutex& sink_mutex() {
   return m;
 }
 
-struct Effective {
-  LogLevel level;
-  bool all_ranks;
-};
+}  // namespace
 
-// Read on every call rather than once: a line per save or restore makes it cheap, and a program
-// (or a test) may set the variable after the session exists.
-Effective effective(const LogOptions& options) {
-  Effective e{options.level, options.all_ranks};
+// Read once, when a session is made: log lines come from the asynchronous saver's thread too, and
+// a getenv there would race any setenv of the program.
+LogOptions with_log_environment(LogOptions options) {
   const char* env = std::getenv("CAIRN_LOG");
-  if (!env || !*env) return e;
+  if (!env || !*env) return options;
   std::string_view text(env);
   constexpr std::string_view kAll = ",all";
   if (text.size() > kAll.size() && text.substr(text.size() - kAll.size()) == kAll) {
-    e.all_ranks = true;
+    options.all_ranks = true;
     text.remove_suffix(kAll.size());
   }
   if (auto level = parse_log_level(text)) {
-    e.level = *level;
+    options.level = *level;
   } else {
-    static std::once_flag warned;  // once per process, not once per line
+    static std::once_flag warned;  // once per process, not once per session
     std::call_once(warned, [env] {
       std::fprintf(stderr,
                    "cairn: ignoring CAIRN_LOG='%s' (expected quiet, warning, info or debug, "
@@ -66,48 +65,37 @@ Effective effective(const LogOptions& options) {
                    env);
     });
   }
-  return e;
+  return options;
 }
-
-}  // namespace
 
 bool log_enabled(const LogOptions& options, int rank, LogLevel level) {
   if (level == LogLevel::kQuiet) return false;
-  const Effective e = effective(options);
-  return level <= e.level && (rank == 0 || e.all_ranks);
+  return level <= options.level && (rank == 0 || options.all_ranks);
 }
 
 void log_line(const LogOptions& options, int rank, LogLevel level,
               const std::string& line) noexcept {
   try {
     if (!log_enabled(options, rank, level)) return;
+    // Paths and names are user data: a newline in one must not split a line, here as in errors.
+    const std::string shown = printable(line);
     std::lock_guard<std::mutex> lock(sink_mutex());
     if (options.sink) {
-      options.sink(level, rank, line);
+      options.sink(level, rank, shown);
       return;
     }
-    if (effective(options).all_ranks)
-      std::fprintf(stderr, "cairn [rank %d]: %s\n", rank, line.c_str());
+    if (options.all_ranks)
+      std::fprintf(stderr, "cairn [rank %d]: %s\n", rank, shown.c_str());
     else
-      std::fprintf(stderr, "cairn: %s\n", line.c_str());
+      std::fprintf(stderr, "cairn: %s\n", shown.c_str());
   } catch (...) {
     // A log line is never worth failing a save or a restore for.
   }
 }
 
 std::string describe_bytes(int64_t bytes) {
-  static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
-  std::string out = std::to_string(bytes) + " bytes";
-  if (bytes < 1024) return out;
-  double value = static_cast<double>(bytes);
-  int unit = -1;
-  while (value >= 1024 && unit < 4) {
-    value /= 1024;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof text, " (%.1f %s)", value, kUnits[unit]);
-  return out + text;
+  const std::string exact = std::to_string(bytes) + " bytes";
+  return bytes < 1024 ? exact : exact + " (" + human_bytes(bytes) + ")";
 }
 
 std::string describe_seconds(double seconds) {

@@ -9,11 +9,17 @@
 
 namespace cairn::detail {
 
-/// Local. Whether `rank` prints lines of `level` under `options` and CAIRN_LOG. Cheap: call it
-/// before formatting a line.
+/// Local. `options` with the environment variable CAIRN_LOG applied (level, and ",all" for
+/// all_ranks); an unknown value is reported once per process and ignored. Session's constructor
+/// calls it: the variable is read once per session, never while lines are logged.
+LogOptions with_log_environment(LogOptions options);
+
+/// Local. Whether `rank` prints lines of `level` under `options` (as with_log_environment() left
+/// them). Cheap: call it before formatting a line.
 bool log_enabled(const LogOptions& options, int rank, LogLevel level);
 
-/// Local. Hands `line` to the sink (stderr by default) if log_enabled(). Never throws: a line
+/// Local. Hands `line` to the sink (stderr by default) if log_enabled(), with control characters
+/// escaped as printable() does for error texts (a path may hold a newline). Never throws: a line
 /// that cannot be written is dropped.
 void log_line(const LogOptions& options, int rank, LogLevel level,
               const std::string& line) noexcept;

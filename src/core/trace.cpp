@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/printable.hpp"
+
 namespace cairn::detail {
 namespace {
 
@@ -20,7 +22,7 @@ PhaseTrace::PhaseTrace(const char* operation, int rank, const std::string& path)
     : operation_(operation),
       rank_(rank),
       enabled_(trace_enabled(rank)),
-      path_(enabled_ ? path : std::string()),
+      path_(enabled_ ? printable(path) : std::string()),
       last_(std::chrono::steady_clock::now()) {}
 
 void PhaseTrace::mark(const char* phase, int64_t bytes) {

@@ -22,7 +22,7 @@ class PhaseTrace {
   const char* operation_;
   int rank_;
   bool enabled_;
-  std::string path_;  // only kept when enabled
+  std::string path_;  // only kept when enabled; control characters escaped (printable())
   std::chrono::steady_clock::time_point last_;
 };
 

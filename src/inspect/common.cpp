@@ -4,6 +4,9 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
+#include "cairn/comm/comm.hpp"
+#include "comm/wire.hpp"
+
 namespace cairn::inspect {
 
 int exit_code_for(const Error& error) noexcept {
@@ -104,6 +107,20 @@ int run_guarded(const std::string& verb, std::ostream& out, std::ostream& err, b
 int run_guarded(const std::string& verb, std::ostream& err, const std::function<int()>& body) {
   std::ostream nowhere(nullptr);
   return run_guarded(verb, nowhere, err, false, body);
+}
+
+int run_on_rank_zero(const Comm& comm, const std::function<int()>& body) {
+  wire::Message outcome;
+  if (comm.rank() == 0) {
+    try {
+      outcome = {{"exit", body()}};
+    } catch (...) {
+      outcome = {{"error", wire::from_error(current_exception_as_error({.rank = 0}))}};
+    }
+  }
+  wire::broadcast(comm, outcome, 0);
+  if (outcome.contains("error")) throw wire::to_error(outcome.at("error"));
+  return outcome.at("exit").get<int>();
 }
 
 }  // namespace cairn::inspect

@@ -33,14 +33,10 @@ static_assert(std::endian::native == std::endian::little, "export assumes a litt
 
 enum class Format { kSafetensors, kH5 };
 
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // The dtype's name in a safetensors header, from the dtype table.
 std::string_view safetensors_dtype(DType dtype) {
-  return cairn::detail::visit_dtype(dtype, [](auto row) { return decltype(row)::safetensors_name; });
+  return cairn::detail::visit_dtype(dtype,
+                                    [](auto row) { return decltype(row)::safetensors_name; });
 }
 
 bool selected(const std::string& key, const std::vector<std::string>& globs) {
@@ -56,11 +52,11 @@ std::string safetensors_header(const detail::Probe& p,
   ordered_json header;
   int64_t offset = 0;
   for (const TensorRecord* t : tensors) {
-    const int64_t bytes = detail::tensor_bytes(*t);
+    const int64_t end = detail::add_bytes(offset, detail::tensor_bytes(*t), p.path, t->key);
     header[t->key] = {{"dtype", std::string(safetensors_dtype(t->dtype))},
                       {"shape", t->shape},
-                      {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
+                      {"data_offsets", {offset, end}}};
+    offset = end;
   }
   const Manifest& m = *p.manifest;
   header["__metadata__"] = {{"producer", "cairn export"},
@@ -122,9 +118,9 @@ void write_h5(detail::Probe& p, const std::vector<const TensorRecord*>& tensors,
 int export_checkpoint(const ExportOptions& options, std::ostream& out) {
   const ErrorContext ctx{.checkpoint = options.output, .operation = "export"};
   Format format;
-  if (ends_with(options.output, ".safetensors"))
+  if (options.output.ends_with(".safetensors"))
     format = Format::kSafetensors;
-  else if (ends_with(options.output, ".h5"))
+  else if (options.output.ends_with(".h5"))
     format = Format::kH5;
   else
     throw Error(ErrorCode::kInvalidArgument,
@@ -161,7 +157,8 @@ int export_checkpoint(const ExportOptions& options, std::ostream& out) {
     throw;
   }
   int64_t bytes = 0;
-  for (const TensorRecord* t : tensors) bytes += detail::tensor_bytes(*t);
+  for (const TensorRecord* t : tensors)
+    bytes = detail::add_bytes(bytes, detail::tensor_bytes(*t), p.path, t->key);
   const char* format_name = format == Format::kSafetensors ? "safetensors" : "hdf5";
   const auto states = static_cast<int64_t>(p.manifest->states.size());
   if (options.json) {

@@ -31,7 +31,7 @@ ordered_json info_json(const detail::Probe& p) {
   }
   if (!p.manifest) return j;
   const Manifest& m = *p.manifest;
-  const detail::ManifestSummary s = detail::summarize(m);
+  const detail::ManifestSummary s = detail::summarize(m, p.path);
   j["manifest_verified"] = p.status == FileStatus::kCommitted;
   j["manifest_bytes"] = p.manifest_bytes;
   j["format_version"] = detail::format_version(m);
@@ -65,7 +65,7 @@ void print_text(const detail::Probe& p, std::ostream& out) {
   t.add({"status", status});
   if (p.manifest) {
     const Manifest& m = *p.manifest;
-    const detail::ManifestSummary s = detail::summarize(m);
+    const detail::ManifestSummary s = detail::summarize(m, p.path);
     const std::string unverified = p.status == FileStatus::kCommitted ? "" : "  (unverified)";
     t.add({"format", detail::format_version(m) + unverified});
     t.add({"library", "cairn " + m.library_version});

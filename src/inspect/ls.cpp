@@ -66,7 +66,7 @@ int ls(const LsOptions& options, std::ostream& out) {
       sj.push_back(ordered_json{{"key", s->key},
                                 {"scope", detail::scope_name(s->scope)},
                                 {"values", s->blobs.size()},
-                                {"bytes", detail::state_bytes(*s)}});
+                                {"bytes", detail::state_bytes(*s, p.path)}});
     j["states"] = std::move(sj);
     out << j.dump(2) << '\n';
     return kExitOk;
@@ -76,7 +76,7 @@ int ls(const LsOptions& options, std::ostream& out) {
   int64_t total = 0;
   for (const TensorRecord* t : tensors) {
     const int64_t bytes = detail::tensor_bytes(*t);
-    total += bytes;
+    total = detail::add_bytes(total, bytes, p.path, t->key);
     table.add({cairn::detail::printable(t->key), std::string(dtype_name(t->dtype)),
                shape_to_string(t->shape), std::to_string(bytes), t->layout,
                t->packed ? "packed" : "dataset"});
@@ -88,7 +88,7 @@ int ls(const LsOptions& options, std::ostream& out) {
     detail::Table st({"state", "scope", "values", "bytes"}, {false, false, true, true});
     for (const StateRecord* s : states)
       st.add({cairn::detail::printable(s->key), detail::scope_name(s->scope),
-              std::to_string(s->blobs.size()), std::to_string(detail::state_bytes(*s))});
+              std::to_string(s->blobs.size()), std::to_string(detail::state_bytes(*s, p.path))});
     out << '\n';
     st.print(out);
     out << detail::plural(static_cast<int64_t>(states.size()), "state") << '\n';

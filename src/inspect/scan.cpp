@@ -11,11 +11,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
@@ -63,7 +58,7 @@ std::vector<std::string> checkpoint_like_files(const std::string& directory) {
   for (const fs::directory_entry& entry : it) {
     if (!entry.is_regular_file(ec)) continue;
     const std::string name = entry.path().filename().string();
-    if (ends_with(name, ".h5") || is_temporary_name(name)) names.push_back(name);
+    if (name.ends_with(".h5") || is_temporary_name(name)) names.push_back(name);
   }
   std::sort(names.begin(), names.end(), natural_less);
   return names;

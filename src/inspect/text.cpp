@@ -2,7 +2,6 @@
 #include "inspect/text.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <ctime>
 #include <ostream>
 
@@ -49,20 +48,6 @@ void Table::print(std::ostream& out, const std::string& indent) const {
   if (std::any_of(header_.begin(), header_.end(), [](const std::string& h) { return !h.empty(); }))
     emit(header_);
   for (const auto& row : rows_) emit(row);
-}
-
-std::string human_bytes(int64_t bytes) {
-  if (bytes < 1024) return std::to_string(bytes) + " B";
-  static const char* const kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  double value = static_cast<double>(bytes);
-  int unit = -1;
-  while (value >= 1024.0 && unit < 5) {
-    value /= 1024.0;
-    ++unit;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f %s", value, kUnits[unit]);
-  return buf;
 }
 
 std::string utc_time(int64_t unix_seconds) {

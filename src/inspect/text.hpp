@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "core/units.hpp"
+
 namespace cairn::inspect::detail {
 
 /// Columns sized to their widest cell, separated by two spaces. Columns listed in `right` are
@@ -23,8 +25,8 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
-/// "512 B", "1.5 KiB", "2.0 GiB".
-std::string human_bytes(int64_t bytes);
+/// "512 B", "1.5 KiB", "2.0 GiB": the log lines' formatter.
+using cairn::detail::human_bytes;
 /// "2025-05-01T12:00:00Z" (UTC).
 std::string utc_time(int64_t unix_seconds);
 /// Text of `n` with "s" appended unless n == 1: plural(3, "tensor") == "3 tensors".

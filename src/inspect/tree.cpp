@@ -31,7 +31,8 @@ struct Home {
 
 class TreePrinter {
  public:
-  explicit TreePrinter(const Manifest& m) : m_(m), homes_(m.nodes.size()) {
+  TreePrinter(const Manifest& m, const std::string& checkpoint)
+      : m_(m), checkpoint_(checkpoint), homes_(m.nodes.size()) {
     for (const TensorRecord& t : m.tensors) tensors_.emplace(t.key, &t);
     for (const StateRecord& s : m.states) states_.emplace(s.key, &s);
     find_homes();
@@ -98,7 +99,7 @@ class TreePrinter {
     if (auto s = states_.find(n.value_key); !n.value_key.empty() && s != states_.end())
       return n.kind + " " + detail::scope_name(s->second->scope) + ", " +
              detail::plural(static_cast<int64_t>(s->second->blobs.size()), "value") + ", " +
-             detail::human_bytes(detail::state_bytes(*s->second));
+             detail::human_bytes(detail::state_bytes(*s->second, checkpoint_));
     return n.kind == "node" ? "" : n.kind;
   }
 
@@ -139,6 +140,7 @@ class TreePrinter {
   }
 
   const Manifest& m_;
+  const std::string& checkpoint_;
   std::vector<Home> homes_;
   std::unordered_map<std::string, const TensorRecord*> tensors_;
   std::unordered_map<std::string, const StateRecord*> states_;
@@ -167,7 +169,7 @@ ordered_json tree_json(const detail::Probe& p) {
       } else if (auto s = states.find(n.value_key); s != states.end()) {
         j["scope"] = detail::scope_name(s->second->scope);
         j["values"] = s->second->blobs.size();
-        j["bytes"] = detail::state_bytes(*s->second);
+        j["bytes"] = detail::state_bytes(*s->second, p.path);
       }
     }
     ordered_json children = ordered_json::array();
@@ -195,7 +197,7 @@ int tree(const TreeOptions& options, std::ostream& out) {
   if (options.json)
     out << tree_json(p).dump(2) << '\n';
   else
-    TreePrinter(*p.manifest).print(out);
+    TreePrinter(*p.manifest, p.path).print(out);
   return kExitOk;
 }
 

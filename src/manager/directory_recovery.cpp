@@ -16,7 +16,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // Digits only, no sign, no leading '+': "<name>-<digits><suffix>" with nothing else.
-int64_t number_before(const std::string& file, const std::string& name, const std::string& suffix_start) {
+int64_t number_before(const std::string& file, const std::string& name,
+                      const std::string& suffix_start) {
   const std::string prefix = name + "-";
   if (file.size() <= prefix.size() || file.compare(0, prefix.size(), prefix) != 0) return -1;
   std::size_t i = prefix.size(), digits = 0;
@@ -44,11 +45,12 @@ int64_t checkpoint_number(const std::string& file, const std::string& name) {
 
 DirectoryState recover_directory(const std::string& directory, const std::string& name,
                                  const std::string& owner, int64_t now_unix,
-                                 std::vector<std::string>& notes) {
+                                 std::vector<RecoveryNote>& notes) {
   std::error_code ec;
   fs::create_directories(directory, ec);  // a new run's directory, as a save would create it
   if (ec || !fs::is_directory(directory))
-    throw Error(ErrorCode::kIo, "cannot create the checkpoint directory" + (ec ? ": " + ec.message() : ""),
+    throw Error(ErrorCode::kIo,
+                "cannot create the checkpoint directory" + (ec ? ": " + ec.message() : ""),
                 {.checkpoint = directory, .operation = "open checkpoint directory"});
   auto existing = read_state_file(directory);
   const bool had_state = existing.has_value();
@@ -58,14 +60,16 @@ DirectoryState recover_directory(const std::string& directory, const std::string
   const std::size_t before = state.checkpoints.size();
   std::erase_if(state.checkpoints, [&](const StateEntry& e) {
     if (fs::exists(fs::path(directory) / e.name)) return false;
-    notes.push_back("dropped '" + e.name + "' from the state file: the file is gone");
+    notes.push_back(
+        {LogLevel::kInfo, "dropped '" + e.name + "' from the state file: the file is gone"});
     return true;
   });
   changed |= state.checkpoints.size() != before;
 
   int64_t newest_recorded = -1;
   for (const StateEntry& e : state.checkpoints)
-    if (e.owner == owner) newest_recorded = std::max(newest_recorded, checkpoint_number(e.name, name));
+    if (e.owner == owner)
+      newest_recorded = std::max(newest_recorded, checkpoint_number(e.name, name));
 
   std::map<int64_t, std::string> unrecorded;
   for (const auto& entry : fs::directory_iterator(directory, ec)) {
@@ -73,8 +77,11 @@ DirectoryState recover_directory(const std::string& directory, const std::string
     const std::string file = entry.path().filename().string();
     if (is_temporary_of(file, name) || file.rfind(std::string(kStateFileName) + ".tmp-", 0) == 0) {
       fs::remove(entry.path(), ec);
-      notes.push_back(ec ? "could not delete leftover '" + file + "': " + ec.message()
-                         : "deleted '" + file + "', left by a save that did not complete");
+      notes.push_back(
+          ec ? RecoveryNote{LogLevel::kWarning,
+                            "could not delete leftover '" + file + "': " + ec.message()}
+             : RecoveryNote{LogLevel::kInfo,
+                            "deleted '" + file + "', left by a save that did not complete"});
       continue;
     }
     const int64_t n = checkpoint_number(file, name);
@@ -91,12 +98,13 @@ DirectoryState recover_directory(const std::string& directory, const std::string
       state.checkpoints.push_back({file, probe.commit_mark().committed_unix, owner, false});
       state.latest = file;
       changed = true;
-      notes.push_back("adopted '" + file + "': committed, but " +
-                      (had_state ? std::string("newer than the state file knew (a crash between "
-                                               "commit and state update)")
-                                 : std::string("there was no state file")));
+      notes.push_back(
+          {LogLevel::kInfo, "adopted '" + file + "': committed, but " +
+                                (had_state ? std::string("newer than the state file knew (a crash "
+                                                         "between commit and state update)")
+                                           : std::string("there was no state file"))});
     } catch (const Error& e) {
-      notes.push_back("ignored '" + file + "': " + e.what());
+      notes.push_back({LogLevel::kWarning, "ignored '" + file + "': " + e.what()});
     }
   }
   if (!state.latest.empty() &&

@@ -25,12 +25,6 @@ void log_to(const Checkpoint& checkpoint, LogLevel level, const std::string& lin
   detail::log_line(session.options().log, session.rank(), level, line);
 }
 
-// Recovery notes that leave something for a person to look at are warnings.
-LogLevel note_level(const std::string& note) {
-  return note.starts_with("could not") || note.starts_with("ignored") ? LogLevel::kWarning
-                                                                      : LogLevel::kInfo;
-}
-
 }  // namespace
 
 struct CheckpointManager::State {
@@ -46,7 +40,8 @@ CheckpointManager::CheckpointManager(Checkpoint& checkpoint, std::string directo
   const Comm& comm = checkpoint_->session().comm();
   const ErrorContext ctx{.rank = comm.rank(), .checkpoint = directory_, .operation = "CheckpointManager"};
   if (!options_.clock) options_.clock = system_clock_unix;
-  wire::Message recovered;  // {"state": the directory state file's text, "notes": [...]}
+  // {"state": the directory state file's text, "notes": [{"level": int, "text": str}, ...]}
+  wire::Message recovered;
   comm.run_agreed([&] {
     if (options_.max_to_keep && *options_.max_to_keep <= 0)
       throw Error(ErrorCode::kInvalidArgument,
@@ -62,16 +57,21 @@ CheckpointManager::CheckpointManager(Checkpoint& checkpoint, std::string directo
       throw Error(ErrorCode::kInvalidArgument,
                   "checkpoint_name must be a non-empty file name prefix without '/'", ctx);
     if (comm.rank() != 0) return;
-    std::vector<std::string> notes;
+    std::vector<detail::RecoveryNote> notes;
     const detail::DirectoryState state =
         detail::recover_directory(directory_, options_.checkpoint_name, owner(), options_.clock(), notes);
-    recovered = {{"state", detail::encode_state(state)}, {"notes", notes}};
+    recovered = {{"state", detail::encode_state(state)}, {"notes", wire::Message::array()}};
+    for (const detail::RecoveryNote& n : notes)
+      recovered["notes"].push_back({{"level", static_cast<int>(n.level)}, {"text", n.text}});
   });
   wire::broadcast(comm, recovered, 0);
   state_->directory = detail::decode_state(recovered.at("state").get<std::string>(),
                                            detail::state_file_path(directory_));
-  notes_ = recovered.at("notes").get<std::vector<std::string>>();
-  for (const std::string& n : notes_) log_to(*checkpoint_, note_level(n), directory_ + ": " + n);
+  for (const wire::Message& n : recovered.at("notes")) {
+    notes_.push_back(n.at("text").get<std::string>());
+    log_to(*checkpoint_, static_cast<LogLevel>(n.at("level").get<int>()),
+           directory_ + ": " + notes_.back());
+  }
 }
 
 std::string CheckpointManager::owner() const { return "manager:" + options_.checkpoint_name; }

@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "cairn/comm/comm.hpp"
 #include "cairn/inspect/common.hpp"
 #include "cairn/inspect/export.hpp"
 #include "verbs/verbs.hpp"
@@ -52,11 +53,11 @@ void add_export(CLI::App& app, VerbContext& context) {
     // streams it, and every rank exits with its code.
     int provided = 0;
     MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SINGLE, &provided);
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    int code = rank == 0 ? run() : 0;
-    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    context.exit_code = code;
+    context.exit_code =
+        inspect::run_guarded("export", *context.out, *context.err, options->json, [&] {
+          const Comm comm(MPI_COMM_WORLD);
+          return inspect::run_on_rank_zero(comm, run);
+        });
     MPI_Finalize();
   });
 }

@@ -25,7 +25,8 @@ struct SessionOptions {
   /// this many bytes of buffers on a helper thread from the moment the file is open, while the
   /// manifest is read, decoded and matched (files of format 1.1 and later). 0: off.
   int64_t read_ahead_bytes = int64_t{64} << 20;
-  /// What the library logs and where (include/cairn/core/log.hpp); CAIRN_LOG overrides the level.
+  /// What the library logs and where (include/cairn/core/log.hpp); CAIRN_LOG, read when the
+  /// Session is created, overrides the level.
   LogOptions log;
 };
 

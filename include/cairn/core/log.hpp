@@ -18,14 +18,16 @@ enum class LogLevel {
   kDebug = 3,    // the manager's decisions (skipped saves, preserved checkpoints, state file)
 };
 
-/// Receives one line (no trailing newline, no "cairn: " prefix) and the rank that logs it. Calls
-/// are serialized; an asynchronous save calls it from its background thread. It must not throw
+/// Receives one line (no trailing newline, no "cairn: " prefix; control characters in paths and
+/// names escaped as in error texts: "\n", "\t", "\xNN") and the rank that logs it. Calls are
+/// serialized; an asynchronous save calls it from its background thread. It must not throw
 /// and must not call cairn.
 using LogSink = std::function<void(LogLevel level, int rank, std::string_view line)>;
 
 struct LogOptions {
   /// Overridden by the environment variable CAIRN_LOG (quiet, warning, info or debug; with
-  /// ",all" appended, e.g. CAIRN_LOG=debug,all, every rank logs).
+  /// ",all" appended, e.g. CAIRN_LOG=debug,all, every rank logs), read once when the Session is
+  /// created: Session::options() holds the result, and a later setenv changes nothing.
   LogLevel level = LogLevel::kInfo;
   /// Rank 0 alone logs what concerns the whole job; true: every rank logs its own view.
   bool all_ranks = false;

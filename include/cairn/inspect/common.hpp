@@ -9,6 +9,10 @@
 
 #include "cairn/core/error.hpp"
 
+namespace cairn {
+class Comm;
+}
+
 namespace cairn::inspect {
 
 /// Exit codes of every verb of the `cairn` tool.
@@ -59,5 +63,10 @@ int run_guarded(const std::string& verb, std::ostream& out, std::ostream& err, b
                 const std::function<int()>& body);
 /// Local. run_guarded() without JSON.
 int run_guarded(const std::string& verb, std::ostream& err, const std::function<int()>& body);
+
+/// Collective over `comm`. Runs `body` on rank 0 alone (a verb one process does for the whole job,
+/// as export writes one file) and returns its exit code on every rank. An exception from `body`
+/// is raised on every rank as the same cairn::Error.
+int run_on_rank_zero(const Comm& comm, const std::function<int()>& body);
 
 }  // namespace cairn::inspect

@@ -12,8 +12,8 @@ namespace cairn {
 class ZeroedBuffer {
  public:
   ZeroedBuffer() = default;
-  /// Local. `size` zero bytes; throws Error(kInvalidArgument) naming the size when the memory
-  /// cannot be had (so an oversized tensor is a cairn error, not std::bad_alloc).
+  /// Local. `size` zero bytes; throws Error(kIo) naming the size when the memory cannot be had
+  /// (so an oversized tensor is a cairn error, not std::bad_alloc).
   explicit ZeroedBuffer(std::size_t size);
 
   std::byte* data() noexcept { return data_.get(); }
