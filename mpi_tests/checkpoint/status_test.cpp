@@ -195,7 +195,7 @@ TEST(Status, AFailureWhileOneRankBuildsItsReportReachesEveryRank) {
   ::setenv("CAIRN_FAULT_THROW", ("status_report:" + std::to_string(failing)).c_str(), 1);
   for (const auto& check : std::vector<std::function<void()>>{
            [&] { status.assert_consumed(); }, [&] { status.assert_existing_objects_matched(); },
-           [&] { status.assert_nontrivial_match(); }}) {
+           [&] { status.assert_nontrivial_match(); }, [&] { status.summary(); }}) {
     const Error e = failure_of(check);
     EXPECT_NE(e.message().find("a foreign exception at 'status_report'"), std::string::npos)
         << e.what();

@@ -177,7 +177,11 @@ RestoreStatus& RestoreStatus::expect_partial() {
 
 RestoreSummary RestoreStatus::summary() const {
   const Comm& comm = context_->session().comm();
-  const detail::LocalAccount a = context_->account();
+  detail::LocalAccount a;
+  comm.run_agreed([&] {
+    fault_point("status_report", comm.rank());
+    a = context_->account();
+  });
   const auto n = static_cast<int64_t>(context_->manifest().nodes.size());
   RestoreSummary s;
   s.checkpoint_objects = n - 1;
@@ -192,6 +196,7 @@ RestoreSummary RestoreStatus::summary() const {
     RestoreStatus probe(context_);
     probe.assert_consumed();
   } catch (const Error& e) {
+    if (e.code() != ErrorCode::kNotFound) throw;  // the same on every rank: agreed
     s.details = e.what();
   }
   return s;
