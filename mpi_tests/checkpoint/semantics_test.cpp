@@ -400,6 +400,39 @@ TEST(Semantics, AnEvaluationLoopOverCheckpointsWithSlotsItNeverCreatesHoldsBound
   EXPECT_EQ(open_checkpoint_files(), 0);
 }
 
+TEST(Semantics, ANewerRestoreOfTheSameRootSupersedesOnlyWhatItProvides) {
+  const std::string dir = scratch_dir();
+  std::string older_path;
+  {
+    auto dep = std::make_shared<Module>();
+    dep->track("var", make_var(120));
+    older_path =
+        Checkpoint(session(), {{"dep", dep}, {"only_old", make_var(121)}}).write(dir + "/older.h5");
+  }
+  const std::string newer_path = save_dep(dir + "/newer.h5", 122);
+  Checkpoint ckpt(session());
+  auto older = ckpt.restore(older_path);
+  auto newer = ckpt.restore(newer_path);
+  // "dep" and "dep/var" are superseded in the older restore; "only_old" is still pending there.
+  EXPECT_EQ(open_checkpoint_files(), 2);
+  auto dep = std::make_shared<Module>();
+  auto var = Variable::create<double>(session(), {7, 3}, Layout::block(1));
+  dep->track("var", var);
+  ckpt.root().track("dep", dep);
+  EXPECT_EQ(global_mismatches(*var, 122), 0);
+  EXPECT_EQ(open_checkpoint_files(), 1);  // the newer restore has nothing left pending
+  auto only_old = Variable::create<double>(session(), {7, 3}, Layout::block(0));
+  ckpt.root().track("only_old", only_old);
+  EXPECT_EQ(global_mismatches(*only_old, 121), 0);
+  EXPECT_EQ(open_checkpoint_files(), 0);
+  older.assert_consumed();
+  // To the newer checkpoint, "only_old" is a live object it lacks.
+  const std::string text = failure_of([&] { newer.assert_consumed(); });
+  EXPECT_NE(text.find("1 problem(s)"), std::string::npos) << text;
+  EXPECT_NE(text.find("live object not in the checkpoint: 'only_old'"), std::string::npos) << text;
+  newer.expect_partial();
+}
+
 TEST(Semantics, AFailingCloseOfTheRestoredFileOnOneRankFailsTheRestoreEverywhere) {
   const std::string dir = scratch_dir();
   const int failing = session().size() - 1;
