@@ -298,6 +298,168 @@ TEST(Semantics, TheRestoredFileIsHeldOnlyWhileValuesArePending) {
   }
 }
 
+TEST(Semantics, ReattachingARestoredObjectKeepsItsLiveValue) {
+  const std::string dir = scratch_dir();
+  std::string path;
+  {
+    auto dep = std::make_shared<Module>();
+    auto var = make_var(80);
+    dep->track("var", var);
+    auto opt = std::make_shared<Adam>(session(), Adam::Options{});
+    fill(*opt->add_slot(var, "m"), 81);
+    path = Checkpoint(session(), {{"dep", dep}, {"opt", opt}}).write(dir + "/reattach.h5");
+  }
+  Checkpoint ckpt(session());
+  auto status = ckpt.restore(path);
+  auto dep = std::make_shared<Module>();
+  auto var = Variable::create<double>(session(), {7, 3}, Layout::block(1));
+  dep->track("var", var);
+  ckpt.root().track("dep", dep);
+  EXPECT_EQ(global_mismatches(*var, 80), 0);
+  fill(*var, 82);  // training since the restore
+  // Tracked again while the optimizer's values are still pending: a value is restored once.
+  ckpt.root().track("dep", dep);
+  EXPECT_EQ(global_mismatches(*var, 82), 0);
+  dep->track("var", var);
+  EXPECT_EQ(global_mismatches(*var, 82), 0);
+  // A replacement is a new object: it gets the saved value.
+  dep.reset();
+  var.reset();
+  auto dep2 = std::make_shared<Module>();
+  auto var2 = Variable::create<double>(session(), {7, 3}, Layout::block(0));
+  dep2->track("var", var2);
+  ckpt.root().track("dep", dep2);
+  EXPECT_EQ(global_mismatches(*var2, 80), 0);
+  status.expect_partial();
+}
+
+TEST(Semantics, ASharedObjectReachedByANewPathKeepsItsLiveValue) {
+  const std::string dir = scratch_dir();
+  std::string path;
+  {
+    auto dep = std::make_shared<Module>();
+    dep->track("var", make_var(90));
+    path = Checkpoint(session(), {{"a", dep}, {"b", dep}, {"other", make_var(91)}})
+               .write(dir + "/paths.h5");
+  }
+  Checkpoint ckpt(session());
+  auto status = ckpt.restore(path);  // "other" is never created: the restore stays pending
+  auto dep = std::make_shared<Module>();
+  auto var = Variable::create<double>(session(), {7, 3}, Layout::block(0));
+  dep->track("var", var);
+  ckpt.root().track("a", dep);
+  EXPECT_EQ(global_mismatches(*var, 90), 0);
+  fill(*var, 92);
+  ckpt.root().track("b", dep);
+  EXPECT_EQ(global_mismatches(*var, 92), 0);
+  status.expect_partial();
+}
+
+// This process's descriptors open on checkpoint files (deleted ones included).
+int open_checkpoint_files() {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    const std::string target = std::filesystem::read_symlink(entry.path(), ec).string();
+    if (!ec && target.find(".h5") != std::string::npos) ++count;
+  }
+  return count;
+}
+
+TEST(Semantics, AnEvaluationLoopOverCheckpointsWithSlotsItNeverCreatesHoldsBoundedResources) {
+  const std::string dir = scratch_dir();
+  auto w = make_var(0);
+  auto opt = std::make_shared<Adam>(session(), Adam::Options{});
+  auto m = opt->add_slot(w, "m");
+  Checkpoint trainer(session(), {{"w", w}, {"opt", opt}});
+  CheckpointManager manager(trainer, dir, {.max_to_keep = 2});
+  // The evaluator has the weights only: the optimizer and its slots stay pending in every read.
+  auto ew = Variable::create<double>(session(), {7, 3}, Layout::block(1));
+  Checkpoint evaluator(session(), {{"w", ew}});
+  constexpr int kReads = 50;
+  int most_files = 0;
+  std::size_t most_bindings = 0;
+  for (int i = 0; i < kReads; ++i) {
+    fill(*w, 100 + i);
+    fill(*m, 300 + i);
+    const std::string path = *manager.save();
+    evaluator.read(path).expect_partial();
+    EXPECT_EQ(global_mismatches(*ew, 100 + i), 0) << "read " << i;
+    most_files = std::max(most_files, open_checkpoint_files());
+    most_bindings = std::max(most_bindings, evaluator.root().restore_bindings().size());
+  }
+  // Each superseded read let go of its file, its manifest and its binding on the root (which
+  // is what keeps an unreferenced read alive).
+  EXPECT_LE(session().comm().allreduce_max(most_files), 2);
+  EXPECT_EQ(most_bindings, 1u);
+  // The newest read still restores what is created late.
+  auto eopt = std::make_shared<Adam>(session(), Adam::Options{});
+  evaluator.root().track("opt", eopt);
+  auto em = eopt->add_slot(ew, "m");
+  EXPECT_EQ(global_mismatches(*em, 300 + kReads - 1), 0);
+  EXPECT_EQ(open_checkpoint_files(), 0);
+}
+
+TEST(Semantics, ANewerRestoreOfTheSameRootSupersedesOnlyWhatItProvides) {
+  const std::string dir = scratch_dir();
+  std::string older_path;
+  {
+    auto dep = std::make_shared<Module>();
+    dep->track("var", make_var(120));
+    older_path =
+        Checkpoint(session(), {{"dep", dep}, {"only_old", make_var(121)}}).write(dir + "/older.h5");
+  }
+  const std::string newer_path = save_dep(dir + "/newer.h5", 122);
+  Checkpoint ckpt(session());
+  auto older = ckpt.restore(older_path);
+  auto newer = ckpt.restore(newer_path);
+  // "dep" and "dep/var" are superseded in the older restore; "only_old" is still pending there.
+  EXPECT_EQ(open_checkpoint_files(), 2);
+  auto dep = std::make_shared<Module>();
+  auto var = Variable::create<double>(session(), {7, 3}, Layout::block(1));
+  dep->track("var", var);
+  ckpt.root().track("dep", dep);
+  EXPECT_EQ(global_mismatches(*var, 122), 0);
+  EXPECT_EQ(open_checkpoint_files(), 1);  // the newer restore has nothing left pending
+  auto only_old = Variable::create<double>(session(), {7, 3}, Layout::block(0));
+  ckpt.root().track("only_old", only_old);
+  EXPECT_EQ(global_mismatches(*only_old, 121), 0);
+  EXPECT_EQ(open_checkpoint_files(), 0);
+  older.assert_consumed();
+  // To the newer checkpoint, "only_old" is a live object it lacks.
+  const std::string text = failure_of([&] { newer.assert_consumed(); });
+  EXPECT_NE(text.find("1 problem(s)"), std::string::npos) << text;
+  EXPECT_NE(text.find("live object not in the checkpoint: 'only_old'"), std::string::npos) << text;
+  newer.expect_partial();
+}
+
+TEST(Semantics, AFailingCloseOfTheRestoredFileOnOneRankFailsTheRestoreEverywhere) {
+  const std::string dir = scratch_dir();
+  const int failing = session().size() - 1;
+  const std::string path = Checkpoint(session(), {{"var", make_var(110)}, {"later", make_var(111)}})
+                               .write(dir + "/close.h5");
+  auto var = Variable::create<double>(session(), {7, 3}, Layout::block(0));
+  Checkpoint ckpt(session(), {{"var", var}});
+  ::setenv("CAIRN_FAULT_THROW", ("restore_close:" + std::to_string(failing)).c_str(), 1);
+  try {
+    ckpt.restore(path);
+    ADD_FAILURE() << "expected the restore to fail";
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("a foreign exception at 'restore_close'"), std::string::npos)
+        << e.what();
+    EXPECT_EQ(e.context().rank, failing);
+    EXPECT_EQ(e.failed_ranks(), 1);
+  }
+  ::unsetenv("CAIRN_FAULT_THROW");
+  // The failed restore was abandoned: it restores nothing attached later.
+  auto later = Variable::create<double>(session(), {7, 3}, Layout::block(0));
+  ckpt.root().track("later", later);
+  EXPECT_NE(global_mismatches(*later, 111), 0);
+  // Every rank left the failed restore in step.
+  ckpt.restore(path).assert_consumed();
+  EXPECT_EQ(global_mismatches(*later, 111), 0);
+}
+
 TEST(Semantics, AnAgreedRestoreFailureCarriesTheFailingRanksContextEverywhere) {
   const std::string dir = scratch_dir();
   const std::string path = Checkpoint(session(), {{"var", make_var(60)}}).write(dir + "/shape.h5");

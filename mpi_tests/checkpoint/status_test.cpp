@@ -2,6 +2,8 @@
 // The four status checks with TensorFlow's meanings, as global verdicts.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "cairn/cairn.hpp"
 #include "support/test_support.hpp"
 
@@ -163,6 +165,45 @@ TEST(Status, FailureMessageSummarizesInsteadOfFlooding) {
   EXPECT_NE(text.find("... and 5 more"), std::string::npos) << text;
   EXPECT_EQ(text.find("(rank "), std::string::npos)
       << "identical per-rank lines must merge: " << text;
+  status.expect_partial();
+}
+
+TEST(Status, TheProblemCountIsExactBeyondWhatEachRankLists) {
+  const std::string path = saved_with({"a"});
+  Checkpoint ckpt(session(), {{"model", model_with({"a"})}});
+  // More problems than one rank lists: objects of this rank's own, and some on every rank
+  // (one problem each, named for all ranks).
+  constexpr int kOwn = 250, kCommon = 10;
+  const std::string me = std::to_string(session().rank());
+  for (int i = 0; i < kOwn; ++i)
+    ckpt.root().track("own" + me + "_" + std::to_string(i), std::make_shared<Module>());
+  for (int i = 0; i < kCommon; ++i)
+    ckpt.root().track("common" + std::to_string(i), std::make_shared<Module>());
+  auto status = ckpt.read(path);
+  const int total = kOwn * session().size() + kCommon;
+  expect_same_failure_everywhere([&] { status.assert_existing_objects_matched(); },
+                                 ": " + std::to_string(total) + " problem(s)");
+  expect_same_failure_everywhere([&] { status.assert_consumed(); },
+                                 "... and " + std::to_string(total - 20) + " more");
+}
+
+TEST(Status, AFailureWhileOneRankBuildsItsReportReachesEveryRank) {
+  const std::string path = saved_with({"a", "b"});
+  Checkpoint ckpt(session(), {{"model", model_with({"a"})}});
+  auto status = ckpt.read(path);
+  const int failing = session().size() - 1;
+  ::setenv("CAIRN_FAULT_THROW", ("status_report:" + std::to_string(failing)).c_str(), 1);
+  for (const auto& check : std::vector<std::function<void()>>{
+           [&] { status.assert_consumed(); }, [&] { status.assert_existing_objects_matched(); },
+           [&] { status.assert_nontrivial_match(); }, [&] { status.summary(); }}) {
+    const Error e = failure_of(check);
+    EXPECT_NE(e.message().find("a foreign exception at 'status_report'"), std::string::npos)
+        << e.what();
+    EXPECT_EQ(e.context().rank, failing);
+    EXPECT_EQ(e.failed_ranks(), 1);
+  }
+  ::unsetenv("CAIRN_FAULT_THROW");
+  expect_same_failure_everywhere([&] { status.assert_consumed(); }, "'model/b' (variable)");
   status.expect_partial();
 }
 

@@ -80,11 +80,15 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
     comm.run_agreed([&] { context->restore_values(matches, reader); });
     trace.mark("read and verify", restored_bytes(matches));
     fault_point("restore_after_read", comm.rank());
+    // The close is collective too: a rank whose close fails must not leave the others waiting.
+    comm.run_agreed([&] {
+      reader.close();
+      fault_point("restore_close", comm.rank());
+    });
   } catch (...) {
     context->abandon();  // a failed restore must not keep restoring objects attached later
     throw;
   }
-  reader.close();
   context->finish_collective_restore();
   trace.mark("close");
   log_restore(session, *context, matches, started);

@@ -40,6 +40,7 @@ RestoreContext::RestoreContext(const Session& session, std::string path, Manifes
       bound_(manifest_.nodes.size()),
       matched_(manifest_.nodes.size(), 0),
       restored_(manifest_.nodes.size(), 0),
+      superseded_(manifest_.nodes.size(), 0),
       visited_(manifest_.nodes.size(), 0),
       generation_(++restores_started) {
   // Keys are resolved once here, not per lookup (a restore of tens of thousands of tensors).
@@ -105,7 +106,41 @@ void RestoreContext::release_if_done() noexcept {
     if (auto object = weak.lock()) object->remove_restore_binding(this);
 }
 
+void RestoreContext::supersede_older_restores() {
+  const auto root = root_.lock();
+  if (!root) return;
+  // Per path of this checkpoint: whether it holds a value there.
+  std::unordered_map<std::string_view, bool> provided;
+  provided.reserve(manifest_.nodes.size());
+  for (std::size_t n = 1; n < manifest_.nodes.size(); ++n)
+    provided.emplace(manifest_.nodes[n].path, !manifest_.nodes[n].value_key.empty());
+  // A copy: an older restore left with nothing pending lets go of its binding on the root.
+  const std::vector<RestoreBinding> bindings = root->restore_bindings();
+  for (const RestoreBinding& b : bindings)
+    if (b.generation < generation_)
+      if (auto* older = dynamic_cast<RestoreContext*>(b.hook.get())) older->supersede(provided);
+}
+
+void RestoreContext::supersede(const std::unordered_map<std::string_view, bool>& provided) {
+  for (std::size_t n = 1; n < manifest_.nodes.size(); ++n) {
+    const NodeRecord& record = manifest_.nodes[n];
+    const bool has_value = !record.value_key.empty();
+    const int64_t pending = (matched_[n] ? 0 : 1) + (has_value && !restored_[n] ? 1 : 0);
+    if (superseded_[n] || pending == 0) continue;
+    const auto newer = provided.find(record.path);
+    if (newer == provided.end() || (has_value && !newer->second)) continue;
+    superseded_[n] = 1;
+    pending_ -= pending;
+  }
+  release_if_done();
+}
+
 void RestoreContext::finish_collective_restore() noexcept {
+  // Best effort: if it fails, older restores keep their pending values and their files.
+  try {
+    supersede_older_restores();
+  } catch (...) {
+  }
   if (pending_ == 0) return release_if_done();
   // Opened now: retention may delete the file before the objects that need it are created, and
   // an open file keeps its data. Best effort, and local, so never a reason for this rank alone to
@@ -137,7 +172,7 @@ bool RestoreContext::bind(int64_t node, const std::shared_ptr<Trackable>& object
     return false;
   }
   slot = object;
-  if (!matched_[n] && n != 0) --pending_;  // the root is not counted as pending
+  if (!matched_[n] && n != 0 && !superseded_[n]) --pending_;  // the root is not pending
   matched_[n] = 1;
   object->add_restore_binding({shared_from_this(), node, generation_});
   return true;
@@ -145,7 +180,7 @@ bool RestoreContext::bind(int64_t node, const std::shared_ptr<Trackable>& object
 
 void RestoreContext::mark_restored(int64_t node, Trackable& object) {
   const auto n = static_cast<std::size_t>(node);
-  if (!restored_[n]) --pending_;
+  if (!restored_[n] && !superseded_[n]) --pending_;
   restored_[n] = 1;
   if (object.restored_generation() < generation_) object.set_restored_generation(generation_);
 }
@@ -284,8 +319,11 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
   for (std::size_t i = 0; i < matches.size(); ++i) {
     const Match& m = matches[i];
     const auto n = static_cast<std::size_t>(m.node);
-    if (m.object->restored_generation() > generation_) {
-      // A newer restore() already wrote this value (TensorFlow's rule): it counts as consumed.
+    if (superseded_[n]) continue;  // a newer restore of the same root provides this value
+    // A value is restored at most once per restore (an object tracked again, or reached by a new
+    // path, keeps what it learned since), and never over a newer restore's (TensorFlow's rules).
+    // Either way it counts as consumed.
+    if (m.object->restored_generation() >= generation_) {
       if (node_tensor_[n] >= 0 || node_state_[n] >= 0) mark_restored(m.node, *m.object);
       continue;
     }
@@ -395,8 +433,14 @@ LocalAccount RestoreContext::account() const {
   LocalAccount a;
   std::unordered_set<const Trackable*> matched;
   matched.reserve(bound_.size());
+  std::unordered_set<std::string_view> superseded_paths;
   for (std::size_t n = 1; n < bound_.size(); ++n) {
     const NodeRecord& record = manifest_.nodes[n];
+    if (superseded_[n]) {
+      // A newer restore provides it: that restore's status reports it if it is never restored.
+      superseded_paths.insert(record.path);
+      if (!matched_[n]) continue;
+    }
     if (!matched_[n]) {
       a.unmatched_checkpoint_objects.push_back(
           {"'" + printable(record.path) + "' (" + record.kind + ")", record.path});
@@ -407,7 +451,7 @@ LocalAccount RestoreContext::account() const {
     if (record.value_key.empty()) continue;
     if (restored_[n])
       ++a.restored_values;
-    else
+    else if (!superseded_[n])
       a.unrestored_values.push_back({"'" + printable(record.value_key) + "'", record.value_key});
   }
   for (const auto& [node, ranks] : dropped_) {
@@ -441,7 +485,8 @@ LocalAccount RestoreContext::account() const {
                                            node_path});
     }
     for (std::size_t i = 1; i < live.nodes.size(); ++i)
-      if (!matched.count(live.nodes[i].object.get()))
+      if (!matched.count(live.nodes[i].object.get()) &&
+          !superseded_paths.count(live.nodes[i].record.path))
         a.unmatched_live_objects.push_back(
             {"'" + printable(live.nodes[i].record.path) + "' (" + live.nodes[i].record.kind + ")",
              live.nodes[i].record.path});

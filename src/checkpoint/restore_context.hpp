@@ -5,6 +5,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "cairn/comm/session.hpp"
@@ -66,15 +68,22 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   void set_expect_partial() noexcept { expect_partial_ = true; }
   /// Local. Unbinds every object this restore matched and silences its summary.
   void abandon() noexcept;
-  /// Local. Called once the collective restore is done: keeps the file readable for deferred
-  /// restoration while anything is pending (a descriptor keeps a deleted file's data), or lets
-  /// go of every object at once if nothing is.
+  /// Local. Called once the collective restore is done: supersedes the older restores bound to
+  /// the same root (see supersede()), then keeps the file readable for deferred restoration while
+  /// anything is pending (a descriptor keeps a deleted file's data), or lets go of every object
+  /// at once if nothing is.
   void finish_collective_restore() noexcept;
   /// Which restore() call this is: later calls have larger numbers.
   uint64_t generation() const noexcept { return generation_; }
 
  private:
   void restore_deferred(const std::vector<Match>& matches);
+  void supersede_older_restores();
+  /// The newest restore wins: what is still pending here at a path where a newer restore of the
+  /// same root holds an object (and a value, if this one holds a value there) is no longer
+  /// pending here, so a restore whose rest is never created lets go of its file and manifest.
+  /// `provided` maps each path of the newer checkpoint to whether it holds a value there.
+  void supersede(const std::unordered_map<std::string_view, bool>& provided);
   std::vector<Match> slot_matches_for_variable(int64_t variable_node,
                                                const std::shared_ptr<Trackable>& variable);
   bool bind(int64_t node, const std::shared_ptr<Trackable>& object);
@@ -100,6 +109,7 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   std::vector<std::weak_ptr<Trackable>> bound_;  // per checkpoint node
   std::vector<char> matched_;                    // per checkpoint node, even if the object died
   std::vector<char> restored_;                   // per checkpoint node
+  std::vector<char> superseded_;                 // per checkpoint node: a newer restore provides it
   std::vector<int64_t> optimizer_nodes_;         // matched optimizer nodes with slots
   std::vector<uint32_t> visited_;  // per checkpoint node: the last match() that saw it
   uint32_t visit_epoch_ = 0;

@@ -1,10 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cairn/checkpoint/status.hpp"
 
+#include <xxhash.h>
+
+#include <algorithm>
+#include <functional>
 #include <map>
+#include <optional>
+#include <unordered_set>
 
 #include "checkpoint/restore_context.hpp"
 #include "comm/wire.hpp"
+#include "storage/fault_injection.hpp"
 
 namespace cairn {
 namespace {
@@ -26,46 +33,76 @@ std::string rank_list(const std::vector<int>& ranks, int nranks) {
   return out + ")";
 }
 
-// Collective: every rank's problems are merged on rank 0 into one summary (identical problems of
-// several ranks become one line naming the ranks), then every rank throws the same error. Its
-// context names the checkpoint, the check, and the rank and key of the first problem listed.
-void global_verdict(const detail::RestoreContext& context,
-                    const std::vector<detail::AccountItem>& local, const std::string& check) {
-  const Comm& comm = context.session().comm();
-  const int64_t total = comm.allreduce_sum(static_cast<int64_t>(local.size()));
-  if (total == 0) return;
-  const auto failed_ranks = static_cast<int>(comm.allreduce_sum(local.empty() ? 0 : 1));
-  wire::Message mine = wire::Message::array();
-  for (std::size_t i = 0; i < local.size() && i < kMaxProblemsPerRank; ++i)
-    mine.push_back(wire::Message::array({local[i].text, local[i].key}));
-  const std::vector<wire::Message> all = wire::gather(comm, mine, 0);
-  wire::Message error;
-  if (comm.rank() == 0) {
-    std::map<std::string, std::vector<int>> ranks_of;
-    std::vector<std::string> order;
-    ErrorContext where{.checkpoint = context.path(), .operation = check};
-    for (std::size_t r = 0; r < all.size(); ++r) {
-      for (const auto& item : all[r]) {
-        std::string line = item.at(0).get<std::string>();
-        if (order.empty()) {
-          where.rank = static_cast<int>(r);
-          where.key = item.at(1).get<std::string>();
-        }
-        auto [it, fresh] = ranks_of.try_emplace(line);
-        if (fresh) order.push_back(line);
-        it->second.push_back(static_cast<int>(r));
+uint64_t line_hash(const std::string& line) {
+  return XXH3_64bits(line.data(), line.size());
+}
+
+// Local. The merged summary of every rank's problems (`all`, in rank order): identical problems
+// of several ranks become one line naming the ranks. Each rank lists its first problems and sends
+// the hashes of the rest, so the count of distinct problems is exact beyond what is listed.
+Error merged_problems(const detail::RestoreContext& context, const std::vector<wire::Message>& all,
+                      const std::string& check) {
+  std::map<std::string, std::vector<int>> ranks_of;
+  std::vector<std::string> order;
+  std::unordered_set<uint64_t> distinct;
+  ErrorContext where{.checkpoint = context.path(), .operation = check};
+  for (std::size_t r = 0; r < all.size(); ++r) {
+    for (const auto& item : all[r].at("listed")) {
+      std::string line = item.at(0).get<std::string>();
+      if (order.empty()) {
+        where.rank = static_cast<int>(r);
+        where.key = item.at(1).get<std::string>();
       }
+      distinct.insert(line_hash(line));
+      auto [it, fresh] = ranks_of.try_emplace(line);
+      if (fresh) order.push_back(line);
+      it->second.push_back(static_cast<int>(r));
     }
-    std::string message = check + " failed for checkpoint '" + context.path() +
-                          "': " + std::to_string(order.size()) + " problem(s)";
-    for (std::size_t i = 0; i < order.size() && i < kMaxProblemsShown; ++i)
-      message += "\n  - " + order[i] + rank_list(ranks_of[order[i]], comm.size());
-    if (order.size() > kMaxProblemsShown)
-      message += "\n  ... and " + std::to_string(order.size() - kMaxProblemsShown) + " more";
-    error = wire::from_error(Error(ErrorCode::kNotFound, message, std::move(where), failed_ranks));
+    for (const auto& hash : all[r].at("unlisted")) distinct.insert(hash.get<uint64_t>());
   }
-  wire::broadcast(comm, error, 0);
-  throw wire::to_error(error);
+  std::string message = check + " failed for checkpoint '" + context.path() +
+                        "': " + std::to_string(distinct.size()) + " problem(s)";
+  const std::size_t shown = std::min(order.size(), kMaxProblemsShown);
+  for (std::size_t i = 0; i < shown; ++i)
+    message += "\n  - " + order[i] + rank_list(ranks_of[order[i]], static_cast<int>(all.size()));
+  if (distinct.size() > shown)
+    message += "\n  ... and " + std::to_string(distinct.size() - shown) + " more";
+  return Error(ErrorCode::kNotFound, message, std::move(where));
+}
+
+// Collective: each rank builds its report with `build` inside an agreement (a failure there on one
+// rank reaches every rank), the lowest rank with a problem merges every rank's, and Comm::agree
+// throws that error on every rank, counting the ranks with problems. Its context names the
+// checkpoint, the check, and the rank and key of the first problem listed.
+void global_verdict(const detail::RestoreContext& context,
+                    const std::function<std::vector<detail::AccountItem>()>& build,
+                    const std::string& check) {
+  const Comm& comm = context.session().comm();
+  std::vector<detail::AccountItem> local;
+  comm.run_agreed([&] {
+    fault_point("status_report", comm.rank());
+    local = build();
+  });
+  const auto lowest =
+      static_cast<int>(comm.allreduce_min(local.empty() ? comm.size() : comm.rank()));
+  if (lowest == comm.size()) return;
+  wire::Message mine = {{"listed", wire::Message::array()}, {"unlisted", wire::Message::array()}};
+  for (std::size_t i = 0; i < local.size(); ++i)
+    if (i < kMaxProblemsPerRank)
+      mine["listed"].push_back(wire::Message::array({local[i].text, local[i].key}));
+    else
+      mine["unlisted"].push_back(line_hash(local[i].text));
+  const std::vector<wire::Message> all = wire::gather(comm, mine, lowest);
+  std::optional<Error> failure;
+  try {
+    if (comm.rank() == lowest)
+      failure.emplace(merged_problems(context, all, check));
+    else if (!local.empty())
+      failure.emplace(ErrorCode::kNotFound, check);  // counted; only the lowest rank's travels
+  } catch (...) {
+    failure.emplace(current_exception_as_error({.rank = comm.rank(), .operation = check}));
+  }
+  comm.agree(failure ? &*failure : nullptr);
 }
 
 std::vector<detail::AccountItem> prefixed(const std::vector<detail::AccountItem>& items,
@@ -85,36 +122,51 @@ RestoreStatus::RestoreStatus(RestoreStatus&&) noexcept = default;
 RestoreStatus& RestoreStatus::operator=(RestoreStatus&&) noexcept = default;
 
 RestoreStatus& RestoreStatus::assert_consumed() {
-  const detail::LocalAccount a = context_->account();
-  std::vector<detail::AccountItem> problems =
-      prefixed(a.unmatched_checkpoint_objects, "checkpoint object not matched: ");
-  for (auto& s : prefixed(a.unrestored_values, "checkpoint value not restored: "))
-    problems.push_back(s);
-  for (auto& s : prefixed(a.inconsistent_references, "inconsistent references: "))
-    problems.push_back(s);
-  for (auto& s : prefixed(a.unmatched_live_objects, "live object not in the checkpoint: "))
-    problems.push_back(s);
-  global_verdict(*context_, problems, "assert_consumed");
+  global_verdict(
+      *context_,
+      [&] {
+        const detail::LocalAccount a = context_->account();
+        std::vector<detail::AccountItem> problems =
+            prefixed(a.unmatched_checkpoint_objects, "checkpoint object not matched: ");
+        for (auto& s : prefixed(a.unrestored_values, "checkpoint value not restored: "))
+          problems.push_back(s);
+        for (auto& s : prefixed(a.inconsistent_references, "inconsistent references: "))
+          problems.push_back(s);
+        for (auto& s : prefixed(a.unmatched_live_objects, "live object not in the checkpoint: "))
+          problems.push_back(s);
+        return problems;
+      },
+      "assert_consumed");
   return *this;
 }
 
 RestoreStatus& RestoreStatus::assert_existing_objects_matched() {
-  const detail::LocalAccount a = context_->account();
-  std::vector<detail::AccountItem> problems =
-      prefixed(a.unmatched_live_objects, "live object not in the checkpoint: ");
-  for (auto& s : prefixed(a.inconsistent_references, "inconsistent references: "))
-    problems.push_back(s);
-  for (auto& s : prefixed(a.unrestored_values, "checkpoint value not restored: "))
-    problems.push_back(s);
-  global_verdict(*context_, problems, "assert_existing_objects_matched");
+  global_verdict(
+      *context_,
+      [&] {
+        const detail::LocalAccount a = context_->account();
+        std::vector<detail::AccountItem> problems =
+            prefixed(a.unmatched_live_objects, "live object not in the checkpoint: ");
+        for (auto& s : prefixed(a.inconsistent_references, "inconsistent references: "))
+          problems.push_back(s);
+        for (auto& s : prefixed(a.unrestored_values, "checkpoint value not restored: "))
+          problems.push_back(s);
+        return problems;
+      },
+      "assert_existing_objects_matched");
   return *this;
 }
 
 RestoreStatus& RestoreStatus::assert_nontrivial_match() {
-  const detail::LocalAccount a = context_->account();
-  std::vector<detail::AccountItem> problems;
-  if (a.matched_objects == 0) problems.push_back({"nothing but the root object was matched", ""});
-  global_verdict(*context_, problems, "assert_nontrivial_match");
+  global_verdict(
+      *context_,
+      [&] {
+        std::vector<detail::AccountItem> problems;
+        if (context_->account().matched_objects == 0)
+          problems.push_back({"nothing but the root object was matched", ""});
+        return problems;
+      },
+      "assert_nontrivial_match");
   return *this;
 }
 
@@ -125,7 +177,11 @@ RestoreStatus& RestoreStatus::expect_partial() {
 
 RestoreSummary RestoreStatus::summary() const {
   const Comm& comm = context_->session().comm();
-  const detail::LocalAccount a = context_->account();
+  detail::LocalAccount a;
+  comm.run_agreed([&] {
+    fault_point("status_report", comm.rank());
+    a = context_->account();
+  });
   const auto n = static_cast<int64_t>(context_->manifest().nodes.size());
   RestoreSummary s;
   s.checkpoint_objects = n - 1;
@@ -140,6 +196,7 @@ RestoreSummary RestoreStatus::summary() const {
     RestoreStatus probe(context_);
     probe.assert_consumed();
   } catch (const Error& e) {
+    if (e.code() != ErrorCode::kNotFound) throw;  // the same on every rank: agreed
     s.details = e.what();
   }
   return s;

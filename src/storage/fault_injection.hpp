@@ -15,7 +15,9 @@
 // Save phases: before_data, during_data, after_data, before_rename, before_state_file.
 // Restore phases: restore_before_read (file open, manifest read, graph matched and validated, no
 // value read yet), restore_during_read (about half of the dataset tensors read, packed values not
-// yet), restore_after_read (every value read and verified, the file still open).
+// yet), restore_after_read (every value read and verified, the file still open), restore_close
+// (the file just closed).
+// Status checks: status_report (a rank about to build its own report of what was restored).
 // Unset in normal runs; the cost is three getenv calls per phase.
 namespace cairn {
 
