@@ -23,11 +23,11 @@
 #include "storage/hdf5_lock.hpp"
 #include "storage/manifest.hpp"
 #include "storage/manifest_checks.hpp"
+#include "storage/schema.hpp"
 
 namespace cairn::detail {
 namespace {
 
-constexpr const char* kFormatAttribute = "cairn_format";
 // Ranks writing at least this many dataset bytes compute checksums while writing (see commit_save).
 constexpr int64_t kOverlapChecksumBytes = int64_t{16} << 20;
 
@@ -243,13 +243,13 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
           dataset_of_tensor[i] = writer->create_dataset(plan.tensors[i].dataset,
                                                         plan.tensors[i].dtype, plan.tensors[i].shape);
       if (packed_total > 0) {
-        packed_dataset = writer->create_byte_dataset("/cairn/packed", packed_total);
-        packed_ranks_dataset = writer->create_dataset("/cairn/packed_ranks", DType::kI64,
+        packed_dataset = writer->create_byte_dataset(schema::kPackedDataset, packed_total);
+        packed_ranks_dataset = writer->create_dataset(schema::kPackedRanksDataset, DType::kI64,
                                                       {static_cast<int64_t>(comm.size()) + 1});
       }
-      manifest_dataset = writer->create_byte_dataset("/cairn/manifest", manifest_bytes);
-      writer->write_root_attribute(kFormatAttribute, "cairn-checkpoint " + std::to_string(kFormatMajor) +
-                                                         "." + std::to_string(kFormatMinor));
+      manifest_dataset = writer->create_byte_dataset(schema::kManifestDataset, manifest_bytes);
+      writer->write_root_attribute(schema::kFormatAttribute,
+                                   schema::format_attribute_text(kFormatMajor, kFormatMinor));
       // HDF5's metadata is written now, while nothing else is: after that, a data write that
       // fails (a full disk) leaves close() nothing to write that could fail on some ranks only.
       writer->flush_metadata();

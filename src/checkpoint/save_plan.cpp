@@ -6,6 +6,7 @@
 #include "cairn/state/state.hpp"
 #include "cairn/tensor/variable.hpp"
 #include "storage/checksum.hpp"
+#include "storage/schema.hpp"
 
 namespace cairn::detail {
 namespace {
@@ -128,7 +129,7 @@ SavePlan make_save_plan(const LiveGraph& graph, const Session& session) {
       t.layout = v->layout().describe();
       const int64_t bytes = shape_volume(t.shape) * static_cast<int64_t>(dtype_size(t.dtype));
       t.packed = bytes <= options.pack_threshold_bytes;
-      if (!t.packed) t.dataset = "/tensors/" + key;
+      if (!t.packed) t.dataset = schema::tensor_dataset(key);
       plan.signature += std::string(dtype_name(t.dtype)) + ' ' + shape_to_string(t.shape) + ' ' +
                         t.layout + '\n';
       plan.tensors.push_back(std::move(t));

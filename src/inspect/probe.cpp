@@ -7,14 +7,17 @@
 #include "storage/h5_error.hpp"
 #include "storage/h5_handle.hpp"
 #include "storage/h5_types.hpp"
+#include "storage/schema.hpp"
 
 namespace cairn::inspect::detail {
 namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kCommitAttribute = "cairn_commit";
-constexpr const char* kFormatAttribute = "cairn_format";
+using cairn::detail::schema::kCommitAttribute;
+using cairn::detail::schema::kFormatAttribute;
+using cairn::detail::schema::kGroup;
+using cairn::detail::schema::kManifestDataset;
 constexpr int64_t kMaxManifestBytes = int64_t{1} << 32;
 
 // The innermost frame of the HDF5 error stack: the actual cause ("truncated file: eof = ...").
@@ -56,8 +59,8 @@ std::string read_string_attribute(hid_t file, const char* name) {
 // The manifest of an uncommitted file, as found: nothing vouches for it.
 std::optional<Manifest> read_unverified_manifest(hid_t file, const std::string& path,
                                                  int64_t& bytes) {
-  if (!link_exists(file, "/cairn") || !link_exists(file, "/cairn/manifest")) return std::nullopt;
-  h5::Dataset ds(H5Dopen2(file, "/cairn/manifest", H5P_DEFAULT));
+  if (!link_exists(file, kGroup) || !link_exists(file, kManifestDataset)) return std::nullopt;
+  h5::Dataset ds(H5Dopen2(file, kManifestDataset, H5P_DEFAULT));
   if (!ds.valid()) return std::nullopt;
   h5::Dataspace space(H5Dget_space(ds.get()));
   if (!space.valid() || H5Sget_simple_extent_ndims(space.get()) != 1) return std::nullopt;
@@ -138,12 +141,12 @@ Probe probe_file(const std::string& path, bool keep_reader) {
     if (!committed) {
       p.manifest = read_unverified_manifest(file.get(), path, p.manifest_bytes);
       h5::take_error_stack();
-      if (!p.has_format_attribute && !p.manifest && !link_exists(file.get(), "/cairn")) {
+      if (!p.has_format_attribute && !p.manifest && !link_exists(file.get(), kGroup)) {
         p.status = FileStatus::kNotCheckpoint;
         p.code = ErrorCode::kCorrupt;
-        p.problem.message =
-            "an HDF5 file without cairn's marks (no cairn_commit or cairn_format attribute, no "
-            "/cairn group): not a cairn checkpoint";
+        p.problem.message = std::string("an HDF5 file without cairn's marks (no ") +
+                            kCommitAttribute + " or " + kFormatAttribute + " attribute, no " +
+                            kGroup + " group): not a cairn checkpoint";
         return p;
       }
       p.status = FileStatus::kUncommitted;

@@ -19,6 +19,7 @@
 #include "storage/h5_error.hpp"
 #include "storage/h5_handle.hpp"
 #include "storage/h5_types.hpp"
+#include "storage/schema.hpp"
 
 namespace cairn::inspect::detail {
 namespace {
@@ -101,10 +102,11 @@ std::string check_dataset(hid_t file, const TensorRecord& t) {
 
 std::string check_packed_dataset(hid_t file, const Manifest& m) {
   if (m.packed_bytes == 0) return {};
-  h5::Dataset ds(H5Dopen2(file, "/cairn/packed", H5P_DEFAULT));
+  const std::string name = cairn::detail::schema::kPackedDataset;
+  h5::Dataset ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT));
   if (!ds.valid()) {
     h5::take_error_stack();
-    return "dataset /cairn/packed is missing (the manifest has " + std::to_string(m.packed_bytes) +
+    return "dataset " + name + " is missing (the manifest has " + std::to_string(m.packed_bytes) +
            " packed bytes)";
   }
   h5::Dataspace space(H5Dget_space(ds.get()));
@@ -114,7 +116,7 @@ std::string check_packed_dataset(hid_t file, const Manifest& m) {
                   H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 1;
   h5::take_error_stack();
   if (!ok)
-    return "dataset /cairn/packed is not " + std::to_string(m.packed_bytes) +
+    return "dataset " + name + " is not " + std::to_string(m.packed_bytes) +
            " bytes of u8, as the manifest says";
   return {};
 }

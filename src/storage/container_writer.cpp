@@ -12,6 +12,7 @@
 #include "storage/h5_error.hpp"
 #include "storage/h5_space.hpp"
 #include "storage/h5_types.hpp"
+#include "storage/schema.hpp"
 
 namespace cairn {
 namespace {
@@ -262,9 +263,9 @@ void write_commit_mark(const std::string& path, const std::string& mark) {
   h5::Datatype type(h5::check_id(H5Tcopy(H5T_C_S1), "H5Tcopy", ctx));
   h5::check_status(H5Tset_size(type.get(), mark.size()), "H5Tset_size", ctx);
   h5::Dataspace space(h5::check_id(H5Screate(H5S_SCALAR), "H5Screate", ctx));
-  h5::Attribute attr(h5::check_id(
-      H5Acreate2(file.get(), "cairn_commit", type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
-      "H5Acreate2", ctx));
+  h5::Attribute attr(h5::check_id(H5Acreate2(file.get(), detail::schema::kCommitAttribute,
+                                             type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                                  "H5Acreate2", ctx));
   h5::check_status(H5Awrite(attr.get(), type.get(), mark.data()), "H5Awrite", ctx);
   h5::check_status(attr.close(), "H5Aclose", ctx);
   h5::check_status(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "H5Fflush", ctx);
