@@ -427,7 +427,8 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   try {
     ContainerDatasets datasets;
     comm.run_agreed([&] {
-      writer = std::make_unique<ContainerWriter>(comm, tmp, write_mode);
+      writer = std::make_unique<ContainerWriter>(
+          comm, tmp, WriterOptions{.collective = write_mode == IoMode::kCollective});
       datasets = create_datasets(comm, *writer, plan, regions.total, manifest_bytes);
     });
     trace.mark("create datasets");

@@ -59,8 +59,8 @@ ErrorContext ContainerWriter::context(const std::string& name, const std::string
   return ErrorContext{.rank = comm_.rank(), .checkpoint = path_, .key = name, .operation = op};
 }
 
-ContainerWriter::ContainerWriter(const Comm& comm, std::string path, IoMode mode)
-    : comm_(comm), path_(std::move(path)), mode_(mode) {
+ContainerWriter::ContainerWriter(const Comm& comm, std::string path, const WriterOptions& options)
+    : comm_(comm), path_(std::move(path)), options_(options) {
   h5::silence_error_printing();
   const ErrorContext ctx = context("", "create container");
   h5::PropList fapl(h5::check_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", ctx));
@@ -77,10 +77,10 @@ ContainerWriter::ContainerWriter(const Comm& comm, std::string path, IoMode mode
                     ctx, ErrorCode::kIo);
   }
   transfer_plist_ = h5::PropList(h5::check_id(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate", ctx));
-  h5::check_status(H5Pset_dxpl_mpio(transfer_plist_.get(), mode_ == IoMode::kCollective
-                                                               ? H5FD_MPIO_COLLECTIVE
-                                                               : H5FD_MPIO_INDEPENDENT),
-                   "H5Pset_dxpl_mpio", ctx);
+  h5::check_status(
+      H5Pset_dxpl_mpio(transfer_plist_.get(),
+                       options_.collective ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT),
+      "H5Pset_dxpl_mpio", ctx);
 }
 
 ContainerWriter::~ContainerWriter() {
@@ -161,7 +161,7 @@ void ContainerWriter::write(std::size_t index, const Box& region, const void* bu
   }
   const int64_t esize = static_cast<int64_t>(H5Tget_size(entry.type.get()));
   std::vector<Box> parts;
-  if (mode_ == IoMode::kIndependent && region.volume() * esize > kMaxTransferBytes)
+  if (!options_.collective && region.volume() * esize > kMaxTransferBytes)
     parts = split_box(region, esize, kMaxTransferBytes);
   else
     parts.push_back(region);
