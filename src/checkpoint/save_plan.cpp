@@ -5,6 +5,7 @@
 
 #include "cairn/state/state.hpp"
 #include "cairn/tensor/variable.hpp"
+#include "checkpoint/saved_scope.hpp"
 #include "storage/checksum.hpp"
 #include "storage/schema.hpp"
 
@@ -135,7 +136,7 @@ SavePlan make_save_plan(const LiveGraph& graph, const Session& session) {
       plan.tensors.push_back(std::move(t));
       variables.push_back(v);
     } else if (const auto* s = dynamic_cast<const StateObject*>(node.object.get())) {
-      plan.states.push_back({node.record.value_key, s->scope(), {}});
+      plan.states.push_back({node.record.value_key, saved_scope(s->scope()), {}});
       plan.signature += s->scope() == StateScope::kPerRank ? "per_rank\n" : "global\n";
       states.push_back(s);
     }

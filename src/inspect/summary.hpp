@@ -27,7 +27,7 @@ int64_t tensor_bytes(const TensorRecord& t);
 /// Bytes of all saved values of a state.
 int64_t state_bytes(const StateRecord& s);
 /// "per_rank" or "global".
-const char* scope_name(StateScope scope) noexcept;
+const char* scope_name(SavedScope scope) noexcept;
 /// "1.0".
 std::string format_version(const Manifest& manifest);
 
