@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "checkpoint/state_file.hpp"
+#include "storage/state_file.hpp"
 
 namespace cairn::detail {
 
