@@ -30,7 +30,8 @@ Manifest sample() {
   t.boxes.push_back({0, Box{{0, 0}, {2, 3}}, {{Box{{0, 0}, {1, 3}}, 0x1234, -1}, {Box{{1, 0}, {1, 3}}, 0xfeed, -1}}});
   t.boxes.push_back({1, Box{{2, 0}, {2, 3}}, {{Box{{2, 0}, {2, 3}}, 0xabcdef0123456789ull, -1}}});
   m.tensors.push_back(t);
-  m.states.push_back({"s/.ATTRIBUTES/STATE", StateScope::kPerRank, {{0, 0, 12, 1}, {1, 12, 12, 2}}});
+  m.states.push_back(
+      {"s/.ATTRIBUTES/STATE", SavedScope::kPerRank, {{0, 0, 12, 1}, {1, 12, 12, 2}}});
   return m;
 }
 
@@ -132,7 +133,7 @@ TEST(Manifest, DirectCodecMatchesTheReference) {
   TensorRecord p{"p", DType::kBF16, {3}, "replicated", true, "", {}};
   p.boxes.push_back({1, Box{{0}, {3}}, {{Box{{0}, {3}}, 7, 12}}});
   m.tensors.push_back(p);
-  m.states.push_back({"g", StateScope::kGlobal, {{1, 18, 6, 9}}});
+  m.states.push_back({"g", SavedScope::kGlobal, {{1, 18, 6, 9}}});
   m.packed_bytes = 24;
   const std::string text = encode_manifest(m);
   EXPECT_EQ(text, encode_manifest_reference(m));

@@ -2,16 +2,17 @@
 #include "cairn/checkpoint/checkpoint.hpp"
 
 #include <chrono>
-#include <filesystem>
+#include <string_view>
 
 #include "checkpoint/async_saver.hpp"
 #include "checkpoint/plan_cache.hpp"
 #include "checkpoint/restore.hpp"
 #include "checkpoint/save.hpp"
-#include "checkpoint/state_file.hpp"
 #include "comm/wire.hpp"
 #include "core/log.hpp"
 #include "storage/hdf5_lock.hpp"
+#include "storage/schema.hpp"
+#include "storage/state_file.hpp"
 
 namespace cairn {
 namespace {
@@ -145,17 +146,11 @@ RestoreStatus Checkpoint::restore(const std::string& path) {
   return load(path, true);
 }
 
+static_assert(std::string_view(kStateFileName) == detail::schema::kStateFileName,
+              "the public name of the state file is storage's");
+
 std::optional<std::string> latest_checkpoint(const std::string& directory) {
-  auto state = detail::read_state_file(directory);
-  if (!state || state->latest.empty()) return std::nullopt;
-  const std::string path = (std::filesystem::path(directory) / state->latest).string();
-  if (!std::filesystem::exists(path))
-    throw Error(ErrorCode::kNotFound,
-                "the state file names '" + state->latest +
-                    "' as the latest checkpoint, but it "
-                    "does not exist",
-                {.checkpoint = path, .operation = "latest_checkpoint"});
-  return path;
+  return detail::latest_recorded_checkpoint(directory);
 }
 
 std::optional<std::string> latest_checkpoint(const Session& session, const std::string& directory) {

@@ -72,7 +72,7 @@ std::string CheckpointReader::load_state(const std::string& key, int rank) const
   for (const StateRecord& s : impl_->manifest().states) {
     if (s.key != key) continue;
     for (const StateBlob& blob : s.blobs) {
-      if (s.scope == StateScope::kPerRank && blob.rank != rank) continue;
+      if (s.scope == SavedScope::kPerRank && blob.rank != rank) continue;
       std::string value;
       detail::PackedReadBatch packed;
       detail::read_state_blob(s, blob, value, packed);

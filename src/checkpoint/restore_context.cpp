@@ -11,6 +11,7 @@
 #include "cairn/state/state.hpp"
 #include "cairn/tensor/variable.hpp"
 #include "checkpoint/graph_walk.hpp"
+#include "checkpoint/saved_scope.hpp"
 #include "core/log.hpp"
 #include "core/printable.hpp"
 #include "storage/fault_injection.hpp"
@@ -287,11 +288,12 @@ void RestoreContext::validate(const std::vector<Match>& matches) const {
              std::string("the checkpoint holds opaque state here, the live object is a ") +
                  m.object->kind());
       const StateRecord& saved = manifest_.states[static_cast<std::size_t>(node_state_[n])];
-      auto scope = [](StateScope sc) { return sc == StateScope::kPerRank ? "per-rank" : "global"; };
-      if (s->scope() != saved.scope)
+      auto scope = [](SavedScope sc) { return sc == SavedScope::kPerRank ? "per-rank" : "global"; };
+      if (saved_scope(s->scope()) != saved.scope)
         fail(ErrorCode::kInvalidArgument, std::string("state scope mismatch: the live object is ") +
-                                              scope(s->scope()) + ", the checkpoint holds " +
-                                              scope(saved.scope) + " state");
+                                              scope(saved_scope(s->scope())) +
+                                              ", the checkpoint holds " + scope(saved.scope) +
+                                              " state");
     }
   }
 }
@@ -345,11 +347,11 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
   const int me = rank_;
   const bool same_size = manifest_.world_size == nranks_;
   for (PendingState& st : states) {
-    const bool one_blob = st.record->scope == StateScope::kGlobal || same_size;
+    const bool one_blob = st.record->scope == SavedScope::kGlobal || same_size;
     st.values.resize(one_blob ? 1 : st.record->blobs.size());
     std::size_t k = 0;
     for (const StateBlob& blob : st.record->blobs) {
-      if (st.record->scope == StateScope::kPerRank && same_size && blob.rank != me) continue;
+      if (st.record->scope == SavedScope::kPerRank && same_size && blob.rank != me) continue;
       if (k < st.values.size()) read_state_blob(*st.record, blob, st.values[k++], packed);
     }
     st.values.resize(k);
@@ -362,7 +364,7 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
   for (PendingState& st : states) {
     bool loaded = false;
     try {
-      if (st.record->scope == StateScope::kGlobal || same_size) {
+      if (st.record->scope == SavedScope::kGlobal || same_size) {
         if (!st.values.empty()) {
           st.object->load_bytes(st.values.front());
           loaded = true;

@@ -23,11 +23,11 @@
 #include "storage/hdf5_lock.hpp"
 #include "storage/manifest.hpp"
 #include "storage/manifest_checks.hpp"
+#include "storage/schema.hpp"
 
 namespace cairn::detail {
 namespace {
 
-constexpr const char* kFormatAttribute = "cairn_format";
 // Ranks writing at least this many dataset bytes compute checksums while writing (see commit_save).
 constexpr int64_t kOverlapChecksumBytes = int64_t{16} << 20;
 
@@ -157,71 +157,266 @@ PreparedSave prepare_save(const Session& session, const std::shared_ptr<Trackabl
   return prepared;
 }
 
-SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
-                      const std::function<void()>& after_commit) {
-  const std::string& path = prepared.path;
-  SavePlan& plan = prepared.plan;
-  std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
-  PhaseTrace trace("save", comm.rank(), path);
-  // With many bytes in datasets, checksums are computed on a helper thread while the data is
-  // written (they are only needed for the manifest, written last); the manifest's size does not
-  // depend on their values (fixed-width hex), so the dataset for it can be created before. With
-  // few, they are computed first: one pass less over the manifest on rank 0.
-  const int64_t dataset_bytes = dataset_write_bytes(plan);
-  const bool overlap_checksums = comm.allreduce_max(dataset_bytes) >= kOverlapChecksumBytes;
-  if (!overlap_checksums) comm.run_agreed([&] { compute_checksums(plan); });
-  trace.mark("checksums");
+namespace {
 
-  // 2. Rank 0 assembles the manifest from every rank's table.
-  const std::vector<int64_t> region_sizes =
-      comm.allgather(plan.packed_bytes);
-  std::vector<int64_t> region_offsets(region_sizes.size(), 0);
-  for (std::size_t r = 1; r < region_sizes.size(); ++r)
-    region_offsets[r] = region_offsets[r - 1] + region_sizes[r - 1];
-  const int64_t packed_total = region_offsets.back() + region_sizes.back();
-  Manifest m;  // rank 0's
-  if (comm.rank() == 0) {
-    m.library_version = CAIRN_VERSION;
-    m.world_size = comm.size();
-    m.save_counter = prepared.save_counter;
-    m.created_unix = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch()).count();
-    m.packed_bytes = packed_total;
-    m.nodes = std::move(prepared.nodes);  // moved, not copied: memory counts on rank 0
-    m.tensors = plan.tensors;
-    m.states = plan.states;
+// The packed dataset, divided among the ranks: rank r's region starts at offsets[r].
+struct PackedRegions {
+  std::vector<int64_t> sizes;
+  std::vector<int64_t> offsets;
+  int64_t total = 0;
+};
+
+// Collective. Every rank's region of the packed dataset, from every rank's size.
+PackedRegions divide_packed_dataset(const Comm& comm, int64_t mine) {
+  PackedRegions regions;
+  regions.sizes = comm.allgather(mine);
+  regions.offsets.assign(regions.sizes.size(), 0);
+  for (std::size_t r = 1; r < regions.sizes.size(); ++r)
+    regions.offsets[r] = regions.offsets[r - 1] + regions.sizes[r - 1];
+  regions.total = regions.offsets.back() + regions.sizes.back();
+  return regions;
+}
+
+// Rank 0's manifest, assembled from every rank's table. It may be assembled twice: once before
+// the data is written (to size its dataset) and again once overlapped checksums are filled in.
+class ManifestAssembly {
+ public:
+  ManifestAssembly(const Comm& comm, PreparedSave& prepared, const PackedRegions& regions)
+      : comm_(comm), prepared_(prepared), regions_(regions) {
+    if (comm.rank() != 0) return;
+    m_.library_version = CAIRN_VERSION;
+    m_.world_size = comm.size();
+    m_.save_counter = prepared.save_counter;
+    m_.created_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+    m_.packed_bytes = regions.total;
+    m_.nodes = std::move(prepared.nodes);  // moved, not copied: memory counts on rank 0
+    m_.tensors = prepared.plan.tensors;
+    m_.states = prepared.plan.states;
   }
-  // Collective. Fills m's boxes and blobs from every rank's table (again, if called twice) and
-  // returns the encoded manifest on rank 0.
-  auto assemble_manifest = [&] {
+
+  // Collective. Fills the boxes and blobs from every rank's table (again, if called twice) and
+  // returns the encoded manifest on rank 0 (empty elsewhere).
+  std::string assemble() {
     wire::Message table;
-    comm.run_agreed([&] { table = wire::bytes_field(encode_local_table(plan)); });
+    comm_.run_agreed([&] { table = wire::bytes_field(encode_local_table(prepared_.plan)); });
     std::vector<std::string> tables;
-    for (const wire::Message& t : wire::gather(comm, table, 0)) tables.push_back(wire::bytes_of(t));
+    for (const wire::Message& t : wire::gather(comm_, table, 0))
+      tables.push_back(wire::bytes_of(t));
     std::string text;
-    comm.run_agreed([&] {
-      if (comm.rank() != 0) return;
-      for (TensorRecord& t : m.tensors) t.boxes.clear();
-      for (StateRecord& st : m.states) st.blobs.clear();
-      merge_local_tables(m, tables, region_offsets);
+    comm_.run_agreed([&] {
+      if (comm_.rank() != 0) return;
+      for (TensorRecord& t : m_.tensors) t.boxes.clear();
+      for (StateRecord& st : m_.states) st.blobs.clear();
+      merge_local_tables(m_, tables, regions_.offsets);
       tables = {};
       // What readers will check of the tensors, checked before anything is written: ranks whose
       // explicit layouts disagree would otherwise commit overlapping or incomplete tensors.
       // (Checked on the records rather than by decoding the encoded text: as safe, and 20,000
       // tensors' text took a fifth of a second to parse. The codec is tested against the
       // reference one.)
-      for (const TensorRecord& t : m.tensors) validate_tensor(t, m, path);
-      text = encode_manifest(m);
+      for (const TensorRecord& t : m_.tensors) validate_tensor(t, m_, prepared_.path);
+      text = encode_manifest(m_);
     });
     return text;
-  };
-  // The node records go back to the save once encoded, for a plan cache to keep.
-  auto release_manifest = [&] {
-    if (comm.rank() == 0) prepared.nodes = std::move(m.nodes);
-    m = {};
-  };
-  std::string manifest_text = assemble_manifest();
-  if (!overlap_checksums) release_manifest();
+  }
+
+  // Local. Once encoded for the last time: the node records go back to the save, for a plan
+  // cache to keep, and the rest is freed.
+  void release() {
+    if (comm_.rank() == 0) prepared_.nodes = std::move(m_.nodes);
+    m_ = {};
+  }
+
+ private:
+  const Comm& comm_;
+  PreparedSave& prepared_;
+  const PackedRegions& regions_;
+  Manifest m_;  // rank 0's
+};
+
+// Indices of the container's datasets in its writer; SIZE_MAX: not created.
+struct ContainerDatasets {
+  std::vector<std::size_t> of_tensor;  // per plan tensor
+  std::size_t packed = SIZE_MAX;
+  std::size_t packed_ranks = SIZE_MAX;
+  std::size_t manifest = SIZE_MAX;
+};
+
+// Collective. Creates every dataset and the format attribute, and writes HDF5's metadata.
+ContainerDatasets create_datasets(const Comm& comm, ContainerWriter& writer, const SavePlan& plan,
+                                  int64_t packed_total, int64_t manifest_bytes) {
+  ContainerDatasets ds;
+  ds.of_tensor.assign(plan.tensors.size(), SIZE_MAX);
+  for (std::size_t i = 0; i < plan.tensors.size(); ++i)
+    if (!plan.tensors[i].packed)
+      ds.of_tensor[i] = writer.create_dataset(plan.tensors[i].dataset, plan.tensors[i].dtype,
+                                              plan.tensors[i].shape);
+  if (packed_total > 0) {
+    ds.packed = writer.create_byte_dataset(schema::kPackedDataset, packed_total);
+    ds.packed_ranks = writer.create_dataset(schema::kPackedRanksDataset, DType::kI64,
+                                            {static_cast<int64_t>(comm.size()) + 1});
+  }
+  ds.manifest = writer.create_byte_dataset(schema::kManifestDataset, manifest_bytes);
+  writer.write_root_attribute(schema::kFormatAttribute,
+                              schema::format_attribute_text(kFormatMajor, kFormatMinor));
+  // HDF5's metadata is written now, while nothing else is: after that, a data write that
+  // fails (a full disk) leaves close() nothing to write that could fail on some ranks only.
+  writer.flush_metadata();
+  return ds;
+}
+
+// Local. Writes this rank's data, computing the checksums meanwhile on a helper thread when
+// `overlap_checksums`. Returns the failure instead of throwing it: the caller agrees on it.
+std::unique_ptr<Error> write_data_and_checksums(const Comm& comm, ContainerWriter& writer,
+                                                SavePlan& plan, IoMode mode,
+                                                const ContainerDatasets& ds,
+                                                const PackedRegions& regions,
+                                                bool overlap_checksums, const std::string& path) {
+  std::unique_ptr<Error> failure;
+  // Only reads the buffers and writes the pieces' checksum fields, which write_data never
+  // reads; joined before anything else looks at them.
+  std::future<void> checksums;
+  if (overlap_checksums)
+    checksums = std::async(std::launch::async, [&plan] { compute_checksums(plan); });
+  try {
+    write_data(writer, plan, comm.rank(), mode, ds.of_tensor, ds.packed, ds.packed_ranks,
+               regions.offsets, regions.sizes);
+  } catch (...) {
+    // Any exception (std::bad_alloc too) goes through the agreement: thrown past it on one
+    // rank, it would leave the others waiting there.
+    failure = std::make_unique<Error>(
+        current_exception_as_error({.rank = comm.rank(), .checkpoint = path, .operation = "save"}));
+  }
+  if (checksums.valid()) {
+    // Its failure goes through the agreement like a write's: a rank that threw from here would
+    // leave the others waiting in it.
+    try {
+      checksums.get();
+    } catch (const std::exception& e) {
+      if (!failure)
+        failure = std::make_unique<Error>(
+            ErrorCode::kInternal, std::string("computing checksums failed: ") + e.what(),
+            ErrorContext{.rank = comm.rank(), .checkpoint = path, .operation = "save"});
+    }
+  }
+  return failure;
+}
+
+// Collective. The manifest again, now that the overlapped checksums are filled in; its size must
+// not have changed, since its dataset was created for the first one.
+std::string finish_manifest(const Comm& comm, ManifestAssembly& assembly, int64_t manifest_bytes,
+                            const std::string& path) {
+  std::string text = assembly.assemble();
+  assembly.release();
+  comm.run_agreed([&] {
+    if (comm.rank() == 0 && static_cast<int64_t>(text.size()) != manifest_bytes)
+      throw Error(ErrorCode::kInternal,
+                  "the manifest changed size once its checksums were filled in (" +
+                      std::to_string(manifest_bytes) + " -> " + std::to_string(text.size()) +
+                      " bytes)",
+                  {.rank = 0, .checkpoint = path, .operation = "save"});
+  });
+  return text;
+}
+
+// Collective. Rank 0 writes the manifest; its failure is agreed.
+void write_manifest(const Comm& comm, ContainerWriter& writer, IoMode mode,
+                    std::size_t manifest_dataset, const std::string& manifest_text,
+                    int64_t manifest_bytes, const std::string& path) {
+  std::unique_ptr<Error> failure;
+  try {
+    if (comm.rank() == 0)
+      writer.write_bytes(manifest_dataset, 0, manifest_text.data(), manifest_bytes);
+    else if (mode == IoMode::kCollective)
+      writer.write_nothing(manifest_dataset);
+  } catch (...) {
+    failure = std::make_unique<Error>(
+        current_exception_as_error({.rank = comm.rank(), .checkpoint = path, .operation = "save"}));
+  }
+  // Agreed before the collective close: a rank whose write failed must not take a different
+  // path through HDF5's collective close than the others, or the job hangs. On a failure every
+  // rank throws here, and the caller discards the file.
+  comm.agree(failure.get());
+}
+
+// Collective. Every rank closes the file (flushing it to stable storage) and lets the writer go,
+// then the outcome is agreed.
+void close_container(const Comm& comm, std::unique_ptr<ContainerWriter>& writer,
+                     const std::string& path) {
+  std::unique_ptr<Error> failure;
+  try {
+    writer->close();
+  } catch (...) {
+    failure = std::make_unique<Error>(
+        current_exception_as_error({.rank = comm.rank(), .checkpoint = path, .operation = "save"}));
+  }
+  writer.reset();
+  comm.agree(failure.get());
+}
+
+// Collective. The commit: only rank 0 touches the file system (commit mark, fsync, rename, then
+// `after_commit`); the outcome reaches every rank.
+void commit_file(const Comm& comm, const std::string& tmp, const std::string& path,
+                 const std::string& manifest_text, int64_t manifest_bytes,
+                 const std::function<void()>& after_commit) {
+  comm.run_agreed([&] {
+    if (comm.rank() != 0) return;
+    CommitMark mark{checksum_bytes(manifest_text.data(), manifest_text.size()), manifest_bytes,
+                    std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count()};
+    write_commit_mark(tmp, encode_commit_mark(mark));
+    fsync_path(tmp);
+    fault_point("before_rename", 0);
+    durable_rename(tmp, path);
+    fault_point("before_state_file", 0);
+    if (!after_commit) return;
+    try {
+      after_commit();
+    } catch (const Error& e) {
+      // The error of the state file alone (its temporary name) would not say that the
+      // checkpoint itself is complete: name it, so the user knows what is on disk.
+      throw Error(e.code(),
+                  e.message() + " (checkpoint '" + path +
+                      "' is committed, but the directory's state file could not record it)",
+                  e.context());
+    }
+  });
+}
+
+void log_save(const Comm& comm, const PreparedSave& prepared, const SaveStats& stats) {
+  if (!log_enabled(prepared.options.log, comm.rank(), LogLevel::kInfo)) return;
+  log_line(prepared.options.log, comm.rank(), LogLevel::kInfo,
+           "saved '" + prepared.path + "' (counter " + std::to_string(prepared.save_counter) +
+               ", " + std::to_string(comm.size()) + " ranks): " + describe_bytes(stats.bytes) +
+               " in " + describe_seconds(stats.seconds) + ", " +
+               describe_rate(stats.bytes, stats.seconds) + ", level: shared file");
+}
+
+}  // namespace
+
+SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
+                      const std::function<void()>& after_commit) {
+  const std::string& path = prepared.path;
+  SavePlan& plan = prepared.plan;
+  std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
+  PhaseTrace trace("save", comm.rank(), path);
+  // 1. Checksums. With many bytes in datasets, they are computed on a helper thread while the
+  // data is written (they are only needed for the manifest, written last); the manifest's size
+  // does not depend on their values (fixed-width hex), so the dataset for it can be created
+  // before. With few, they are computed first: one pass less over the manifest on rank 0.
+  const int64_t dataset_bytes = dataset_write_bytes(plan);
+  const bool overlap_checksums = comm.allreduce_max(dataset_bytes) >= kOverlapChecksumBytes;
+  if (!overlap_checksums) comm.run_agreed([&] { compute_checksums(plan); });
+  trace.mark("checksums");
+
+  // 2. Rank 0 assembles the manifest from every rank's table.
+  const PackedRegions regions = divide_packed_dataset(comm, plan.packed_bytes);
+  ManifestAssembly assembly(comm, prepared, regions);
+  std::string manifest_text = assembly.assemble();
+  if (!overlap_checksums) assembly.release();
   const int64_t manifest_bytes = comm.allreduce_max(static_cast<int64_t>(manifest_text.size()));
   trace.mark("manifest");
 
@@ -229,144 +424,44 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   const std::string tmp = temporary_name(comm, path);
   const IoMode write_mode = prepared.options.write_mode;
   std::unique_ptr<ContainerWriter> writer;
-  std::vector<std::size_t> dataset_of_tensor(plan.tensors.size(), SIZE_MAX);
-  std::size_t packed_dataset = SIZE_MAX, packed_ranks_dataset = SIZE_MAX, manifest_dataset = SIZE_MAX;
-  auto remove_tmp = [&] {
-    std::error_code ignored;  // the error being reported matters more than a leftover file
-    if (comm.rank() == 0) std::filesystem::remove(tmp, ignored);
-  };
   try {
+    ContainerDatasets datasets;
     comm.run_agreed([&] {
-      writer = std::make_unique<ContainerWriter>(comm, tmp, write_mode);
-      for (std::size_t i = 0; i < plan.tensors.size(); ++i)
-        if (!plan.tensors[i].packed)
-          dataset_of_tensor[i] = writer->create_dataset(plan.tensors[i].dataset,
-                                                        plan.tensors[i].dtype, plan.tensors[i].shape);
-      if (packed_total > 0) {
-        packed_dataset = writer->create_byte_dataset("/cairn/packed", packed_total);
-        packed_ranks_dataset = writer->create_dataset("/cairn/packed_ranks", DType::kI64,
-                                                      {static_cast<int64_t>(comm.size()) + 1});
-      }
-      manifest_dataset = writer->create_byte_dataset("/cairn/manifest", manifest_bytes);
-      writer->write_root_attribute(kFormatAttribute, "cairn-checkpoint " + std::to_string(kFormatMajor) +
-                                                         "." + std::to_string(kFormatMinor));
-      // HDF5's metadata is written now, while nothing else is: after that, a data write that
-      // fails (a full disk) leaves close() nothing to write that could fail on some ranks only.
-      writer->flush_metadata();
+      writer = std::make_unique<ContainerWriter>(
+          comm, tmp, WriterOptions{.collective = write_mode == IoMode::kCollective});
+      datasets = create_datasets(comm, *writer, plan, regions.total, manifest_bytes);
     });
     trace.mark("create datasets");
     fault_point("before_data", comm.rank());
-    std::unique_ptr<Error> failure;
-    {
-      // Only reads the buffers and writes the pieces' checksum fields, which write_data never
-      // reads; joined before anything else looks at them.
-      std::future<void> checksums;
-      if (overlap_checksums) checksums = std::async(std::launch::async, [&plan] { compute_checksums(plan); });
-      try {
-        write_data(*writer, plan, comm.rank(), write_mode, dataset_of_tensor, packed_dataset,
-                   packed_ranks_dataset, region_offsets, region_sizes);
-      } catch (...) {
-        // Any exception (std::bad_alloc too) goes through the agreement below: thrown past it
-        // on one rank, it would leave the others waiting there.
-        failure = std::make_unique<Error>(current_exception_as_error(
-            {.rank = comm.rank(), .checkpoint = path, .operation = "save"}));
-      }
-      if (checksums.valid()) {
-        // Its failure goes through the agreement below like a write's: a rank that threw from
-        // here would leave the others waiting in it.
-        try {
-          checksums.get();
-        } catch (const std::exception& e) {
-          if (!failure)
-            failure = std::make_unique<Error>(
-                ErrorCode::kInternal, std::string("computing checksums failed: ") + e.what(),
-                ErrorContext{.rank = comm.rank(), .checkpoint = path, .operation = "save"});
-        }
-      }
-    }
+    const std::unique_ptr<Error> failure = write_data_and_checksums(
+        comm, *writer, plan, write_mode, datasets, regions, overlap_checksums, path);
     trace.mark("write data", plan.packed_bytes + dataset_bytes);
     comm.agree(failure.get());
     if (overlap_checksums) {
-      manifest_text = assemble_manifest();
-      release_manifest();
-      comm.run_agreed([&] {
-        if (comm.rank() == 0 && static_cast<int64_t>(manifest_text.size()) != manifest_bytes)
-          throw Error(ErrorCode::kInternal,
-                      "the manifest changed size once its checksums were filled in (" +
-                          std::to_string(manifest_bytes) + " -> " +
-                          std::to_string(manifest_text.size()) + " bytes)",
-                      {.rank = 0, .checkpoint = path, .operation = "save"});
-      });
+      manifest_text = finish_manifest(comm, assembly, manifest_bytes, path);
       trace.mark("manifest with checksums");
     }
-    try {
-      if (comm.rank() == 0)
-        writer->write_bytes(manifest_dataset, 0, manifest_text.data(), manifest_bytes);
-      else if (write_mode == IoMode::kCollective)
-        writer->write_nothing(manifest_dataset);
-    } catch (...) {
-      failure = std::make_unique<Error>(current_exception_as_error(
-          {.rank = comm.rank(), .checkpoint = path, .operation = "save"}));
-    }
-    // Agreed before the collective close: a rank whose write failed must not take a different
-    // path through HDF5's collective close than the others, or the job hangs. On a failure every
-    // rank throws here, and the catch below discards the file.
-    comm.agree(failure.get());
-    // Closing is collective and must happen on every rank.
-    try {
-      writer->close();
-    } catch (...) {
-      if (!failure)
-        failure = std::make_unique<Error>(current_exception_as_error(
-            {.rank = comm.rank(), .checkpoint = path, .operation = "save"}));
-    }
-    writer.reset();
-    comm.agree(failure.get());
+    write_manifest(comm, *writer, write_mode, datasets.manifest, manifest_text, manifest_bytes,
+                   path);
+    close_container(comm, writer, path);
     trace.mark("flush and close");
     fault_point("after_data", comm.rank());
 
     // 4. Commit: only rank 0 touches the file system from here; the outcome reaches every rank.
-    comm.run_agreed([&] {
-      if (comm.rank() != 0) return;
-      CommitMark mark{checksum_bytes(manifest_text.data(), manifest_text.size()), manifest_bytes,
-                      std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::system_clock::now().time_since_epoch()).count()};
-      write_commit_mark(tmp, encode_commit_mark(mark));
-      fsync_path(tmp);
-      fault_point("before_rename", 0);
-      durable_rename(tmp, path);
-      fault_point("before_state_file", 0);
-      if (after_commit) {
-        try {
-          after_commit();
-        } catch (const Error& e) {
-          // The error of the state file alone (its temporary name) would not say that the
-          // checkpoint itself is complete: name it, so the user knows what is on disk.
-          throw Error(e.code(),
-                      e.message() + " (checkpoint '" + path +
-                          "' is committed, but the directory's state file could not "
-                          "record it)",
-                      e.context());
-        }
-      }
-    });
+    commit_file(comm, tmp, path, manifest_text, manifest_bytes, after_commit);
     trace.mark("commit");
   } catch (...) {
     if (writer) writer->discard();  // every rank is here: the error was agreed
     writer.reset();
-    remove_tmp();
+    std::error_code ignored;  // the error being reported matters more than a leftover file
+    if (comm.rank() == 0) std::filesystem::remove(tmp, ignored);
     throw;
   }
   SaveStats stats;
   stats.bytes = comm.allreduce_sum(plan.packed_bytes + dataset_bytes);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - prepared.started).count();
   stats.plan_reused = prepared.plan_reused;
-  if (log_enabled(prepared.options.log, comm.rank(), LogLevel::kInfo))
-    log_line(prepared.options.log, comm.rank(), LogLevel::kInfo,
-             "saved '" + path + "' (counter " + std::to_string(prepared.save_counter) + ", " +
-                 std::to_string(comm.size()) + " ranks): " + describe_bytes(stats.bytes) + " in " +
-                 describe_seconds(stats.seconds) + ", " +
-                 describe_rate(stats.bytes, stats.seconds) + ", level: shared file");
+  log_save(comm, prepared, stats);
   return stats;
 }
 

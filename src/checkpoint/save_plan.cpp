@@ -5,7 +5,9 @@
 
 #include "cairn/state/state.hpp"
 #include "cairn/tensor/variable.hpp"
+#include "checkpoint/saved_scope.hpp"
 #include "storage/checksum.hpp"
+#include "storage/schema.hpp"
 
 namespace cairn::detail {
 namespace {
@@ -128,13 +130,13 @@ SavePlan make_save_plan(const LiveGraph& graph, const Session& session) {
       t.layout = v->layout().describe();
       const int64_t bytes = shape_volume(t.shape) * static_cast<int64_t>(dtype_size(t.dtype));
       t.packed = bytes <= options.pack_threshold_bytes;
-      if (!t.packed) t.dataset = "/tensors/" + key;
+      if (!t.packed) t.dataset = schema::tensor_dataset(key);
       plan.signature += std::string(dtype_name(t.dtype)) + ' ' + shape_to_string(t.shape) + ' ' +
                         t.layout + '\n';
       plan.tensors.push_back(std::move(t));
       variables.push_back(v);
     } else if (const auto* s = dynamic_cast<const StateObject*>(node.object.get())) {
-      plan.states.push_back({node.record.value_key, s->scope(), {}});
+      plan.states.push_back({node.record.value_key, saved_scope(s->scope()), {}});
       plan.signature += s->scope() == StateScope::kPerRank ? "per_rank\n" : "global\n";
       states.push_back(s);
     }

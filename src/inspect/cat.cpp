@@ -113,7 +113,7 @@ int cat_state(const detail::Probe& p, const StateRecord& s, const CatOptions& op
               std::ostream& out) {
   const StateBlob* blob = nullptr;
   for (const StateBlob& b : s.blobs)
-    if (s.scope == StateScope::kGlobal || b.rank == options.rank) blob = &b;
+    if (s.scope == SavedScope::kGlobal || b.rank == options.rank) blob = &b;
   if (!blob)
     throw Error(ErrorCode::kInvalidArgument,
                 "no value saved by rank " + std::to_string(options.rank) + " (the saving job had " +
@@ -139,7 +139,7 @@ int cat_state(const detail::Probe& p, const StateRecord& s, const CatOptions& op
     return kExitOk;
   }
   out << s.key << ": " << detail::scope_name(s.scope) << " state";
-  if (s.scope == StateScope::kPerRank)
+  if (s.scope == SavedScope::kPerRank)
     out << ", value of rank " << blob->rank;
   else
     out << ", written by rank " << blob->rank;

@@ -8,14 +8,14 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
-#include "cairn/checkpoint/checkpoint.hpp"
 #include "cairn/inspect/common.hpp"
-#include "checkpoint/state_file.hpp"
 #include "inspect/probe.hpp"
 #include "inspect/scan.hpp"
 #include "inspect/summary.hpp"
 #include "inspect/text.hpp"
 #include "storage/hdf5_lock.hpp"
+#include "storage/schema.hpp"
+#include "storage/state_file.hpp"
 
 namespace cairn::inspect {
 namespace {
@@ -48,7 +48,7 @@ int latest(const LatestOptions& options, std::ostream& out) {
   require_directory(options.directory, "latest");
   std::optional<std::string> path;
   try {
-    path = latest_checkpoint(options.directory);
+    path = cairn::detail::latest_recorded_checkpoint(options.directory);
   } catch (const Error& e) {
     // A damaged state file must never read as "no checkpoint" (exit 1): it is unreadable (3),
     // and still "corrupt", as the library says.
@@ -156,7 +156,8 @@ int list(const ListOptions& options, std::ostream& out) {
     state += ": latest " + (latest_name.empty() ? std::string("(none)") : latest_name) + ", " +
              detail::plural(static_cast<int64_t>(recorded.size()), "checkpoint") + " recorded";
   if (state_status == "damaged" || state_status == "stale") state += ": " + state_message;
-  if (state_status == "missing") state += " (" + std::string(kStateFileName) + " does not exist)";
+  if (state_status == "missing")
+    state += " (" + std::string(cairn::detail::schema::kStateFileName) + " does not exist)";
   out << "directory   " << dir << "\nstate file  " << state << "\n\n";
   if (rows.empty()) {
     out << "no checkpoint files\n";

@@ -28,8 +28,8 @@ int64_t add_bytes(int64_t total, int64_t bytes, const std::string& checkpoint,
   return sum;
 }
 
-const char* scope_name(StateScope scope) noexcept {
-  return scope == StateScope::kPerRank ? "per_rank" : "global";
+const char* scope_name(SavedScope scope) noexcept {
+  return scope == SavedScope::kPerRank ? "per_rank" : "global";
 }
 
 std::string format_version(const Manifest& manifest) {
@@ -47,7 +47,7 @@ ManifestSummary summarize(const Manifest& m, const std::string& checkpoint) {
   }
   for (const StateRecord& st : m.states) {
     ++s.states;
-    if (st.scope == StateScope::kPerRank) ++s.per_rank_states;
+    if (st.scope == SavedScope::kPerRank) ++s.per_rank_states;
     s.state_values += static_cast<int64_t>(st.blobs.size());
     s.state_bytes = add_bytes(s.state_bytes, state_bytes(st, checkpoint), checkpoint, st.key);
   }

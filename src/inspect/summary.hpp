@@ -35,7 +35,7 @@ int64_t state_bytes(const StateRecord& s, const std::string& checkpoint);
 int64_t add_bytes(int64_t total, int64_t bytes, const std::string& checkpoint,
                   const std::string& key);
 /// "per_rank" or "global".
-const char* scope_name(StateScope scope) noexcept;
+const char* scope_name(SavedScope scope) noexcept;
 /// "1.0".
 std::string format_version(const Manifest& manifest);
 

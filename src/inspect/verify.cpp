@@ -8,14 +8,14 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
-#include "cairn/checkpoint/checkpoint.hpp"
 #include "cairn/inspect/common.hpp"
-#include "checkpoint/state_file.hpp"
 #include "comm/wire.hpp"
 #include "inspect/scan.hpp"
 #include "inspect/text.hpp"
 #include "inspect/verify_engine.hpp"
 #include "storage/hdf5_lock.hpp"
+#include "storage/schema.hpp"
+#include "storage/state_file.hpp"
 
 namespace cairn::inspect {
 namespace {
@@ -197,13 +197,14 @@ int verify_directory(const detail::Group& group, const VerifyOptions& options, s
       problems.emplace_back(where, std::move(p));
   };
   if (plan.state_status == "damaged")
-    add(kStateFileName, {"", "", "the state file is damaged: " + plan.state_message});
+    add(cairn::detail::schema::kStateFileName,
+        {"", "", "the state file is damaged: " + plan.state_message});
   auto exists = [&](const std::string& name) { return fs::exists(fs::path(dir) / name); };
   if (plan.state_status == "ok" && !plan.latest.empty() && !exists(plan.latest)) {
     plan.state_status = "stale";
     plan.state_message =
         "names '" + plan.latest + "' as the latest checkpoint, but it does not exist";
-    add(kStateFileName, {"", "", plan.state_message});
+    add(cairn::detail::schema::kStateFileName, {"", "", plan.state_message});
   }
   if (plan.state_status == "ok" || plan.state_status == "stale") {
     for (const std::string& name : plan.recorded)

@@ -12,13 +12,12 @@
 #include <algorithm>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cairn/inspect/common.hpp"
 #include "inspect/summary.hpp"
 #include "storage/checksum.hpp"
-#include "storage/h5_error.hpp"
-#include "storage/h5_handle.hpp"
-#include "storage/h5_types.hpp"
+#include "storage/container_probe.hpp"
 
 namespace cairn::inspect::detail {
 namespace {
@@ -71,53 +70,6 @@ class Collector {
   int64_t total_ = 0;
   std::vector<std::pair<int64_t, Problem>> kept_;
 };
-
-// Phase A: the dataset of tensor `t` against the manifest. Empty when consistent.
-std::string check_dataset(hid_t file, const TensorRecord& t) {
-  h5::Dataset ds(H5Dopen2(file, t.dataset.c_str(), H5P_DEFAULT));
-  if (!ds.valid()) {
-    h5::take_error_stack();
-    return "dataset " + t.dataset + " is missing";
-  }
-  h5::Dataspace space(H5Dget_space(ds.get()));
-  const int ndims = space.valid() ? H5Sget_simple_extent_ndims(space.get()) : -1;
-  Shape dims;
-  if (ndims > 0) {
-    std::vector<hsize_t> d(static_cast<std::size_t>(ndims));
-    H5Sget_simple_extent_dims(space.get(), d.data(), nullptr);
-    dims.assign(d.begin(), d.end());
-  }
-  if (ndims < 0 || dims != t.shape)
-    return "dataset " + t.dataset + " has shape " + (ndims < 0 ? "?" : shape_to_string(dims)) +
-           ", the manifest says " + shape_to_string(t.shape);
-  h5::Datatype type(H5Dget_type(ds.get()));
-  const bool ok = type.valid() && h5::type_matches(type.get(), t.dtype);
-  h5::take_error_stack();
-  if (!ok)
-    return "dataset " + t.dataset + " has an element type that is not " +
-           std::string(dtype_name(t.dtype)) + " (docs/format.md, Element types)";
-  return {};
-}
-
-std::string check_packed_dataset(hid_t file, const Manifest& m) {
-  if (m.packed_bytes == 0) return {};
-  h5::Dataset ds(H5Dopen2(file, "/cairn/packed", H5P_DEFAULT));
-  if (!ds.valid()) {
-    h5::take_error_stack();
-    return "dataset /cairn/packed is missing (the manifest has " + std::to_string(m.packed_bytes) +
-           " packed bytes)";
-  }
-  h5::Dataspace space(H5Dget_space(ds.get()));
-  h5::Datatype type(H5Dget_type(ds.get()));
-  const bool ok = space.valid() && type.valid() && H5Sget_simple_extent_ndims(space.get()) == 1 &&
-                  H5Sget_simple_extent_npoints(space.get()) == m.packed_bytes &&
-                  H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 1;
-  h5::take_error_stack();
-  if (!ok)
-    return "dataset /cairn/packed is not " + std::to_string(m.packed_bytes) +
-           " bytes of u8, as the manifest says";
-  return {};
-}
 
 std::string mismatch(uint64_t expected, uint64_t found) {
   return "checksum mismatch: expected " + checksum_to_hex(expected) + ", found " +
@@ -276,17 +228,13 @@ CheckpointVerdict verify_checkpoint(const Group& group, const std::string& path,
     return v;
   }
 
-  // Every rank opens the file: the reader for data, a plain handle for the dataset checks.
+  // Every rank opens the file: the reader for data, a probe for the dataset checks.
   std::unique_ptr<cairn::detail::ContainerReader> reader;
-  h5::File file;
+  std::optional<cairn::detail::ContainerProbe> file;
   group.run_agreed([&] {
     reader = group.rank() == 0 ? std::move(probe.reader)
                                : std::make_unique<cairn::detail::ContainerReader>(nullptr, path);
-    h5::PropList fapl(H5Pcreate(H5P_FILE_ACCESS));
-    H5Pset_file_locking(fapl.get(), false, true);
-    file = h5::File(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()));
-    if (!file.valid())
-      h5::throw_error("cannot reopen the checkpoint", {.checkpoint = path}, ErrorCode::kIo);
+    file = cairn::detail::ContainerProbe::reopen(path);
   });
   const Manifest& m = reader->manifest();
   const int rank = group.rank();
@@ -302,11 +250,11 @@ CheckpointVerdict verify_checkpoint(const Group& group, const std::string& path,
       const TensorRecord& t = m.tensors[static_cast<std::size_t>(i)];
       if (t.packed) continue;
       ++datasets_checked;
-      if (std::string msg = check_dataset(file.get(), t); !msg.empty())
+      if (std::string msg = file->check_tensor_dataset(t); !msg.empty())
         found.push_back({i, t.key, msg});
     }
     if (rank == 0)
-      if (std::string msg = check_packed_dataset(file.get(), m); !msg.empty())
+      if (std::string msg = file->check_packed_dataset(m); !msg.empty())
         found.push_back({ntensors, "", msg});
   });
   std::vector<bool> bad_tensor(m.tensors.size(), false);

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "cairn/core/log.hpp"
-#include "checkpoint/state_file.hpp"
+#include "storage/state_file.hpp"
 
 namespace cairn::detail {
 

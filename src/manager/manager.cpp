@@ -4,10 +4,10 @@
 #include <chrono>
 #include <filesystem>
 
-#include "checkpoint/state_file.hpp"
 #include "comm/wire.hpp"
 #include "core/log.hpp"
 #include "manager/directory_recovery.hpp"
+#include "storage/state_file.hpp"
 
 namespace cairn {
 namespace {

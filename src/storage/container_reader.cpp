@@ -9,14 +9,15 @@
 #include "storage/h5_error.hpp"
 #include "storage/h5_space.hpp"
 #include "storage/h5_types.hpp"
+#include "storage/schema.hpp"
 
 namespace cairn::detail {
 namespace {
 
-constexpr const char* kCommitAttribute = "cairn_commit";
-constexpr const char* kManifestDataset = "/cairn/manifest";
-constexpr const char* kPackedDataset = "/cairn/packed";
-constexpr const char* kPackedRanksDataset = "/cairn/packed_ranks";
+using schema::kCommitAttribute;
+using schema::kManifestDataset;
+using schema::kPackedDataset;
+using schema::kPackedRanksDataset;
 // Read-ahead chunks: a quarter of the budget, so that the helper reads while the consumer works,
 // and large enough that the reads stay large.
 constexpr int64_t kMinPrefetchChunkBytes = int64_t{1} << 20;
@@ -103,7 +104,7 @@ void ContainerReader::start_prefetch(int64_t max_bytes) noexcept {
   try {
     // Nothing here is collective and nothing is trusted: the region is only read, and every byte
     // consumed is checked against the manifest's checksums. A 1.0 file has no index.
-    if (H5Lexists(file_.get(), "/cairn", H5P_DEFAULT) <= 0 ||
+    if (H5Lexists(file_.get(), schema::kGroup, H5P_DEFAULT) <= 0 ||
         H5Lexists(file_.get(), kPackedRanksDataset, H5P_DEFAULT) <= 0) {
       h5::take_error_stack();
       return;

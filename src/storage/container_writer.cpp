@@ -12,6 +12,7 @@
 #include "storage/h5_error.hpp"
 #include "storage/h5_space.hpp"
 #include "storage/h5_types.hpp"
+#include "storage/schema.hpp"
 
 namespace cairn {
 namespace {
@@ -58,8 +59,8 @@ ErrorContext ContainerWriter::context(const std::string& name, const std::string
   return ErrorContext{.rank = comm_.rank(), .checkpoint = path_, .key = name, .operation = op};
 }
 
-ContainerWriter::ContainerWriter(const Comm& comm, std::string path, IoMode mode)
-    : comm_(comm), path_(std::move(path)), mode_(mode) {
+ContainerWriter::ContainerWriter(const Comm& comm, std::string path, const WriterOptions& options)
+    : comm_(comm), path_(std::move(path)), options_(options) {
   h5::silence_error_printing();
   const ErrorContext ctx = context("", "create container");
   h5::PropList fapl(h5::check_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", ctx));
@@ -76,10 +77,10 @@ ContainerWriter::ContainerWriter(const Comm& comm, std::string path, IoMode mode
                     ctx, ErrorCode::kIo);
   }
   transfer_plist_ = h5::PropList(h5::check_id(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate", ctx));
-  h5::check_status(H5Pset_dxpl_mpio(transfer_plist_.get(), mode_ == IoMode::kCollective
-                                                               ? H5FD_MPIO_COLLECTIVE
-                                                               : H5FD_MPIO_INDEPENDENT),
-                   "H5Pset_dxpl_mpio", ctx);
+  h5::check_status(
+      H5Pset_dxpl_mpio(transfer_plist_.get(),
+                       options_.collective ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT),
+      "H5Pset_dxpl_mpio", ctx);
 }
 
 ContainerWriter::~ContainerWriter() {
@@ -160,7 +161,7 @@ void ContainerWriter::write(std::size_t index, const Box& region, const void* bu
   }
   const int64_t esize = static_cast<int64_t>(H5Tget_size(entry.type.get()));
   std::vector<Box> parts;
-  if (mode_ == IoMode::kIndependent && region.volume() * esize > kMaxTransferBytes)
+  if (!options_.collective && region.volume() * esize > kMaxTransferBytes)
     parts = split_box(region, esize, kMaxTransferBytes);
   else
     parts.push_back(region);
@@ -262,9 +263,9 @@ void write_commit_mark(const std::string& path, const std::string& mark) {
   h5::Datatype type(h5::check_id(H5Tcopy(H5T_C_S1), "H5Tcopy", ctx));
   h5::check_status(H5Tset_size(type.get(), mark.size()), "H5Tset_size", ctx);
   h5::Dataspace space(h5::check_id(H5Screate(H5S_SCALAR), "H5Screate", ctx));
-  h5::Attribute attr(h5::check_id(
-      H5Acreate2(file.get(), "cairn_commit", type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
-      "H5Acreate2", ctx));
+  h5::Attribute attr(h5::check_id(H5Acreate2(file.get(), detail::schema::kCommitAttribute,
+                                             type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                                  "H5Acreate2", ctx));
   h5::check_status(H5Awrite(attr.get(), type.get(), mark.data()), "H5Awrite", ctx);
   h5::check_status(attr.close(), "H5Aclose", ctx);
   h5::check_status(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "H5Fflush", ctx);

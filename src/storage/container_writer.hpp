@@ -6,17 +6,24 @@
 #include <vector>
 
 #include "cairn/comm/comm.hpp"
-#include "cairn/comm/session.hpp"
 #include "cairn/tensor/box.hpp"
 #include "cairn/tensor/dtype.hpp"
 #include "storage/h5_handle.hpp"
 
 namespace cairn {
 
+/// How a ContainerWriter writes: storage's own options (the checkpoint layer fills them from the
+/// session's).
+struct WriterOptions {
+  /// Collective MPI-IO transfers: every rank makes the same number of write calls per dataset.
+  /// Otherwise independent ones, each kept below 1 GiB (MPI-IO counts are ints).
+  bool collective = false;
+};
+
 class ContainerWriter {
  public:
   /// Collective over `comm`. Creates (truncates) `path` for parallel writing.
-  ContainerWriter(const Comm& comm, std::string path, IoMode mode);
+  ContainerWriter(const Comm& comm, std::string path, const WriterOptions& options);
   ~ContainerWriter();
   ContainerWriter(const ContainerWriter&) = delete;
   ContainerWriter& operator=(const ContainerWriter&) = delete;
@@ -63,7 +70,7 @@ class ContainerWriter {
 
   const Comm& comm_;
   std::string path_;
-  IoMode mode_;
+  WriterOptions options_;
   h5::PropList transfer_plist_;
   h5::File file_;
   std::vector<Entry> entries_;

@@ -219,7 +219,7 @@ std::string encode_manifest_reference(const Manifest& m) {
                        {"bytes", b.bytes},
                        {"xxh3", checksum_to_hex(b.checksum)}});
     states.push_back({{"key", s.key},
-                      {"scope", s.scope == StateScope::kPerRank ? "per_rank" : "global"},
+                      {"scope", s.scope == SavedScope::kPerRank ? "per_rank" : "global"},
                       {"blobs", std::move(blobs)}});
   }
   json root{{"format", "cairn-checkpoint"},
@@ -306,7 +306,7 @@ Manifest decode_manifest_reference(const std::string& text, const std::string& c
       const std::string scope = sj.at("scope").get<std::string>();
       if (scope != "per_rank" && scope != "global")
         unknown(m, ckpt, s.key, "scope '" + scope + "'");
-      s.scope = scope == "per_rank" ? StateScope::kPerRank : StateScope::kGlobal;
+      s.scope = scope == "per_rank" ? SavedScope::kPerRank : SavedScope::kGlobal;
       for (const json& bj : sj.at("blobs")) {
         StateBlob b{decode_rank(bj, m, ckpt, s.key), detail::json_int64(bj.at("packed_offset")),
                     detail::json_int64(bj.at("bytes")), decode_checksum(bj, ckpt, s.key)};

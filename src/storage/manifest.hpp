@@ -6,7 +6,6 @@
 #include <string>
 #include <vector>
 
-#include "cairn/state/state.hpp"
 #include "cairn/tensor/box.hpp"
 #include "cairn/tensor/dtype.hpp"
 
@@ -46,9 +45,13 @@ struct StateBlob {
   uint64_t checksum = 0;
 };
 
+/// Whose value a saved state is: each rank's own, or one for the whole job (the manifest's
+/// "scope": "per_rank" or "global").
+enum class SavedScope { kPerRank, kGlobal };
+
 struct StateRecord {
   std::string key;
-  StateScope scope = StateScope::kPerRank;
+  SavedScope scope = SavedScope::kPerRank;
   std::vector<StateBlob> blobs;
 };
 

@@ -329,8 +329,10 @@ StateRecord read_state_record(JsonReader& in) {
     else if (name == "scope") {
       seen.mark(1);
       const std::string_view scope = in.view();
-      if (scope == "per_rank") s.scope = StateScope::kPerRank;
-      else if (scope == "global") s.scope = StateScope::kGlobal;
+      if (scope == "per_rank")
+        s.scope = SavedScope::kPerRank;
+      else if (scope == "global")
+        s.scope = SavedScope::kGlobal;
       else throw Fallback{};
     } else if (name == "blobs") {
       seen.mark(2);
@@ -508,7 +510,7 @@ std::string encode_manifest(const Manifest& m) {
     w.str(s.key);
     w.raw(",");
     w.key("scope");
-    w.raw(s.scope == StateScope::kPerRank ? "\"per_rank\"}" : "\"global\"}");
+    w.raw(s.scope == SavedScope::kPerRank ? "\"per_rank\"}" : "\"global\"}");
   }
   w.raw("],\"tensors\":[");
   for (std::size_t i = 0; i < m.tensors.size(); ++i) {

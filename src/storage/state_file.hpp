@@ -14,20 +14,24 @@ namespace cairn::detail {
 inline constexpr const char* kPlainSaveOwner = "save";
 
 struct StateEntry {
-  std::string name;         // file name relative to the directory
+  std::string name;          // file name relative to the directory
   int64_t created_unix = 0;  // seconds, from the saving job's clock
-  std::string owner;        // kPlainSaveOwner or "manager:<checkpoint name>"
-  bool preserved = false;   // kept for good by keep_checkpoint_every_n_hours
+  std::string owner;         // kPlainSaveOwner or "manager:<checkpoint name>"
+  bool preserved = false;    // kept for good by keep_checkpoint_every_n_hours
 };
 
 struct DirectoryState {
-  std::string latest;                // file name relative to the directory; may be empty
+  std::string latest;                   // file name relative to the directory; may be empty
   std::vector<StateEntry> checkpoints;  // oldest first
   std::map<std::string, int64_t> last_preserved_unix;  // per manager owner
 };
 
 /// Local. nullopt if `directory` has no state file; throws cairn::Error(kCorrupt) if it is damaged.
 std::optional<DirectoryState> read_state_file(const std::string& directory);
+/// Local. The path of the checkpoint the state file of `directory` names as the latest, or
+/// nullopt if there is no state file or it names none. Throws cairn::Error if the state file is
+/// unreadable or names a missing file.
+std::optional<std::string> latest_recorded_checkpoint(const std::string& directory);
 /// Local. Atomically replaces the state file.
 void write_state_file(const std::string& directory, const DirectoryState& state);
 /// Local. The state as JSON text, and back (for broadcasting one rank's view).
@@ -35,7 +39,8 @@ std::string encode_state(const DirectoryState& state);
 DirectoryState decode_state(const std::string& text, const std::string& path);
 /// Local. Records `checkpoint_path`, written by `owner` at `created_unix`, as the latest
 /// checkpoint of its directory.
-void record_latest(const std::string& checkpoint_path, const std::string& owner, int64_t created_unix);
+void record_latest(const std::string& checkpoint_path, const std::string& owner,
+                   int64_t created_unix);
 /// The path of the state file of `directory`.
 std::string state_file_path(const std::string& directory);
 

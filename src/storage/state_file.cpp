@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "checkpoint/state_file.hpp"
+#include "storage/state_file.hpp"
 
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "cairn/checkpoint/checkpoint.hpp"
 #include "cairn/core/error.hpp"
 #include "storage/durable_file.hpp"
 #include "storage/json_integers.hpp"
+#include "storage/schema.hpp"
 
 namespace cairn::detail {
 namespace {
@@ -28,7 +28,7 @@ Error damaged_state_file(const std::string& path, const std::string& what) {
 }  // namespace
 
 std::string state_file_path(const std::string& directory) {
-  return (fs::path(directory) / kStateFileName).string();
+  return (fs::path(directory) / schema::kStateFileName).string();
 }
 
 std::string encode_state(const DirectoryState& state) {
@@ -67,7 +67,8 @@ DirectoryState decode_state(const std::string& text, const std::string& path) {
                                    e.at("owner").get<std::string>(), e.value("preserved", false)});
     }
     if (j.contains("last_preserved_unix"))
-      for (const auto& [owner, when] : j.at("last_preserved_unix").get<std::map<std::string, json>>())
+      for (const auto& [owner, when] :
+           j.at("last_preserved_unix").get<std::map<std::string, json>>())
         state.last_preserved_unix[owner] = json_int64(when);
     return state;
   } catch (const json::exception& e) {
@@ -87,6 +88,19 @@ std::optional<DirectoryState> read_state_file(const std::string& directory) {
     return std::nullopt;
   }
   return decode_state(read_whole_file(path), path);
+}
+
+std::optional<std::string> latest_recorded_checkpoint(const std::string& directory) {
+  auto state = read_state_file(directory);
+  if (!state || state->latest.empty()) return std::nullopt;
+  const std::string path = (fs::path(directory) / state->latest).string();
+  if (!fs::exists(path))
+    throw Error(ErrorCode::kNotFound,
+                "the state file names '" + state->latest +
+                    "' as the latest checkpoint, but it "
+                    "does not exist",
+                {.checkpoint = path, .operation = "latest_checkpoint"});
+  return path;
 }
 
 void write_state_file(const std::string& directory, const DirectoryState& state) {
