@@ -231,6 +231,8 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   std::unique_ptr<ContainerWriter> writer;
   std::vector<std::size_t> dataset_of_tensor(plan.tensors.size(), SIZE_MAX);
   std::size_t packed_dataset = SIZE_MAX, packed_ranks_dataset = SIZE_MAX, manifest_dataset = SIZE_MAX;
+  // cairn's own metadata in the file, all of it written by rank 0 (HDF5's is not counted).
+  int64_t metadata_bytes_written = 0;
   auto remove_tmp = [&] {
     std::error_code ignored;  // the error being reported matters more than a leftover file
     if (comm.rank() == 0) std::filesystem::remove(tmp, ignored);
@@ -300,9 +302,10 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
       trace.mark("manifest with checksums");
     }
     try {
-      if (comm.rank() == 0)
+      if (comm.rank() == 0) {
         writer->write_bytes(manifest_dataset, 0, manifest_text.data(), manifest_bytes);
-      else if (write_mode == IoMode::kCollective)
+        metadata_bytes_written += manifest_bytes;
+      } else if (write_mode == IoMode::kCollective)
         writer->write_nothing(manifest_dataset);
     } catch (...) {
       failure = std::make_unique<Error>(current_exception_as_error(
@@ -331,7 +334,9 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
       CommitMark mark{checksum_bytes(manifest_text.data(), manifest_text.size()), manifest_bytes,
                       std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch()).count()};
-      write_commit_mark(tmp, encode_commit_mark(mark));
+      const std::string mark_text = encode_commit_mark(mark);
+      write_commit_mark(tmp, mark_text);
+      metadata_bytes_written += static_cast<int64_t>(mark_text.size());
       fsync_path(tmp);
       fault_point("before_rename", 0);
       durable_rename(tmp, path);
@@ -361,6 +366,10 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   stats.bytes = comm.allreduce_sum(plan.packed_bytes + dataset_bytes);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - prepared.started).count();
   stats.plan_reused = prepared.plan_reused;
+  // The packed-region index, written by rank 0 in write_data.
+  if (comm.rank() == 0 && packed_total > 0)
+    metadata_bytes_written += (static_cast<int64_t>(comm.size()) + 1) * static_cast<int64_t>(sizeof(int64_t));
+  stats.metadata_bytes_written = metadata_bytes_written;
   if (log_enabled(prepared.options.log, comm.rank(), LogLevel::kInfo))
     log_line(prepared.options.log, comm.rank(), LogLevel::kInfo,
              "saved '" + path + "' (counter " + std::to_string(prepared.save_counter) + ", " +
