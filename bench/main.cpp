@@ -121,7 +121,8 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
   Model target;
   if (loader) target = build_model(*load_session, spec);
   auto new_save_ckpt = [&] {
-    return std::make_unique<Checkpoint>(save_session, Checkpoint::Children{{"model", source.module}});
+    return std::make_unique<Checkpoint>(save_session,
+                                        Checkpoint::Children{{"model", source.module}});
   };
   std::unique_ptr<Checkpoint> save_ckpt = new_save_ckpt();
   std::unique_ptr<Checkpoint> load_ckpt;
@@ -217,7 +218,8 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
       if (world_rank == 0) std::filesystem::remove(async_path);
       prepare();
       m.async = measure_async_save(*save_ckpt, source, raw, async_path);
-      m.async.staging_mib = static_cast<double>(max_over(MPI_COMM_WORLD, save_ckpt->async_staging_bytes())) / kMiB;
+      m.async.staging_mib =
+          static_cast<double>(max_over(MPI_COMM_WORLD, save_ckpt->async_staging_bytes())) / kMiB;
       m.async.first_blocked_s = first_async_blocked_s;
     };
     // Writes in rotating order from run to run, each to a fresh file: which one goes first

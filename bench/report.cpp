@@ -43,7 +43,8 @@ std::string growth(const json& m, const json* prev, const char* field) {
       prev->value("tensors", int64_t{0}) != m.value("tensors", int64_t{0}) ||
       prev->value("save_ranks", 0) == m.value("save_ranks", 0))
     return "";
-  const double a = prev->contains(field) && (*prev)[field].is_number() ? (*prev)[field].get<double>() : 0;
+  const double a =
+      prev->contains(field) && (*prev)[field].is_number() ? (*prev)[field].get<double>() : 0;
   const double b = m.contains(field) && m[field].is_number() ? m[field].get<double>() : 0;
   if (a <= 0 || b <= 0) return "";
   char buf[32];
@@ -53,12 +54,14 @@ std::string growth(const json& m, const json* prev, const char* field) {
 
 void print_metadata_table(std::ostream& out, const std::vector<json>& medians) {
   char line[400];
-  out << "\nMetadata (medians; MB = 1e6 bytes counted by the library: written by rank 0, taken in per\n"
-         "rank, largest rank; xN = over the row before, same tensors; rank 0: peak RSS in MiB, and\n"
-         "with --scaling its traced phases: walk and plan, assemble the manifest, read the manifest)\n";
-  std::snprintf(line, sizeof line, "%-5s %-6s %7s | %9s %9s %9s | %7s %5s %7s %5s | %7s %9s %9s %9s\n", "work",
-                "ranks", "tensors", "manifest", "written", "read/rank", "save s", "", "load s", "", "RSS",
-                "walk+plan", "assemble", "read man.");
+  out << "\nMetadata (medians; MB = 1e6 bytes, counted by the library: written by rank 0,\n"
+         "taken in per rank (largest rank); xN = over the row before, same tensors; rank 0's\n"
+         "peak RSS in MiB and, with --scaling, its traced phases in s: walk and plan, assemble\n"
+         "the manifest, read the manifest)\n";
+  std::snprintf(line, sizeof line,
+                "%-5s %-6s %7s | %9s %9s %9s | %7s %5s %7s %5s | %7s %9s %9s %9s\n", "work",
+                "ranks", "tensors", "manifest", "written", "read/rank", "save s", "", "load s", "",
+                "RSS", "walk+plan", "assemble", "read man.");
   out << line;
   const json* prev = nullptr;
   auto mb = [](const json& m, const char* field) {
@@ -68,15 +71,18 @@ void print_metadata_table(std::ostream& out, const std::vector<json>& medians) {
     return std::string(buf);
   };
   for (const json& m : medians) {
-    const std::string ranks = std::to_string(m.value("save_ranks", 0)) + ">" + std::to_string(m.value("ranks", 0));
-    std::snprintf(line, sizeof line, "%-5s %-6s %7lld | %9s %9s %9s | %7s %5s %7s %5s | %7s %9s %9s %9s\n",
-                  m.value("workload", "?").c_str(), ranks.c_str(),
-                  static_cast<long long>(m.value("tensors", int64_t{0})), mb(m, "manifest_bytes").c_str(),
-                  mb(m, "metadata_written_rank0_bytes").c_str(), mb(m, "metadata_read_max_bytes").c_str(),
-                  cell(m, "save_s", "%.3f").c_str(), growth(m, prev, "save_s").c_str(),
-                  cell(m, "load_s", "%.3f").c_str(), growth(m, prev, "load_s").c_str(),
-                  cell(m, "rank0_peak_rss_mib", "%.0f").c_str(), cell(m, "rank0_walk_plan_s", "%.3f").c_str(),
-                  cell(m, "rank0_manifest_s", "%.3f").c_str(), cell(m, "rank0_read_manifest_s", "%.3f").c_str());
+    const std::string ranks =
+        std::to_string(m.value("save_ranks", 0)) + ">" + std::to_string(m.value("ranks", 0));
+    std::snprintf(
+        line, sizeof line, "%-5s %-6s %7lld | %9s %9s %9s | %7s %5s %7s %5s | %7s %9s %9s %9s\n",
+        m.value("workload", "?").c_str(), ranks.c_str(),
+        static_cast<long long>(m.value("tensors", int64_t{0})), mb(m, "manifest_bytes").c_str(),
+        mb(m, "metadata_written_rank0_bytes").c_str(), mb(m, "metadata_read_max_bytes").c_str(),
+        cell(m, "save_s", "%.3f").c_str(), growth(m, prev, "save_s").c_str(),
+        cell(m, "load_s", "%.3f").c_str(), growth(m, prev, "load_s").c_str(),
+        cell(m, "rank0_peak_rss_mib", "%.0f").c_str(), cell(m, "rank0_walk_plan_s", "%.3f").c_str(),
+        cell(m, "rank0_manifest_s", "%.3f").c_str(),
+        cell(m, "rank0_read_manifest_s", "%.3f").c_str());
     out << line;
     prev = &m;
   }

@@ -368,7 +368,8 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   stats.plan_reused = prepared.plan_reused;
   // The packed-region index, written by rank 0 in write_data.
   if (comm.rank() == 0 && packed_total > 0)
-    metadata_bytes_written += (static_cast<int64_t>(comm.size()) + 1) * static_cast<int64_t>(sizeof(int64_t));
+    metadata_bytes_written +=
+        (static_cast<int64_t>(comm.size()) + 1) * static_cast<int64_t>(sizeof(int64_t));
   stats.metadata_bytes_written = metadata_bytes_written;
   if (log_enabled(prepared.options.log, comm.rank(), LogLevel::kInfo))
     log_line(prepared.options.log, comm.rank(), LogLevel::kInfo,

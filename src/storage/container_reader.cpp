@@ -87,7 +87,8 @@ ContainerReader::ContainerReader(const Comm* comm, std::string path, int64_t pre
   // by rank 0), not a message: wrapping megabytes of it would only add copies.
   comm_->broadcast(manifest_text_, 0);
   if (comm_->rank() != 0)
-    metadata_bytes_read_ += static_cast<int64_t>(mark_text.get<std::string>().size() + manifest_text_.size());
+    metadata_bytes_read_ +=
+        static_cast<int64_t>(mark_text.get<std::string>().size() + manifest_text_.size());
   if (prefetch_bytes > 0) start_prefetch(prefetch_bytes);
   // Every rank decodes at the same time rather than rank 0 first and the others after the
   // broadcast: decoding is deterministic, so all reach the same verdict.
