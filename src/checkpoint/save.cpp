@@ -71,10 +71,11 @@ std::string temporary_name(const Comm& comm, const std::string& path) {
   return path + ".tmp-" + id.get<std::string>();
 }
 
-void write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode mode,
-                const std::vector<std::size_t>& dataset_of_tensor, std::size_t packed_dataset,
-                std::size_t packed_ranks_dataset, const std::vector<int64_t>& region_offsets,
-                const std::vector<int64_t>& region_sizes) {
+// Returns the bytes of metadata (the packed-region index) this rank wrote.
+int64_t write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode mode,
+                   const std::vector<std::size_t>& dataset_of_tensor, std::size_t packed_dataset,
+                   std::size_t packed_ranks_dataset, const std::vector<int64_t>& region_offsets,
+                   const std::vector<int64_t>& region_sizes) {
   const bool collective = mode == IoMode::kCollective;
   std::vector<int64_t> calls(plan.max_writes.size(), 0);
   std::size_t dataset_writes = 0;
@@ -94,7 +95,8 @@ void write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode 
   if (collective)
     for (std::size_t ds = 0; ds < calls.size(); ++ds)
       for (int64_t k = calls[ds]; k < plan.max_writes[ds]; ++k) writer.write_nothing(ds);
-  if (packed_dataset == SIZE_MAX) return;
+  if (packed_dataset == SIZE_MAX) return 0;
+  int64_t index_bytes = 0;
   // Where each rank's region starts (and, last, where the last one ends): a reader at the same
   // job size starts reading its region before it has the manifest.
   if (rank == 0) {
@@ -102,6 +104,7 @@ void write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode 
     bounds.push_back(region_offsets.back() + region_sizes.back());
     const Box whole = Box::whole({static_cast<int64_t>(bounds.size())});
     writer.write(packed_ranks_dataset, whole, bounds.data(), whole);
+    index_bytes = static_cast<int64_t>(bounds.size() * sizeof(int64_t));
   } else if (collective) {
     writer.write_nothing(packed_ranks_dataset);
   }
@@ -120,6 +123,7 @@ void write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode 
     for (int64_t bytes : region_sizes) most = std::max(most, PackedStream::calls_for(bytes));
     for (int64_t k = made; k < most; ++k) writer.write_nothing(packed_dataset);
   }
+  return index_bytes;
 }
 
 }  // namespace
@@ -265,8 +269,9 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
       std::future<void> checksums;
       if (overlap_checksums) checksums = std::async(std::launch::async, [&plan] { compute_checksums(plan); });
       try {
-        write_data(*writer, plan, comm.rank(), write_mode, dataset_of_tensor, packed_dataset,
-                   packed_ranks_dataset, region_offsets, region_sizes);
+        metadata_bytes_written +=
+            write_data(*writer, plan, comm.rank(), write_mode, dataset_of_tensor, packed_dataset,
+                       packed_ranks_dataset, region_offsets, region_sizes);
       } catch (...) {
         // Any exception (std::bad_alloc too) goes through the agreement below: thrown past it
         // on one rank, it would leave the others waiting there.
@@ -366,10 +371,6 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   stats.bytes = comm.allreduce_sum(plan.packed_bytes + dataset_bytes);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - prepared.started).count();
   stats.plan_reused = prepared.plan_reused;
-  // The packed-region index, written by rank 0 in write_data.
-  if (comm.rank() == 0 && packed_total > 0)
-    metadata_bytes_written +=
-        (static_cast<int64_t>(comm.size()) + 1) * static_cast<int64_t>(sizeof(int64_t));
   stats.metadata_bytes_written = metadata_bytes_written;
   if (log_enabled(prepared.options.log, comm.rank(), LogLevel::kInfo))
     log_line(prepared.options.log, comm.rank(), LogLevel::kInfo,
