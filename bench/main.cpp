@@ -2,7 +2,7 @@
 // cairn_bench: save and restore throughput of cairn against the raw MPI-IO ceiling of the same
 // machine, measured in the same run (see docs/performance.md). Usually started by scripts/bench.
 //
-//   mpirun -n N cairn_bench --workload W1|W2|W3|W2S|all --repeat K [--quick] --dir DIR
+//   mpirun -n N cairn_bench --workload W1|W2|W3|W2S|all --repeat K [--quick] --dir DIR [--scaling]
 //   cairn_bench --table FILE   (the table of the median lines in FILE, no MPI job needed)
 //
 // Prints one JSON object per line per run and per workload median (run = "median"), then a table.
@@ -11,18 +11,22 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "bench_util.hpp"
 #include "cairn/cairn.hpp"
 #include "raw_io.hpp"
 #include "report.hpp"
+#include "trace_capture.hpp"
 #include "workloads.hpp"
 
 namespace cairn::bench {
@@ -41,6 +45,9 @@ struct Options {
   bool async = false;
   double warm_factor = 1.5;
   int64_t read_ahead_mib = -1;  // -1: the library's default
+  // Metadata scaling (scripts/bench --scaling): every save plans anew (a job's first save), and
+  // rank 0's phase times come from the library's own trace (CAIRN_TRACE=1).
+  bool scaling = false;
 };
 
 constexpr double kMiB = 1048576.0;
@@ -78,6 +85,17 @@ void emit(int rank, const json& j) {
 
 // Runs the repeats of one workload: saves with every rank of MPI_COMM_WORLD, restores with all of
 // them (W1, W2, W2S) or with all but the last (W3, a restore on fewer ranks than saved).
+// A phase's seconds as TraceCapture found it; absent means the library did not report it.
+std::optional<double> phase(const std::map<std::string, double>& phases, const char* name) {
+  auto it = phases.find(name);
+  return it == phases.end() ? std::nullopt : std::optional<double>(it->second);
+}
+
+std::optional<double> sum(std::optional<double> a, std::optional<double> b) {
+  if (!a && !b) return std::nullopt;
+  return a.value_or(0) + b.value_or(0);
+}
+
 std::vector<json> run_workload(const Options& opt, const std::string& name) {
   int world_rank = 0, world_size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
@@ -102,7 +120,11 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
   fill_model(source);
   Model target;
   if (loader) target = build_model(*load_session, spec);
-  Checkpoint save_ckpt(save_session, {{"model", source.module}});
+  auto new_save_ckpt = [&] {
+    return std::make_unique<Checkpoint>(save_session,
+                                        Checkpoint::Children{{"model", source.module}});
+  };
+  std::unique_ptr<Checkpoint> save_ckpt = new_save_ckpt();
   std::unique_ptr<Checkpoint> load_ckpt;
   if (loader) load_ckpt = std::make_unique<Checkpoint>(*load_session, Checkpoint::Children{{"model", target.module}});
 
@@ -140,7 +162,7 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
   if (opt.async) {
     if (world_rank == 0) std::filesystem::remove(async_path);
     prepare();
-    first_async_blocked_s = measure_async_save(save_ckpt, source, raw, async_path).blocked_s;
+    first_async_blocked_s = measure_async_save(*save_ckpt, source, raw, async_path).blocked_s;
   }
 
   std::vector<json> runs;
@@ -167,20 +189,37 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
     int64_t save_peak = 0;
     auto cairn_save = [&] {
       if (world_rank == 0) std::filesystem::remove(ckpt_path);
+      if (opt.scaling) {
+        save_ckpt.reset();  // the plan cache goes with it: this save plans
+        save_ckpt = new_save_ckpt();
+      }
       prepare();
       reset_peak_rss();
       const int64_t base = current_rss();
+      TraceCapture trace(opt.scaling && world_rank == 0);
       const double t0 = now();
-      save_ckpt.write(ckpt_path);
-      m.save_s = max_over(MPI_COMM_WORLD, now() - t0);
+      save_ckpt->write(ckpt_path);
+      const double seconds = now() - t0;
+      const auto phases = trace.finish();
+      m.save_s = max_over(MPI_COMM_WORLD, seconds);
       save_peak = peak_rss();
       m.save_extra_mib = static_cast<double>(max_over(MPI_COMM_WORLD, save_peak - base)) / kMiB;
+      m.plan_reused = save_ckpt->last_save().plan_reused;
+      if (world_rank == 0) {
+        m.meta.written_rank0_bytes = save_ckpt->last_save().metadata_bytes_written;
+        m.meta.rank0_save_peak_mib = static_cast<double>(save_peak) / kMiB;
+        if (opt.scaling) {
+          m.meta.walk_plan_s = sum(phase(phases, "save: walk"), phase(phases, "save: plan"));
+          m.meta.assemble_manifest_s = phase(phases, "save: manifest");
+        }
+      }
     };
     auto async_save = [&] {
       if (world_rank == 0) std::filesystem::remove(async_path);
       prepare();
-      m.async = measure_async_save(save_ckpt, source, raw, async_path);
-      m.async.staging_mib = static_cast<double>(max_over(MPI_COMM_WORLD, save_ckpt.async_staging_bytes())) / kMiB;
+      m.async = measure_async_save(*save_ckpt, source, raw, async_path);
+      m.async.staging_mib =
+          static_cast<double>(max_over(MPI_COMM_WORLD, save_ckpt->async_staging_bytes())) / kMiB;
       m.async.first_blocked_s = first_async_blocked_s;
     };
     // Writes in rotating order from run to run, each to a fresh file: which one goes first
@@ -205,15 +244,27 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
       if (loader) {
         reset_peak_rss();
         const int64_t base = current_rss();
+        TraceCapture trace(opt.scaling && world_rank == 0);
         const double t0 = now();
         RestoreStatus status = load_ckpt->read(ckpt_path);
         double load_s = now() - t0;
+        const auto phases = trace.finish();
         status.assert_consumed();  // a collective check, not timed
         MPI_Allreduce(MPI_IN_PLACE, &load_s, 1, MPI_DOUBLE, MPI_MAX, load_comm);
         m.load_s = load_s;
         load_peak = peak_rss();
         m.load_extra_mib = static_cast<double>(max_over(load_comm, load_peak - base)) / kMiB;
         mismatches = count_mismatches(target);
+        const int64_t read = load_ckpt->last_restore().metadata_bytes_read;
+        m.meta.read_max_bytes = max_over(load_comm, read);
+        m.meta.read_min_bytes = -max_over(load_comm, -read);
+        if (world_rank == 0) {
+          m.meta.rank0_load_peak_mib = static_cast<double>(load_peak) / kMiB;
+          if (opt.scaling) {
+            m.meta.read_manifest_s = phase(phases, "restore: open and read the manifest");
+            m.meta.match_s = phase(phases, "restore: match and validate");
+          }
+        }
       }
       idle_barrier(MPI_COMM_WORLD);
     };
@@ -227,9 +278,11 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
         target = build_model(*load_session, spec);
         double alloc_s = now() - t0;
         load_ckpt = std::make_unique<Checkpoint>(*load_session, Checkpoint::Children{{"model", target.module}});
+        TraceCapture untraced(opt.scaling && world_rank == 0);  // only the load above is traced
         const double t1 = now();
         RestoreStatus status = load_ckpt->read(ckpt_path);
         double restart_load_s = now() - t1;
+        untraced.finish();
         status.assert_consumed();
         MPI_Allreduce(MPI_IN_PLACE, &alloc_s, 1, MPI_DOUBLE, MPI_MAX, load_comm);
         MPI_Allreduce(MPI_IN_PLACE, &restart_load_s, 1, MPI_DOUBLE, MPI_MAX, load_comm);
@@ -322,12 +375,16 @@ int main(int argc, char** argv) {
   app.add_flag("--async", opt.async, "also time an asynchronous save (async_* and memcpy_s fields)");
   app.add_option("--warm-factor", opt.warm_factor,
                  "scratch bytes written and deleted before each timed step, per byte of the rank's share (0: none)");
+  app.add_flag("--scaling", opt.scaling,
+               "metadata scaling: plan every save anew and record rank 0's traced phases");
   app.add_option("--table", table_file, "print the table of the median lines in FILE and exit");
   CLI11_PARSE(app, argc, argv);
   if (!table_file.empty()) return print_table_file(table_file);
   if (opt.workloads.empty() || (opt.workloads.size() == 1 && opt.workloads[0] == "all"))
     opt.workloads = {"W1", "W2", "W3"};
 
+  // Before MPI and any thread starts: the library reads it when a save or restore begins.
+  if (opt.scaling) ::setenv("CAIRN_TRACE", "1", 1);
   int provided = 0;
   // Asynchronous saves need MPI_THREAD_MULTIPLE.
   MPI_Init_thread(&argc, &argv, opt.async ? MPI_THREAD_MULTIPLE : MPI_THREAD_SERIALIZED, &provided);

@@ -25,13 +25,67 @@ const char* const kNumeric[] = {
     "raw_write_coll_gbps", "raw_write_indep_gbps", "raw_read_coll_gbps", "raw_read_indep_gbps",
     "manifest_bytes", "file_bytes", "async_blocked_s", "async_commit_s", "memcpy_s",
     "async_staging_mib", "async_first_blocked_s", "async_blocked_ratio", "async_commit_ratio",
-    "alloc_s", "restart_s", "raw_fresh_read_s", "restart_ratio"};
+    "alloc_s", "restart_s", "raw_fresh_read_s", "restart_ratio", "metadata_written_rank0_bytes",
+    "metadata_read_max_bytes", "metadata_read_min_bytes", "rank0_peak_rss_mib", "rank0_walk_plan_s",
+    "rank0_manifest_s", "rank0_read_manifest_s", "rank0_match_s"};
 
 std::string cell(const json& j, const char* field, const char* format) {
   if (!j.contains(field) || !j[field].is_number()) return "-";
   char buf[64];
   std::snprintf(buf, sizeof buf, format, j[field].get<double>());
   return buf;
+}
+
+// This row's `field` over the previous row's, when both are the same workload and tensor count on
+// different rank counts (the growth from one rank count to the next).
+std::string growth(const json& m, const json* prev, const char* field) {
+  if (!prev || prev->value("workload", "") != m.value("workload", "") ||
+      prev->value("tensors", int64_t{0}) != m.value("tensors", int64_t{0}) ||
+      prev->value("save_ranks", 0) == m.value("save_ranks", 0))
+    return "";
+  const double a =
+      prev->contains(field) && (*prev)[field].is_number() ? (*prev)[field].get<double>() : 0;
+  const double b = m.contains(field) && m[field].is_number() ? m[field].get<double>() : 0;
+  if (a <= 0 || b <= 0) return "";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "x%.1f", b / a);
+  return buf;
+}
+
+void print_metadata_table(std::ostream& out, const std::vector<json>& medians) {
+  char line[400];
+  out << "\nMetadata (medians; MB = 1e6 bytes, counted by the library: written by rank 0,\n"
+         "taken in per rank (largest rank); xN = over the row before, same tensors; rank 0's\n"
+         "peak RSS in MiB and, with --scaling, its traced phases in s: walk and plan, assemble\n"
+         "the manifest, read the manifest)\n";
+  std::snprintf(line, sizeof line,
+                "%-5s %-6s %7s | %9s %9s %9s | %7s %5s %7s %5s | %7s %9s %9s %9s\n", "work",
+                "ranks", "tensors", "manifest", "written", "read/rank", "save s", "", "load s", "",
+                "RSS", "walk+plan", "assemble", "read man.");
+  out << line;
+  const json* prev = nullptr;
+  auto mb = [](const json& m, const char* field) {
+    if (!m.contains(field) || !m[field].is_number()) return std::string("-");
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f", m[field].get<double>() / 1e6);
+    return std::string(buf);
+  };
+  for (const json& m : medians) {
+    const std::string ranks =
+        std::to_string(m.value("save_ranks", 0)) + ">" + std::to_string(m.value("ranks", 0));
+    std::snprintf(
+        line, sizeof line, "%-5s %-6s %7lld | %9s %9s %9s | %7s %5s %7s %5s | %7s %9s %9s %9s\n",
+        m.value("workload", "?").c_str(), ranks.c_str(),
+        static_cast<long long>(m.value("tensors", int64_t{0})), mb(m, "manifest_bytes").c_str(),
+        mb(m, "metadata_written_rank0_bytes").c_str(), mb(m, "metadata_read_max_bytes").c_str(),
+        cell(m, "save_s", "%.3f").c_str(), growth(m, prev, "save_s").c_str(),
+        cell(m, "load_s", "%.3f").c_str(), growth(m, prev, "load_s").c_str(),
+        cell(m, "rank0_peak_rss_mib", "%.0f").c_str(), cell(m, "rank0_walk_plan_s", "%.3f").c_str(),
+        cell(m, "rank0_manifest_s", "%.3f").c_str(),
+        cell(m, "rank0_read_manifest_s", "%.3f").c_str());
+    out << line;
+    prev = &m;
+  }
 }
 
 }  // namespace
@@ -83,6 +137,16 @@ json to_json(const Measurement& m) {
   const bool timed = m.async.blocked_s && m.async.memcpy_s && m.async.commit_s && *m.async.memcpy_s > 0;
   j["async_blocked_ratio"] = timed ? json(*m.async.blocked_s / *m.async.memcpy_s) : json(nullptr);
   j["async_commit_ratio"] = timed && m.save_s > 0 ? json(*m.async.commit_s / m.save_s) : json(nullptr);
+  // Metadata: counted by the library (SaveInfo / RestoreInfo), phases from its trace (--scaling).
+  j["plan_reused"] = m.plan_reused;
+  j["metadata_written_rank0_bytes"] = m.meta.written_rank0_bytes;
+  j["metadata_read_max_bytes"] = m.meta.read_max_bytes;
+  j["metadata_read_min_bytes"] = m.meta.read_min_bytes;
+  j["rank0_peak_rss_mib"] = std::max(m.meta.rank0_save_peak_mib, m.meta.rank0_load_peak_mib);
+  j["rank0_walk_plan_s"] = optional_number(m.meta.walk_plan_s);
+  j["rank0_manifest_s"] = optional_number(m.meta.assemble_manifest_s);
+  j["rank0_read_manifest_s"] = optional_number(m.meta.read_manifest_s);
+  j["rank0_match_s"] = optional_number(m.meta.match_s);
   return j;
 }
 
@@ -167,6 +231,7 @@ void print_table(std::ostream& out, const std::vector<json>& medians) {
                   cell(m, "restart_ratio_max", "%.2f").c_str());
     out << line;
   }
+  print_metadata_table(out, medians);
   bool any_async = false;
   for (const json& m : medians) any_async = any_async || cell(m, "async_blocked_s", "%f") != "-";
   if (!any_async) return;

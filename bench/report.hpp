@@ -24,6 +24,20 @@ struct AsyncTimes {
   std::optional<double> first_blocked_s;
 };
 
+/// Metadata at scale (W2S, scripts/bench --scaling): what the library counted and, with
+/// --scaling, rank 0's phase times from its own trace. Absent fields are printed as null.
+struct MetadataMeasurement {
+  int64_t written_rank0_bytes = 0;  // SaveInfo::metadata_bytes_written on rank 0
+  int64_t read_max_bytes = 0;      // RestoreInfo::metadata_bytes_read, largest over restoring ranks
+  int64_t read_min_bytes = 0;      // the same, smallest
+  double rank0_save_peak_mib = 0;  // rank 0's VmHWM during the save
+  double rank0_load_peak_mib = 0;  // and during the restore
+  std::optional<double> walk_plan_s;          // save: "walk" + "plan"
+  std::optional<double> assemble_manifest_s;  // save: "manifest" (gather, merge, encode)
+  std::optional<double> read_manifest_s;      // restore: "open and read the manifest"
+  std::optional<double> match_s;              // restore: "match and validate"
+};
+
 struct Measurement {
   std::string workload;
   int ranks = 0;       // ranks that restored
@@ -47,6 +61,8 @@ struct Measurement {
   int64_t manifest_bytes = 0;
   int64_t file_bytes = 0;
   AsyncTimes async;
+  bool plan_reused = false;  // the timed save reused the previous save's plan
+  MetadataMeasurement meta;
 };
 
 /// The JSON object of one run (or of medians, with run = "median").

@@ -39,7 +39,8 @@ void Checkpoint::wait() {
   if (!async_ || !async_->pending()) return;
   try {
     const detail::SaveStats stats = async_->wait();
-    last_save_ = {async_->path(), stats.bytes, stats.seconds, stats.plan_reused};
+    last_save_ = {async_->path(), stats.bytes, stats.seconds, stats.plan_reused,
+                  stats.metadata_bytes_written};
     plan_cache_->keep(async_->release_prepared());
   } catch (...) {
     save_counter_ = counter_before_async_;
@@ -70,7 +71,8 @@ std::string Checkpoint::save_async_to(const std::string& path, int64_t counter,
     const detail::SaveStats stats =
         detail::save_container(*session_, root_, path, counter, after_commit, plan_cache_.get());
     if (after_save) after_save(session_->comm());
-    last_save_ = {path, stats.bytes, stats.seconds, stats.plan_reused};
+    last_save_ = {path, stats.bytes, stats.seconds, stats.plan_reused,
+                  stats.metadata_bytes_written};
     save_counter_ = counter;
     return path;
   }
@@ -109,7 +111,7 @@ std::string Checkpoint::save(const std::string& prefix) {
   const detail::SaveStats stats = detail::save_container(
       *session_, root_, path, counter,
       [&] { detail::record_latest(path, detail::kPlainSaveOwner, unix_now()); }, plan_cache_.get());
-  last_save_ = {path, stats.bytes, stats.seconds, stats.plan_reused};
+  last_save_ = {path, stats.bytes, stats.seconds, stats.plan_reused, stats.metadata_bytes_written};
   save_counter_ = counter;
   return path;
 }
@@ -119,7 +121,7 @@ std::string Checkpoint::save_to(const std::string& path,
   wait();
   const detail::SaveStats stats = detail::save_container(*session_, root_, path, save_counter_ + 1,
                                                          after_commit, plan_cache_.get());
-  last_save_ = {path, stats.bytes, stats.seconds, stats.plan_reused};
+  last_save_ = {path, stats.bytes, stats.seconds, stats.plan_reused, stats.metadata_bytes_written};
   ++save_counter_;
   return path;
 }
@@ -128,13 +130,15 @@ std::string Checkpoint::write(const std::string& path) {
   wait();
   const detail::SaveStats stats =
       detail::save_container(*session_, root_, path, save_counter_, nullptr, plan_cache_.get());
-  last_save_ = {path, stats.bytes, stats.seconds, stats.plan_reused};
+  last_save_ = {path, stats.bytes, stats.seconds, stats.plan_reused, stats.metadata_bytes_written};
   return path;
 }
 
 RestoreStatus Checkpoint::load(const std::string& path, bool restore_counter) {
   wait();
-  auto context = detail::restore_container(*session_, root_, path);
+  detail::RestoreStats stats;
+  auto context = detail::restore_container(*session_, root_, path, &stats);
+  last_restore_ = {path, stats.bytes, stats.seconds, stats.metadata_bytes_read};
   if (restore_counter) save_counter_ = context->manifest().save_counter;
   return RestoreStatus(std::move(context));
 }

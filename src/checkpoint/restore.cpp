@@ -26,14 +26,16 @@ int64_t restored_bytes(const std::vector<RestoreContext::Match>& matches) {
 
 // Collective: the byte sum is the restore's one extra collective, made whatever the log level (a
 // level that differed between ranks must not make some skip it).
-void log_restore(const Session& session, const RestoreContext& context,
-                 const std::vector<RestoreContext::Match>& matches,
-                 std::chrono::steady_clock::time_point started) {
+RestoreStats log_restore(const Session& session, const RestoreContext& context,
+                         const std::vector<RestoreContext::Match>& matches,
+                         std::chrono::steady_clock::time_point started) {
   const LogOptions& log = session.options().log;
-  const int64_t bytes = session.comm().allreduce_sum(restored_bytes(matches));
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  if (!log_enabled(log, session.rank(), LogLevel::kInfo)) return;
+  RestoreStats stats;
+  stats.bytes = session.comm().allreduce_sum(restored_bytes(matches));
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const int64_t bytes = stats.bytes;
+  const double seconds = stats.seconds;
+  if (!log_enabled(log, session.rank(), LogLevel::kInfo)) return stats;
   int64_t tensors = 0, states = 0;
   for (const RestoreContext::Match& m : matches) {
     tensors += dynamic_cast<const Variable*>(m.object.get()) ? 1 : 0;
@@ -48,13 +50,14 @@ void log_restore(const Session& session, const RestoreContext& context,
                " of " + std::to_string(saved.states.size()) + " states, " + describe_bytes(bytes) +
                " in " + describe_seconds(seconds) + ", " + describe_rate(bytes, seconds) +
                ", level: shared file");
+  return stats;
 }
 
 }  // namespace
 
 std::shared_ptr<RestoreContext> restore_container(const Session& session,
                                                   const std::shared_ptr<Trackable>& root,
-                                                  const std::string& path) {
+                                                  const std::string& path, RestoreStats* stats) {
   const Comm& comm = session.comm();
   wait_for_background_saves();
   std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
@@ -89,9 +92,12 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
     context->abandon();  // a failed restore must not keep restoring objects attached later
     throw;
   }
+  const int64_t metadata_bytes_read = reader.metadata_bytes_read();
   context->finish_collective_restore();
   trace.mark("close");
-  log_restore(session, *context, matches, started);
+  RestoreStats done = log_restore(session, *context, matches, started);
+  done.metadata_bytes_read = metadata_bytes_read;
+  if (stats) *stats = done;
   return context;
 }
 

@@ -71,10 +71,11 @@ std::string temporary_name(const Comm& comm, const std::string& path) {
   return path + ".tmp-" + id.get<std::string>();
 }
 
-void write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode mode,
-                const std::vector<std::size_t>& dataset_of_tensor, std::size_t packed_dataset,
-                std::size_t packed_ranks_dataset, const std::vector<int64_t>& region_offsets,
-                const std::vector<int64_t>& region_sizes) {
+// Returns the bytes of cairn's metadata (the packed-region index) this rank wrote.
+int64_t write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode mode,
+                   const std::vector<std::size_t>& dataset_of_tensor, std::size_t packed_dataset,
+                   std::size_t packed_ranks_dataset, const std::vector<int64_t>& region_offsets,
+                   const std::vector<int64_t>& region_sizes) {
   const bool collective = mode == IoMode::kCollective;
   std::vector<int64_t> calls(plan.max_writes.size(), 0);
   std::size_t dataset_writes = 0;
@@ -94,7 +95,8 @@ void write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode 
   if (collective)
     for (std::size_t ds = 0; ds < calls.size(); ++ds)
       for (int64_t k = calls[ds]; k < plan.max_writes[ds]; ++k) writer.write_nothing(ds);
-  if (packed_dataset == SIZE_MAX) return;
+  if (packed_dataset == SIZE_MAX) return 0;
+  int64_t index_bytes = 0;
   // Where each rank's region starts (and, last, where the last one ends): a reader at the same
   // job size starts reading its region before it has the manifest.
   if (rank == 0) {
@@ -102,6 +104,7 @@ void write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode 
     bounds.push_back(region_offsets.back() + region_sizes.back());
     const Box whole = Box::whole({static_cast<int64_t>(bounds.size())});
     writer.write(packed_ranks_dataset, whole, bounds.data(), whole);
+    index_bytes = static_cast<int64_t>(bounds.size() * sizeof(int64_t));
   } else if (collective) {
     writer.write_nothing(packed_ranks_dataset);
   }
@@ -110,7 +113,8 @@ void write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode 
   for (const LocalWrite& w : plan.writes) {
     if (!plan.tensors[w.tensor].packed) continue;
     const auto esize = static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
-    for (const PieceRecord& p : w.written.pieces) packed.add_region(w.buffer, w.buffer_box, p.box, esize);
+    for (const PieceRecord& p : w.written.pieces)
+      packed.add_region(w.buffer, w.buffer_box, p.box, esize);
   }
   for (const LocalBlob& b : plan.blobs)
     packed.add_bytes(reinterpret_cast<const std::byte*>(b.bytes.data()), b.blob.bytes);
@@ -120,6 +124,7 @@ void write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode 
     for (int64_t bytes : region_sizes) most = std::max(most, PackedStream::calls_for(bytes));
     for (int64_t k = made; k < most; ++k) writer.write_nothing(packed_dataset);
   }
+  return index_bytes;
 }
 
 }  // namespace
@@ -128,7 +133,8 @@ PreparedSave prepare_save(const Session& session, const std::shared_ptr<Trackabl
                           const std::string& path, int64_t save_counter, PlanCache* cache) {
   const Comm& comm = session.comm();
   const ErrorContext ctx{.rank = comm.rank(), .checkpoint = path, .operation = "save"};
-  PreparedSave prepared{path, save_counter, session.options(), {}, {}, std::chrono::steady_clock::now()};
+  PreparedSave prepared{path, save_counter, session.options(),
+                        {},   {},           std::chrono::steady_clock::now()};
   PhaseTrace trace("save", comm.rank(), path);
   comm.run_agreed([&] {
     if (path.empty()) throw Error(ErrorCode::kInvalidArgument, "empty checkpoint path", ctx);
@@ -268,21 +274,25 @@ ContainerDatasets create_datasets(const Comm& comm, ContainerWriter& writer, con
 }
 
 // Local. Writes this rank's data, computing the checksums meanwhile on a helper thread when
-// `overlap_checksums`. Returns the failure instead of throwing it: the caller agrees on it.
+// `overlap_checksums`, and adds the metadata bytes it wrote to `metadata_bytes`. Returns the
+// failure instead of throwing it: the caller agrees on it.
 std::unique_ptr<Error> write_data_and_checksums(const Comm& comm, ContainerWriter& writer,
                                                 SavePlan& plan, IoMode mode,
                                                 const ContainerDatasets& ds,
                                                 const PackedRegions& regions,
-                                                bool overlap_checksums, const std::string& path) {
+                                                bool overlap_checksums, const std::string& path,
+                                                int64_t& metadata_bytes) {
   std::unique_ptr<Error> failure;
   // Only reads the buffers and writes the pieces' checksum fields, which write_data never
   // reads; joined before anything else looks at them.
   std::future<void> checksums;
-  if (overlap_checksums)
-    checksums = std::async(std::launch::async, [&plan] { compute_checksums(plan); });
   try {
-    write_data(writer, plan, comm.rank(), mode, ds.of_tensor, ds.packed, ds.packed_ranks,
-               regions.offsets, regions.sizes);
+    // Inside the try: a helper thread the system refuses (std::system_error) is a failure to
+    // agree on like a write's, not an exception that leaves the other ranks waiting.
+    if (overlap_checksums)
+      checksums = std::async(std::launch::async, [&plan] { compute_checksums(plan); });
+    metadata_bytes += write_data(writer, plan, comm.rank(), mode, ds.of_tensor, ds.packed,
+                                 ds.packed_ranks, regions.offsets, regions.sizes);
   } catch (...) {
     // Any exception (std::bad_alloc too) goes through the agreement: thrown past it on one
     // rank, it would leave the others waiting there.
@@ -321,15 +331,17 @@ std::string finish_manifest(const Comm& comm, ManifestAssembly& assembly, int64_
   return text;
 }
 
-// Collective. Rank 0 writes the manifest; its failure is agreed.
-void write_manifest(const Comm& comm, ContainerWriter& writer, IoMode mode,
-                    std::size_t manifest_dataset, const std::string& manifest_text,
-                    int64_t manifest_bytes, const std::string& path) {
+// Collective. Rank 0 writes the manifest; its failure is agreed. Returns the bytes this rank wrote.
+int64_t write_manifest(const Comm& comm, ContainerWriter& writer, IoMode mode,
+                       std::size_t manifest_dataset, const std::string& manifest_text,
+                       int64_t manifest_bytes, const std::string& path) {
   std::unique_ptr<Error> failure;
+  int64_t written = 0;
   try {
-    if (comm.rank() == 0)
+    if (comm.rank() == 0) {
       writer.write_bytes(manifest_dataset, 0, manifest_text.data(), manifest_bytes);
-    else if (mode == IoMode::kCollective)
+      written = manifest_bytes;
+    } else if (mode == IoMode::kCollective)
       writer.write_nothing(manifest_dataset);
   } catch (...) {
     failure = std::make_unique<Error>(
@@ -339,6 +351,7 @@ void write_manifest(const Comm& comm, ContainerWriter& writer, IoMode mode,
   // path through HDF5's collective close than the others, or the job hangs. On a failure every
   // rank throws here, and the caller discards the file.
   comm.agree(failure.get());
+  return written;
 }
 
 // Collective. Every rank closes the file (flushing it to stable storage) and lets the writer go,
@@ -357,17 +370,21 @@ void close_container(const Comm& comm, std::unique_ptr<ContainerWriter>& writer,
 }
 
 // Collective. The commit: only rank 0 touches the file system (commit mark, fsync, rename, then
-// `after_commit`); the outcome reaches every rank.
-void commit_file(const Comm& comm, const std::string& tmp, const std::string& path,
-                 const std::string& manifest_text, int64_t manifest_bytes,
-                 const std::function<void()>& after_commit) {
+// `after_commit`); the outcome reaches every rank. Returns the bytes of the commit mark this rank
+// wrote.
+int64_t commit_file(const Comm& comm, const std::string& tmp, const std::string& path,
+                    const std::string& manifest_text, int64_t manifest_bytes,
+                    const std::function<void()>& after_commit) {
+  int64_t written = 0;
   comm.run_agreed([&] {
     if (comm.rank() != 0) return;
     CommitMark mark{checksum_bytes(manifest_text.data(), manifest_text.size()), manifest_bytes,
                     std::chrono::duration_cast<std::chrono::seconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count()};
-    write_commit_mark(tmp, encode_commit_mark(mark));
+    const std::string mark_text = encode_commit_mark(mark);
+    write_commit_mark(tmp, mark_text);
+    written = static_cast<int64_t>(mark_text.size());
     fsync_path(tmp);
     fault_point("before_rename", 0);
     durable_rename(tmp, path);
@@ -384,6 +401,7 @@ void commit_file(const Comm& comm, const std::string& tmp, const std::string& pa
                   e.context());
     }
   });
+  return written;
 }
 
 void log_save(const Comm& comm, const PreparedSave& prepared, const SaveStats& stats) {
@@ -424,6 +442,8 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   const std::string tmp = temporary_name(comm, path);
   const IoMode write_mode = prepared.options.write_mode;
   std::unique_ptr<ContainerWriter> writer;
+  // cairn's own metadata in the file, all of it written by rank 0 (HDF5's is not counted).
+  int64_t metadata_bytes_written = 0;
   try {
     ContainerDatasets datasets;
     comm.run_agreed([&] {
@@ -433,22 +453,24 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     });
     trace.mark("create datasets");
     fault_point("before_data", comm.rank());
-    const std::unique_ptr<Error> failure = write_data_and_checksums(
-        comm, *writer, plan, write_mode, datasets, regions, overlap_checksums, path);
+    const std::unique_ptr<Error> failure =
+        write_data_and_checksums(comm, *writer, plan, write_mode, datasets, regions,
+                                 overlap_checksums, path, metadata_bytes_written);
     trace.mark("write data", plan.packed_bytes + dataset_bytes);
     comm.agree(failure.get());
     if (overlap_checksums) {
       manifest_text = finish_manifest(comm, assembly, manifest_bytes, path);
       trace.mark("manifest with checksums");
     }
-    write_manifest(comm, *writer, write_mode, datasets.manifest, manifest_text, manifest_bytes,
-                   path);
+    metadata_bytes_written += write_manifest(comm, *writer, write_mode, datasets.manifest,
+                                             manifest_text, manifest_bytes, path);
     close_container(comm, writer, path);
     trace.mark("flush and close");
     fault_point("after_data", comm.rank());
 
     // 4. Commit: only rank 0 touches the file system from here; the outcome reaches every rank.
-    commit_file(comm, tmp, path, manifest_text, manifest_bytes, after_commit);
+    metadata_bytes_written +=
+        commit_file(comm, tmp, path, manifest_text, manifest_bytes, after_commit);
     trace.mark("commit");
   } catch (...) {
     if (writer) writer->discard();  // every rank is here: the error was agreed
@@ -459,8 +481,10 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   }
   SaveStats stats;
   stats.bytes = comm.allreduce_sum(plan.packed_bytes + dataset_bytes);
-  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - prepared.started).count();
+  stats.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - prepared.started).count();
   stats.plan_reused = prepared.plan_reused;
+  stats.metadata_bytes_written = metadata_bytes_written;
   log_save(comm, prepared, stats);
   return stats;
 }

@@ -16,6 +16,7 @@ struct SaveStats {
   int64_t bytes = 0;  // tensor and state bytes this job wrote (all ranks)
   double seconds = 0;
   bool plan_reused = false;
+  int64_t metadata_bytes_written = 0;  // this rank's: manifest, packed-region index, commit mark
 };
 
 /// A save whose local work is done: what each rank writes, from buffers the plan points at.

@@ -87,6 +87,9 @@ ContainerReader::ContainerReader(const Comm* comm, std::string path, int64_t pre
   // The manifest is the file's bytes relayed unchanged (and checked against the mark's checksum
   // by rank 0), not a message: wrapping megabytes of it would only add copies.
   comm_->broadcast(manifest_text_, 0);
+  if (comm_->rank() != 0)
+    metadata_bytes_read_ +=
+        static_cast<int64_t>(mark_text.get<std::string>().size() + manifest_text_.size());
   if (prefetch_bytes > 0) start_prefetch(prefetch_bytes);
   // Every rank decodes at the same time rather than rank 0 first and the others after the
   // broadcast: decoding is deterministic, so all reach the same verdict.
@@ -123,6 +126,7 @@ void ContainerReader::start_prefetch(int64_t max_bytes) noexcept {
       h5::take_error_stack();
       return;
     }
+    metadata_bytes_read_ += static_cast<int64_t>(sizeof bounds);
     const hid_t packed = dataset(kPackedDataset, kPackedDataset);  // kept for the reads
     h5::Dataspace packed_space(H5Dget_space(packed));
     const haddr_t address = H5Dget_offset(packed);
@@ -189,8 +193,10 @@ void ContainerReader::read_verified_manifest_text() {
                 "or a file cairn did not write)",
                 ctx);
   }
-  mark_ = decode_commit_mark(read_root_attribute(kCommitAttribute), path_);
+  const std::string mark_text = read_root_attribute(kCommitAttribute);
+  mark_ = decode_commit_mark(mark_text, path_);
   manifest_text_ = read_manifest_bytes(mark_.manifest_bytes);
+  metadata_bytes_read_ += static_cast<int64_t>(mark_text.size() + manifest_text_.size());
   const uint64_t actual = checksum_bytes(manifest_text_.data(), manifest_text_.size());
   if (actual != mark_.manifest_checksum)
     throw Error(ErrorCode::kCorrupt,

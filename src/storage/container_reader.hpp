@@ -45,6 +45,10 @@ class ContainerReader {
   Manifest take_manifest() noexcept { return std::move(manifest_); }
   const std::string& manifest_text() const noexcept { return manifest_text_; }
   const CommitMark& commit_mark() const noexcept { return mark_; }
+  /// Local. Bytes of cairn's metadata this rank took in since it opened the file: the commit mark
+  /// and the manifest (read from the file by rank 0 or alone, received from rank 0 by the others)
+  /// and its entries of the packed-region index. What a restore reads beyond its values.
+  int64_t metadata_bytes_read() const noexcept { return metadata_bytes_read_; }
   const std::string& path() const noexcept { return path_; }
   int rank() const noexcept { return comm_ ? comm_->rank() : 0; }
 
@@ -79,6 +83,7 @@ class ContainerReader {
   std::string manifest_text_;
   Manifest manifest_;
   int64_t packed_bytes_ = 0;  // the manifest's, kept when the manifest is taken
+  int64_t metadata_bytes_read_ = 0;
   std::unique_ptr<PackedPrefetch> prefetch_;
 };
 

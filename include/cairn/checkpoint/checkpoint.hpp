@@ -27,6 +27,20 @@ struct SaveInfo {
   int64_t bytes = 0;         // tensor and state bytes written by all ranks together
   double seconds = 0;        // from the call to the durable commit
   bool plan_reused = false;  // the graph was unchanged: the previous save's plan was reused
+  // Bytes of cairn's metadata this rank wrote into the file (the manifest, the packed-region
+  // index, the commit mark; HDF5's own structures not counted). Format 1.1: all on rank 0.
+  int64_t metadata_bytes_written = 0;
+};
+
+/// What one restore or read did.
+struct RestoreInfo {
+  std::string path;
+  int64_t bytes = 0;   // tensor bytes restored into the job's variables, all ranks together
+  double seconds = 0;  // from the call to the end of the collective restore
+  // Bytes of cairn's metadata this rank took in: the commit mark and manifest (format 1.1: rank 0
+  // reads them from the file, every other rank receives all of it from rank 0) and this rank's
+  // entries of the packed-region index.
+  int64_t metadata_bytes_read = 0;
 };
 
 class Checkpoint {
@@ -79,6 +93,8 @@ class Checkpoint {
   int64_t save_counter() const noexcept { return save_counter_; }
   /// Local. The last successful save() or write() of this object.
   const SaveInfo& last_save() const noexcept { return last_save_; }
+  /// Local. The last successful restore() or read() of this object.
+  const RestoreInfo& last_restore() const noexcept { return last_restore_; }
 
  private:
   friend class CheckpointManager;
@@ -96,6 +112,7 @@ class Checkpoint {
   std::shared_ptr<Module> root_;
   int64_t save_counter_ = 0;
   SaveInfo last_save_;
+  RestoreInfo last_restore_;
   std::unique_ptr<detail::PlanCache> plan_cache_;  // declared before async_: outlives its saves
   std::unique_ptr<detail::AsyncSaver> async_;
   int64_t counter_before_async_ = 0;
