@@ -35,8 +35,12 @@ bool reset_peak_rss() {
   return static_cast<bool>(out);
 }
 
-int64_t current_rss() { return status_field_bytes("VmRSS:"); }
-int64_t peak_rss() { return status_field_bytes("VmHWM:"); }
+int64_t current_rss() {
+  return status_field_bytes("VmRSS:");
+}
+int64_t peak_rss() {
+  return status_field_bytes("VmHWM:");
+}
 
 bool drop_caches(MPI_Comm comm) {
   MPI_Comm node;
@@ -68,7 +72,8 @@ void warm_free_memory(MPI_Comm comm, const std::string& dir, int64_t bytes) {
     const int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
     if (fd >= 0) {
       for (int64_t done = 0; done < bytes;) {
-        const auto n = static_cast<std::size_t>(std::min<int64_t>(bytes - done, static_cast<int64_t>(block.size())));
+        const auto n = static_cast<std::size_t>(
+            std::min<int64_t>(bytes - done, static_cast<int64_t>(block.size())));
         const ssize_t w = ::write(fd, block.data(), n);
         if (w <= 0) break;
         done += w;

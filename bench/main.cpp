@@ -102,14 +102,16 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
   MPI_Comm_size(MPI_COMM_WORLD, &world_size);
   const bool reshard = name == "W3";
   if (reshard && world_size < 2)
-    throw Error(ErrorCode::kInvalidArgument, "W3 restores on one rank fewer than it saves: run it on at least 2 ranks");
+    throw Error(ErrorCode::kInvalidArgument,
+                "W3 restores on one rank fewer than it saves: run it on at least 2 ranks");
   const int load_size = reshard ? world_size - 1 : world_size;
   const bool loader = world_rank < load_size;
   MPI_Comm load_comm = MPI_COMM_NULL;
   MPI_Comm_split(MPI_COMM_WORLD, loader ? 0 : MPI_UNDEFINED, world_rank, &load_comm);
 
   SessionOptions session_options;
-  session_options.write_mode = opt.io_mode == "collective" ? IoMode::kCollective : IoMode::kIndependent;
+  session_options.write_mode =
+      opt.io_mode == "collective" ? IoMode::kCollective : IoMode::kIndependent;
   if (opt.read_ahead_mib >= 0) session_options.read_ahead_bytes = opt.read_ahead_mib << 20;
   Session save_session(MPI_COMM_WORLD, session_options);
   std::unique_ptr<Session> load_session;
@@ -126,7 +128,9 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
   };
   std::unique_ptr<Checkpoint> save_ckpt = new_save_ckpt();
   std::unique_ptr<Checkpoint> load_ckpt;
-  if (loader) load_ckpt = std::make_unique<Checkpoint>(*load_session, Checkpoint::Children{{"model", target.module}});
+  if (loader)
+    load_ckpt =
+        std::make_unique<Checkpoint>(*load_session, Checkpoint::Children{{"model", target.module}});
 
   // The raw ceiling moves the same total bytes: each rank an equal contiguous share.
   auto share = [&](int rank, int n) {
@@ -134,14 +138,16 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
     return std::pair<int64_t, int64_t>{begin, end - begin};
   };
   const auto [write_offset, write_bytes] = share(world_rank, world_size);
-  const auto [read_offset, read_bytes] = loader ? share(world_rank, load_size) : std::pair<int64_t, int64_t>{0, 0};
+  const auto [read_offset, read_bytes] =
+      loader ? share(world_rank, load_size) : std::pair<int64_t, int64_t>{0, 0};
   std::vector<std::byte> raw(static_cast<std::size_t>(std::max(write_bytes, read_bytes)));
   for (std::size_t i = 0; i < raw.size(); i += 4096) raw[i] = std::byte(i >> 12);
 
   const std::string raw_path = opt.dir + "/raw-" + name + ".bin";
   const std::string ckpt_path = opt.dir + "/cairn-" + name + ".h5";
   const std::string async_path = opt.dir + "/cairn-async-" + name + ".h5";
-  const double save_bound = 64 + 0.05 * static_cast<double>(max_over(MPI_COMM_WORLD, source.local_bytes)) / kMiB;
+  const double save_bound =
+      64 + 0.05 * static_cast<double>(max_over(MPI_COMM_WORLD, source.local_bytes)) / kMiB;
   int64_t min_target = loader ? target.local_bytes : INT64_MAX;
   MPI_Allreduce(MPI_IN_PLACE, &min_target, 1, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
   const double load_bound = 64 + static_cast<double>(min_target) / kMiB;
@@ -149,7 +155,8 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
   // Every timed step starts alike: no dirty pages, a cold page cache, and recently used free
   // memory for the page cache it is about to fill (see warm_free_memory).
   const int64_t largest = std::max({write_bytes, read_bytes, source.local_bytes});
-  const int64_t warm_bytes = static_cast<int64_t>(opt.warm_factor * static_cast<double>(largest)) + (int64_t{64} << 20);
+  const int64_t warm_bytes =
+      static_cast<int64_t>(opt.warm_factor * static_cast<double>(largest)) + (int64_t{64} << 20);
   bool cold = true;
   auto prepare = [&] {
     cold = drop_caches(MPI_COMM_WORLD) && cold;
@@ -182,9 +189,11 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
     // Writes: the raw ceiling both ways and cairn, in alternating order from run to run.
     auto raw_writes = [&] {
       prepare();
-      m.raw_write_coll_s = raw_write(MPI_COMM_WORLD, raw_path, raw.data(), write_bytes, write_offset, true).seconds;
+      m.raw_write_coll_s =
+          raw_write(MPI_COMM_WORLD, raw_path, raw.data(), write_bytes, write_offset, true).seconds;
       prepare();
-      m.raw_write_indep_s = raw_write(MPI_COMM_WORLD, raw_path, raw.data(), write_bytes, write_offset, false).seconds;
+      m.raw_write_indep_s =
+          raw_write(MPI_COMM_WORLD, raw_path, raw.data(), write_bytes, write_offset, false).seconds;
     };
     int64_t save_peak = 0;
     auto cairn_save = [&] {
@@ -226,16 +235,21 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
     // matters on this machine (file-system and page-cache state), not what is being measured.
     std::vector<std::function<void()>> writes{raw_writes, cairn_save};
     if (opt.async) writes.push_back(async_save);
-    for (std::size_t k = 0; k < writes.size(); ++k) writes[(k + static_cast<std::size_t>(run)) % writes.size()]();
+    for (std::size_t k = 0; k < writes.size(); ++k)
+      writes[(k + static_cast<std::size_t>(run)) % writes.size()]();
 
     // Reads, cold, in alternating order; ranks outside the restore wait idle.
     int64_t load_peak = 0, mismatches = 0;
     auto raw_reads = [&] {
       prepare();
-      if (loader) m.raw_read_coll_s = raw_read(load_comm, raw_path, raw.data(), read_bytes, read_offset, true).seconds;
+      if (loader)
+        m.raw_read_coll_s =
+            raw_read(load_comm, raw_path, raw.data(), read_bytes, read_offset, true).seconds;
       idle_barrier(MPI_COMM_WORLD);
       prepare();
-      if (loader) m.raw_read_indep_s = raw_read(load_comm, raw_path, raw.data(), read_bytes, read_offset, false).seconds;
+      if (loader)
+        m.raw_read_indep_s =
+            raw_read(load_comm, raw_path, raw.data(), read_bytes, read_offset, false).seconds;
       idle_barrier(MPI_COMM_WORLD);
     };
     auto cairn_load = [&] {
@@ -277,7 +291,8 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
         const double t0 = now();
         target = build_model(*load_session, spec);
         double alloc_s = now() - t0;
-        load_ckpt = std::make_unique<Checkpoint>(*load_session, Checkpoint::Children{{"model", target.module}});
+        load_ckpt = std::make_unique<Checkpoint>(*load_session,
+                                                 Checkpoint::Children{{"model", target.module}});
         TraceCapture untraced(opt.scaling && world_rank == 0);  // only the load above is traced
         const double t1 = now();
         RestoreStatus status = load_ckpt->read(ckpt_path);
@@ -295,8 +310,10 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
     auto raw_fresh_read = [&] {
       prepare();
       if (loader) {
-        auto fresh = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(read_bytes));
-        m.raw_fresh_read_s = raw_read(load_comm, raw_path, fresh.get(), read_bytes, read_offset, false).seconds;
+        auto fresh =
+            std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(read_bytes));
+        m.raw_fresh_read_s =
+            raw_read(load_comm, raw_path, fresh.get(), read_bytes, read_offset, false).seconds;
       }
       idle_barrier(MPI_COMM_WORLD);
     };
@@ -320,7 +337,8 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
     m.alloc_s = max_over(MPI_COMM_WORLD, m.alloc_s);
     m.restart_load_s = max_over(MPI_COMM_WORLD, m.restart_load_s);
     m.raw_fresh_read_s = max_over(MPI_COMM_WORLD, m.raw_fresh_read_s);
-    m.peak_rss_mib = static_cast<double>(max_over(MPI_COMM_WORLD, std::max(save_peak, load_peak))) / kMiB;
+    m.peak_rss_mib =
+        static_cast<double>(max_over(MPI_COMM_WORLD, std::max(save_peak, load_peak))) / kMiB;
     if (world_rank == 0) {
       m.file_bytes = static_cast<int64_t>(std::filesystem::file_size(ckpt_path));
       m.manifest_bytes = static_cast<int64_t>(CheckpointReader(ckpt_path).manifest_json().size());
@@ -364,17 +382,22 @@ int main(int argc, char** argv) {
   CLI::App app{"cairn benchmark: save and restore against the raw MPI-IO ceiling"};
   app.add_option("--workload", opt.workloads, "W1, W2, W3, W2S or all (W1 W2 W3); repeatable")
       ->default_str("all");
-  app.add_option("--repeat", opt.repeat, "runs per workload (medians are reported)")->check(CLI::PositiveNumber);
+  app.add_option("--repeat", opt.repeat, "runs per workload (medians are reported)")
+      ->check(CLI::PositiveNumber);
   app.add_flag("--quick", opt.quick, "small sizes (a smoke test)");
   app.add_option("--dir", opt.dir, "where the files go (a real file system, not tmpfs)");
   app.add_option("--tensors", opt.tensors, "tensor count of W2 and W2S");
-  app.add_option("--read-ahead-mib", opt.read_ahead_mib,
-                 "SessionOptions::read_ahead_bytes in MiB for the restores (0: off; default: the library's)");
-  app.add_option("--io-mode", opt.io_mode, "cairn's write mode")->check(CLI::IsMember({"independent", "collective"}));
+  app.add_option(
+      "--read-ahead-mib", opt.read_ahead_mib,
+      "SessionOptions::read_ahead_bytes in MiB for the restores (0: off; default: the library's)");
+  app.add_option("--io-mode", opt.io_mode, "cairn's write mode")
+      ->check(CLI::IsMember({"independent", "collective"}));
   app.add_flag("--keep", opt.keep, "keep the last files written");
-  app.add_flag("--async", opt.async, "also time an asynchronous save (async_* and memcpy_s fields)");
+  app.add_flag("--async", opt.async,
+               "also time an asynchronous save (async_* and memcpy_s fields)");
   app.add_option("--warm-factor", opt.warm_factor,
-                 "scratch bytes written and deleted before each timed step, per byte of the rank's share (0: none)");
+                 "scratch bytes written and deleted before each timed step, per byte of the rank's "
+                 "share (0: none)");
   app.add_flag("--scaling", opt.scaling,
                "metadata scaling: plan every save anew and record rank 0's traced phases");
   app.add_option("--table", table_file, "print the table of the median lines in FILE and exit");

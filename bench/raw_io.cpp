@@ -48,26 +48,26 @@ RawResult raw_write(MPI_Comm comm, const std::string& path, const std::byte* dat
   MPI_Comm_rank(comm, &rank);
   if (rank == 0) ::unlink(path.c_str());
   idle_barrier(comm);
-  return run(comm, path, MPI_MODE_CREATE | MPI_MODE_WRONLY, bytes, collective, true,
-             [&](MPI_File f, int64_t begin, int count) {
-               const void* p = data + begin;
-               return collective ? MPI_File_write_at_all(f, offset + begin, p, count, MPI_BYTE,
-                                                         MPI_STATUS_IGNORE)
-                                 : MPI_File_write_at(f, offset + begin, p, count, MPI_BYTE,
-                                                     MPI_STATUS_IGNORE);
-             });
+  return run(
+      comm, path, MPI_MODE_CREATE | MPI_MODE_WRONLY, bytes, collective, true,
+      [&](MPI_File f, int64_t begin, int count) {
+        const void* p = data + begin;
+        return collective
+                   ? MPI_File_write_at_all(f, offset + begin, p, count, MPI_BYTE, MPI_STATUS_IGNORE)
+                   : MPI_File_write_at(f, offset + begin, p, count, MPI_BYTE, MPI_STATUS_IGNORE);
+      });
 }
 
 RawResult raw_read(MPI_Comm comm, const std::string& path, std::byte* data, int64_t bytes,
                    int64_t offset, bool collective) {
-  return run(comm, path, MPI_MODE_RDONLY, bytes, collective, false,
-             [&](MPI_File f, int64_t begin, int count) {
-               void* p = data + begin;
-               return collective ? MPI_File_read_at_all(f, offset + begin, p, count, MPI_BYTE,
-                                                        MPI_STATUS_IGNORE)
-                                 : MPI_File_read_at(f, offset + begin, p, count, MPI_BYTE,
-                                                    MPI_STATUS_IGNORE);
-             });
+  return run(
+      comm, path, MPI_MODE_RDONLY, bytes, collective, false,
+      [&](MPI_File f, int64_t begin, int count) {
+        void* p = data + begin;
+        return collective
+                   ? MPI_File_read_at_all(f, offset + begin, p, count, MPI_BYTE, MPI_STATUS_IGNORE)
+                   : MPI_File_read_at(f, offset + begin, p, count, MPI_BYTE, MPI_STATUS_IGNORE);
+      });
 }
 
 }  // namespace cairn::bench

@@ -14,20 +14,51 @@ using nlohmann::json;
 
 constexpr double kGB = 1e9;
 
-json optional_number(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+json optional_number(const std::optional<double>& v) {
+  return v ? json(*v) : json(nullptr);
+}
 
-double gbps(int64_t bytes, double seconds) { return seconds > 0 ? bytes / seconds / kGB : 0; }
+double gbps(int64_t bytes, double seconds) {
+  return seconds > 0 ? bytes / seconds / kGB : 0;
+}
 
 // Fields whose median is reported (everything numeric that varies between runs).
-const char* const kNumeric[] = {
-    "save_s", "save_gbps", "load_s", "load_gbps", "raw_write_gbps", "raw_read_gbps",
-    "save_ratio", "load_ratio", "peak_rss_mib", "save_extra_mib", "load_extra_mib",
-    "raw_write_coll_gbps", "raw_write_indep_gbps", "raw_read_coll_gbps", "raw_read_indep_gbps",
-    "manifest_bytes", "file_bytes", "async_blocked_s", "async_commit_s", "memcpy_s",
-    "async_staging_mib", "async_first_blocked_s", "async_blocked_ratio", "async_commit_ratio",
-    "alloc_s", "restart_s", "raw_fresh_read_s", "restart_ratio", "metadata_written_rank0_bytes",
-    "metadata_read_max_bytes", "metadata_read_min_bytes", "rank0_peak_rss_mib", "rank0_walk_plan_s",
-    "rank0_manifest_s", "rank0_read_manifest_s", "rank0_match_s"};
+const char* const kNumeric[] = {"save_s",
+                                "save_gbps",
+                                "load_s",
+                                "load_gbps",
+                                "raw_write_gbps",
+                                "raw_read_gbps",
+                                "save_ratio",
+                                "load_ratio",
+                                "peak_rss_mib",
+                                "save_extra_mib",
+                                "load_extra_mib",
+                                "raw_write_coll_gbps",
+                                "raw_write_indep_gbps",
+                                "raw_read_coll_gbps",
+                                "raw_read_indep_gbps",
+                                "manifest_bytes",
+                                "file_bytes",
+                                "async_blocked_s",
+                                "async_commit_s",
+                                "memcpy_s",
+                                "async_staging_mib",
+                                "async_first_blocked_s",
+                                "async_blocked_ratio",
+                                "async_commit_ratio",
+                                "alloc_s",
+                                "restart_s",
+                                "raw_fresh_read_s",
+                                "restart_ratio",
+                                "metadata_written_rank0_bytes",
+                                "metadata_read_max_bytes",
+                                "metadata_read_min_bytes",
+                                "rank0_peak_rss_mib",
+                                "rank0_walk_plan_s",
+                                "rank0_manifest_s",
+                                "rank0_read_manifest_s",
+                                "rank0_match_s"};
 
 std::string cell(const json& j, const char* field, const char* format) {
   if (!j.contains(field) || !j[field].is_number()) return "-";
@@ -120,9 +151,8 @@ json to_json(const Measurement& m) {
   j["alloc_s"] = m.alloc_s;
   j["restart_s"] = m.alloc_s + m.restart_load_s;
   j["raw_fresh_read_s"] = m.raw_fresh_read_s;
-  j["restart_ratio"] = m.alloc_s + m.restart_load_s > 0
-                           ? m.raw_fresh_read_s / (m.alloc_s + m.restart_load_s)
-                           : 0;
+  j["restart_ratio"] =
+      m.alloc_s + m.restart_load_s > 0 ? m.raw_fresh_read_s / (m.alloc_s + m.restart_load_s) : 0;
   j["cold"] = m.cold;
   j["verified"] = m.verified;
   j["manifest_bytes"] = m.manifest_bytes;
@@ -134,9 +164,11 @@ json to_json(const Measurement& m) {
   j["memcpy_s"] = optional_number(m.async.memcpy_s);
   j["async_staging_mib"] = optional_number(m.async.staging_mib);
   j["async_first_blocked_s"] = optional_number(m.async.first_blocked_s);
-  const bool timed = m.async.blocked_s && m.async.memcpy_s && m.async.commit_s && *m.async.memcpy_s > 0;
+  const bool timed =
+      m.async.blocked_s && m.async.memcpy_s && m.async.commit_s && *m.async.memcpy_s > 0;
   j["async_blocked_ratio"] = timed ? json(*m.async.blocked_s / *m.async.memcpy_s) : json(nullptr);
-  j["async_commit_ratio"] = timed && m.save_s > 0 ? json(*m.async.commit_s / m.save_s) : json(nullptr);
+  j["async_commit_ratio"] =
+      timed && m.save_s > 0 ? json(*m.async.commit_s / m.save_s) : json(nullptr);
   // Metadata: counted by the library (SaveInfo / RestoreInfo), phases from its trace (--scaling).
   j["plan_reused"] = m.plan_reused;
   j["metadata_written_rank0_bytes"] = m.meta.written_rank0_bytes;
@@ -185,16 +217,17 @@ json median_json(const std::vector<json>& runs) {
 
 void print_table(std::ostream& out, const std::vector<json>& medians) {
   char line[400];
-  std::snprintf(line, sizeof line, "%-5s %-6s %8s | %7s %7s %7s %-17s | %7s %7s %7s %-17s | %7s %7s %7s %s\n",
-                "work", "ranks", "MiB", "save s", "GB/s", "raw", "ratio (min-max)", "load s",
-                "GB/s", "raw", "ratio (min-max)", "RSS", "+save", "+load", "check");
+  std::snprintf(line, sizeof line,
+                "%-5s %-6s %8s | %7s %7s %7s %-17s | %7s %7s %7s %-17s | %7s %7s %7s %s\n", "work",
+                "ranks", "MiB", "save s", "GB/s", "raw", "ratio (min-max)", "load s", "GB/s", "raw",
+                "ratio (min-max)", "RSS", "+save", "+load", "check");
   out << "\nMedians (GB = 1e9 bytes; raw = faster of MPI-IO collective and independent, same run;\n"
          "save = call to durable commit; load = cold cache unless marked warm; RSS in MiB: peak,\n"
          "and extra over the RSS before the save / restore, max over ranks)\n"
       << line;
   for (const json& m : medians) {
-    const std::string ranks = std::to_string(m.value("save_ranks", 0)) + ">" +
-                              std::to_string(m.value("ranks", 0));
+    const std::string ranks =
+        std::to_string(m.value("save_ranks", 0)) + ">" + std::to_string(m.value("ranks", 0));
     const std::string save_ratio = cell(m, "save_ratio", "%.2f") + " (" +
                                    cell(m, "save_ratio_min", "%.2f") + "-" +
                                    cell(m, "save_ratio_max", "%.2f") + ")";
@@ -203,8 +236,10 @@ void print_table(std::ostream& out, const std::vector<json>& medians) {
                                    cell(m, "load_ratio_max", "%.2f") + ")";
     std::string check = m.value("verified", false) ? "verified" : "NOT VERIFIED";
     if (!m.value("cold", false)) check += ", warm";
-    if (m.value("save_extra_mib", 0.0) > m.value("save_extra_bound_mib", 0.0)) check += ", save mem>bound";
-    if (m.value("load_extra_mib", 0.0) > m.value("load_extra_bound_mib", 0.0)) check += ", load mem>bound";
+    if (m.value("save_extra_mib", 0.0) > m.value("save_extra_bound_mib", 0.0))
+      check += ", save mem>bound";
+    if (m.value("load_extra_mib", 0.0) > m.value("load_extra_bound_mib", 0.0))
+      check += ", load mem>bound";
     std::snprintf(line, sizeof line,
                   "%-5s %-6s %8.0f | %7s %7s %7s %-17s | %7s %7s %7s %-17s | %7s %7s %7s %s\n",
                   m.value("workload", "?").c_str(), ranks.c_str(),
@@ -217,41 +252,47 @@ void print_table(std::ostream& out, const std::vector<json>& medians) {
                   cell(m, "load_extra_mib", "%.0f").c_str(), check.c_str());
     out << line;
   }
-  out << "\nRestart (medians; alloc = allocating the model's variables, restart = alloc + cold restore\n"
-         "into them, raw = independent MPI-IO cold read into a freshly allocated buffer, same run)\n";
+  out << "\nRestart (medians; alloc = allocating the model's variables, restart = alloc + cold "
+         "restore\n"
+         "into them, raw = independent MPI-IO cold read into a freshly allocated buffer, same "
+         "run)\n";
   std::snprintf(line, sizeof line, "%-5s %-6s | %9s %9s %9s %8s %s\n", "work", "ranks", "alloc s",
                 "restart s", "raw s", "ratio", "(min-max)");
   out << line;
   for (const json& m : medians) {
     const std::string ranks = std::to_string(m.value("ranks", 0));
-    std::snprintf(line, sizeof line, "%-5s %-6s | %9s %9s %9s %8s (%s-%s)\n",
-                  m.value("workload", "?").c_str(), ranks.c_str(), cell(m, "alloc_s", "%.3f").c_str(),
-                  cell(m, "restart_s", "%.3f").c_str(), cell(m, "raw_fresh_read_s", "%.3f").c_str(),
-                  cell(m, "restart_ratio", "%.2f").c_str(), cell(m, "restart_ratio_min", "%.2f").c_str(),
-                  cell(m, "restart_ratio_max", "%.2f").c_str());
+    std::snprintf(
+        line, sizeof line, "%-5s %-6s | %9s %9s %9s %8s (%s-%s)\n",
+        m.value("workload", "?").c_str(), ranks.c_str(), cell(m, "alloc_s", "%.3f").c_str(),
+        cell(m, "restart_s", "%.3f").c_str(), cell(m, "raw_fresh_read_s", "%.3f").c_str(),
+        cell(m, "restart_ratio", "%.2f").c_str(), cell(m, "restart_ratio_min", "%.2f").c_str(),
+        cell(m, "restart_ratio_max", "%.2f").c_str());
     out << line;
   }
   print_metadata_table(out, medians);
   bool any_async = false;
   for (const json& m : medians) any_async = any_async || cell(m, "async_blocked_s", "%f") != "-";
   if (!any_async) return;
-  out << "\nAsynchronous save (medians; blocked = caller's time in save_async, commit = call to durable\n"
+  out << "\nAsynchronous save (medians; blocked = caller's time in save_async, commit = call to "
+         "durable\n"
          "commit, memcpy = plain copy of the rank's bytes, sync = the synchronous save above)\n";
   std::snprintf(line, sizeof line, "%-5s %-6s | %9s %9s %8s | %9s %8s %7s | %9s %9s\n", "work",
-                "ranks", "blocked s", "memcpy s", "ratio", "commit s", "/sync", "range",
-                "staging", "first s");
+                "ranks", "blocked s", "memcpy s", "ratio", "commit s", "/sync", "range", "staging",
+                "first s");
   out << line;
   for (const json& m : medians) {
     if (cell(m, "async_blocked_s", "%f") == "-") continue;
     const std::string ranks = std::to_string(m.value("save_ranks", 0));
-    std::snprintf(line, sizeof line, "%-5s %-6s | %9s %9s %8s | %9s %8s %7s | %9s %9s\n",
-                  m.value("workload", "?").c_str(), ranks.c_str(),
-                  cell(m, "async_blocked_s", "%.3f").c_str(), cell(m, "memcpy_s", "%.3f").c_str(),
-                  cell(m, "async_blocked_ratio", "%.2f").c_str(), cell(m, "async_commit_s", "%.3f").c_str(),
-                  cell(m, "async_commit_ratio", "%.2f").c_str(),
-                  (cell(m, "async_commit_ratio_min", "%.2f") + "-" + cell(m, "async_commit_ratio_max", "%.2f")).c_str(),
-                  (cell(m, "async_staging_mib", "%.0f") + " MiB").c_str(),
-                  cell(m, "async_first_blocked_s", "%.3f").c_str());
+    std::snprintf(
+        line, sizeof line, "%-5s %-6s | %9s %9s %8s | %9s %8s %7s | %9s %9s\n",
+        m.value("workload", "?").c_str(), ranks.c_str(), cell(m, "async_blocked_s", "%.3f").c_str(),
+        cell(m, "memcpy_s", "%.3f").c_str(), cell(m, "async_blocked_ratio", "%.2f").c_str(),
+        cell(m, "async_commit_s", "%.3f").c_str(), cell(m, "async_commit_ratio", "%.2f").c_str(),
+        (cell(m, "async_commit_ratio_min", "%.2f") + "-" +
+         cell(m, "async_commit_ratio_max", "%.2f"))
+            .c_str(),
+        (cell(m, "async_staging_mib", "%.0f") + " MiB").c_str(),
+        cell(m, "async_first_blocked_s", "%.3f").c_str());
     out << line;
   }
 }

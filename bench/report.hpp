@@ -51,8 +51,8 @@ struct Measurement {
   // Restart: allocate the variables anew, then restore into them (cold), against a raw
   // independent MPI-IO read into a freshly allocated, untouched buffer of the same bytes.
   double alloc_s = 0, restart_load_s = 0, raw_fresh_read_s = 0;
-  bool cold = false;      // the page cache was dropped before every read
-  bool verified = false;  // every restored element equals the saved one, on every rank
+  bool cold = false;                // the page cache was dropped before every read
+  bool verified = false;            // every restored element equals the saved one, on every rank
   double peak_rss_mib = 0;          // max over ranks of VmHWM during save and load
   double save_extra_mib = 0;        // max over ranks of peak minus RSS before the save
   double load_extra_mib = 0;        // same for the restore (targets already allocated)

@@ -23,7 +23,9 @@ float value(uint64_t variable, uint64_t global_index) {
 }
 
 // A deterministic number in [0, 1) per tensor index.
-double unit(uint64_t i) { return static_cast<double>(mix(i + 12345) >> 11) / 9007199254740992.0; }
+double unit(uint64_t i) {
+  return static_cast<double>(mix(i + 12345) >> 11) / 9007199254740992.0;
+}
 
 // Visits every local element of variable `v` with its global index (2-D boxes).
 template <class Fn>

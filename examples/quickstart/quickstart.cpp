@@ -20,7 +20,9 @@ namespace {
 using namespace cairn;
 
 // The value every element has after the save, from the variable's id and its global index.
-double expected_value(int id, int64_t index) { return id * 1000.0 + static_cast<double>(index % 997) * 0.5; }
+double expected_value(int id, int64_t index) {
+  return id * 1000.0 + static_cast<double>(index % 997) * 0.5;
+}
 
 // A data loader's position. Each rank reads its own slice of the data set; when the job size
 // changes, the new ranks split the total progress evenly (load_rescaled).
@@ -29,7 +31,7 @@ struct LoaderPosition {
   uint64_t shuffle_seed = 0;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
-    ar & consumed & shuffle_seed;
+    ar& consumed& shuffle_seed;
   }
 };
 
@@ -55,7 +57,7 @@ struct RunInfo {
   std::string name;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
-    ar & epoch & name;
+    ar& epoch& name;
   }
 };
 
@@ -119,12 +121,16 @@ struct Model {
 
   template <class T>
   static void set(Variable& v, int id) {
-    for_each(v, [&](std::size_t b, int64_t i, int64_t g) { v.local<T>(b)[i] = static_cast<T>(expected_value(id, g)); });
+    for_each(v, [&](std::size_t b, int64_t i, int64_t g) {
+      v.local<T>(b)[i] = static_cast<T>(expected_value(id, g));
+    });
   }
   template <class T>
   static int64_t mismatches(Variable& v, int id) {
     int64_t bad = 0;
-    for_each(v, [&](std::size_t b, int64_t i, int64_t g) { bad += v.local<T>(b)[i] != static_cast<T>(expected_value(id, g)); });
+    for_each(v, [&](std::size_t b, int64_t i, int64_t g) {
+      bad += v.local<T>(b)[i] != static_cast<T>(expected_value(id, g));
+    });
     return bad;
   }
 };
@@ -132,8 +138,10 @@ struct Model {
 int run_save(const Session& s, const std::string& dir) {
   Model model(s);
   for (auto& [id, v] : model.variables) {
-    if (v->dtype() == DType::kF32) Model::set<float>(*v, id);
-    else Model::set<double>(*v, id);
+    if (v->dtype() == DType::kF32)
+      Model::set<float>(*v, id);
+    else
+      Model::set<double>(*v, id);
   }
   // Three optimizer steps create the slots; then the slots get known values too.
   for (int step = 0; step < 3; ++step) model.optimizer->begin_step();
@@ -144,8 +152,10 @@ int run_save(const Session& s, const std::string& dir) {
   }
   model.loader->value() = {1000 + 10 * s.rank(), 77};
   model.run->value() = {5, "quickstart"};
-  Checkpoint ckpt(s, {{"model", model.root}, {"optimizer", model.optimizer},
-                      {"loader", model.loader}, {"run", model.run}});
+  Checkpoint ckpt(s, {{"model", model.root},
+                      {"optimizer", model.optimizer},
+                      {"loader", model.loader},
+                      {"run", model.run}});
   const double t0 = MPI_Wtime();
   const std::string path = ckpt.save(dir + "/ckpt");
   const double seconds = MPI_Wtime() - t0;
@@ -162,8 +172,10 @@ int run_restore(const Session& s, const std::string& dir) {
     return 1;
   }
   Model model(s);
-  Checkpoint ckpt(s, {{"model", model.root}, {"optimizer", model.optimizer},
-                      {"loader", model.loader}, {"run", model.run}});
+  Checkpoint ckpt(s, {{"model", model.root},
+                      {"optimizer", model.optimizer},
+                      {"loader", model.loader},
+                      {"run", model.run}});
   RestoreStatus status = ckpt.restore(*latest);
   // Slots are created after the restore, as a training loop would on its first step: deferred
   // restoration fills them on creation, with no collective call.
@@ -193,10 +205,11 @@ int run_restore(const Session& s, const std::string& dir) {
   if (s.rank() == 0) {
     std::printf("restored %s (saved on %d ranks) on %d ranks, save_counter %lld\n", latest->c_str(),
                 saved_ranks, s.size(), static_cast<long long>(ckpt.save_counter()));
-    std::printf("verified %lld tensor elements (weights and Adam slots, new layouts), "
-                "Adam iterations, per-rank loader state (%s), global run state\n",
-                static_cast<long long>(total_checked),
-                same_size ? "same ranks" : "rescaled by the loader's own rule");
+    std::printf(
+        "verified %lld tensor elements (weights and Adam slots, new layouts), "
+        "Adam iterations, per-rank loader state (%s), global run state\n",
+        static_cast<long long>(total_checked),
+        same_size ? "same ranks" : "rescaled by the loader's own rule");
     std::printf("%s: %lld mismatches\n", total_bad == 0 ? "OK" : "FAILED",
                 static_cast<long long>(total_bad));
   }

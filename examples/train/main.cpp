@@ -50,22 +50,36 @@ bool parse(int argc, char** argv, Options& o) {
     const std::string a = argv[i];
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
     const char* v = nullptr;
-    if (a == "--resume") { o.resume = true; continue; }
+    if (a == "--resume") {
+      o.resume = true;
+      continue;
+    }
     if (!(v = value())) return false;
-    if (a == "--steps") o.steps = std::atoll(v);
-    else if (a == "--every") o.every = std::atoll(v);
-    else if (a == "--dir") o.dir = v;
-    else if (a == "--hidden") o.hidden = std::atoi(v);
-    else if (a == "--batch") o.batch = std::atoi(v);
-    else if (a == "--seed") o.seed = std::strtoull(v, nullptr, 10);
-    else if (a == "--die-rank") o.die_rank = std::atoi(v);
-    else if (a == "--die-step") o.die_step = std::atoll(v);
-    else if (a == "--log-every") o.log_every = std::atoll(v);
-    else if (a == "--step-ms") o.step_ms = std::atoi(v);
-    else return false;
+    if (a == "--steps")
+      o.steps = std::atoll(v);
+    else if (a == "--every")
+      o.every = std::atoll(v);
+    else if (a == "--dir")
+      o.dir = v;
+    else if (a == "--hidden")
+      o.hidden = std::atoi(v);
+    else if (a == "--batch")
+      o.batch = std::atoi(v);
+    else if (a == "--seed")
+      o.seed = std::strtoull(v, nullptr, 10);
+    else if (a == "--die-rank")
+      o.die_rank = std::atoi(v);
+    else if (a == "--die-step")
+      o.die_step = std::atoll(v);
+    else if (a == "--log-every")
+      o.log_every = std::atoll(v);
+    else if (a == "--step-ms")
+      o.step_ms = std::atoi(v);
+    else
+      return false;
   }
-  return !o.dir.empty() && o.steps >= 0 && o.every > 0 && o.hidden > 0 && o.batch > 0 && o.log_every > 0 &&
-         o.step_ms >= 0;
+  return !o.dir.empty() && o.steps >= 0 && o.every > 0 && o.hidden > 0 && o.batch > 0 &&
+         o.log_every > 0 && o.step_ms >= 0;
 }
 
 int run(const Options& o) {
@@ -85,10 +99,11 @@ int run(const Options& o) {
   train::Mlp mlp(session, o.hidden, o.seed);
   auto loader = std::make_shared<train::Loader>(data, rank, n);
   auto completed = std::make_shared<cairn::State<int64_t>>(cairn::StateScope::kGlobal, 0);
-  cairn::Checkpoint ckpt(session, {{"model", mlp.module()}, {"optimizer", mlp.optimizer()},
-                                   {"loader", loader}, {"step", completed}});
-  cairn::CheckpointManager mgr(ckpt, o.dir,
-                               {.max_to_keep = 3});
+  cairn::Checkpoint ckpt(session, {{"model", mlp.module()},
+                                   {"optimizer", mlp.optimizer()},
+                                   {"loader", loader},
+                                   {"step", completed}});
+  cairn::CheckpointManager mgr(ckpt, o.dir, {.max_to_keep = 3});
   cairn::PreemptionHandler preemption;  // before the restore: a signal during it is kept, not fatal
   if (o.resume) {
     auto outcome = mgr.restore_or_initialize();
@@ -100,7 +115,8 @@ int run(const Options& o) {
       say("no checkpoint in %s: starting from step 0\n", o.dir.c_str());
     }
   } else if (mgr.latest_checkpoint()) {
-    say("train: %s already holds checkpoints; pass --resume or use an empty --dir\n", o.dir.c_str());
+    say("train: %s already holds checkpoints; pass --resume or use an empty --dir\n",
+        o.dir.c_str());
     return 2;
   }
   say("model: hidden %d, %.1f MiB of weights, %.1f MiB of Adam moments (sharded over %d ranks)\n",
@@ -122,7 +138,8 @@ int run(const Options& o) {
       window_steps = 0;
     }
     if (rank == o.die_rank && step == o.die_step) {
-      std::fprintf(stderr, "rank %d dies abruptly after step %lld\n", rank, static_cast<long long>(step));
+      std::fprintf(stderr, "rank %d dies abruptly after step %lld\n", rank,
+                   static_cast<long long>(step));
       std::fflush(stderr);
       std::raise(SIGKILL);
     }

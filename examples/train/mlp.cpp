@@ -20,34 +20,45 @@ uint64_t fnv1a(uint64_t h, const void* data, std::size_t n) {
   return h;
 }
 
-const float* f(const Parameter& p) { return p.value->local_all<float>().data(); }
+const float* f(const Parameter& p) {
+  return p.value->local_all<float>().data();
+}
 
 }  // namespace
 
 Mlp::Mlp(const cairn::Session& session, int hidden, uint64_t seed)
-    : session_(&session), hidden_(hidden),
+    : session_(&session),
+      hidden_(hidden),
       adam_(std::make_shared<cairn::Adam>(session, cairn::Adam::Options{.learning_rate = 3e-3})) {
   const int64_t h = hidden;
   const struct {
     const char* layer;
     const char* name;
     int64_t rows, cols, fan_in;
-  } shapes[] = {{"l1", "kernel", kInputs, h, kInputs}, {"l1", "bias", h, 1, 0},
-                {"l2", "kernel", h, h, h},             {"l2", "bias", h, 1, 0},
-                {"out", "kernel", h, 1, h},            {"out", "bias", 1, 1, 0}};
+  } shapes[] = {{"l1", "kernel", kInputs, h, kInputs},
+                {"l1", "bias", h, 1, 0},
+                {"l2", "kernel", h, h, h},
+                {"l2", "bias", h, 1, 0},
+                {"out", "kernel", h, 1, h},
+                {"out", "bias", 1, 1, 0}};
   int index = 0;
   for (const auto& s : shapes) {
     auto layer = std::dynamic_pointer_cast<cairn::Module>(module_->child(s.layer));
     if (!layer) layer = module_->add(s.layer, std::make_shared<cairn::Module>());
-    cairn::Shape shape = s.cols == 1 && std::string(s.name) == "bias" ? cairn::Shape{s.rows}
-                                                                      : cairn::Shape{s.rows, s.cols};
+    cairn::Shape shape = s.cols == 1 && std::string(s.name) == "bias"
+                             ? cairn::Shape{s.rows}
+                             : cairn::Shape{s.rows, s.cols};
     auto value = cairn::Variable::create<float>(session, shape, cairn::Layout::replicated());
     layer->track(s.name, value);
     // Glorot-style uniform init from a hash: identical on every rank without communication.
     const float scale = s.fan_in ? std::sqrt(6.0f / static_cast<float>(s.fan_in + s.cols)) : 0.0f;
     auto w = value->local_all<float>();
     for (std::size_t i = 0; i < w.size(); ++i)
-      w[i] = scale * static_cast<float>(static_cast<double>(mix(seed * 131u + static_cast<uint64_t>(index) * 1000003u + i) >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+      w[i] = scale * static_cast<float>(
+                         static_cast<double>(
+                             mix(seed * 131u + static_cast<uint64_t>(index) * 1000003u + i) >> 11) *
+                             0x1.0p-53 * 2.0 -
+                         1.0);
     Parameter p{value, adam_->add_slot(value, "m", cairn::Layout::block(0)),
                 adam_->add_slot(value, "v", cairn::Layout::block(0)), s.rows, s.cols};
     params_.push_back(p);
@@ -61,8 +72,8 @@ int64_t Mlp::parameter_bytes() const {
   return n * 4;
 }
 
-void Mlp::forward_backward(const Dataset& data, const std::vector<int64_t>& samples, int global_batch,
-                           std::vector<float>& grads, double& loss_sum) const {
+void Mlp::forward_backward(const Dataset& data, const std::vector<int64_t>& samples,
+                           int global_batch, std::vector<float>& grads, double& loss_sum) const {
   const int b = static_cast<int>(samples.size());
   const int h = hidden_;
   const float *w1 = f(params_[0]), *b1 = f(params_[1]), *w2 = f(params_[2]), *b2 = f(params_[3]),
@@ -71,19 +82,23 @@ void Mlp::forward_backward(const Dataset& data, const std::vector<int64_t>& samp
       h2(static_cast<std::size_t>(b) * h), dh2(static_cast<std::size_t>(b) * h),
       dh1(static_cast<std::size_t>(b) * h), dout(static_cast<std::size_t>(b));
   for (int s = 0; s < b; ++s)
-    for (int j = 0; j < kInputs; ++j) x[static_cast<std::size_t>(s * kInputs + j)] = data.input(samples[static_cast<std::size_t>(s)], j);
-  // Every parallel loop below gives each output element to one thread with a serial inner sum,
-  // so results are bitwise reproducible for any thread count.
+    for (int j = 0; j < kInputs; ++j)
+      x[static_cast<std::size_t>(s * kInputs + j)] =
+          data.input(samples[static_cast<std::size_t>(s)], j);
+      // Every parallel loop below gives each output element to one thread with a serial inner sum,
+      // so results are bitwise reproducible for any thread count.
 #pragma omp parallel for schedule(static)
   for (int s = 0; s < b; ++s) {
     for (int k = 0; k < h; ++k) {
       float acc = b1[k];
-      for (int j = 0; j < kInputs; ++j) acc += x[static_cast<std::size_t>(s * kInputs + j)] * w1[j * h + k];
+      for (int j = 0; j < kInputs; ++j)
+        acc += x[static_cast<std::size_t>(s * kInputs + j)] * w1[j * h + k];
       h1[static_cast<std::size_t>(s) * h + k] = std::tanh(acc);
     }
     for (int k = 0; k < h; ++k) {
       float acc = b2[k];
-      for (int j = 0; j < h; ++j) acc += h1[static_cast<std::size_t>(s) * h + j] * w2[static_cast<std::size_t>(j) * h + k];
+      for (int j = 0; j < h; ++j)
+        acc += h1[static_cast<std::size_t>(s) * h + j] * w2[static_cast<std::size_t>(j) * h + k];
       h2[static_cast<std::size_t>(s) * h + k] = std::tanh(acc);
     }
   }
@@ -99,11 +114,13 @@ void Mlp::forward_backward(const Dataset& data, const std::vector<int64_t>& samp
   for (int s = 0; s < b; ++s) {
     for (int k = 0; k < h; ++k) {
       const float a = h2[static_cast<std::size_t>(s) * h + k];
-      dh2[static_cast<std::size_t>(s) * h + k] = dout[static_cast<std::size_t>(s)] * w3[k] * (1 - a * a);
+      dh2[static_cast<std::size_t>(s) * h + k] =
+          dout[static_cast<std::size_t>(s)] * w3[k] * (1 - a * a);
     }
     for (int j = 0; j < h; ++j) {
       float acc = 0;
-      for (int k = 0; k < h; ++k) acc += dh2[static_cast<std::size_t>(s) * h + k] * w2[static_cast<std::size_t>(j) * h + k];
+      for (int k = 0; k < h; ++k)
+        acc += dh2[static_cast<std::size_t>(s) * h + k] * w2[static_cast<std::size_t>(j) * h + k];
       const float a = h1[static_cast<std::size_t>(s) * h + j];
       dh1[static_cast<std::size_t>(s) * h + j] = acc * (1 - a * a);
     }
@@ -119,7 +136,8 @@ void Mlp::forward_backward(const Dataset& data, const std::vector<int64_t>& samp
   for (int j = 0; j < h; ++j) {
     for (int k = 0; k < h; ++k) {
       float acc = 0;
-      for (int s = 0; s < b; ++s) acc += h1[static_cast<std::size_t>(s) * h + j] * dh2[static_cast<std::size_t>(s) * h + k];
+      for (int s = 0; s < b; ++s)
+        acc += h1[static_cast<std::size_t>(s) * h + j] * dh2[static_cast<std::size_t>(s) * h + k];
       g2[static_cast<std::size_t>(j) * h + k] = acc;
     }
     float a2 = 0, a1 = 0, a3 = 0;
@@ -133,7 +151,9 @@ void Mlp::forward_backward(const Dataset& data, const std::vector<int64_t>& samp
     g3[j] = a3;
     for (int i = 0; i < kInputs; ++i) {
       float acc = 0;
-      for (int s = 0; s < b; ++s) acc += x[static_cast<std::size_t>(s * kInputs + i)] * dh1[static_cast<std::size_t>(s) * h + j];
+      for (int s = 0; s < b; ++s)
+        acc +=
+            x[static_cast<std::size_t>(s * kInputs + i)] * dh1[static_cast<std::size_t>(s) * h + j];
       g1[i * h + j] = acc;
     }
   }
@@ -146,7 +166,8 @@ void Mlp::apply_adam(const std::vector<float>& grads) {
   const cairn::Adam::Options o{.learning_rate = 3e-3};
   adam_->begin_step();
   const double t = static_cast<double>(adam_->iterations());
-  const double lr_t = o.learning_rate * std::sqrt(1 - std::pow(o.beta2, t)) / (1 - std::pow(o.beta1, t));
+  const double lr_t =
+      o.learning_rate * std::sqrt(1 - std::pow(o.beta2, t)) / (1 - std::pow(o.beta1, t));
   const int n = session_->size();
   std::size_t goff = 0;
   for (Parameter& p : params_) {

@@ -15,7 +15,9 @@ uint64_t mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-float unit(uint64_t h) { return static_cast<float>(static_cast<double>(h >> 11) * 0x1.0p-53 * 2.0 - 1.0); }
+float unit(uint64_t h) {
+  return static_cast<float>(static_cast<double>(h >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+}
 
 std::string rng_text(const std::mt19937_64& rng) {
   std::ostringstream out;
@@ -26,17 +28,22 @@ std::string rng_text(const std::mt19937_64& rng) {
 }  // namespace
 
 float Dataset::input(int64_t i, int j) const {
-  return unit(mix(seed * 0x100000001b3ull + static_cast<uint64_t>(i) * kInputs + static_cast<uint64_t>(j)));
+  return unit(
+      mix(seed * 0x100000001b3ull + static_cast<uint64_t>(i) * kInputs + static_cast<uint64_t>(j)));
 }
 
 float Dataset::target(int64_t i) const {
   double s = 0;
-  for (int j = 0; j < kInputs; ++j) s += unit(mix(seed + 77 + static_cast<uint64_t>(j))) * input(i, j);
+  for (int j = 0; j < kInputs; ++j)
+    s += unit(mix(seed + 77 + static_cast<uint64_t>(j))) * input(i, j);
   return static_cast<float>(std::sin(2.0 * s) + 0.3 * std::cos(input(i, 0) * 3.0));
 }
 
 Loader::Loader(const Dataset& data, int rank, int nranks)
-    : cairn::State<LoaderPosition>(cairn::StateScope::kPerRank), data_(&data), rank_(rank), nranks_(nranks) {
+    : cairn::State<LoaderPosition>(cairn::StateScope::kPerRank),
+      data_(&data),
+      rank_(rank),
+      nranks_(nranks) {
   rng_.seed(mix(data.seed * 1000003u + static_cast<uint64_t>(rank)));
   start_epoch(0);
 }

@@ -11,8 +11,8 @@
 namespace cairn {
 namespace {
 
-using testing::session;
 using testing::global_mismatches;
+using testing::session;
 
 namespace fs = std::filesystem;
 using testing::count_mismatches;
@@ -22,7 +22,8 @@ using testing::scratch_dir;
 struct Model {
   // 4 MiB sharded (a dataset) and a small replicated one (packed).
   std::shared_ptr<Variable> big = Variable::create<float>(session(), {1 << 20}, Layout::block(0));
-  std::shared_ptr<Variable> small = Variable::create<double>(session(), {7, 3}, Layout::replicated());
+  std::shared_ptr<Variable> small =
+      Variable::create<double>(session(), {7, 3}, Layout::replicated());
   Checkpoint ckpt{session(), {{"big", big}, {"small", small}}};
   void set(int id) {
     fill(*big, id);

@@ -9,8 +9,8 @@
 namespace cairn {
 namespace {
 
-using testing::session;
 using testing::global_mismatches;
+using testing::session;
 
 using testing::count_mismatches;
 using testing::fill;

@@ -9,8 +9,8 @@
 
 #include "cairn/cairn.hpp"
 #include "cairn/state/boost_state.hpp"
-#include "support/test_support.hpp"
 #include "damage.hpp"
+#include "support/test_support.hpp"
 
 namespace cairn {
 namespace {
@@ -45,7 +45,8 @@ void expect_error_everywhere(const std::function<void()>& fn, ErrorCode code,
   }
   ASSERT_FALSE(text.empty()) << "no error";
   EXPECT_EQ(got, code) << text;
-  for (const auto& n : needles) EXPECT_NE(text.find(n), std::string::npos) << text << " lacks " << n;
+  for (const auto& n : needles)
+    EXPECT_NE(text.find(n), std::string::npos) << text << " lacks " << n;
   const auto all = session().comm().gather(text, 0);
   for (const auto& t : all) EXPECT_EQ(t, all[0]);
 }
@@ -57,13 +58,14 @@ struct Saved {
 
 Saved save_model(const std::string& dir) {
   auto m = std::make_shared<Module>();
-  auto big = Variable::create<float>(session(), {1 << 19}, Layout::block(0));  // 2 MiB: a dataset
+  auto big = Variable::create<float>(session(), {1 << 19}, Layout::block(0));    // 2 MiB: a dataset
   auto small = Variable::create<int32_t>(session(), {10, 3}, Layout::block(0));  // packed
   fill(*big, 1);
   fill(*small, 2);
   m->track("big", big);
   m->track("small", small);
-  m->track("state", std::make_shared<State<std::string>>(StateScope::kPerRank, "iterator-position"));
+  m->track("state",
+           std::make_shared<State<std::string>>(StateScope::kPerRank, "iterator-position"));
   const std::string path = Checkpoint(session(), {{"m", m}}).write(dir + "/c.h5");
   return {path, m};
 }
@@ -72,8 +74,9 @@ TEST(Integrity, FlippedByteInDatasetIsDetectedNamingKeyAndPiece) {
   const std::string dir = scratch_dir();
   Saved saved = save_model(dir);
   if (session().rank() == 0)
-    flip_byte(saved.path, static_cast<std::streamoff>(
-                              dataset_offset(saved.path, "/tensors/m/big/.ATTRIBUTES/VARIABLE_VALUE") + 4000));
+    flip_byte(saved.path,
+              static_cast<std::streamoff>(
+                  dataset_offset(saved.path, "/tensors/m/big/.ATTRIBUTES/VARIABLE_VALUE") + 4000));
   MPI_Barrier(MPI_COMM_WORLD);
   Checkpoint ckpt(session(), {{"m", saved.model}});
   expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt,
@@ -87,17 +90,20 @@ TEST(Integrity, FlippedByteInPackedDataIsDetected) {
     flip_byte(saved.path, static_cast<std::streamoff>(dataset_offset(saved.path, "/cairn/packed")));
   MPI_Barrier(MPI_COMM_WORLD);
   Checkpoint ckpt(session(), {{"m", saved.model}});
-  expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt, {"checksum mismatch"});
+  expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt,
+                          {"checksum mismatch"});
 }
 
 TEST(Integrity, FlippedByteInManifestIsDetected) {
   const std::string dir = scratch_dir();
   Saved saved = save_model(dir);
   if (session().rank() == 0)
-    flip_byte(saved.path, static_cast<std::streamoff>(dataset_offset(saved.path, "/cairn/manifest") + 10));
+    flip_byte(saved.path,
+              static_cast<std::streamoff>(dataset_offset(saved.path, "/cairn/manifest") + 10));
   MPI_Barrier(MPI_COMM_WORLD);
   Checkpoint ckpt(session(), {{"m", saved.model}});
-  expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt, {"manifest checksum mismatch"});
+  expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt,
+                          {"manifest checksum mismatch"});
 }
 
 TEST(Integrity, ShapeAndDtypeMismatchNameTheKeyAndBothSides) {
@@ -107,8 +113,9 @@ TEST(Integrity, ShapeAndDtypeMismatchNameTheKeyAndBothSides) {
     auto m = std::make_shared<Module>();
     m->track("big", Variable::create<float>(session(), {1 << 18}, Layout::block(0)));
     Checkpoint ckpt(session(), {{"m", m}});
-    expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kInvalidArgument,
-                            {"shape mismatch", "[262144]", "[524288]", "m/big/.ATTRIBUTES/VARIABLE_VALUE"});
+    expect_error_everywhere(
+        [&] { ckpt.read(saved.path); }, ErrorCode::kInvalidArgument,
+        {"shape mismatch", "[262144]", "[524288]", "m/big/.ATTRIBUTES/VARIABLE_VALUE"});
   }
   {
     auto m = std::make_shared<Module>();
@@ -130,8 +137,10 @@ TEST(Integrity, MissingFileAndNonCheckpointFilesAreClearErrors) {
     H5Fclose(f);
   }
   MPI_Barrier(MPI_COMM_WORLD);
-  expect_error_everywhere([&] { ckpt.read(dir + "/text.h5"); }, ErrorCode::kCorrupt, {"cannot open as HDF5"});
-  expect_error_everywhere([&] { ckpt.read(dir + "/plain.h5"); }, ErrorCode::kCorrupt, {"commit mark is missing"});
+  expect_error_everywhere([&] { ckpt.read(dir + "/text.h5"); }, ErrorCode::kCorrupt,
+                          {"cannot open as HDF5"});
+  expect_error_everywhere([&] { ckpt.read(dir + "/plain.h5"); }, ErrorCode::kCorrupt,
+                          {"commit mark is missing"});
 }
 
 TEST(Integrity, FailedSaveLeavesThePreviousCheckpointAndLatestIntact) {
@@ -173,18 +182,21 @@ TEST(Integrity, LargeBlocksAreVerifiedWhileTheNextIsRead) {
     auto m = std::make_shared<Module>();
     m->track("big", Variable::create<float>(session(), {int64_t{12} << 20}, Layout::block(0)));
     for (int i = 0; i < 120; ++i)
-      m->track("r" + std::to_string(i), Variable::create<float>(session(), {16384}, Layout::replicated()));
+      m->track("r" + std::to_string(i),
+               Variable::create<float>(session(), {16384}, Layout::replicated()));
     return m;
   };
   auto variables = [](Module& m) {
     std::vector<std::shared_ptr<Variable>> out;
     out.push_back(std::dynamic_pointer_cast<Variable>(m.child("big")));
-    for (int i = 0; i < 120; ++i) out.push_back(std::dynamic_pointer_cast<Variable>(m.child("r" + std::to_string(i))));
+    for (int i = 0; i < 120; ++i)
+      out.push_back(std::dynamic_pointer_cast<Variable>(m.child("r" + std::to_string(i))));
     return out;
   };
   auto source = make();
   const auto saved_vars = variables(*source);
-  for (std::size_t i = 0; i < saved_vars.size(); ++i) fill(*saved_vars[i], static_cast<int64_t>(i) + 10);
+  for (std::size_t i = 0; i < saved_vars.size(); ++i)
+    fill(*saved_vars[i], static_cast<int64_t>(i) + 10);
   const std::string path = Checkpoint(session(), {{"m", source}}).write(dir + "/large.h5");
 
   auto target = make();
@@ -192,18 +204,22 @@ TEST(Integrity, LargeBlocksAreVerifiedWhileTheNextIsRead) {
   for (const auto& v : restored) testing::zero(*v);
   Checkpoint(session(), {{"m", target}}).read(path).assert_consumed();
   for (std::size_t i = 0; i < restored.size(); ++i)
-    EXPECT_EQ(testing::global_mismatches(*restored[i], static_cast<int64_t>(i) + 10), 0) << "variable " << i;
+    EXPECT_EQ(testing::global_mismatches(*restored[i], static_cast<int64_t>(i) + 10), 0)
+        << "variable " << i;
 
-  const std::string damaged_data = dir + "/damaged-data.h5", damaged_packed = dir + "/damaged-packed.h5";
+  const std::string damaged_data = dir + "/damaged-data.h5",
+                    damaged_packed = dir + "/damaged-packed.h5";
   if (session().rank() == 0) {
     std::filesystem::copy_file(path, damaged_data);
     std::filesystem::copy_file(path, damaged_packed);
     // Near the end of the tensor: the last block of the last rank's run.
-    flip_byte(damaged_data, static_cast<std::streamoff>(
-                                dataset_offset(damaged_data, "/tensors/m/big/.ATTRIBUTES/VARIABLE_VALUE") +
-                                (int64_t{47} << 20)));
-    flip_byte(damaged_packed, static_cast<std::streamoff>(dataset_offset(damaged_packed, "/cairn/packed") +
-                                                          (int64_t{6} << 20)));
+    flip_byte(damaged_data,
+              static_cast<std::streamoff>(
+                  dataset_offset(damaged_data, "/tensors/m/big/.ATTRIBUTES/VARIABLE_VALUE") +
+                  (int64_t{47} << 20)));
+    flip_byte(damaged_packed,
+              static_cast<std::streamoff>(dataset_offset(damaged_packed, "/cairn/packed") +
+                                          (int64_t{6} << 20)));
   }
   MPI_Barrier(MPI_COMM_WORLD);
   Checkpoint ckpt(session(), {{"m", make()}});

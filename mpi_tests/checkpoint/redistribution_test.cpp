@@ -74,8 +74,10 @@ Layout explicit_for(int n) {
 const Case kCases[] = {
     {"block0->block0", [](int) { return Layout::block(0); }, [](int) { return Layout::block(0); }},
     {"block0->block1", [](int) { return Layout::block(0); }, [](int) { return Layout::block(1); }},
-    {"block1->replicated", [](int) { return Layout::block(1); }, [](int) { return Layout::replicated(); }},
-    {"replicated->block0", [](int) { return Layout::replicated(); }, [](int) { return Layout::block(0); }},
+    {"block1->replicated", [](int) { return Layout::block(1); },
+     [](int) { return Layout::replicated(); }},
+    {"replicated->block0", [](int) { return Layout::replicated(); },
+     [](int) { return Layout::block(0); }},
     {"grid->block1", grid_for, [](int) { return Layout::block(1); }},
     {"block0->grid", [](int) { return Layout::block(0); }, grid_for},
     {"explicit->block0", explicit_for, [](int) { return Layout::block(0); }},
@@ -90,7 +92,8 @@ struct Storage {
 const Storage kStorages[] = {
     {"datasets", {.pack_threshold_bytes = 0, .piece_bytes = 40}},
     {"packed", {.pack_threshold_bytes = 1 << 20, .piece_bytes = 1 << 20}},
-    {"collective", {.write_mode = IoMode::kCollective, .pack_threshold_bytes = 100, .piece_bytes = 40}},
+    {"collective",
+     {.write_mode = IoMode::kCollective, .pack_threshold_bytes = 100, .piece_bytes = 40}},
 };
 
 TEST(Redistribution, EverySaveAndRestoreRankCountWithLayoutChanges) {
@@ -115,8 +118,8 @@ TEST(Redistribution, EverySaveAndRestoreRankCountWithLayoutChanges) {
           auto v = std::make_shared<Variable>(s, DType::kF32, shape, c.restore(m));
           Checkpoint(s, {{"v", v}}).read(path).assert_consumed();
           const int64_t bad = s.comm().allreduce_sum(count_mismatches(*v, 17));
-          EXPECT_EQ(bad, 0) << storage.name << " " << c.name << " saved on " << n
-                            << " restored on " << m;
+          EXPECT_EQ(bad, 0) << storage.name << " " << c.name << " saved on " << n << " restored on "
+                            << m;
         }
       }
     }

@@ -13,8 +13,8 @@
 namespace cairn {
 namespace {
 
-using testing::session;
 using testing::global_mismatches;
+using testing::session;
 
 using testing::count_mismatches;
 using testing::fill;
@@ -26,7 +26,7 @@ struct Loader {
   std::vector<uint32_t> rng;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
-    ar & position & rng;
+    ar& position& rng;
   }
 };
 

@@ -70,9 +70,15 @@ void expect_fallback(const std::string& how) {
   }
 }
 
-TEST(Fallback, TruncatedNewest) { expect_fallback("truncate"); }
-TEST(Fallback, BitFlippedNewest) { expect_fallback("flip"); }
-TEST(Fallback, DeletedNewest) { expect_fallback("delete"); }
+TEST(Fallback, TruncatedNewest) {
+  expect_fallback("truncate");
+}
+TEST(Fallback, BitFlippedNewest) {
+  expect_fallback("flip");
+}
+TEST(Fallback, DeletedNewest) {
+  expect_fallback("delete");
+}
 
 TEST(Fallback, NothingRestorableIsAnErrorOnEveryRank) {
   const std::string dir = three_checkpoints();

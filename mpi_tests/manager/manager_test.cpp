@@ -44,7 +44,8 @@ TEST(Manager, MaxToKeepDeletesOldestAndListsOldestFirst) {
   EXPECT_EQ(names(mgr.checkpoints()), (std::vector<std::string>{"ckpt-3.h5", "ckpt-4.h5"}));
   EXPECT_EQ(mgr.latest_checkpoint(), dir + "/ckpt-4.h5");
   EXPECT_EQ(latest_checkpoint(session(), dir), dir + "/ckpt-4.h5");
-  EXPECT_EQ(files_in(dir), (std::vector<std::string>{"cairn-state.json", "ckpt-3.h5", "ckpt-4.h5"}));
+  EXPECT_EQ(files_in(dir),
+            (std::vector<std::string>{"cairn-state.json", "ckpt-3.h5", "ckpt-4.h5"}));
 }
 
 TEST(Manager, UnlimitedKeepsEverythingAndNonPositiveIsRejected) {
@@ -72,9 +73,10 @@ TEST(Manager, IntervalGatesSavesByStepAndForceOverrides) {
   const std::string dir = scratch_dir();
   Job job;
   int64_t step = 0;
-  CheckpointManager mgr(job.ckpt, dir,
-                        {.max_to_keep = std::nullopt, .checkpoint_interval = 10,
-                         .step_counter = [&] { return step; }});
+  CheckpointManager mgr(
+      job.ckpt, dir, {.max_to_keep = std::nullopt, .checkpoint_interval = 10, .step_counter = [&] {
+                        return step;
+                      }});
   std::vector<int64_t> saved_at;
   for (step = 0; step <= 35; ++step)
     if (mgr.save(step)) saved_at.push_back(step);
@@ -89,9 +91,9 @@ TEST(Manager, KeepEveryNHoursPreservesWithAControlledClock) {
   const std::string dir = scratch_dir();
   Job job;
   int64_t now = 1'000'000;
-  CheckpointManager mgr(job.ckpt, dir,
-                        {.max_to_keep = 2, .keep_checkpoint_every_n_hours = 1.0,
-                         .clock = [&] { return now; }});
+  CheckpointManager mgr(
+      job.ckpt, dir,
+      {.max_to_keep = 2, .keep_checkpoint_every_n_hours = 1.0, .clock = [&] { return now; }});
   // One save every 20 minutes for 3 hours: every third retired checkpoint is an hour apart.
   for (int i = 1; i <= 10; ++i) {
     now += 20 * 60;
@@ -114,8 +116,8 @@ TEST(Manager, DeletesOnlyWhatItOwns) {
   CheckpointManager mgr(job.ckpt, dir, {.max_to_keep = 1});
   for (int i = 0; i < 3; ++i) mgr.save();
   EXPECT_EQ(names(mgr.checkpoints()), (std::vector<std::string>{"ckpt-4.h5"}));
-  EXPECT_EQ(files_in(dir), (std::vector<std::string>{"cairn-state.json", "ckpt-1.h5", "ckpt-4.h5",
-                                                     "other-1.h5"}));
+  EXPECT_EQ(files_in(dir),
+            (std::vector<std::string>{"cairn-state.json", "ckpt-1.h5", "ckpt-4.h5", "other-1.h5"}));
 }
 
 TEST(Manager, ANewManagerRecoversTheStateOfAnEarlierOne) {
@@ -127,13 +129,15 @@ TEST(Manager, ANewManagerRecoversTheStateOfAnEarlierOne) {
   }
   Job job;
   CheckpointManager mgr(job.ckpt, dir, {.max_to_keep = 3});
-  EXPECT_EQ(names(mgr.checkpoints()), (std::vector<std::string>{"ckpt-2.h5", "ckpt-3.h5", "ckpt-4.h5"}));
+  EXPECT_EQ(names(mgr.checkpoints()),
+            (std::vector<std::string>{"ckpt-2.h5", "ckpt-3.h5", "ckpt-4.h5"}));
   EXPECT_TRUE(mgr.recovery_notes().empty());
   auto outcome = mgr.restore_or_initialize();
   EXPECT_EQ(outcome.path, dir + "/ckpt-4.h5");
   EXPECT_EQ(job.ckpt.save_counter(), 4);
   EXPECT_EQ(mgr.save(), dir + "/ckpt-5.h5");  // numbering continues; ckpt-2 is retired
-  EXPECT_EQ(names(mgr.checkpoints()), (std::vector<std::string>{"ckpt-3.h5", "ckpt-4.h5", "ckpt-5.h5"}));
+  EXPECT_EQ(names(mgr.checkpoints()),
+            (std::vector<std::string>{"ckpt-3.h5", "ckpt-4.h5", "ckpt-5.h5"}));
 }
 
 TEST(Manager, RestoreOrInitializeRunsInitOnlyWithoutCheckpoints) {
@@ -220,7 +224,8 @@ TEST(Manager, LeftoversAreCleanedAndUnrecordedCommittedFilesAdopted) {
   MPI_Barrier(MPI_COMM_WORLD);
   CheckpointManager mgr(job.ckpt, dir);
   EXPECT_EQ(mgr.recovery_notes().size(), 2u);
-  EXPECT_EQ(names(mgr.checkpoints()), (std::vector<std::string>{"ckpt-1.h5", "ckpt-2.h5", "ckpt-3.h5"}));
+  EXPECT_EQ(names(mgr.checkpoints()),
+            (std::vector<std::string>{"ckpt-1.h5", "ckpt-2.h5", "ckpt-3.h5"}));
   EXPECT_EQ(mgr.latest_checkpoint(), dir + "/ckpt-3.h5");
   EXPECT_FALSE(fs::exists(dir + "/ckpt-4.h5.tmp-123-456"));
   EXPECT_TRUE(fs::exists(dir + "/notes.txt"));

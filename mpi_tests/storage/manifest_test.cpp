@@ -25,9 +25,12 @@ Manifest sample() {
   m.nodes = {{"root", "", {{"w", 1}, {"s", 2}}, {}, ""},
              {"variable", "w", {}, {}, "w/.ATTRIBUTES/VARIABLE_VALUE"},
              {"state", "s", {}, {}, "s/.ATTRIBUTES/STATE"}};
-  TensorRecord t{"w/.ATTRIBUTES/VARIABLE_VALUE", DType::kF32, {4, 3}, "block(axis=0)", false,
-                 "/tensors/w/.ATTRIBUTES/VARIABLE_VALUE", {}};
-  t.boxes.push_back({0, Box{{0, 0}, {2, 3}}, {{Box{{0, 0}, {1, 3}}, 0x1234, -1}, {Box{{1, 0}, {1, 3}}, 0xfeed, -1}}});
+  TensorRecord t{
+      "w/.ATTRIBUTES/VARIABLE_VALUE",          DType::kF32, {4, 3}, "block(axis=0)", false,
+      "/tensors/w/.ATTRIBUTES/VARIABLE_VALUE", {}};
+  t.boxes.push_back({0,
+                     Box{{0, 0}, {2, 3}},
+                     {{Box{{0, 0}, {1, 3}}, 0x1234, -1}, {Box{{1, 0}, {1, 3}}, 0xfeed, -1}}});
   t.boxes.push_back({1, Box{{2, 0}, {2, 3}}, {{Box{{2, 0}, {2, 3}}, 0xabcdef0123456789ull, -1}}});
   m.tensors.push_back(t);
   m.states.push_back(
@@ -35,7 +38,8 @@ Manifest sample() {
   return m;
 }
 
-void expect_corrupt(const std::string& text, const std::string& needle, ErrorCode code = ErrorCode::kCorrupt) {
+void expect_corrupt(const std::string& text, const std::string& needle,
+                    ErrorCode code = ErrorCode::kCorrupt) {
   try {
     decode_manifest(text, "ck.h5");
     FAIL() << "accepted: " << text.substr(0, 200);
@@ -62,7 +66,8 @@ TEST(Manifest, RoundTripsEveryField) {
 }
 
 TEST(Manifest, NewerMajorFormatIsAVersionError) {
-  expect_corrupt(mutated([](json& j) { j["format_version"] = "2.0"; }), "newer", ErrorCode::kVersion);
+  expect_corrupt(mutated([](json& j) { j["format_version"] = "2.0"; }), "newer",
+                 ErrorCode::kVersion);
   // A newer minor version of the same major reads fine.
   EXPECT_NO_THROW(decode_manifest(mutated([](json& j) { j["format_version"] = "1.7"; }), "ck.h5"));
 }
@@ -97,32 +102,47 @@ TEST(Manifest, HostileValuesAreRejectedWithTheKey) {
   expect_corrupt(mutated([](json& j) { j.erase("nodes"); }), "malformed JSON");
   expect_corrupt(mutated([](json& j) { j["world_size"] = 0; }), "world_size");
   expect_corrupt(mutated([](json& j) { j["world_size"] = 1000000000000000000LL; }), "world_size");
-  expect_corrupt(mutated([](json& j) { j["tensors"][0]["dtype"] = "f128"; }), "unknown dtype 'f128'");
+  expect_corrupt(mutated([](json& j) { j["tensors"][0]["dtype"] = "f128"; }),
+                 "unknown dtype 'f128'");
   expect_corrupt(mutated([](json& j) { j["tensors"][0]["shape"] = {-4, 3}; }), "invalid shape");
-  expect_corrupt(mutated([](json& j) { j["tensors"][0]["shape"] = {1000000000000000000LL, 1000}; }),
+  expect_corrupt(mutated([](json& j) {
+                   j["tensors"][0]["shape"] = {1000000000000000000LL, 1000};
+                 }),
                  "w/.ATTRIBUTES/VARIABLE_VALUE");
-  expect_corrupt(mutated([](json& j) { j["tensors"][0]["boxes"][1]["count"] = {3, 3}; }), "outside shape");
+  expect_corrupt(mutated([](json& j) {
+                   j["tensors"][0]["boxes"][1]["count"] = {3, 3};
+                 }),
+                 "outside shape");
   expect_corrupt(mutated([](json& j) { j["tensors"][0]["boxes"][1]["rank"] = 5; }), "rank 5");
   expect_corrupt(mutated([](json& j) { j["tensors"][0]["boxes"][0]["pieces"][0]["xxh3"] = "zz"; }),
                  "bad checksum");
-  expect_corrupt(mutated([](json& j) { j["nodes"][0]["children"][0][1] = 99; }), "points to node 99");
+  expect_corrupt(mutated([](json& j) { j["nodes"][0]["children"][0][1] = 99; }),
+                 "points to node 99");
   expect_corrupt(mutated([](json& j) { j["nodes"][0]["children"][0][0] = ""; }), "edge ''");
-  expect_corrupt(mutated([](json& j) { j["states"][0]["blobs"][1]["bytes"] = 13; }), "outside the packed data");
+  expect_corrupt(mutated([](json& j) { j["states"][0]["blobs"][1]["bytes"] = 13; }),
+                 "outside the packed data");
   expect_corrupt(mutated([](json& j) { j["states"][0]["scope"] = "sometimes"; }), "unknown scope");
-  expect_corrupt(mutated([](json& j) { j["tensors"].push_back(j["tensors"][0]); }), "duplicate key");
-  expect_corrupt(mutated([](json& j) { j["nodes"][1]["value"] = "missing/key"; }), "is not in the checkpoint");
+  expect_corrupt(mutated([](json& j) { j["tensors"].push_back(j["tensors"][0]); }),
+                 "duplicate key");
+  expect_corrupt(mutated([](json& j) { j["nodes"][1]["value"] = "missing/key"; }),
+                 "is not in the checkpoint");
 }
 
 TEST(Manifest, OverlapsAndGapsAreRejected) {
   // Rank 1's box moved up by one row: rows overlap and row 3 is missing, yet volumes add up.
-  expect_corrupt(mutated([](json& j) { j["tensors"][0]["boxes"][1]["offset"] = {1, 0};
-                                       j["tensors"][0]["boxes"][1]["pieces"][0]["offset"] = {1, 0}; }),
+  expect_corrupt(mutated([](json& j) {
+                   j["tensors"][0]["boxes"][1]["offset"] = {1, 0};
+                   j["tensors"][0]["boxes"][1]["pieces"][0]["offset"] = {1, 0};
+                 }),
                  "overlap");
   // Two pieces of one box overlap while covering the same number of elements.
-  expect_corrupt(mutated([](json& j) { j["tensors"][0]["boxes"][0]["pieces"][1]["offset"] = {0, 0}; }),
+  expect_corrupt(mutated([](json& j) {
+                   j["tensors"][0]["boxes"][0]["pieces"][1]["offset"] = {0, 0};
+                 }),
                  "overlap");
   // Too few elements written.
-  expect_corrupt(mutated([](json& j) { j["tensors"][0]["boxes"].erase(1); }), "written boxes hold 6");
+  expect_corrupt(mutated([](json& j) { j["tensors"][0]["boxes"].erase(1); }),
+                 "written boxes hold 6");
 }
 
 TEST(Manifest, DirectCodecMatchesTheReference) {

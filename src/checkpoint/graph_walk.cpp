@@ -7,8 +7,12 @@
 
 namespace cairn::detail {
 
-std::string variable_key(const std::string& path) { return path + "/.ATTRIBUTES/VARIABLE_VALUE"; }
-std::string state_key(const std::string& path) { return path + "/.ATTRIBUTES/STATE"; }
+std::string variable_key(const std::string& path) {
+  return path + "/.ATTRIBUTES/VARIABLE_VALUE";
+}
+std::string state_key(const std::string& path) {
+  return path + "/.ATTRIBUTES/STATE";
+}
 
 std::string child_path(const std::string& parent, const std::string& name) {
   return parent.empty() ? escape_name(name) : parent + "/" + escape_name(name);

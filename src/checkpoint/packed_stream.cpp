@@ -33,7 +33,8 @@ void PackedStream::add_bytes(const std::byte* data, int64_t bytes) {
                 {.operation = "save"});
   remaining_ -= bytes;
   while (bytes > 0) {
-    const auto n = static_cast<std::size_t>(std::min<int64_t>(bytes, static_cast<int64_t>(buffer_.size() - filled_)));
+    const auto n = static_cast<std::size_t>(
+        std::min<int64_t>(bytes, static_cast<int64_t>(buffer_.size() - filled_)));
     std::memcpy(buffer_.data() + filled_, data, n);
     filled_ += n;
     data += n;

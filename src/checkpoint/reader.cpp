@@ -55,7 +55,8 @@ std::vector<std::byte> CheckpointReader::load_bytes(const std::string& key,
   std::lock_guard<std::recursive_mutex> hdf5(detail::hdf5_mutex());
   const TensorRecord& t = impl_->manifest().tensors[tensor_index(key)];
   const Box box = slice.value_or(Box::whole(t.shape));
-  if (box.rank() != t.shape.size() || box.offset.size() != t.shape.size() || !inside_shape(box, t.shape))
+  if (box.rank() != t.shape.size() || box.offset.size() != t.shape.size() ||
+      !inside_shape(box, t.shape))
     throw Error(ErrorCode::kInvalidArgument,
                 "slice " + box.to_string() + " does not fit shape " + shape_to_string(t.shape),
                 {.checkpoint = impl_->path(), .key = key, .operation = "load"});
@@ -95,9 +96,17 @@ void CheckpointReader::check_dtype(const std::string& key, DType requested) cons
                 {.checkpoint = impl_->path(), .key = key, .operation = "load"});
 }
 
-int64_t CheckpointReader::save_counter() const { return impl_->manifest().save_counter; }
-int CheckpointReader::world_size() const { return impl_->manifest().world_size; }
-const std::string& CheckpointReader::path() const { return impl_->path(); }
-std::string CheckpointReader::manifest_json() const { return impl_->manifest_text(); }
+int64_t CheckpointReader::save_counter() const {
+  return impl_->manifest().save_counter;
+}
+int CheckpointReader::world_size() const {
+  return impl_->manifest().world_size;
+}
+const std::string& CheckpointReader::path() const {
+  return impl_->path();
+}
+std::string CheckpointReader::manifest_json() const {
+  return impl_->manifest_text();
+}
 
 }  // namespace cairn

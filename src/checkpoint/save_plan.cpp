@@ -131,8 +131,8 @@ SavePlan make_save_plan(const LiveGraph& graph, const Session& session) {
       const int64_t bytes = shape_volume(t.shape) * static_cast<int64_t>(dtype_size(t.dtype));
       t.packed = bytes <= options.pack_threshold_bytes;
       if (!t.packed) t.dataset = schema::tensor_dataset(key);
-      plan.signature += std::string(dtype_name(t.dtype)) + ' ' + shape_to_string(t.shape) + ' ' +
-                        t.layout + '\n';
+      plan.signature +=
+          std::string(dtype_name(t.dtype)) + ' ' + shape_to_string(t.shape) + ' ' + t.layout + '\n';
       plan.tensors.push_back(std::move(t));
       variables.push_back(v);
     } else if (const auto* s = dynamic_cast<const StateObject*>(node.object.get())) {
@@ -141,7 +141,8 @@ SavePlan make_save_plan(const LiveGraph& graph, const Session& session) {
       states.push_back(s);
     }
   }
-  for (std::size_t i = 0; i < plan.tensors.size(); ++i) plan_tensor(plan, i, *variables[i], session);
+  for (std::size_t i = 0; i < plan.tensors.size(); ++i)
+    plan_tensor(plan, i, *variables[i], session);
   assign_packed_offsets(plan);
   plan.tensor_packed_bytes = plan.packed_bytes;
   serialize_states(plan, states, session);
@@ -153,8 +154,9 @@ void serialize_states(SavePlan& plan, const std::vector<const StateObject*>& sta
   plan.blobs.clear();
   plan.packed_bytes = plan.tensor_packed_bytes;
   for (std::size_t i = 0; i < states.size(); ++i) {
-    const bool mine = states[i]->scope() == StateScope::kPerRank ||
-                      static_cast<int>(i % static_cast<std::size_t>(session.size())) == session.rank();
+    const bool mine =
+        states[i]->scope() == StateScope::kPerRank ||
+        static_cast<int>(i % static_cast<std::size_t>(session.size())) == session.rank();
     if (!mine) continue;
     std::string bytes;
     try {
@@ -165,8 +167,10 @@ void serialize_states(SavePlan& plan, const std::vector<const StateObject*>& sta
       throw Error(ErrorCode::kSerialization, std::string("cannot serialize state: ") + e.what(),
                   {.rank = session.rank(), .key = plan.states[i].key, .operation = "save"});
     }
-    LocalBlob blob{i, {session.rank(), plan.packed_bytes, static_cast<int64_t>(bytes.size()),
-                       checksum_bytes(bytes.data(), bytes.size())}, std::move(bytes)};
+    LocalBlob blob{i,
+                   {session.rank(), plan.packed_bytes, static_cast<int64_t>(bytes.size()),
+                    checksum_bytes(bytes.data(), bytes.size())},
+                   std::move(bytes)};
     plan.packed_bytes += blob.blob.bytes;
     plan.blobs.push_back(std::move(blob));
   }
@@ -176,14 +180,16 @@ int64_t dataset_write_bytes(const SavePlan& plan) {
   int64_t bytes = 0;
   for (const LocalWrite& w : plan.writes)
     if (!plan.tensors[w.tensor].packed)
-      bytes += w.written.box.volume() * static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
+      bytes +=
+          w.written.box.volume() * static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
   return bytes;
 }
 
 int64_t staging_bytes_needed(const SavePlan& plan) {
   int64_t bytes = 0;
   for (const LocalWrite& w : plan.writes)
-    bytes += w.written.box.volume() * static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
+    bytes +=
+        w.written.box.volume() * static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
   return bytes;
 }
 
@@ -196,7 +202,8 @@ void stage_plan(SavePlan& plan, std::byte* staging) {
   int64_t offset = 0;
   for (LocalWrite& w : plan.writes) {
     copies.push_back({&w, staging + offset});
-    offset += w.written.box.volume() * static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
+    offset +=
+        w.written.box.volume() * static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
   }
   // copy_region itself runs its large copies with OpenMP; the many small ones go in parallel here.
   const auto n = static_cast<int64_t>(copies.size());
@@ -323,8 +330,9 @@ void merge_local_tables(Manifest& manifest, const std::vector<std::string>& tabl
       b.checksum = static_cast<uint64_t>(in.get());
       s.blobs.push_back(b);
     }
-    if (!in.done()) throw Error(ErrorCode::kCorrupt, "a rank's save table has trailing bytes",
-                                {.operation = "merge save tables"});
+    if (!in.done())
+      throw Error(ErrorCode::kCorrupt, "a rank's save table has trailing bytes",
+                  {.operation = "merge save tables"});
   }
 }
 

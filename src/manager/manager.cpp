@@ -38,7 +38,8 @@ CheckpointManager::CheckpointManager(Checkpoint& checkpoint, std::string directo
       options_(std::move(options)),
       state_(std::make_shared<State>()) {
   const Comm& comm = checkpoint_->session().comm();
-  const ErrorContext ctx{.rank = comm.rank(), .checkpoint = directory_, .operation = "CheckpointManager"};
+  const ErrorContext ctx{
+      .rank = comm.rank(), .checkpoint = directory_, .operation = "CheckpointManager"};
   if (!options_.clock) options_.clock = system_clock_unix;
   // {"state": the directory state file's text, "notes": [{"level": int, "text": str}, ...]}
   wire::Message recovered;
@@ -46,20 +47,22 @@ CheckpointManager::CheckpointManager(Checkpoint& checkpoint, std::string directo
     if (options_.max_to_keep && *options_.max_to_keep <= 0)
       throw Error(ErrorCode::kInvalidArgument,
                   "max_to_keep must be positive (or unset to keep every checkpoint), got " +
-                      std::to_string(*options_.max_to_keep), ctx);
+                      std::to_string(*options_.max_to_keep),
+                  ctx);
     if (options_.checkpoint_interval && !options_.step_counter)
       throw Error(ErrorCode::kInvalidArgument, "checkpoint_interval needs a step_counter", ctx);
     if (options_.checkpoint_interval && *options_.checkpoint_interval < 0)
       throw Error(ErrorCode::kInvalidArgument, "checkpoint_interval must not be negative", ctx);
     if (options_.keep_checkpoint_every_n_hours && *options_.keep_checkpoint_every_n_hours <= 0)
-      throw Error(ErrorCode::kInvalidArgument, "keep_checkpoint_every_n_hours must be positive", ctx);
+      throw Error(ErrorCode::kInvalidArgument, "keep_checkpoint_every_n_hours must be positive",
+                  ctx);
     if (options_.checkpoint_name.empty() || options_.checkpoint_name.find('/') != std::string::npos)
       throw Error(ErrorCode::kInvalidArgument,
                   "checkpoint_name must be a non-empty file name prefix without '/'", ctx);
     if (comm.rank() != 0) return;
     std::vector<detail::RecoveryNote> notes;
-    const detail::DirectoryState state =
-        detail::recover_directory(directory_, options_.checkpoint_name, owner(), options_.clock(), notes);
+    const detail::DirectoryState state = detail::recover_directory(
+        directory_, options_.checkpoint_name, owner(), options_.clock(), notes);
     recovered = {{"state", detail::encode_state(state)}, {"notes", wire::Message::array()}};
     for (const detail::RecoveryNote& n : notes)
       recovered["notes"].push_back({{"level", static_cast<int>(n.level)}, {"text", n.text}});
@@ -74,7 +77,9 @@ CheckpointManager::CheckpointManager(Checkpoint& checkpoint, std::string directo
   }
 }
 
-std::string CheckpointManager::owner() const { return "manager:" + options_.checkpoint_name; }
+std::string CheckpointManager::owner() const {
+  return "manager:" + options_.checkpoint_name;
+}
 
 std::string CheckpointManager::path_of(const std::string& name) const {
   return (fs::path(directory_) / name).string();
@@ -103,7 +108,8 @@ void CheckpointManager::sweep(detail::DirectoryState& st, std::vector<std::strin
     if (st.checkpoints[i].owner == owner() && !st.checkpoints[i].preserved) managed.push_back(i);
   const auto keep = static_cast<std::size_t>(*options_.max_to_keep);
   if (managed.size() <= keep) return;
-  std::vector<std::size_t> retire(managed.begin(), managed.end() - static_cast<std::ptrdiff_t>(keep));
+  std::vector<std::size_t> retire(managed.begin(),
+                                  managed.end() - static_cast<std::ptrdiff_t>(keep));
   std::vector<std::string> to_delete;
   int64_t& last_preserved = st.last_preserved_unix[owner()];
   for (std::size_t i : retire) {
@@ -134,7 +140,8 @@ void CheckpointManager::sweep(detail::DirectoryState& st, std::vector<std::strin
     } else {
       deleted.push_back(name);
       log_to(*checkpoint_, LogLevel::kInfo,
-             "deleted '" + path_of(name) + "' (max_to_keep " + std::to_string(*options_.max_to_keep) + ")");
+             "deleted '" + path_of(name) + "' (max_to_keep " +
+                 std::to_string(*options_.max_to_keep) + ")");
     }
   }
 }
@@ -241,7 +248,8 @@ RestoreOutcome CheckpointManager::restore_or_initialize(const std::function<void
   }
   if (!outcome.path && !outcome.skipped.empty()) {
     std::string reasons;
-    for (const SkippedCheckpoint& s : outcome.skipped) reasons += "\n  - " + s.path + ": " + s.reason;
+    for (const SkippedCheckpoint& s : outcome.skipped)
+      reasons += "\n  - " + s.path + ": " + s.reason;
     throw Error(ErrorCode::kCorrupt,
                 "none of the " + std::to_string(outcome.skipped.size()) + " checkpoints in '" +
                     directory_ + "' can be restored; refusing to start from scratch:" + reasons);
@@ -249,10 +257,9 @@ RestoreOutcome CheckpointManager::restore_or_initialize(const std::function<void
   if (outcome.path) {
     log_to(*checkpoint_, LogLevel::kInfo,
            "restore_or_initialize: resumed from '" + *outcome.path + "'" +
-               (outcome.skipped.empty()
-                    ? std::string(" (the latest checkpoint)")
-                    : " (the newest checkpoint that restores, after skipping " +
-                          std::to_string(outcome.skipped.size()) + ")"));
+               (outcome.skipped.empty() ? std::string(" (the latest checkpoint)")
+                                        : " (the newest checkpoint that restores, after skipping " +
+                                              std::to_string(outcome.skipped.size()) + ")"));
     if (options_.step_counter) last_saved_step_ = options_.step_counter();
     return outcome;
   }

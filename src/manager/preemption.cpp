@@ -8,7 +8,9 @@ namespace {
 
 volatile std::sig_atomic_t g_signalled = 0;
 
-extern "C" void record_signal(int) { g_signalled = 1; }
+extern "C" void record_signal(int) {
+  g_signalled = 1;
+}
 
 }  // namespace
 
@@ -27,9 +29,13 @@ PreemptionHandler::~PreemptionHandler() {
   for (auto& [sig, old] : previous_) sigaction(sig, &old, nullptr);
 }
 
-bool preemption_signalled() noexcept { return g_signalled != 0; }
+bool preemption_signalled() noexcept {
+  return g_signalled != 0;
+}
 
-void reset_preemption_signal() noexcept { g_signalled = 0; }
+void reset_preemption_signal() noexcept {
+  g_signalled = 0;
+}
 
 bool preemption_requested(const Session& session) {
   return session.comm().allreduce_max(preemption_signalled() ? 1 : 0) != 0;

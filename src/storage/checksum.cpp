@@ -73,9 +73,12 @@ bool checksum_from_hex(std::string_view hex, uint64_t& value) noexcept {
   uint64_t v = 0;
   for (char c : hex) {
     int digit;
-    if (c >= '0' && c <= '9') digit = c - '0';
-    else if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
-    else return false;
+    if (c >= '0' && c <= '9')
+      digit = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      digit = c - 'a' + 10;
+    else
+      return false;
     v = (v << 4) | static_cast<uint64_t>(digit);
   }
   value = v;

@@ -122,7 +122,8 @@ void ContainerReader::start_prefetch(int64_t max_bytes) noexcept {
     int64_t bounds[2] = {0, 0};
     h5::Dataspace file_sel = h5::select_region({ranks + 1}, {0}, Box{{rank()}, {2}});
     h5::Dataspace mem_sel = h5::select_region({2}, {0}, Box{{0}, {2}});
-    if (H5Dread(index.get(), H5T_NATIVE_INT64, mem_sel.get(), file_sel.get(), H5P_DEFAULT, bounds) < 0) {
+    if (H5Dread(index.get(), H5T_NATIVE_INT64, mem_sel.get(), file_sel.get(), H5P_DEFAULT, bounds) <
+        0) {
       h5::take_error_stack();
       return;
     }
@@ -130,8 +131,10 @@ void ContainerReader::start_prefetch(int64_t max_bytes) noexcept {
     const hid_t packed = dataset(kPackedDataset, kPackedDataset);  // kept for the reads
     h5::Dataspace packed_space(H5Dget_space(packed));
     const haddr_t address = H5Dget_offset(packed);
-    const int64_t size = packed_space.valid() ? H5Sget_simple_extent_npoints(packed_space.get()) : -1;
-    if (address == HADDR_UNDEF || size < 0 || bounds[0] < 0 || bounds[0] > bounds[1] || bounds[1] > size) {
+    const int64_t size =
+        packed_space.valid() ? H5Sget_simple_extent_npoints(packed_space.get()) : -1;
+    if (address == HADDR_UNDEF || size < 0 || bounds[0] < 0 || bounds[0] > bounds[1] ||
+        bounds[1] > size) {
       h5::take_error_stack();
       return;
     }
@@ -179,8 +182,10 @@ void ContainerReader::check_packed_dataset() {
   h5::Dataspace space(h5::check_id(H5Dget_space(ds), "H5Dget_space", ctx));
   if (H5Sget_simple_extent_ndims(space.get()) != 1 ||
       H5Sget_simple_extent_npoints(space.get()) != packed_bytes_)
-    throw Error(ErrorCode::kCorrupt, "packed dataset size differs from the manifest (" +
-                                         std::to_string(packed_bytes_) + " bytes)", ctx);
+    throw Error(ErrorCode::kCorrupt,
+                "packed dataset size differs from the manifest (" + std::to_string(packed_bytes_) +
+                    " bytes)",
+                ctx);
   check_fully_stored(ds, packed_bytes_, ctx);
 }
 
@@ -188,10 +193,11 @@ void ContainerReader::read_verified_manifest_text() {
   const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .operation = "read manifest"};
   if (H5Aexists(file_.get(), kCommitAttribute) <= 0) {
     h5::take_error_stack();
-    throw Error(ErrorCode::kCorrupt,
-                "not a committed cairn checkpoint: the commit mark is missing (an interrupted save, "
-                "or a file cairn did not write)",
-                ctx);
+    throw Error(
+        ErrorCode::kCorrupt,
+        "not a committed cairn checkpoint: the commit mark is missing (an interrupted save, "
+        "or a file cairn did not write)",
+        ctx);
   }
   const std::string mark_text = read_root_attribute(kCommitAttribute);
   mark_ = decode_commit_mark(mark_text, path_);
@@ -206,13 +212,15 @@ void ContainerReader::read_verified_manifest_text() {
 }
 
 std::string ContainerReader::read_root_attribute(const std::string& name) {
-  const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .key = name, .operation = "read attribute"};
+  const ErrorContext ctx{
+      .rank = rank(), .checkpoint = path_, .key = name, .operation = "read attribute"};
   h5::Attribute attr(h5::check_id(H5Aopen(file_.get(), name.c_str(), H5P_DEFAULT), "H5Aopen", ctx));
   h5::Datatype type(h5::check_id(H5Aget_type(attr.get()), "H5Aget_type", ctx));
   if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) > 0)
     throw Error(ErrorCode::kCorrupt, "attribute is not a fixed-length string", ctx);
   const std::size_t size = H5Tget_size(type.get());
-  if (size == 0 || size > (1u << 20)) throw Error(ErrorCode::kCorrupt, "attribute has an absurd size", ctx);
+  if (size == 0 || size > (1u << 20))
+    throw Error(ErrorCode::kCorrupt, "attribute has an absurd size", ctx);
   std::string value(size, '\0');
   h5::check_status(H5Aread(attr.get(), type.get(), value.data()), "H5Aread", ctx);
   if (auto nul = value.find('\0'); nul != std::string::npos) value.resize(nul);
@@ -220,26 +228,32 @@ std::string ContainerReader::read_root_attribute(const std::string& name) {
 }
 
 std::string ContainerReader::read_manifest_bytes(int64_t expected) {
-  const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .key = kManifestDataset, .operation = "read manifest"};
+  const ErrorContext ctx{
+      .rank = rank(), .checkpoint = path_, .key = kManifestDataset, .operation = "read manifest"};
   if (expected < 0 || expected > kMaxManifestBytes)
     throw Error(ErrorCode::kCorrupt, "commit mark gives an absurd manifest size", ctx);
   hid_t ds = dataset(kManifestDataset, kManifestDataset);
   h5::Dataspace space(h5::check_id(H5Dget_space(ds), "H5Dget_space", ctx));
-  if (H5Sget_simple_extent_ndims(space.get()) != 1 || H5Sget_simple_extent_npoints(space.get()) != expected)
+  if (H5Sget_simple_extent_ndims(space.get()) != 1 ||
+      H5Sget_simple_extent_npoints(space.get()) != expected)
     throw Error(ErrorCode::kCorrupt,
-                "manifest dataset size differs from the commit mark (" + std::to_string(expected) + " bytes)", ctx);
+                "manifest dataset size differs from the commit mark (" + std::to_string(expected) +
+                    " bytes)",
+                ctx);
   check_fully_stored(ds, expected, ctx);
   std::string text(static_cast<std::size_t>(expected), '\0');
   h5::Datatype type = h5::make_byte_type();
   if (expected > 0)
-    h5::check_status(H5Dread(ds, type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data()), "H5Dread manifest", ctx);
+    h5::check_status(H5Dread(ds, type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data()),
+                     "H5Dread manifest", ctx);
   return text;
 }
 
 hid_t ContainerReader::dataset(const std::string& name, const std::string& key) {
   auto it = datasets_.find(name);
   if (it != datasets_.end()) return it->second.get();
-  const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .key = key, .operation = "open dataset " + name};
+  const ErrorContext ctx{
+      .rank = rank(), .checkpoint = path_, .key = key, .operation = "open dataset " + name};
   h5::Dataset ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT));
   if (!ds.valid()) h5::throw_error("dataset is missing", ctx, ErrorCode::kCorrupt);
   hid_t id = ds.get();
@@ -249,14 +263,19 @@ hid_t ContainerReader::dataset(const std::string& name, const std::string& key) 
 
 void ContainerReader::read_region(const TensorRecord& t, const Box& region, void* buffer,
                                   const Box& buffer_box) {
-  const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .key = t.key, .box = region.to_string(), .operation = "read"};
+  const ErrorContext ctx{.rank = rank(),
+                         .checkpoint = path_,
+                         .key = t.key,
+                         .box = region.to_string(),
+                         .operation = "read"};
   hid_t ds = dataset(t.dataset, t.key);
   h5::Dataspace file_space(h5::check_id(H5Dget_space(ds), "H5Dget_space", ctx));
   const int ndims = H5Sget_simple_extent_ndims(file_space.get());
   std::vector<hsize_t> dims(static_cast<std::size_t>(std::max(ndims, 0)));
   if (ndims > 0) H5Sget_simple_extent_dims(file_space.get(), dims.data(), nullptr);
   if (ndims < 0 || Shape(dims.begin(), dims.end()) != t.shape)
-    throw Error(ErrorCode::kCorrupt, "dataset shape differs from the manifest's " + shape_to_string(t.shape), ctx);
+    throw Error(ErrorCode::kCorrupt,
+                "dataset shape differs from the manifest's " + shape_to_string(t.shape), ctx);
   h5::Datatype type = h5::make_type(t.dtype);
   h5::Datatype stored(h5::check_id(H5Dget_type(ds), "H5Dget_type", ctx));
   if (H5Tget_size(stored.get()) != H5Tget_size(type.get()))
@@ -275,7 +294,8 @@ void ContainerReader::read_region(const TensorRecord& t, const Box& region, void
 }
 
 void ContainerReader::read_packed(int64_t offset, int64_t bytes, void* out) {
-  const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .key = kPackedDataset, .operation = "read packed"};
+  const ErrorContext ctx{
+      .rank = rank(), .checkpoint = path_, .key = kPackedDataset, .operation = "read packed"};
   if (bytes == 0) return;
   hid_t ds = dataset(kPackedDataset, kPackedDataset);
   h5::Dataspace file_space(h5::check_id(H5Dget_space(ds), "H5Dget_space", ctx));
@@ -293,7 +313,8 @@ void ContainerReader::close() {
   prefetch_.reset();
   datasets_.clear();
   if (file_.valid() && file_.close() < 0)
-    h5::throw_error("cannot close checkpoint", {.rank = rank(), .checkpoint = path_, .operation = "close"});
+    h5::throw_error("cannot close checkpoint",
+                    {.rank = rank(), .checkpoint = path_, .operation = "close"});
 }
 
 }  // namespace cairn::detail

@@ -47,7 +47,7 @@ std::string write_failure_cause(const std::string& path, int err, int64_t bytes)
               " bytes free, this write needs " + std::to_string(bytes);
     if (err != ENOSPC && err != EDQUOT && err != EROFS && !state.empty())
       cause = (state.find("read-only") != std::string::npos ? std::strerror(EROFS)
-                                                             : std::strerror(ENOSPC));
+                                                            : std::strerror(ENOSPC));
     if (!state.empty()) cause += (cause.empty() ? "" : ": ") + state;
   }
   return cause;
@@ -64,11 +64,13 @@ ContainerWriter::ContainerWriter(const Comm& comm, std::string path, const Write
   h5::silence_error_printing();
   const ErrorContext ctx = context("", "create container");
   h5::PropList fapl(h5::check_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", ctx));
-  h5::check_status(H5Pset_fapl_mpio(fapl.get(), comm_.get(), MPI_INFO_NULL), "H5Pset_fapl_mpio", ctx);
+  h5::check_status(H5Pset_fapl_mpio(fapl.get(), comm_.get(), MPI_INFO_NULL), "H5Pset_fapl_mpio",
+                   ctx);
   h5::check_status(H5Pset_file_locking(fapl.get(), false, true), "H5Pset_file_locking", ctx);
   h5::check_status(H5Pset_alignment(fapl.get(), kAlignment, kAlignment), "H5Pset_alignment", ctx);
   h5::check_status(H5Pset_coll_metadata_write(fapl.get(), true), "H5Pset_coll_metadata_write", ctx);
-  h5::check_status(H5Pset_all_coll_metadata_ops(fapl.get(), true), "H5Pset_all_coll_metadata_ops", ctx);
+  h5::check_status(H5Pset_all_coll_metadata_ops(fapl.get(), true), "H5Pset_all_coll_metadata_ops",
+                   ctx);
   errno = 0;
   file_ = h5::File(H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
   if (!file_.valid()) {
@@ -91,7 +93,8 @@ std::size_t ContainerWriter::create_dataset(const std::string& name, DType dtype
                                             const Shape& shape) {
   const ErrorContext ctx = context(name, "create dataset");
   h5::PropList lcpl(h5::check_id(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate", ctx));
-  h5::check_status(H5Pset_create_intermediate_group(lcpl.get(), 1), "H5Pset_create_intermediate_group", ctx);
+  h5::check_status(H5Pset_create_intermediate_group(lcpl.get(), 1),
+                   "H5Pset_create_intermediate_group", ctx);
   h5::PropList dcpl(h5::check_id(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate", ctx));
   h5::check_status(H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS), "H5Pset_layout", ctx);
   h5::check_status(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), "H5Pset_alloc_time", ctx);
@@ -108,7 +111,8 @@ std::size_t ContainerWriter::create_dataset(const std::string& name, DType dtype
 std::size_t ContainerWriter::create_byte_dataset(const std::string& name, int64_t bytes) {
   const ErrorContext ctx = context(name, "create byte dataset");
   h5::PropList lcpl(h5::check_id(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate", ctx));
-  h5::check_status(H5Pset_create_intermediate_group(lcpl.get(), 1), "H5Pset_create_intermediate_group", ctx);
+  h5::check_status(H5Pset_create_intermediate_group(lcpl.get(), 1),
+                   "H5Pset_create_intermediate_group", ctx);
   h5::PropList dcpl(h5::check_id(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate", ctx));
   h5::check_status(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), "H5Pset_alloc_time", ctx);
   h5::check_status(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "H5Pset_fill_time", ctx);
@@ -137,11 +141,11 @@ void ContainerWriter::write_root_attribute(const std::string& name, const std::s
 void ContainerWriter::transfer(Entry& entry, hid_t mem_space, hid_t file_space, const void* data,
                                const std::string& what) {
   // Sized before the write: any HDF5 call after a failure would clear its error stack.
-  const int64_t bytes = H5Sget_select_npoints(file_space) *
-                        static_cast<int64_t>(H5Tget_size(entry.type.get()));
+  const int64_t bytes =
+      H5Sget_select_npoints(file_space) * static_cast<int64_t>(H5Tget_size(entry.type.get()));
   errno = 0;
-  if (H5Dwrite(entry.dataset.get(), entry.type.get(), mem_space, file_space,
-               transfer_plist_.get(), data) >= 0)
+  if (H5Dwrite(entry.dataset.get(), entry.type.get(), mem_space, file_space, transfer_plist_.get(),
+               data) >= 0)
     return;
   const int err = errno;
   const std::string cause = write_failure_cause(path_, err, bytes);
@@ -255,8 +259,8 @@ void write_commit_mark(const std::string& path, const std::string& mark) {
     struct stat st {};
     std::string cause = err != 0 ? std::strerror(err) : "";
     if (!dir.empty() && ::stat(dir.c_str(), &st) != 0)
-      cause += std::string(cause.empty() ? "" : ": ") + "the directory '" + dir +
-               "' no longer exists";
+      cause +=
+          std::string(cause.empty() ? "" : ": ") + "the directory '" + dir + "' no longer exists";
     h5::throw_error("cannot reopen the written file" + (cause.empty() ? "" : " (" + cause + ")"),
                     ctx, ErrorCode::kIo);
   }

@@ -22,7 +22,8 @@ namespace {
 
 class Fd {
  public:
-  Fd(const std::string& path, int flags, mode_t mode = 0644) : fd_(::open(path.c_str(), flags, mode)) {
+  Fd(const std::string& path, int flags, mode_t mode = 0644)
+      : fd_(::open(path.c_str(), flags, mode)) {
     if (fd_ < 0) io_error("open", path, errno);
   }
   ~Fd() {

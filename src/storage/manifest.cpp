@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <limits>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <unordered_set>
 
 #include "cairn/core/error.hpp"
@@ -20,7 +20,9 @@ using nlohmann::json;
 
 constexpr std::size_t kMaxTensorRank = kMaxAxes;
 
-json box_json(const Box& b) { return json{{"offset", b.offset}, {"count", b.count}}; }
+json box_json(const Box& b) {
+  return json{{"offset", b.offset}, {"count", b.count}};
+}
 
 [[noreturn]] void corrupt(const std::string& checkpoint, const std::string& key,
                           const std::string& what) {
@@ -43,19 +45,23 @@ json box_json(const Box& b) { return json{{"offset", b.offset}, {"count", b.coun
   corrupt(checkpoint, key, "unknown " + what);
 }
 
-Box decode_box(const json& j) { return Box{detail::json_shape(j.at("offset")), detail::json_shape(j.at("count"))}; }
+Box decode_box(const json& j) {
+  return Box{detail::json_shape(j.at("offset")), detail::json_shape(j.at("count"))};
+}
 
 uint64_t decode_checksum(const json& j, const std::string& ckpt, const std::string& key) {
   uint64_t v = 0;
-  if (!checksum_from_hex(j.at("xxh3").get<std::string>(), v)) corrupt(ckpt, key, "bad checksum text");
+  if (!checksum_from_hex(j.at("xxh3").get<std::string>(), v))
+    corrupt(ckpt, key, "bad checksum text");
   return v;
 }
 
 int decode_rank(const json& j, const Manifest& m, const std::string& ckpt, const std::string& key) {
   const auto rank = detail::json_int64(j.at("rank"));
   if (rank < 0 || rank >= m.world_size)
-    corrupt(ckpt, key, "written by rank " + std::to_string(rank) + " of a " +
-                           std::to_string(m.world_size) + "-rank job");
+    corrupt(ckpt, key,
+            "written by rank " + std::to_string(rank) + " of a " + std::to_string(m.world_size) +
+                "-rank job");
   return static_cast<int>(rank);
 }
 
@@ -76,9 +82,8 @@ namespace {
 template <class BoxOf>
 std::optional<std::pair<Box, Box>> find_overlap(std::vector<const void*> items, BoxOf box_of) {
   if (items.size() < 2) return std::nullopt;
-  std::sort(items.begin(), items.end(), [&](const void* a, const void* b) {
-    return box_of(a).offset < box_of(b).offset;
-  });
+  std::sort(items.begin(), items.end(),
+            [&](const void* a, const void* b) { return box_of(a).offset < box_of(b).offset; });
   for (std::size_t i = 0; i < items.size(); ++i) {
     const Box& a = box_of(items[i]);
     if (a.empty()) continue;
@@ -122,52 +127,63 @@ void validate_tensor(const TensorRecord& t, const Manifest& m, const std::string
   for (const WrittenBox& wb : t.boxes) {
     check_axes(wb.box, "a box");
     if (wb.rank < 0 || wb.rank >= m.world_size)
-      corrupt(ckpt, t.key, "box written by rank " + std::to_string(wb.rank) + " of a " +
-                               std::to_string(m.world_size) + "-rank job");
+      corrupt(ckpt, t.key,
+              "box written by rank " + std::to_string(wb.rank) + " of a " +
+                  std::to_string(m.world_size) + "-rank job");
     if (wb.box.rank() != t.shape.size() || wb.box.offset.size() != t.shape.size() ||
         !inside_shape(wb.box, t.shape))
-      corrupt(ckpt, t.key, "box " + wb.box.to_string() + " lies outside shape " +
-                               shape_to_string(t.shape));
+      corrupt(ckpt, t.key,
+              "box " + wb.box.to_string() + " lies outside shape " + shape_to_string(t.shape));
     int64_t in_pieces = 0;
     for (const PieceRecord& p : wb.pieces) {
       check_axes(p.box, "a piece");
       if (p.box.rank() != t.shape.size() || p.box.offset.size() != t.shape.size() ||
           !contains(wb.box, p.box))
-        corrupt(ckpt, t.key, "piece " + p.box.to_string() + " lies outside its box " +
-                                 wb.box.to_string());
+        corrupt(ckpt, t.key,
+                "piece " + p.box.to_string() + " lies outside its box " + wb.box.to_string());
       // Each piece lies inside the box, but a hostile list may repeat it until the sum overflows.
       if (__builtin_add_overflow(in_pieces, p.box.volume(), &in_pieces))
         corrupt(ckpt, t.key,
                 "pieces of box " + wb.box.to_string() + " hold more elements than fit in int64");
-      if (t.packed) check_packed_range(p.packed_offset, p.box.volume() * esize, m.packed_bytes, ckpt, t.key);
+      if (t.packed)
+        check_packed_range(p.packed_offset, p.box.volume() * esize, m.packed_bytes, ckpt, t.key);
     }
     if (in_pieces != wb.box.volume())
       corrupt(ckpt, t.key, "pieces of box " + wb.box.to_string() + " do not add up to it");
     std::vector<const void*> pieces;
     if (wb.pieces.size() > 1)
       for (const PieceRecord& p : wb.pieces) pieces.push_back(&p);
-    if (auto o = find_overlap(pieces, [](const void* p) -> const Box& { return static_cast<const PieceRecord*>(p)->box; }))
-      corrupt(ckpt, t.key, "pieces " + o->first.to_string() + " and " + o->second.to_string() + " overlap");
+    if (auto o = find_overlap(pieces, [](const void* p) -> const Box& {
+          return static_cast<const PieceRecord*>(p)->box;
+        }))
+      corrupt(ckpt, t.key,
+              "pieces " + o->first.to_string() + " and " + o->second.to_string() + " overlap");
     if (__builtin_add_overflow(written, wb.box.volume(), &written))
       corrupt(ckpt, t.key, "written boxes hold more elements than fit in int64");
   }
   std::vector<const void*> boxes;
   for (const WrittenBox& wb : t.boxes) boxes.push_back(&wb);
-  if (auto o = find_overlap(boxes, [](const void* b) -> const Box& { return static_cast<const WrittenBox*>(b)->box; }))
-    corrupt(ckpt, t.key, "written boxes " + o->first.to_string() + " and " + o->second.to_string() + " overlap");
+  if (auto o = find_overlap(boxes, [](const void* b) -> const Box& {
+        return static_cast<const WrittenBox*>(b)->box;
+      }))
+    corrupt(ckpt, t.key,
+            "written boxes " + o->first.to_string() + " and " + o->second.to_string() + " overlap");
   if (written != volume)
-    corrupt(ckpt, t.key, "written boxes hold " + std::to_string(written) + " elements, shape " +
-                             shape_to_string(t.shape) + " has " + std::to_string(volume));
+    corrupt(ckpt, t.key,
+            "written boxes hold " + std::to_string(written) + " elements, shape " +
+                shape_to_string(t.shape) + " has " + std::to_string(volume));
 }
-
 
 std::string escape_name(const std::string& name) {
   std::string out;
   out.reserve(name.size());
   for (char c : name) {
-    if (c == '.') out += "..";
-    else if (c == '/') out += ".S";
-    else out += c;
+    if (c == '.')
+      out += "..";
+    else if (c == '/')
+      out += ".S";
+    else
+      out += c;
   }
   return out;
 }
@@ -222,16 +238,17 @@ std::string encode_manifest_reference(const Manifest& m) {
                       {"scope", s.scope == SavedScope::kPerRank ? "per_rank" : "global"},
                       {"blobs", std::move(blobs)}});
   }
-  json root{{"format", "cairn-checkpoint"},
-            {"format_version", std::to_string(m.format_major) + "." + std::to_string(m.format_minor)},
-            {"library_version", m.library_version},
-            {"world_size", m.world_size},
-            {"save_counter", m.save_counter},
-            {"created_unix", m.created_unix},
-            {"packed_bytes", m.packed_bytes},
-            {"nodes", std::move(nodes)},
-            {"tensors", std::move(tensors)},
-            {"states", std::move(states)}};
+  json root{
+      {"format", "cairn-checkpoint"},
+      {"format_version", std::to_string(m.format_major) + "." + std::to_string(m.format_minor)},
+      {"library_version", m.library_version},
+      {"world_size", m.world_size},
+      {"save_counter", m.save_counter},
+      {"created_unix", m.created_unix},
+      {"packed_bytes", m.packed_bytes},
+      {"nodes", std::move(nodes)},
+      {"tensors", std::move(tensors)},
+      {"states", std::move(states)}};
   return root.dump();
 }
 
@@ -267,7 +284,8 @@ Manifest decode_manifest_reference(const std::string& text, const std::string& c
       NodeRecord n;
       n.kind = nj.at("kind").get<std::string>();
       n.path = nj.at("path").get<std::string>();
-      for (const json& c : nj.at("children")) n.children.emplace_back(c.at(0).get<std::string>(), detail::json_int64(c.at(1)));
+      for (const json& c : nj.at("children"))
+        n.children.emplace_back(c.at(0).get<std::string>(), detail::json_int64(c.at(1)));
       if (nj.contains("slots"))
         for (const json& s : nj.at("slots"))
           n.slots.push_back({detail::json_int64(s.at("variable")), s.at("name").get<std::string>(),
@@ -323,8 +341,9 @@ Manifest decode_manifest_reference(const std::string& text, const std::string& c
     for (const NodeRecord& n : m.nodes) {
       for (const auto& [name, id] : n.children)
         if (name.empty() || id < 0 || id >= n_nodes)
-          corrupt(ckpt, n.path, "edge '" + name + "' points to node " + std::to_string(id) +
-                                    " of " + std::to_string(n_nodes));
+          corrupt(ckpt, n.path,
+                  "edge '" + name + "' points to node " + std::to_string(id) + " of " +
+                      std::to_string(n_nodes));
       for (const SlotRecord& s : n.slots)
         if (s.variable < 0 || s.variable >= n_nodes || s.slot < 0 || s.slot >= n_nodes)
           corrupt(ckpt, n.path, "slot '" + s.name + "' points outside the object graph");
@@ -334,7 +353,8 @@ Manifest decode_manifest_reference(const std::string& text, const std::string& c
   } catch (const json::exception& e) {
     corrupt(ckpt, current_key, std::string("malformed JSON: ") + e.what());
   } catch (const detail::NotAnInteger&) {
-    corrupt(ckpt, current_key, "malformed JSON: a number that must be an integer is not one, or is out of range");
+    corrupt(ckpt, current_key,
+            "malformed JSON: a number that must be an integer is not one, or is out of range");
   } catch (const std::invalid_argument&) {
     corrupt(ckpt, current_key, "malformed format_version");
   } catch (const std::out_of_range&) {
@@ -362,7 +382,8 @@ CommitMark decode_commit_mark(const std::string& text, const std::string& ckpt) 
   } catch (const json::exception& e) {
     corrupt(ckpt, "", std::string("malformed commit mark: ") + e.what());
   } catch (const detail::NotAnInteger&) {
-    corrupt(ckpt, "", "malformed commit mark: a size or time is not an integer, or is out of range");
+    corrupt(ckpt, "",
+            "malformed commit mark: a size or time is not an integer, or is out of range");
   }
 }
 

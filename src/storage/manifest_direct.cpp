@@ -133,7 +133,8 @@ class JsonReader {
     Shape out;
     array([&] {
       const int64_t v = integer();
-      if (n < std::size(local)) local[n++] = v;
+      if (n < std::size(local))
+        local[n++] = v;
       else {
         if (out.empty()) out.assign(local, local + n);
         out.push_back(v);
@@ -171,16 +172,22 @@ class JsonReader {
   void skip(int depth = 0) {
     if (depth > 64) throw Fallback{};
     const char c = peek();
-    if (c == '{') object([&](std::string_view) { skip(depth + 1); });
-    else if (c == '[') array([&] { skip(depth + 1); });
-    else if (c == '"') view();
-    else if (c == '-' || (c >= '0' && c <= '9')) integer();
-    else if (!literal("true") && !literal("false") && !literal("null")) throw Fallback{};
+    if (c == '{')
+      object([&](std::string_view) { skip(depth + 1); });
+    else if (c == '[')
+      array([&] { skip(depth + 1); });
+    else if (c == '"')
+      view();
+    else if (c == '-' || (c >= '0' && c <= '9'))
+      integer();
+    else if (!literal("true") && !literal("false") && !literal("null"))
+      throw Fallback{};
   }
 
  private:
   bool literal(std::string_view word) {
-    if (static_cast<std::size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word)
+    if (static_cast<std::size_t>(end_ - p_) < word.size() ||
+        std::string_view(p_, word.size()) != word)
       return false;
     p_ += word.size();
     return true;
@@ -225,8 +232,10 @@ NodeRecord read_node(JsonReader& in) {
   NodeRecord n;
   Seen seen;
   in.object([&](std::string_view name) {
-    if (name == "kind") seen.mark(0), n.kind = in.str();
-    else if (name == "path") seen.mark(1), n.path = in.str();
+    if (name == "kind")
+      seen.mark(0), n.kind = in.str();
+    else if (name == "path")
+      seen.mark(1), n.path = in.str();
     else if (name == "children") {
       seen.mark(2);
       in.array([&] {
@@ -243,16 +252,22 @@ NodeRecord read_node(JsonReader& in) {
         SlotRecord s;
         Seen ss;
         in.object([&](std::string_view m) {
-          if (m == "variable") ss.mark(0), s.variable = in.integer();
-          else if (m == "name") ss.mark(1), s.name = in.str();
-          else if (m == "slot") ss.mark(2), s.slot = in.integer();
-          else in.skip();
+          if (m == "variable")
+            ss.mark(0), s.variable = in.integer();
+          else if (m == "name")
+            ss.mark(1), s.name = in.str();
+          else if (m == "slot")
+            ss.mark(2), s.slot = in.integer();
+          else
+            in.skip();
         });
         ss.require(7);
         n.slots.push_back(std::move(s));
       });
-    } else if (name == "value") seen.mark(4), n.value_key = in.str();
-    else in.skip();
+    } else if (name == "value")
+      seen.mark(4), n.value_key = in.str();
+    else
+      in.skip();
   });
   seen.require(7);
   return n;
@@ -264,9 +279,12 @@ PieceRecord read_piece(JsonReader& in) {
   Seen seen;
   in.object([&](std::string_view name) {
     if (read_box_member(in, name, p.box, seen)) return;
-    if (name == "xxh3") seen.mark(2), p.checksum = in.hex();
-    else if (name == "packed_offset") seen.mark(3), p.packed_offset = in.integer();
-    else in.skip();
+    if (name == "xxh3")
+      seen.mark(2), p.checksum = in.hex();
+    else if (name == "packed_offset")
+      seen.mark(3), p.packed_offset = in.integer();
+    else
+      in.skip();
   });
   seen.require(7);
   return p;
@@ -278,9 +296,12 @@ WrittenBox read_written_box(JsonReader& in) {
   int64_t rank = 0;
   in.object([&](std::string_view name) {
     if (read_box_member(in, name, wb.box, seen)) return;
-    if (name == "rank") seen.mark(2), rank = in.integer();
-    else if (name == "pieces") seen.mark(3), in.array([&] { wb.pieces.push_back(read_piece(in)); });
-    else in.skip();
+    if (name == "rank")
+      seen.mark(2), rank = in.integer();
+    else if (name == "pieces")
+      seen.mark(3), in.array([&] { wb.pieces.push_back(read_piece(in)); });
+    else
+      in.skip();
   });
   seen.require(15);
   if (rank < 0 || rank > kMaxWorldSize) throw Fallback{};
@@ -293,18 +314,25 @@ TensorRecord read_tensor_record(JsonReader& in) {
   Seen seen;
   std::string storage, dataset;
   in.object([&](std::string_view name) {
-    if (name == "key") seen.mark(0), t.key = in.str();
+    if (name == "key")
+      seen.mark(0), t.key = in.str();
     else if (name == "dtype") {
       seen.mark(1);
       const auto dtype = dtype_from_name(in.view());
       if (!dtype) throw Fallback{};
       t.dtype = *dtype;
-    } else if (name == "shape") seen.mark(2), t.shape = in.ints();
-    else if (name == "layout") seen.mark(3), t.layout = in.str();
-    else if (name == "storage") seen.mark(4), storage = in.str();
-    else if (name == "boxes") seen.mark(5), in.array([&] { t.boxes.push_back(read_written_box(in)); });
-    else if (name == "dataset") seen.mark(6), dataset = in.str();
-    else in.skip();
+    } else if (name == "shape")
+      seen.mark(2), t.shape = in.ints();
+    else if (name == "layout")
+      seen.mark(3), t.layout = in.str();
+    else if (name == "storage")
+      seen.mark(4), storage = in.str();
+    else if (name == "boxes")
+      seen.mark(5), in.array([&] { t.boxes.push_back(read_written_box(in)); });
+    else if (name == "dataset")
+      seen.mark(6), dataset = in.str();
+    else
+      in.skip();
   });
   seen.require(63);
   if (storage != "packed" && storage != "dataset") throw Fallback{};
@@ -315,8 +343,10 @@ TensorRecord read_tensor_record(JsonReader& in) {
   }
   for (WrittenBox& wb : t.boxes)
     for (PieceRecord& p : wb.pieces) {
-      if (!t.packed) p.packed_offset = -1;
-      else if (p.packed_offset == kNoOffset) throw Fallback{};
+      if (!t.packed)
+        p.packed_offset = -1;
+      else if (p.packed_offset == kNoOffset)
+        throw Fallback{};
     }
   return t;
 }
@@ -325,7 +355,8 @@ StateRecord read_state_record(JsonReader& in) {
   StateRecord s;
   Seen seen;
   in.object([&](std::string_view name) {
-    if (name == "key") seen.mark(0), s.key = in.str();
+    if (name == "key")
+      seen.mark(0), s.key = in.str();
     else if (name == "scope") {
       seen.mark(1);
       const std::string_view scope = in.view();
@@ -333,7 +364,8 @@ StateRecord read_state_record(JsonReader& in) {
         s.scope = SavedScope::kPerRank;
       else if (scope == "global")
         s.scope = SavedScope::kGlobal;
-      else throw Fallback{};
+      else
+        throw Fallback{};
     } else if (name == "blobs") {
       seen.mark(2);
       in.array([&] {
@@ -341,18 +373,24 @@ StateRecord read_state_record(JsonReader& in) {
         Seen bs;
         int64_t rank = 0;
         in.object([&](std::string_view m) {
-          if (m == "rank") bs.mark(0), rank = in.integer();
-          else if (m == "packed_offset") bs.mark(1), b.packed_offset = in.integer();
-          else if (m == "bytes") bs.mark(2), b.bytes = in.integer();
-          else if (m == "xxh3") bs.mark(3), b.checksum = in.hex();
-          else in.skip();
+          if (m == "rank")
+            bs.mark(0), rank = in.integer();
+          else if (m == "packed_offset")
+            bs.mark(1), b.packed_offset = in.integer();
+          else if (m == "bytes")
+            bs.mark(2), b.bytes = in.integer();
+          else if (m == "xxh3")
+            bs.mark(3), b.checksum = in.hex();
+          else
+            in.skip();
         });
         bs.require(15);
         if (rank < 0 || rank > kMaxWorldSize) throw Fallback{};
         b.rank = static_cast<int>(rank);
         s.blobs.push_back(b);
       });
-    } else in.skip();
+    } else
+      in.skip();
   });
   seen.require(7);
   return s;
@@ -392,7 +430,8 @@ void check_direct(Manifest& m, const std::string& format, const std::string& ver
     for (const auto& [name, id] : n.children)
       if (name.empty() || id < 0 || id >= n_nodes) throw Fallback{};
     for (const SlotRecord& s : n.slots)
-      if (s.variable < 0 || s.variable >= n_nodes || s.slot < 0 || s.slot >= n_nodes) throw Fallback{};
+      if (s.variable < 0 || s.variable >= n_nodes || s.slot < 0 || s.slot >= n_nodes)
+        throw Fallback{};
     if (!n.value_key.empty() && !keys.count(n.value_key)) throw Fallback{};
   }
 }
@@ -404,17 +443,28 @@ Manifest decode_direct(const std::string& text, const std::string& ckpt) {
   std::string format, version;
   int64_t world_size = 0;
   in.object([&](std::string_view name) {
-    if (name == "format") seen.mark(0), format = in.str();
-    else if (name == "format_version") seen.mark(1), version = in.str();
-    else if (name == "library_version") seen.mark(2), m.library_version = in.str();
-    else if (name == "world_size") seen.mark(3), world_size = in.integer();
-    else if (name == "save_counter") seen.mark(4), m.save_counter = in.integer();
-    else if (name == "created_unix") seen.mark(5), m.created_unix = in.integer();
-    else if (name == "packed_bytes") seen.mark(6), m.packed_bytes = in.integer();
-    else if (name == "nodes") seen.mark(7), in.array([&] { m.nodes.push_back(read_node(in)); });
-    else if (name == "tensors") seen.mark(8), in.array([&] { m.tensors.push_back(read_tensor_record(in)); });
-    else if (name == "states") seen.mark(9), in.array([&] { m.states.push_back(read_state_record(in)); });
-    else in.skip();
+    if (name == "format")
+      seen.mark(0), format = in.str();
+    else if (name == "format_version")
+      seen.mark(1), version = in.str();
+    else if (name == "library_version")
+      seen.mark(2), m.library_version = in.str();
+    else if (name == "world_size")
+      seen.mark(3), world_size = in.integer();
+    else if (name == "save_counter")
+      seen.mark(4), m.save_counter = in.integer();
+    else if (name == "created_unix")
+      seen.mark(5), m.created_unix = in.integer();
+    else if (name == "packed_bytes")
+      seen.mark(6), m.packed_bytes = in.integer();
+    else if (name == "nodes")
+      seen.mark(7), in.array([&] { m.nodes.push_back(read_node(in)); });
+    else if (name == "tensors")
+      seen.mark(8), in.array([&] { m.tensors.push_back(read_tensor_record(in)); });
+    else if (name == "states")
+      seen.mark(9), in.array([&] { m.states.push_back(read_state_record(in)); });
+    else
+      in.skip();
   });
   seen.require(1023);
   if (!in.at_end()) throw Fallback{};

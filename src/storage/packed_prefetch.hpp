@@ -4,8 +4,8 @@
 // size, each rank reads back the region it wrote; /cairn/packed_ranks (format 1.1) says where that
 // region is without decoding the manifest. A helper thread reads it, in order, into a bounded ring
 // of chunk buffers while the calling thread decodes the manifest, matches it against the live
-// graph and plans the reads, work that otherwise leaves the disk idle. The bytes are verified against
-// the manifest's checksums as they are consumed, like any other read.
+// graph and plans the reads, work that otherwise leaves the disk idle. The bytes are verified
+// against the manifest's checksums as they are consumed, like any other read.
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>

@@ -27,7 +27,10 @@ constexpr int64_t kBlockBytes = int64_t{16} << 20;
   throw Error(ErrorCode::kCorrupt,
               "checksum mismatch in piece " + piece + ": expected " + checksum_to_hex(expected) +
                   ", found " + checksum_to_hex(found) + " (the data on disk is damaged)",
-              {.rank = reader.rank(), .checkpoint = reader.path(), .key = key, .box = piece,
+              {.rank = reader.rank(),
+               .checkpoint = reader.path(),
+               .key = key,
+               .box = piece,
                .operation = "verify"});
 }
 
@@ -35,11 +38,14 @@ thread_local PackedReadStats last_stats;
 
 }  // namespace
 
-PackedReadStats last_packed_read_stats() noexcept { return last_stats; }
+PackedReadStats last_packed_read_stats() noexcept {
+  return last_stats;
+}
 
 void PackedReadBatch::add(int64_t offset, int64_t bytes, uint64_t checksum, const std::string* key,
                           const Box* piece, int blob_rank, Consumer consume) {
-  requests_.push_back({offset, bytes, checksum, key, piece, blob_rank, nullptr, std::move(consume)});
+  requests_.push_back(
+      {offset, bytes, checksum, key, piece, blob_rank, nullptr, std::move(consume)});
 }
 
 void PackedReadBatch::add_copy(int64_t offset, int64_t bytes, uint64_t checksum,
@@ -47,14 +53,18 @@ void PackedReadBatch::add_copy(int64_t offset, int64_t bytes, uint64_t checksum,
   requests_.push_back({offset, bytes, checksum, key, piece, -1, destination, {}});
 }
 
-void PackedReadBatch::verify_and_consume(const ContainerReader& reader, Request& r, const std::byte* bytes) {
+void PackedReadBatch::verify_and_consume(const ContainerReader& reader, Request& r,
+                                         const std::byte* bytes) {
   const uint64_t found = checksum_bytes(bytes, static_cast<std::size_t>(r.bytes));
   if (found != r.checksum)
-    checksum_mismatch(reader, *r.key,
-                      r.piece ? r.piece->to_string() : "rank " + std::to_string(r.blob_rank) + " value",
-                      r.checksum, found);
-  if (r.destination) std::memcpy(r.destination, bytes, static_cast<std::size_t>(r.bytes));
-  else r.consume(bytes);
+    checksum_mismatch(
+        reader, *r.key,
+        r.piece ? r.piece->to_string() : "rank " + std::to_string(r.blob_rank) + " value",
+        r.checksum, found);
+  if (r.destination)
+    std::memcpy(r.destination, bytes, static_cast<std::size_t>(r.bytes));
+  else
+    r.consume(bytes);
 }
 
 void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch& prefetch) {
@@ -104,7 +114,8 @@ void PackedReadBatch::run(ContainerReader& reader, int64_t staging_bytes) {
                    [](const Request& a, const Request& b) { return a.offset < b.offset; });
   last_stats = {};
   for (const Request& r : requests_) last_stats.bytes += r.bytes;
-  if (std::unique_ptr<PackedPrefetch> prefetch = reader.take_prefetch()) consume_prefetched(reader, *prefetch);
+  if (std::unique_ptr<PackedPrefetch> prefetch = reader.take_prefetch())
+    consume_prefetched(reader, *prefetch);
   // Windows: runs of requests with small gaps, each read at once, kept well below the staging
   // bound: a small buffer is reused while still in cache, and the kernel's read-ahead keeps the
   // device busy between windows (announcing windows ahead with posix_fadvise was measured slower).
@@ -174,7 +185,8 @@ struct Needed {
 bool touches(const Box& a, const Box& b) {
   if (a.rank() != b.rank()) return false;
   for (std::size_t d = 0; d < a.rank(); ++d)
-    if (std::max(a.offset[d], b.offset[d]) >= std::min(a.offset[d] + a.count[d], b.offset[d] + b.count[d]))
+    if (std::max(a.offset[d], b.offset[d]) >=
+        std::min(a.offset[d] + a.count[d], b.offset[d] + b.count[d]))
       return false;
   return true;
 }
@@ -189,7 +201,8 @@ int64_t contiguous_offset(const Box& outer, const Box& inner) {
   for (std::size_t e = d + 1; e < rank; ++e)
     if (inner.count[e] != outer.count[e]) return -1;
   int64_t offset = 0;
-  for (std::size_t e = 0; e < rank; ++e) offset = offset * outer.count[e] + (inner.offset[e] - outer.offset[e]);
+  for (std::size_t e = 0; e < rank; ++e)
+    offset = offset * outer.count[e] + (inner.offset[e] - outer.offset[e]);
   return offset;
 }
 
@@ -228,7 +241,8 @@ void verify_in_place(const ContainerReader& reader, const TensorRecord& t,
   }
   for (std::size_t i = 0; i < found.size(); ++i)
     if (found[i] != block.pieces[i]->checksum)
-      checksum_mismatch(reader, t.key, block.pieces[i]->box.to_string(), block.pieces[i]->checksum, found[i]);
+      checksum_mismatch(reader, t.key, block.pieces[i]->box.to_string(), block.pieces[i]->checksum,
+                        found[i]);
 }
 
 }  // namespace
@@ -252,7 +266,8 @@ void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vect
             ++touched;
             if (contains(boxes[i], piece.box)) home = i;
           }
-        const int64_t start = touched == 1 && home < boxes.size() ? contiguous_offset(boxes[home], piece.box) : -1;
+        const int64_t start =
+            touched == 1 && home < boxes.size() ? contiguous_offset(boxes[home], piece.box) : -1;
         if (start >= 0) {
           const int64_t volume = piece.box.volume();
           covered[home] += volume;
@@ -273,7 +288,8 @@ void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vect
       const int64_t piece_bytes = piece.box.volume() * esize;
       if (t.packed) {
         packed.add(piece.packed_offset, piece_bytes, piece.checksum, &t.key, &piece.box, -1,
-                   [targets = std::move(need.targets), piece_box = &piece.box, esize](const std::byte* data) {
+                   [targets = std::move(need.targets), piece_box = &piece.box,
+                    esize](const std::byte* data) {
                      for (const Target& tg : targets)
                        copy_region(data, *piece_box, tg.buffer, tg.buffer_box, tg.overlap, esize);
                    });
@@ -289,8 +305,11 @@ void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vect
                   "the checkpoint holds " + std::to_string(covered[i]) + " of the " +
                       std::to_string(boxes[i].volume()) + " elements of box " +
                       boxes[i].to_string() + " (saved boxes overlap or leave a gap)",
-                  {.rank = reader.rank(), .checkpoint = reader.path(), .key = t.key,
-                   .box = boxes[i].to_string(), .operation = "restore"});
+                  {.rank = reader.rank(),
+                   .checkpoint = reader.path(),
+                   .key = t.key,
+                   .box = boxes[i].to_string(),
+                   .operation = "restore"});
 
   // Pieces that lie inside one of this rank's boxes are read in place, no staging copy: the run of
   // them that a saved box contributes to a local box is read at once when the pieces tile a box
@@ -324,7 +343,9 @@ void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vect
       std::vector<const Needed*> block;
       InPlaceBlock job{{}, home.buffer, home.buffer_box};
       int64_t block_volume = 0;
-      for (; first < run.size() && (block.empty() || (block_volume + run[first]->piece->box.volume()) * esize <= kBlockBytes);
+      for (; first < run.size() &&
+             (block.empty() ||
+              (block_volume + run[first]->piece->box.volume()) * esize <= kBlockBytes);
            ++first) {
         block.push_back(run[first]);
         job.pieces.push_back(run[first]->piece);
@@ -334,7 +355,8 @@ void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vect
       if (whole.volume() == block_volume) {
         reader.read_region(t, whole, home.buffer, home.buffer_box);
       } else {
-        for (const Needed* n : block) reader.read_region(t, n->piece->box, home.buffer, home.buffer_box);
+        for (const Needed* n : block)
+          reader.read_region(t, n->piece->box, home.buffer, home.buffer_box);
       }
       checks.submit(block_volume * esize, [&reader, &t, job = std::move(job), esize] {
         verify_in_place(reader, t, job, esize);

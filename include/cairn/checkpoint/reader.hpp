@@ -2,8 +2,8 @@
 #pragma once
 // Inspection of a checkpoint from a single process: list variables, load a variable or a slice.
 #include <cstddef>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,7 +42,8 @@ class CheckpointReader {
   std::vector<std::byte> load_bytes(const std::string& key,
                                     const std::optional<Box>& slice = std::nullopt) const;
   template <class T>
-  std::vector<T> load(const std::string& key, const std::optional<Box>& slice = std::nullopt) const {
+  std::vector<T> load(const std::string& key,
+                      const std::optional<Box>& slice = std::nullopt) const {
     check_dtype(key, dtype_of<T>);
     auto raw = load_bytes(key, slice);
     std::vector<T> out(raw.size() / sizeof(T));

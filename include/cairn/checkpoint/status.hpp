@@ -13,12 +13,12 @@ class RestoreContext;
 
 /// What a restore has matched so far, summed over all ranks.
 struct RestoreSummary {
-  int64_t checkpoint_objects = 0;     // objects in the checkpoint's graph (excluding the root)
-  int64_t matched_objects = 0;        // of those, matched on every rank
-  int64_t checkpoint_values = 0;      // tensors and state values in the checkpoint
-  int64_t restored_values = 0;        // of those, restored (on every rank that matched them)
-  int64_t unmatched_live_objects = 0; // live objects with no checkpoint counterpart (all ranks)
-  std::string details;                // one summarized, human-readable list of what went unmatched
+  int64_t checkpoint_objects = 0;      // objects in the checkpoint's graph (excluding the root)
+  int64_t matched_objects = 0;         // of those, matched on every rank
+  int64_t checkpoint_values = 0;       // tensors and state values in the checkpoint
+  int64_t restored_values = 0;         // of those, restored (on every rank that matched them)
+  int64_t unmatched_live_objects = 0;  // live objects with no checkpoint counterpart (all ranks)
+  std::string details;                 // one summarized, human-readable list of what went unmatched
 };
 
 class RestoreStatus {
@@ -28,9 +28,9 @@ class RestoreStatus {
   RestoreStatus(RestoreStatus&&) noexcept;
   RestoreStatus& operator=(RestoreStatus&&) noexcept;
 
-  /// Collective over the session. Every object and value in the checkpoint was matched and restored,
-  /// and every live object in the graph was matched. Objects attached later (deferred restoration)
-  /// count once attached.
+  /// Collective over the session. Every object and value in the checkpoint was matched and
+  /// restored, and every live object in the graph was matched. Objects attached later (deferred
+  /// restoration) count once attached.
   RestoreStatus& assert_consumed();
   /// Collective over the session. Every live object in the graph was matched to the checkpoint
   /// (the checkpoint may hold more objects than exist yet).

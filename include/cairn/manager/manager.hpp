@@ -40,8 +40,8 @@ struct SkippedCheckpoint {
 };
 
 struct RestoreOutcome {
-  std::optional<std::string> path;        // what was restored; nullopt: initialized instead
-  std::optional<RestoreStatus> status;    // the restore's status when something was restored
+  std::optional<std::string> path;         // what was restored; nullopt: initialized instead
+  std::optional<RestoreStatus> status;     // the restore's status when something was restored
   std::vector<SkippedCheckpoint> skipped;  // newer checkpoints that failed, newest first
 };
 

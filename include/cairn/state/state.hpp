@@ -23,7 +23,8 @@ class StateObject : public Trackable {
 
   /// Local. The value as bytes.
   virtual std::string save_bytes() const = 0;
-  /// Local. Replaces the value from bytes produced by save_bytes(); throws cairn::Error on bad input.
+  /// Local. Replaces the value from bytes produced by save_bytes(); throws cairn::Error on bad
+  /// input.
   virtual void load_bytes(std::string_view bytes) = 0;
   /// Local. Restores a per-rank value when the job size changed: `saved[r]` is what rank r of the
   /// saving job wrote. The default keeps rank r's value for r < saved.size() and reports the
