@@ -149,7 +149,25 @@ TEST(Variable, FileFormatLimitsAreInvalidArgumentsAtConstruction) {
   EXPECT_NE(bytes.message().find("exceeds the largest tensor"), std::string::npos) << bytes.what();
 }
 
+// GCC says __SANITIZE_ADDRESS__, clang __has_feature(address_sanitizer).
+#if defined(__SANITIZE_ADDRESS__)
+#define CAIRN_TEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CAIRN_TEST_UNDER_ASAN 1
+#endif
+#endif
+#ifndef CAIRN_TEST_UNDER_ASAN
+#define CAIRN_TEST_UNDER_ASAN 0
+#endif
+
 TEST(Variable, AnAllocationThatCannotBeSatisfiedIsACairnErrorNamingTheSize) {
+#if CAIRN_TEST_UNDER_ASAN
+  // ASan's allocator prints a warning for every failed mmap, which the sanitizer runs count as a
+  // finding; what this test checks (the C++ allocator's failure becoming a cairn::Error) is the
+  // normal build's.
+  GTEST_SKIP() << "allocation failure is tested in the build without ASan";
+#endif
   // 2^50 f32 elements, replicated: 4 PiB on every rank.
   const Error e = construction_error(DType::kF32, {int64_t{1} << 50}, Layout::replicated());
   EXPECT_EQ(e.code(), ErrorCode::kIo) << e.what();
