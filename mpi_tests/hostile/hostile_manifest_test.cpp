@@ -12,6 +12,7 @@
 
 #include "cairn/inspect/describe.hpp"
 #include "cairn/inspect/export.hpp"
+#include "cairn/inspect/verify.hpp"
 #include "hostile_support.hpp"
 #include "support/test_support.hpp"
 
@@ -356,7 +357,8 @@ TEST_F(HostileManifest, DeepObjectGraphIsBoundedAndReported) {
 // 128 tensors of 2^56 bytes each (the largest size the decoder accepts, consistent boxes): each
 // is valid, but their bytes add up to 2^63, past int64. The tools that sum them (export's
 // safetensors offsets and its total, info, ls) report the checkpoint as corrupt, naming it and
-// the tensor at which the sum overflows, instead of overflowing.
+// the tensor at which the sum overflows, instead of overflowing; verify finds the datasets that
+// cannot hold them.
 TEST_F(HostileManifest, TensorBytesAddingUpPastInt64AreCorruptInTheTools) {
   constexpr int kTensors = 128;
   const auto key_of = [](int i) {
@@ -387,6 +389,13 @@ TEST_F(HostileManifest, TensorBytesAddingUpPastInt64AreCorruptInTheTools) {
   expect_clear_error("tensor bytes past int64: info",
                      [&] { inspect::info({.path = path}, ignored); }, {ErrorCode::kCorrupt},
                      {path, key_of(127), past});
+  // verify checks each dataset against its record before it sums any bytes: the 128 tensors are
+  // damage there (their dataset is not 2^56 bytes), one problem each; exit 1 on every rank.
+  std::ostringstream verified;
+  EXPECT_EQ(inspect::verify({.path = path}, &session().comm(), verified), 1) << verified.str();
+  if (session().rank() == 0) {
+    EXPECT_NE(verified.str().find("DAMAGED: 128 problems"), std::string::npos) << verified.str();
+  }
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <unordered_set>
@@ -105,13 +106,31 @@ void global_verdict(const detail::RestoreContext& context,
   comm.agree(failure ? &*failure : nullptr);
 }
 
-std::vector<detail::AccountItem> prefixed(const std::vector<detail::AccountItem>& items,
-                                          const std::string& prefix) {
+// One of the account's problem lists, and the words that say what its lines are.
+struct ProblemList {
+  std::vector<detail::AccountItem> detail::LocalAccount::*items;
+  const char* prefix;
+};
+
+// The lines of `lists` in this rank's account, in the order given, each prefixed.
+std::vector<detail::AccountItem> problems_in(const detail::RestoreContext& context,
+                                             std::initializer_list<ProblemList> lists) {
+  const detail::LocalAccount account = context.account();
   std::vector<detail::AccountItem> out;
-  out.reserve(items.size());
-  for (const detail::AccountItem& item : items) out.push_back({prefix + item.text, item.key});
+  for (const ProblemList& list : lists)
+    for (const detail::AccountItem& item : account.*list.items)
+      out.push_back({list.prefix + item.text, item.key});
   return out;
 }
+
+constexpr ProblemList kUnmatchedCheckpointObjects{
+    &detail::LocalAccount::unmatched_checkpoint_objects, "checkpoint object not matched: "};
+constexpr ProblemList kUnrestoredValues{&detail::LocalAccount::unrestored_values,
+                                        "checkpoint value not restored: "};
+constexpr ProblemList kInconsistentReferences{&detail::LocalAccount::inconsistent_references,
+                                              "inconsistent references: "};
+constexpr ProblemList kUnmatchedLiveObjects{&detail::LocalAccount::unmatched_live_objects,
+                                            "live object not in the checkpoint: "};
 
 }  // namespace
 
@@ -125,16 +144,8 @@ RestoreStatus& RestoreStatus::assert_consumed() {
   global_verdict(
       *context_,
       [&] {
-        const detail::LocalAccount a = context_->account();
-        std::vector<detail::AccountItem> problems =
-            prefixed(a.unmatched_checkpoint_objects, "checkpoint object not matched: ");
-        for (auto& s : prefixed(a.unrestored_values, "checkpoint value not restored: "))
-          problems.push_back(s);
-        for (auto& s : prefixed(a.inconsistent_references, "inconsistent references: "))
-          problems.push_back(s);
-        for (auto& s : prefixed(a.unmatched_live_objects, "live object not in the checkpoint: "))
-          problems.push_back(s);
-        return problems;
+        return problems_in(*context_, {kUnmatchedCheckpointObjects, kUnrestoredValues,
+                                       kInconsistentReferences, kUnmatchedLiveObjects});
       },
       "assert_consumed");
   return *this;
@@ -144,14 +155,8 @@ RestoreStatus& RestoreStatus::assert_existing_objects_matched() {
   global_verdict(
       *context_,
       [&] {
-        const detail::LocalAccount a = context_->account();
-        std::vector<detail::AccountItem> problems =
-            prefixed(a.unmatched_live_objects, "live object not in the checkpoint: ");
-        for (auto& s : prefixed(a.inconsistent_references, "inconsistent references: "))
-          problems.push_back(s);
-        for (auto& s : prefixed(a.unrestored_values, "checkpoint value not restored: "))
-          problems.push_back(s);
-        return problems;
+        return problems_in(*context_,
+                           {kUnmatchedLiveObjects, kInconsistentReferences, kUnrestoredValues});
       },
       "assert_existing_objects_matched");
   return *this;

@@ -295,14 +295,22 @@ CheckpointVerdict verify_checkpoint(const Group& group, const std::string& path,
                        "rank " + std::to_string(b.rank)});
     }
   double total_weight = 0;
-  for (const Item& it : items) total_weight += static_cast<double>(it.bytes + kItemCost);
+  // The bytes of all items, checked once (the same on every rank): every rank's share, and rank
+  // 0's sum of the shares below, then fit in an int64 too.
+  group.run_agreed([&] {
+    int64_t total_bytes = 0;
+    for (const Item& it : items) {
+      total_bytes = add_bytes(total_bytes, it.bytes, path, it.key);
+      total_weight += static_cast<double>(it.bytes) + kItemCost;
+    }
+  });
   std::vector<const Item*> dataset_items, packed_items;
   Tally tally;
   double start = 0;
   for (const Item& it : items) {
     const int owner =
         std::min(nranks - 1, static_cast<int>(start / std::max(total_weight, 1.0) * nranks));
-    start += static_cast<double>(it.bytes + kItemCost);
+    start += static_cast<double>(it.bytes) + kItemCost;
     if (owner != rank) continue;
     (it.packed_offset < 0 ? dataset_items : packed_items).push_back(&it);
     ++(it.tensor ? tally.pieces : tally.blobs);
