@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <future>
+#include <system_error>
 
 #include "checkpoint/graph_walk.hpp"
 #include "checkpoint/packed_stream.hpp"
@@ -286,13 +287,20 @@ std::unique_ptr<Error> write_data_and_checksums(const Comm& comm, ContainerWrite
   // Only reads the buffers and writes the pieces' checksum fields, which write_data never
   // reads; joined before anything else looks at them.
   std::future<void> checksums;
-  try {
-    // Inside the try: a helper thread the system refuses (std::system_error) is a failure to
-    // agree on like a write's, not an exception that leaves the other ranks waiting.
-    if (overlap_checksums)
+  bool checksums_after_writes = false;
+  if (overlap_checksums) {
+    try {
       checksums = std::async(std::launch::async, [&plan] { compute_checksums(plan); });
+    } catch (const std::system_error&) {
+      // No helper thread: the checksums are computed here after the writes. The writes must
+      // still happen on this rank: in collective mode the other ranks wait for its calls.
+      checksums_after_writes = true;
+    }
+  }
+  try {
     metadata_bytes += write_data(writer, plan, comm.rank(), mode, ds.of_tensor, ds.packed,
                                  ds.packed_ranks, regions.offsets, regions.sizes);
+    if (checksums_after_writes) compute_checksums(plan);
   } catch (...) {
     // Any exception (std::bad_alloc too) goes through the agreement: thrown past it on one
     // rank, it would leave the others waiting there.
@@ -304,11 +312,13 @@ std::unique_ptr<Error> write_data_and_checksums(const Comm& comm, ContainerWrite
     // leave the others waiting in it.
     try {
       checksums.get();
-    } catch (const std::exception& e) {
-      if (!failure)
-        failure = std::make_unique<Error>(
-            ErrorCode::kInternal, std::string("computing checksums failed: ") + e.what(),
-            ErrorContext{.rank = comm.rank(), .checkpoint = path, .operation = "save"});
+    } catch (...) {
+      if (!failure) {
+        const Error e = current_exception_as_error(
+            {.rank = comm.rank(), .checkpoint = path, .operation = "save"});
+        failure = std::make_unique<Error>(e.code(), "computing checksums failed: " + e.message(),
+                                          e.context());
+      }
     }
   }
   return failure;

@@ -10,6 +10,7 @@
 #include "inspect/summary.hpp"
 #include "inspect/text.hpp"
 #include "storage/hdf5_lock.hpp"
+#include "storage/schema.hpp"
 
 namespace cairn::inspect {
 namespace {
@@ -82,7 +83,8 @@ void print_text(const detail::Probe& p, std::ostream& out) {
     t.add({"objects", detail::plural(s.nodes, "node")});
     t.add({"created", detail::utc_time(m.created_unix)});
   } else if (p.has_format_attribute) {
-    t.add({"format", p.format_attribute + "  (cairn_format attribute; no readable manifest)"});
+    t.add({"format", p.format_attribute + "  (" + cairn::detail::schema::kFormatAttribute +
+                         " attribute; no readable manifest)"});
   }
   t.add({"committed", p.mark ? detail::utc_time(p.mark->committed_unix) : "no"});
   t.add({"file",

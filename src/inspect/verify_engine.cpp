@@ -320,8 +320,10 @@ CheckpointVerdict verify_checkpoint(const Group& group, const std::string& path,
     std::vector<std::byte> buffer;
     for (const Item* it : dataset_items) hash_dataset_piece(*reader, *it, chunk, buffer, problems);
     hash_packed(*reader, packed_items, chunk, buffer, problems);
+    // Inside the agreement: a close that fails on one rank must not leave the others in the
+    // gather below.
+    reader->close();
   });
-  reader->close();
 
   // Rank 0 merges every rank's tally and problems.
   json mine = rank == 0 ? json{{"total", 0}, {"problems", json::array()}} : problems.to_json();
