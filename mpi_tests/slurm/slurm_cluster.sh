@@ -22,8 +22,9 @@
 # The cluster (see slurm_cluster_write_conf): SLURM_CLUSTER_NODES node names (default 2), all on
 # this host; each declares SLURM_CLUSTER_CPUS CPUs (default 4) whatever the hardware has
 # (SlurmdParameters=config_overrides), so jobs of several ranks fit on a small machine;
-# proctrack/linuxproc and task/none (no cgroups), no accounting, JobRequeue=1, MinJobAge=10,
-# scheduling every second, job credentials valid for 5 s (which is also the delay before a
+# proctrack/linuxproc and task/none (no cgroups), no accounting, JobRequeue=1, MinJobAge=300 (with
+# 10 s, a loaded CI machine polled too late and found finished jobs forgotten), scheduling every
+# second, job credentials valid for 5 s (which is also the delay before a
 # requeued job may start again; Slurm's default is 120 s).
 
 SLURM_CLUSTER_SKIP=77
@@ -132,7 +133,7 @@ SelectTypeParameters=CR_CPU
 SlurmdParameters=config_overrides
 ReturnToService=2
 JobRequeue=1
-MinJobAge=10
+MinJobAge=300
 KillWait=5
 InactiveLimit=0
 SlurmctldTimeout=30
