@@ -36,8 +36,10 @@ struct LocalAccount {
 class RestoreContext : public RestoreHook, public std::enable_shared_from_this<RestoreContext> {
  public:
   /// `mark` identifies the file: deferred restores reopen it and check they found the same one.
+  /// `records`: a format 2.x file's table and the records taken in so far (null for 1.x); the
+  /// records of the writers whose pieces a restore needs are read when it first needs them.
   RestoreContext(const Session& session, std::string path, Manifest manifest, CommitMark mark,
-                 std::shared_ptr<Trackable> root);
+                 std::shared_ptr<SavedRecords> records, std::shared_ptr<Trackable> root);
   ~RestoreContext() override;
 
   struct Match {
@@ -93,6 +95,9 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   /// With nothing pending, no object attached later can get anything from this restore: its
   /// file is closed and its objects are let go (they no longer keep the manifest in memory).
   void release_if_done() noexcept;
+  /// Local. Reads (through `reader`) the records of the writers of what `matches` restore on this
+  /// rank, so that the manifest holds their boxes and blobs. Nothing to do for a 1.x file.
+  void load_records(const std::vector<Match>& matches, ContainerReader& reader);
   void close_file() noexcept;
 
   const Session* session_;  // only for the collective status checks
@@ -102,6 +107,7 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   std::string path_;
   Manifest manifest_;
   CommitMark mark_;  // to recognize the same file when deferred restores reopen it
+  std::shared_ptr<SavedRecords> records_;
   std::weak_ptr<Trackable> root_;
   // Per checkpoint node: the index of its value in manifest_.tensors or .states, or -1.
   std::vector<int32_t> node_tensor_;
