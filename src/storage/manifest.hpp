@@ -11,8 +11,8 @@
 
 namespace cairn {
 
-inline constexpr int kFormatMajor = 1;
-inline constexpr int kFormatMinor = 1;
+inline constexpr int kFormatMajor = 2;
+inline constexpr int kFormatMinor = 0;
 
 /// A checksummed, contiguous-in-file piece of a written box.
 struct PieceRecord {
