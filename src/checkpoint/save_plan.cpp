@@ -51,10 +51,15 @@ void plan_tensor(SavePlan& plan, std::size_t index, const Variable& v, const Ses
         written.pieces.push_back({piece, 0, -1});
       plan.writes.push_back({index, v.box_bytes(b).data(), box, std::move(written)});
     }
-    for (int r = 0; r < n; ++r) {
-      int64_t count = 0;
-      for (const Box& box : v.layout().boxes_for(r, n, t.shape)) count += box.empty() ? 0 : 1;
-      max_writes = std::max(max_writes, count);
+    if (v.layout().kind() == Layout::Kind::kExplicit) {
+      for (int r = 0; r < n; ++r) {
+        int64_t count = 0;
+        for (const Box& box : v.layout().boxes_for(r, n, t.shape)) count += box.empty() ? 0 : 1;
+        max_writes = std::max(max_writes, count);
+      }
+    } else {
+      // Block and grid: at most one box per rank, and rank 0's is not empty unless the tensor is.
+      max_writes = shape_volume(t.shape) > 0 ? 1 : 0;
     }
   }
   if (!t.packed) plan.max_writes.push_back(max_writes);
