@@ -13,7 +13,7 @@
 #include "storage/byte_io.hpp"
 #include "storage/json_integers.hpp"
 #include "storage/keys.hpp"
-#include "storage/manifest_checks.hpp"
+#include "storage/manifest_checks.hpp"  // kMaxWorldSize
 #include "storage/table.hpp"
 #include "storage/table_internal.hpp"
 
@@ -645,7 +645,8 @@ class TableDecoder {
   }
 
   void packed_range(int64_t offset, int64_t bytes, const std::string& key) const {
-    check_packed_range(offset, bytes, header_.packed_bytes, ckpt_, key);
+    const std::string problem = detail::packed_range_problem(offset, bytes, header_.packed_bytes);
+    if (!problem.empty()) corrupt(key, problem);
   }
 
   void read_replicated() {

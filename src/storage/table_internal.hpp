@@ -18,6 +18,10 @@ inline constexpr int64_t kMaxTotalPathBytes = int64_t{1} << 30;
 [[noreturn]] void record_corrupt(const std::string& checkpoint, int rank, const std::string& key,
                                  const std::string& what);
 
+/// Local. Empty if [offset, offset + bytes) lies inside the packed data of `packed_bytes`, else
+/// what is wrong, for a message.
+std::string packed_range_problem(int64_t offset, int64_t bytes, int64_t packed_bytes);
+
 /// Local. How many pieces box_pieces() cuts `box` into, computed without cutting it; saturates at
 /// INT64_MAX, so that a hostile shape cannot make a reader allocate its pieces before comparing
 /// their number with what the file holds.

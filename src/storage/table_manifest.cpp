@@ -38,6 +38,13 @@ std::size_t escaped_size(const std::string& name) {
 
 }  // namespace
 
+std::string packed_range_problem(int64_t offset, int64_t bytes, int64_t packed_bytes) {
+  if (offset >= 0 && bytes >= 0 && offset <= packed_bytes && bytes <= packed_bytes - offset)
+    return {};
+  return "packed range [" + std::to_string(offset) + ", +" + std::to_string(bytes) +
+         ") lies outside the packed data (" + std::to_string(packed_bytes) + " bytes)";
+}
+
 int64_t box_piece_count(const TableTensor& t, const Box& box, int64_t piece_bytes) {
   if (box.rank() == 0) return 1;
   if (box.empty()) return 0;
