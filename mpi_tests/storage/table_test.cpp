@@ -5,12 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "cairn/core/error.hpp"
 #include "storage/checksum.hpp"
 #include "storage/table.hpp"
+#include "storage/table_internal.hpp"
 
 namespace cairn {
 namespace {
@@ -353,6 +355,28 @@ TEST(Table, WriterBoxesAndPiecesMatchTheHandWrittenOnes) {
             (std::vector<Box>{B({0, 0}, {2, 2}), B({2, 0}, {1, 2})}));
   EXPECT_EQ(box_pieces(s.table.tensors[2], B({0, 0}, {2, 3}), kPieceBytes),
             (std::vector<Box>{B({0, 0}, {2, 3})}));  // packed: the box itself
+}
+
+TEST(Table, PieceCountsWithoutCuttingEqualSplitBox) {
+  int cases = 0;
+  for (DType dtype : {DType::kU8, DType::kF16, DType::kF32, DType::kF64})
+    for (const Shape& count : std::vector<Shape>{
+             {}, {0}, {1}, {7}, {3, 5}, {4, 0, 2}, {2, 3, 4}, {5, 1, 9}, {1, 1, 1, 13}})
+      for (int64_t piece_bytes : {1, 2, 3, 8, 20, 40, 64, 1000})
+        for (bool packed : {false, true}) {
+          TableTensor t = tensor(0, dtype, packed, LayoutRule::kBlock, count, {0});
+          const Box box{Shape(count.size(), 1), count};
+          EXPECT_EQ(detail::box_piece_count(t, box, piece_bytes),
+                    static_cast<int64_t>(box_pieces(t, box, piece_bytes).size()))
+              << box.to_string() << " " << piece_bytes;
+          ++cases;
+        }
+  EXPECT_GT(cases, 500);
+  // Far too many to cut: counted, saturating instead of overflowing.
+  const TableTensor huge =
+      tensor(0, DType::kU8, false, LayoutRule::kBlock, {int64_t{1} << 40, int64_t{1} << 40}, {0});
+  EXPECT_EQ(detail::box_piece_count(huge, Box::whole(huge.shape), 1),
+            std::numeric_limits<int64_t>::max());
 }
 
 // A chain root -> n1 -> n2 -> ... of `depth` nodes, the last holding a tensor.
@@ -813,6 +837,18 @@ TEST(RecordDamage, Blobs) {
   expect_record_error(
       2, [](RankRecord& r) { r.blobs[0].packed_offset = 998; }, "lies outside the packed data",
       "st/.ATTRIBUTES/STATE");
+}
+
+TEST(TableDamage, PathsOfTerabytesAreRefusedBeforeTheyAreBuilt) {
+  // 3000 nodes deep, every edge named by the same 1000-byte string: a table of 97 kB whose paths
+  // would total 4.5 GB.
+  GlobalTable g = chain(3000);
+  for (TableEdge& e : g.edges) e.name = std::string(1000, 'x');
+  Header h;
+  h.packed_bytes = 4;
+  const std::string bytes = encode_table(g);
+  EXPECT_LT(bytes.size(), 100000u);
+  expect_error([&] { decode_table(bytes, h, "ck.h5"); }, "paths total more than", "node ");
 }
 
 }  // namespace
