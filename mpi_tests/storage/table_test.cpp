@@ -851,5 +851,27 @@ TEST(TableDamage, PathsOfTerabytesAreRefusedBeforeTheyAreBuilt) {
   expect_error([&] { decode_table(bytes, h, "ck.h5"); }, "paths total more than", "node ");
 }
 
+TEST(Table, ExplicitTilingsAlongAnInnerAxisAreCheckedInOnePass) {
+  // 50,000 column boxes: comparing every pair would take minutes, sweeping along axis 1 is
+  // immediate. An overlap along that axis is still found.
+  GlobalTable g = chain(1);
+  std::vector<TableBox> boxes;
+  for (int64_t i = 0; i < 50000; ++i)
+    boxes.push_back({static_cast<uint32_t>(i % kWorld), B({0, i}, {2, 1})});
+  g.tensors[0] = tensor(1, DType::kU8, false, LayoutRule::kExplicit, {2, 50000}, {}, boxes);
+  g.replicated.clear();
+  Header h;
+  h.world_size = kWorld;
+  const GlobalTable back = decode_table(encode_table(g), h, "ck.h5");
+  EXPECT_EQ(back.tensors[0].boxes.size(), 50000u);
+  EXPECT_EQ(writers_intersecting(back.tensors[0], B({0, 7}, {1, 3}), kWorld),
+            (std::vector<int>{0, 1, 2}));
+  g.tensors[0].boxes[100].box = B({0, 100}, {2, 2});
+  g.tensors[0].boxes.erase(g.tensors[0].boxes.begin() + 30000);
+  expect_error([&] { decode_table(encode_table(g), h, "ck.h5"); },
+               "explicit boxes [0:2, 100:102] (rank 1) and [0:2, 101:102] (rank 2) overlap",
+               "n..d/.ATTRIBUTES/VARIABLE_VALUE");
+}
+
 }  // namespace
 }  // namespace cairn

@@ -573,21 +573,33 @@ class TableDecoder {
                        shape_to_string(t.shape));
   }
 
-  // Sorted by their offset on axis 0, a box can only overlap the boxes after it that start before
-  // it ends there: O(n log n) for tilings, quadratic only for hostile input.
+  // Sorted by their offset on one axis, a box can only overlap the boxes after it that start
+  // before it ends there. The axis is the one with the most distinct offsets, so that a tiling
+  // along any axis costs O(n log n); only hostile input approaches O(n^2).
   void check_disjoint(const TableTensor& t, const std::string& key) const {
     std::vector<const TableBox*> order;
     for (const TableBox& b : t.boxes)
       if (!b.box.empty()) order.push_back(&b);
     if (order.size() < 2) return;
-    std::sort(order.begin(), order.end(),
-              [](const TableBox* a, const TableBox* b) { return a->box.offset < b->box.offset; });
+    std::size_t axis = 0, most = 0;
+    for (std::size_t d = 0; d < t.shape.size(); ++d) {
+      std::vector<int64_t> offsets;
+      for (const TableBox* b : order) offsets.push_back(b->box.offset[d]);
+      std::sort(offsets.begin(), offsets.end());
+      const auto distinct =
+          static_cast<std::size_t>(std::unique(offsets.begin(), offsets.end()) - offsets.begin());
+      if (distinct > most) axis = d, most = distinct;
+    }
+    const bool scalar = t.shape.empty();
+    std::sort(order.begin(), order.end(), [&](const TableBox* a, const TableBox* b) {
+      return scalar ? false : a->box.offset[axis] < b->box.offset[axis];
+    });
     for (std::size_t i = 0; i < order.size(); ++i) {
       const Box& a = order[i]->box;
-      const int64_t a_end = a.rank() ? a.offset[0] + a.count[0] : 1;
+      const int64_t a_end = scalar ? 1 : a.offset[axis] + a.count[axis];
       for (std::size_t j = i + 1; j < order.size(); ++j) {
         const Box& b = order[j]->box;
-        if (b.rank() && b.offset[0] >= a_end) break;
+        if (!scalar && b.offset[axis] >= a_end) break;
         if (intersect(a, b))
           corrupt(key, "explicit boxes " + a.to_string() + " (rank " +
                            std::to_string(order[i]->rank) + ") and " + b.to_string() + " (rank " +
