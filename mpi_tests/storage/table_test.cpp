@@ -580,6 +580,15 @@ TEST(TableDamage, Graph) {
         g.slots.pop_back();
       },
       "has no path", "node 20");
+  // Slot-only node 21's slot record names a later variable, or a later optimizer.
+  expect_table_error([](GlobalTable& g, Header&) { g.slots[0].variable = 22; }, "has no path",
+                     "node 21");
+  expect_table_error(
+      [](GlobalTable& g, Header&) {
+        g.nodes.push_back({"optimizer"});
+        g.slots[0].optimizer = 23;
+      },
+      "has no path", "node 21");
   // Node 19's only incoming edge comes from node 20.
   expect_table_error(
       [](GlobalTable& g, Header&) {
