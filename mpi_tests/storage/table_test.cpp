@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/checksum.hpp"
 #include "storage/table.hpp"
 #include "storage/table_internal.hpp"
 #include "table_sample.hpp"
@@ -244,6 +245,24 @@ TEST(Table, UnknownSectionsAndLongerElementsAreIgnored) {
   put64(grown, entry(2) + 8, moved);
   const GlobalTable back = decode_table(grown, s.header, "ck.h5");
   EXPECT_EQ(encode_table(back), t);
+}
+
+TEST(Table, LongerRecordEntriesAreReadByTheirSize) {
+  // A newer minor version may append fields to entries: pieces of 32 bytes, blobs of 40.
+  const Sample s = sample();
+  const RankRecord& r = s.records[0];
+  const std::string plain = encode_record(r);
+  std::string body;
+  for (std::size_t i = 0; i < r.pieces.size(); ++i)
+    body += plain.substr(40 + 24 * i, 24) + "newfield";
+  for (std::size_t i = 0; i < r.blobs.size(); ++i)
+    body += plain.substr(40 + 24 * r.pieces.size() + 32 * i, 32) + "another!";
+  std::string grown = plain.substr(0, 40) + body;
+  grown[12] = 32;
+  grown[14] = 40;
+  put64(grown, 32, checksum_bytes(body.data(), body.size()));
+  const RankRecord back = decode_record(grown, 0, s.table, s.header, "ck.h5");
+  EXPECT_EQ(encode_record(back), plain);
 }
 
 TEST(Table, ExplicitTilingsAlongAnInnerAxisAreCheckedInOnePass) {
