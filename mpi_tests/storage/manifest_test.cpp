@@ -66,9 +66,9 @@ TEST(Manifest, RoundTripsEveryField) {
 }
 
 TEST(Manifest, NewerMajorFormatIsAVersionError) {
-  expect_corrupt(
-      mutated([](json& j) { j["format_version"] = std::to_string(kFormatMajor + 1) + ".0"; }),
-      "newer", ErrorCode::kVersion);
+  const std::string newer = std::to_string(kFormatMajor + 1) + ".0";
+  expect_corrupt(mutated([&](json& j) { j["format_version"] = newer; }),
+                 "checkpoint format " + newer, ErrorCode::kVersion);
   // A newer minor version of the same major reads fine.
   EXPECT_NO_THROW(decode_manifest(mutated([](json& j) { j["format_version"] = "1.7"; }), "ck.h5"));
 }

@@ -19,7 +19,6 @@ namespace {
 using nlohmann::json;
 
 constexpr std::size_t kMaxTensorRank = kMaxAxes;
-constexpr int kLast1xMinor = 1;
 
 json box_json(const Box& b) {
   return json{{"offset", b.offset}, {"count", b.count}};
@@ -36,12 +35,10 @@ json box_json(const Box& b) {
 // a manager reports it rather than skipping the checkpoint as damaged.
 [[noreturn]] void unknown(const Manifest& m, const std::string& checkpoint, const std::string& key,
                           const std::string& what) {
-  // 1.x manifests are read only: 1.1 is the last 1.x version this reader knows.
-  const int known_minor = m.format_major == kFormatMajor ? kFormatMinor : kLast1xMinor;
-  if (m.format_major <= kFormatMajor && m.format_minor > known_minor)
+  if (m.format_major == kLegacyMajor && m.format_minor > kLegacyMinor)
     throw Error(ErrorCode::kVersion,
-                what + " is unknown to this reader (format " + std::to_string(m.format_major) +
-                    "." + std::to_string(known_minor) + "); the checkpoint is format " +
+                what + " is unknown to this reader (format " + std::to_string(kLegacyMajor) + "." +
+                    std::to_string(kLegacyMinor) + "); the checkpoint is format " +
                     std::to_string(m.format_major) + "." + std::to_string(m.format_minor) +
                     ", written by a newer cairn: upgrade cairn to read it",
                 {.checkpoint = checkpoint, .key = key, .operation = "decode manifest"});

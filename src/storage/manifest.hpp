@@ -11,8 +11,12 @@
 
 namespace cairn {
 
+/// The format this cairn writes.
 inline constexpr int kFormatMajor = 2;
 inline constexpr int kFormatMinor = 0;
+/// The newest 1.x format this cairn reads.
+inline constexpr int kLegacyMajor = 1;
+inline constexpr int kLegacyMinor = 1;
 
 /// A checksummed, contiguous-in-file piece of a written box.
 struct PieceRecord {

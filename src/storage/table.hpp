@@ -128,6 +128,12 @@ struct RecordBlob {
   int64_t bytes = 0;
 };
 
+/// Sizes of a 2.0 record's header and entries (docs/format.md); a save sizes its records with them
+/// before the checksums are known.
+inline constexpr int64_t kRecordHeaderBytes = 40;
+inline constexpr int64_t kRecordPieceBytes = 24;
+inline constexpr int64_t kRecordBlobBytes = 32;
+
 /// What one rank wrote: its pieces of block, grid and explicit tensors and its per-rank state.
 struct RankRecord {
   int rank = 0;
