@@ -348,5 +348,24 @@ TEST(TableDamage, PathsOfTerabytesAreRefusedBeforeTheyAreBuilt) {
   expect_error([&] { decode_table(bytes, h, "ck.h5"); }, "paths total more than", "node ");
 }
 
+TEST(TableDamage, StringsOfTerabytesAreRefusedBeforeTheyAreCopied) {
+  // 40,000 nodes whose kinds are all made to refer to one 100 kB edge name: a table of 1.5 MB whose
+  // decoded kinds would take 4 GB. The reader stops at 64 MiB.
+  GlobalTable g;
+  g.nodes.push_back({"root"});
+  for (uint32_t i = 1; i <= 40000; ++i) {
+    g.nodes.push_back({"k"});
+    g.edges.push_back({0, i, i == 1 ? std::string(100000, 'L') : "n" + std::to_string(i)});
+  }
+  std::string bytes = encode_table(g);
+  const uint64_t nodes = section_offset(bytes, 2), long_name = section_offset(bytes, 3) + 8;
+  for (uint64_t i = 1; i <= 40000; ++i) {
+    for (uint64_t k = 0; k < 8; ++k) bytes[nodes + 16 * i + k] = bytes[long_name + k];
+  }
+  EXPECT_LT(bytes.size(), 2000000u);
+  expect_error([&] { decode_table(bytes, Header{}, "ck.h5"); },
+               "strings the table refers to total more than 67108864", "node ");
+}
+
 }  // namespace
 }  // namespace cairn::table_testing

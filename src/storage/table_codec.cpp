@@ -275,13 +275,19 @@ class TableDecoder {
 
   const Section& sec(SectionId id) const { return sec_[id - 1]; }
 
-  std::string string_at(uint64_t at, const std::string& key, const char* what) const {
+  std::string string_at(uint64_t at, const std::string& key, const char* what) {
     const uint64_t off = r_.u32(at), len = r_.u32(at + 4);
     const Section& s = sec(kStrings);
     if (off > s.count || len > s.count - off)
       corrupt(key, std::string(what) + " string [" + std::to_string(off) + ", +" +
                        std::to_string(len) + ") lies outside the strings section (" +
                        std::to_string(s.count) + " bytes)");
+    copied_ += len;
+    const uint64_t limit = std::max<uint64_t>(detail::kMinStringBytesLimit,
+                                              detail::kMaxStringBytesPerTableByte * r_.size());
+    if (copied_ > limit)
+      corrupt(key, "the strings the table refers to total more than " + std::to_string(limit) +
+                       " bytes, more than this reader accepts");
     return std::string(r_.view(s.offset + off, len));
   }
 
@@ -656,6 +662,7 @@ class TableDecoder {
   GlobalTable t_;
   std::vector<std::string> paths_;
   uint64_t explicit_boxes_ = 0;
+  uint64_t copied_ = 0;  // bytes of strings copied out of the heap
 };
 
 }  // namespace
