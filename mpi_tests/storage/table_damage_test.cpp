@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -192,6 +193,12 @@ TEST(TableDamage, Layouts) {
       "a block layout with 2 parameters", kV0);
   expect_table_error([](GlobalTable& g, Header&) { g.tensors[4].boxes[1].box = B({3}, {2}); },
                      "lies outside shape [4]", "v4/");
+  // Found by fuzz_table: an end past int64 must not overflow while the message is written.
+  expect_table_error(
+      [](GlobalTable& g, Header&) {
+        g.tensors[4].boxes[1].box = B({std::numeric_limits<int64_t>::max() - 1}, {5});
+      },
+      "explicit box at [9223372036854775806] of [5] lies outside shape [4]", "v4/");
   expect_table_error([](GlobalTable& g, Header&) { g.tensors[4].boxes[1].rank = 3; },
                      "written by rank 3 of a 3-rank job", "v4/");
   expect_table_error([](GlobalTable& g, Header&) { g.tensors[4].boxes[1].box = B({0}, {2}); },

@@ -488,7 +488,9 @@ class TableDecoder {
         inside = inside && tb.box.offset[d] >= 0 && tb.box.count[d] >= 0 &&
                  tb.box.offset[d] <= t.shape[d] && tb.box.count[d] <= t.shape[d] - tb.box.offset[d];
       if (!inside)
-        corrupt(key, "rank " + std::to_string(rank) + "'s explicit box " + tb.box.to_string() +
+        // Not Box::to_string(): offset + count of a hostile box may overflow.
+        corrupt(key, "rank " + std::to_string(rank) + "'s explicit box at " +
+                         shape_to_string(tb.box.offset) + " of " + shape_to_string(tb.box.count) +
                          " lies outside shape " + shape_to_string(t.shape));
       covered += tb.box.volume();  // boxes inside the shape: no overflow before the sum exceeds it
       if (covered > shape_volume(t.shape)) covered = shape_volume(t.shape) + 1;
