@@ -13,10 +13,10 @@ namespace cairn {
 namespace {
 
 constexpr char kRecordMagic[] = "CAIRNREC";
-// The sizes of table.hpp, unsigned: byte offsets here are uint64_t.
-constexpr uint64_t kHeaderBytes = kRecordHeaderBytes;
-constexpr uint64_t kPieceEntryBytes = kRecordPieceBytes;
-constexpr uint64_t kBlobEntryBytes = kRecordBlobBytes;
+// The sizes table.hpp gives (a save sizes its record with them), unsigned for the byte arithmetic.
+constexpr auto kHeaderBytes = static_cast<uint64_t>(kRecordHeaderBytes);
+constexpr auto kPieceEntryBytes = static_cast<uint64_t>(kRecordPieceBytes);
+constexpr auto kBlobEntryBytes = static_cast<uint64_t>(kRecordBlobBytes);
 
 }  // namespace
 
