@@ -6,7 +6,6 @@
 #include "cairn/core/error.hpp"
 #include "storage/byte_io.hpp"
 #include "storage/checksum.hpp"
-#include "storage/manifest_checks.hpp"
 #include "storage/table.hpp"
 #include "storage/table_internal.hpp"
 
@@ -124,8 +123,9 @@ RankRecord decode_record(std::string_view bytes, int rank, const GlobalTable& ta
                                         std::to_string(number) + " of tensor " + std::to_string(t));
         if (tensor.packed) {
           const int64_t volume = box.volume();  // a packed box is one piece
-          check_packed_range(e.packed_offset, volume * esize, header.packed_bytes, ckpt,
-                             key_of_tensor(t));
+          const std::string problem =
+              detail::packed_range_problem(e.packed_offset, volume * esize, header.packed_bytes);
+          if (!problem.empty()) corrupt(key_of_tensor(t), problem);
         } else if (e.packed_offset != -1) {
           corrupt(key_of_tensor(t), "dataset piece " + std::to_string(number) +
                                         " has packed offset " + std::to_string(e.packed_offset) +
@@ -159,10 +159,10 @@ RankRecord decode_record(std::string_view bytes, int rank, const GlobalTable& ta
       corrupt(detail::state_key_of(table, detail::table_paths(table, ckpt), s),
               "blob " + std::to_string(blob) + " is of state " + std::to_string(b.state) +
                   ", expected per-rank state " + std::to_string(s));
-    if (b.packed_offset < 0 || b.bytes < 0 || b.packed_offset > header.packed_bytes ||
-        b.bytes > header.packed_bytes - b.packed_offset)
-      check_packed_range(b.packed_offset, b.bytes, header.packed_bytes, ckpt,
-                         detail::state_key_of(table, detail::table_paths(table, ckpt), s));
+    const std::string problem =
+        detail::packed_range_problem(b.packed_offset, b.bytes, header.packed_bytes);
+    if (!problem.empty())
+      corrupt(detail::state_key_of(table, detail::table_paths(table, ckpt), s), problem);
     out.blobs.push_back(b);
     ++blob;
   }

@@ -1,26 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
-// The header (JSON) and the global table (binary) of format 2.x: encode, decode and every check of
-// docs/format.md's "Table consistency".
+// The global table of format 2.x (binary): encode, decode and every check of docs/format.md's
+// "Table consistency".
 #include <algorithm>
 #include <limits>
-#include <map>
-#include <nlohmann/json.hpp>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "cairn/core/error.hpp"
 #include "cairn/tensor/variable.hpp"
 #include "storage/byte_io.hpp"
-#include "storage/json_integers.hpp"
 #include "storage/keys.hpp"
-#include "storage/manifest_checks.hpp"
 #include "storage/table.hpp"
 #include "storage/table_internal.hpp"
 
 namespace cairn {
 namespace {
-
-using nlohmann::json;
 
 constexpr char kTableMagic[] = "CAIRNTAB";
 constexpr uint64_t kPreambleBytes = 16;
@@ -45,26 +39,8 @@ constexpr const char* kSectionNames[kSectionCount] = {
     "strings", "nodes", "edges",      "slots",  "tensors",
     "dims",    "boxes", "replicated", "states", "global_blobs"};
 
-[[noreturn]] void header_corrupt(const std::string& ckpt, const std::string& what) {
-  throw Error(ErrorCode::kCorrupt, "header: " + what,
-              {.checkpoint = ckpt, .operation = "decode header"});
-}
-
 std::string version_text(int major, int minor) {
   return std::to_string(major) + "." + std::to_string(minor);
-}
-
-// "<major>.<minor>", both plain decimal numbers; false for anything else.
-bool parse_version(const std::string& text, int& major, int& minor) {
-  const auto dot = text.find('.');
-  if (dot == std::string::npos || dot == 0 || dot + 1 == text.size() || dot > 9 ||
-      text.size() - dot - 1 > 9)
-    return false;
-  for (std::size_t i = 0; i < text.size(); ++i)
-    if (i != dot && (text[i] < '0' || text[i] > '9')) return false;
-  major = std::stoi(text.substr(0, dot));
-  minor = std::stoi(text.substr(dot + 1));
-  return true;
 }
 
 }  // namespace
@@ -77,60 +53,6 @@ void table_corrupt(const std::string& ckpt, const std::string& key, const std::s
 }
 
 }  // namespace detail
-
-std::string encode_header(const Header& h) {
-  return json{{"format", "cairn-checkpoint"},
-              {"format_version", version_text(h.format_major, h.format_minor)},
-              {"library_version", h.library_version},
-              {"world_size", h.world_size},
-              {"save_counter", h.save_counter},
-              {"created_unix", h.created_unix},
-              {"packed_bytes", h.packed_bytes},
-              {"piece_bytes", h.piece_bytes},
-              {"pack_threshold_bytes", h.pack_threshold_bytes}}
-      .dump();
-}
-
-Header decode_header(const std::string& text, const std::string& ckpt) {
-  Header h;
-  try {
-    const json root = json::parse(text);
-    if (!root.is_object()) header_corrupt(ckpt, "not a JSON object");
-    if (root.at("format").get<std::string>() != "cairn-checkpoint")
-      header_corrupt(ckpt, "not a cairn checkpoint header");
-    const std::string version = root.at("format_version").get<std::string>();
-    if (!parse_version(version, h.format_major, h.format_minor))
-      header_corrupt(ckpt, "bad format_version '" + version + "'");
-    if (h.format_major > kFormatMajor)
-      throw Error(ErrorCode::kVersion,
-                  "checkpoint format " + version + " is newer than this cairn reads (format " +
-                      std::to_string(kFormatMajor) + ".x); upgrade cairn to read it",
-                  {.checkpoint = ckpt, .operation = "decode header"});
-    if (h.format_major < 1) header_corrupt(ckpt, "bad format_version '" + version + "'");
-    if (h.format_major == 1) return h;  // a whole 1.x manifest: the caller decodes it as one
-    h.library_version = root.at("library_version").get<std::string>();
-    auto integer = [&](const char* name, int64_t low, int64_t high) {
-      const int64_t v = detail::json_int64(root.at(name));
-      if (v < low || v > high)
-        header_corrupt(ckpt, std::string(name) + " " + std::to_string(v) + " is out of range [" +
-                                 std::to_string(low) + ", " + std::to_string(high) + "]");
-      return v;
-    };
-    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-    constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
-    h.world_size = static_cast<int>(integer("world_size", 1, kMaxWorldSize));
-    h.save_counter = integer("save_counter", kMin, kMax);
-    h.created_unix = integer("created_unix", kMin, kMax);
-    h.packed_bytes = integer("packed_bytes", 0, kMax);
-    h.piece_bytes = integer("piece_bytes", 1, kMax);
-    h.pack_threshold_bytes = integer("pack_threshold_bytes", 0, kMax);
-  } catch (const json::exception& e) {
-    header_corrupt(ckpt, std::string("malformed JSON: ") + e.what());
-  } catch (const detail::NotAnInteger&) {
-    header_corrupt(ckpt, "a number that must be an integer is not one, or is out of range");
-  }
-  return h;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
@@ -353,13 +275,19 @@ class TableDecoder {
 
   const Section& sec(SectionId id) const { return sec_[id - 1]; }
 
-  std::string string_at(uint64_t at, const std::string& key, const char* what) const {
+  std::string string_at(uint64_t at, const std::string& key, const char* what) {
     const uint64_t off = r_.u32(at), len = r_.u32(at + 4);
     const Section& s = sec(kStrings);
     if (off > s.count || len > s.count - off)
       corrupt(key, std::string(what) + " string [" + std::to_string(off) + ", +" +
                        std::to_string(len) + ") lies outside the strings section (" +
                        std::to_string(s.count) + " bytes)");
+    copied_ += len;
+    const uint64_t limit = std::max<uint64_t>(detail::kMinStringBytesLimit,
+                                              detail::kMaxStringBytesPerTableByte * r_.size());
+    if (copied_ > limit)
+      corrupt(key, "the strings the table refers to total more than " + std::to_string(limit) +
+                       " bytes, more than this reader accepts");
     return std::string(r_.view(s.offset + off, len));
   }
 
@@ -560,7 +488,9 @@ class TableDecoder {
         inside = inside && tb.box.offset[d] >= 0 && tb.box.count[d] >= 0 &&
                  tb.box.offset[d] <= t.shape[d] && tb.box.count[d] <= t.shape[d] - tb.box.offset[d];
       if (!inside)
-        corrupt(key, "rank " + std::to_string(rank) + "'s explicit box " + tb.box.to_string() +
+        // Not Box::to_string(): offset + count of a hostile box may overflow.
+        corrupt(key, "rank " + std::to_string(rank) + "'s explicit box at " +
+                         shape_to_string(tb.box.offset) + " of " + shape_to_string(tb.box.count) +
                          " lies outside shape " + shape_to_string(t.shape));
       covered += tb.box.volume();  // boxes inside the shape: no overflow before the sum exceeds it
       if (covered > shape_volume(t.shape)) covered = shape_volume(t.shape) + 1;
@@ -573,21 +503,33 @@ class TableDecoder {
                        shape_to_string(t.shape));
   }
 
-  // Sorted by their offset on axis 0, a box can only overlap the boxes after it that start before
-  // it ends there: O(n log n) for tilings, quadratic only for hostile input.
+  // Sorted by their offset on one axis, a box can only overlap the boxes after it that start
+  // before it ends there. The axis is the one with the most distinct offsets, so that a tiling
+  // along any axis costs O(n log n); only hostile input approaches O(n^2).
   void check_disjoint(const TableTensor& t, const std::string& key) const {
     std::vector<const TableBox*> order;
     for (const TableBox& b : t.boxes)
       if (!b.box.empty()) order.push_back(&b);
     if (order.size() < 2) return;
-    std::sort(order.begin(), order.end(),
-              [](const TableBox* a, const TableBox* b) { return a->box.offset < b->box.offset; });
+    std::size_t axis = 0, most = 0;
+    for (std::size_t d = 0; d < t.shape.size(); ++d) {
+      std::vector<int64_t> offsets;
+      for (const TableBox* b : order) offsets.push_back(b->box.offset[d]);
+      std::sort(offsets.begin(), offsets.end());
+      const auto distinct =
+          static_cast<std::size_t>(std::unique(offsets.begin(), offsets.end()) - offsets.begin());
+      if (distinct > most) axis = d, most = distinct;
+    }
+    const bool scalar = t.shape.empty();
+    std::sort(order.begin(), order.end(), [&](const TableBox* a, const TableBox* b) {
+      return scalar ? false : a->box.offset[axis] < b->box.offset[axis];
+    });
     for (std::size_t i = 0; i < order.size(); ++i) {
       const Box& a = order[i]->box;
-      const int64_t a_end = a.rank() ? a.offset[0] + a.count[0] : 1;
+      const int64_t a_end = scalar ? 1 : a.offset[axis] + a.count[axis];
       for (std::size_t j = i + 1; j < order.size(); ++j) {
         const Box& b = order[j]->box;
-        if (b.rank() && b.offset[0] >= a_end) break;
+        if (!scalar && b.offset[axis] >= a_end) break;
         if (intersect(a, b))
           corrupt(key, "explicit boxes " + a.to_string() + " (rank " +
                            std::to_string(order[i]->rank) + ") and " + b.to_string() + " (rank " +
@@ -645,7 +587,8 @@ class TableDecoder {
   }
 
   void packed_range(int64_t offset, int64_t bytes, const std::string& key) const {
-    check_packed_range(offset, bytes, header_.packed_bytes, ckpt_, key);
+    const std::string problem = detail::packed_range_problem(offset, bytes, header_.packed_bytes);
+    if (!problem.empty()) corrupt(key, problem);
   }
 
   void read_replicated() {
@@ -721,6 +664,7 @@ class TableDecoder {
   GlobalTable t_;
   std::vector<std::string> paths_;
   uint64_t explicit_boxes_ = 0;
+  uint64_t copied_ = 0;  // bytes of strings copied out of the heap
 };
 
 }  // namespace

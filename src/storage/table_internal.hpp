@@ -12,11 +12,20 @@ namespace cairn::detail {
 /// The reader's bound on the bytes of all node paths together: a hostile table of a few kilobytes
 /// can otherwise describe paths of terabytes (a deep chain whose edge names share one long string).
 inline constexpr int64_t kMaxTotalPathBytes = int64_t{1} << 30;
+/// The same for the strings the table's elements refer to (many elements may refer to one long
+/// string, and each decoded element holds a copy): at most this many times the table's size...
+inline constexpr uint64_t kMaxStringBytesPerTableByte = 16;
+/// ...or this much, whichever is more.
+inline constexpr uint64_t kMinStringBytesLimit = uint64_t{64} << 20;
 
 [[noreturn]] void table_corrupt(const std::string& checkpoint, const std::string& key,
                                 const std::string& what);
 [[noreturn]] void record_corrupt(const std::string& checkpoint, int rank, const std::string& key,
                                  const std::string& what);
+
+/// Local. Empty if [offset, offset + bytes) lies inside the packed data of `packed_bytes`, else
+/// what is wrong, for a message.
+std::string packed_range_problem(int64_t offset, int64_t bytes, int64_t packed_bytes);
 
 /// Local. How many pieces box_pieces() cuts `box` into, computed without cutting it; saturates at
 /// INT64_MAX, so that a hostile shape cannot make a reader allocate its pieces before comparing

@@ -38,6 +38,13 @@ std::size_t escaped_size(const std::string& name) {
 
 }  // namespace
 
+std::string packed_range_problem(int64_t offset, int64_t bytes, int64_t packed_bytes) {
+  if (offset >= 0 && bytes >= 0 && offset <= packed_bytes && bytes <= packed_bytes - offset)
+    return {};
+  return "packed range [" + std::to_string(offset) + ", +" + std::to_string(bytes) +
+         ") lies outside the packed data (" + std::to_string(packed_bytes) + " bytes)";
+}
+
 int64_t box_piece_count(const TableTensor& t, const Box& box, int64_t piece_bytes) {
   if (box.rank() == 0) return 1;
   if (box.empty()) return 0;
@@ -278,12 +285,12 @@ Manifest manifest_from_table(const Header& header, const GlobalTable& table) {
   m.save_counter = header.save_counter;
   m.created_unix = header.created_unix;
   m.packed_bytes = header.packed_bytes;
-  const std::vector<std::string> paths = detail::table_paths(table, "");
+  std::vector<std::string> paths = detail::table_paths(table, "");
   m.nodes.resize(table.nodes.size());
   for (std::size_t i = 0; i < table.nodes.size(); ++i) {
     NodeRecord& n = m.nodes[i];
     n.kind = table.nodes[i].kind;
-    n.path = paths[i];
+    n.path = std::move(paths[i]);
     if (table.nodes[i].value_kind == NodeValue::kTensor) n.value_key = detail::variable_key(n.path);
     if (table.nodes[i].value_kind == NodeValue::kState) n.value_key = detail::state_key(n.path);
   }
@@ -297,7 +304,7 @@ Manifest manifest_from_table(const Header& header, const GlobalTable& table) {
   for (std::size_t i = 0; i < table.tensors.size(); ++i) {
     const TableTensor& t = table.tensors[i];
     TensorRecord r;
-    r.key = detail::tensor_key(table, paths, i);
+    r.key = m.nodes[t.node].value_key;
     r.dtype = t.dtype;
     r.shape = t.shape;
     r.layout = detail::layout_description(t);
@@ -317,7 +324,7 @@ Manifest manifest_from_table(const Header& header, const GlobalTable& table) {
   }
   std::size_t next_blob = 0;
   for (std::size_t i = 0; i < table.states.size(); ++i) {
-    StateRecord s{detail::state_key_of(table, paths, i), table.states[i].scope, {}};
+    StateRecord s{m.nodes[table.states[i].node].value_key, table.states[i].scope, {}};
     if (s.scope == SavedScope::kGlobal) {
       const TableBlob& b = table.global_blobs.at(next_blob++);
       s.blobs.push_back({static_cast<int>(b.writer), b.packed_offset, b.bytes, b.checksum});
