@@ -154,7 +154,8 @@ void remove_commit_mark(const std::string& path) {
 
 namespace {
 
-// Writes `text` (of the manifest's length) as the manifest and fixes the commit mark to match.
+// Writes `text` (of the manifest's length: the dataset keeps its size) as the manifest, or in a
+// 2.x file the header, and fixes the commit mark to match.
 void rewrite_manifest(File& file, const std::string& text) {
   hid_t ds = H5Dopen2(file.id, "/cairn/manifest", H5P_DEFAULT);
   H5Dwrite(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data());
@@ -164,6 +165,7 @@ void rewrite_manifest(File& file, const std::string& text) {
   std::snprintf(hex, sizeof hex, "%016llx",
                 static_cast<unsigned long long>(XXH3_64bits(text.data(), text.size())));
   mark["manifest_xxh3"] = hex;
+  mark["manifest_bytes"] = text.size();
   write_string_attribute(file.id, "cairn_commit", mark.dump());
 }
 
@@ -172,7 +174,8 @@ void rewrite_manifest(File& file, const std::string& text) {
 void set_format_version(const std::string& path, const std::string& version) {
   File file(path, H5F_ACC_RDWR);
   std::string text = read_manifest(file.id);
-  // Whatever version the file has ("1.0" golden files, "1.1" fresh ones), of the same length.
+  // Whatever version the file has ("1.0", "1.1" golden files, "2.0" fresh ones), of the same
+  // length; a 2.x header names it the same way as a 1.x manifest.
   const std::string key = "\"format_version\":\"";
   const auto pos = text.find(key);
   const auto end = pos == std::string::npos ? pos : text.find('"', pos + key.size());
