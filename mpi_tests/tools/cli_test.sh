@@ -158,11 +158,11 @@ expect 4 "no commit mark" "$CAIRN" diff "$C" "$T/uncommitted.h5"
 cp "$C" "$T/manifest.h5" && "$DAMAGE" flip-manifest "$T/manifest.h5"
 expect 1 "manifest checksum mismatch" "$CAIRN" verify "$T/manifest.h5"
 expect 1 "manifest checksum mismatch" "$CAIRN" ls "$T/manifest.h5"
-cp "$C" "$T/v2.h5" && "$DAMAGE" set-version "$T/v2.h5" 2.0
-expect 3 "checkpoint format 2.0 is newer than this cairn reads" "$CAIRN" info "$T/v2.h5"
-expect 3 "UNSUPPORTED" "$CAIRN" verify "$T/v2.h5"
-cp "$C" "$T/v17.h5" && "$DAMAGE" set-version "$T/v17.h5" 1.7
-expect 0 "verdict     OK" "$CAIRN" verify "$T/v17.h5"
+cp "$C" "$T/v3.h5" && "$DAMAGE" set-version "$T/v3.h5" 3.0
+expect 3 "checkpoint format 3.0 is newer than this cairn reads" "$CAIRN" info "$T/v3.h5"
+expect 3 "UNSUPPORTED" "$CAIRN" verify "$T/v3.h5"
+cp "$C" "$T/v27.h5" && "$DAMAGE" set-version "$T/v27.h5" 2.7
+expect 0 "verdict     OK" "$CAIRN" verify "$T/v27.h5"
 
 # 4. Directories: leftovers, damage, a damaged state file.
 cp -r "$T/run" "$T/dir"

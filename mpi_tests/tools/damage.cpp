@@ -11,6 +11,9 @@
 #include <stdexcept>
 #include <vector>
 
+#include "storage/manifest.hpp"
+#include "storage/table.hpp"
+
 namespace cairn::testing {
 namespace {
 
@@ -39,6 +42,43 @@ std::string read_manifest(hid_t file) {
   return text;
 }
 
+// Every element of a one-dimensional dataset, converted to `mem_type`.
+template <class T>
+std::vector<T> read_vector(hid_t file, const char* name, hid_t mem_type) {
+  hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
+  if (ds < 0) fail(std::string("no dataset ") + name);
+  hid_t space = H5Dget_space(ds);
+  std::vector<T> out(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)));
+  const herr_t status = H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
+  H5Sclose(space);
+  H5Dclose(ds);
+  if (status < 0) fail(std::string("cannot read ") + name);
+  return out;
+}
+
+// Where every piece and blob lies, from the file's metadata of any format version: a 1.x manifest,
+// or a 2.x header, table and every rank's record, decoded by the library's codecs.
+Manifest locate(hid_t file, const std::string& path) {
+  const std::string text = read_manifest(file);
+  const Header header = decode_header(text, path);
+  if (header.format_major == kLegacyMajor) return decode_manifest(text, path);
+  // As unsigned bytes: HDF5 would clamp those above 127 converting to a signed char.
+  const auto table_bytes = read_vector<char>(file, "/cairn/table", H5T_NATIVE_UCHAR);
+  const GlobalTable table =
+      decode_table(std::string_view(table_bytes.data(), table_bytes.size()), header, path);
+  Manifest m = manifest_from_table(header, table);
+  const auto records = read_vector<char>(file, "/cairn/records", H5T_NATIVE_UCHAR);
+  const auto offsets = read_vector<int64_t>(file, "/cairn/record_offsets", H5T_NATIVE_INT64);
+  for (int r = 0; r < header.world_size; ++r) {
+    const auto at = static_cast<std::size_t>(offsets.at(static_cast<std::size_t>(r)));
+    const auto end = static_cast<std::size_t>(offsets.at(static_cast<std::size_t>(r) + 1));
+    add_record(
+        m, table, header,
+        decode_record(std::string_view(records.data() + at, end - at), r, table, header, path));
+  }
+  return m;
+}
+
 int64_t dataset_offset(hid_t file, const std::string& name) {
   hid_t ds = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
   if (ds < 0) fail("no dataset " + name);
@@ -46,13 +86,6 @@ int64_t dataset_offset(hid_t file, const std::string& name) {
   H5Dclose(ds);
   if (off == HADDR_UNDEF) fail("dataset " + name + " has no contiguous storage");
   return static_cast<int64_t>(off);
-}
-
-int64_t element_size(const std::string& dtype) {
-  if (dtype == "f64" || dtype == "i64" || dtype == "u64") return 8;
-  if (dtype == "f32" || dtype == "i32" || dtype == "u32") return 4;
-  if (dtype == "f16" || dtype == "bf16" || dtype == "i16" || dtype == "u16") return 2;
-  return 1;
 }
 
 void write_string_attribute(hid_t file, const char* name, const std::string& value) {
@@ -83,32 +116,29 @@ std::string read_string_attribute(hid_t file, const char* name) {
 
 int64_t tensor_element_offset(const std::string& path, const std::string& key, int64_t element) {
   File file(path, H5F_ACC_RDONLY);
-  const json m = json::parse(read_manifest(file.id));
-  for (const json& t : m.at("tensors")) {
-    if (t.at("key") != key) continue;
-    const int64_t esize = element_size(t.at("dtype"));
-    if (t.at("storage") == "dataset")
-      return dataset_offset(file.id, t.at("dataset")) + element * esize;
-    const auto shape = t.at("shape").get<std::vector<int64_t>>();
-    std::vector<int64_t> coord(shape.size());
+  const Manifest m = locate(file.id, path);
+  for (const TensorRecord& t : m.tensors) {
+    if (t.key != key) continue;
+    const auto esize = static_cast<int64_t>(dtype_size(t.dtype));
+    if (!t.packed) return dataset_offset(file.id, t.dataset) + element * esize;
+    std::vector<int64_t> coord(t.shape.size());
     int64_t rem = element;
-    for (std::size_t d = shape.size(); d-- > 0;) {
-      coord[d] = rem % shape[d];
-      rem /= shape[d];
+    for (std::size_t d = t.shape.size(); d-- > 0;) {
+      coord[d] = rem % t.shape[d];
+      rem /= t.shape[d];
     }
-    for (const json& box : t.at("boxes"))
-      for (const json& piece : box.at("pieces")) {
-        const auto off = piece.at("offset").get<std::vector<int64_t>>();
-        const auto cnt = piece.at("count").get<std::vector<int64_t>>();
+    for (const WrittenBox& box : t.boxes)
+      for (const PieceRecord& piece : box.pieces) {
+        const Shape& off = piece.box.offset;
+        const Shape& cnt = piece.box.count;
         bool inside = true;
         int64_t local = 0;
-        for (std::size_t d = 0; d < shape.size(); ++d) {
+        for (std::size_t d = 0; d < t.shape.size(); ++d) {
           inside = inside && coord[d] >= off[d] && coord[d] < off[d] + cnt[d];
           local = local * cnt[d] + (coord[d] - off[d]);
         }
         if (inside)
-          return dataset_offset(file.id, "/cairn/packed") +
-                 piece.at("packed_offset").get<int64_t>() + local * esize;
+          return dataset_offset(file.id, "/cairn/packed") + piece.packed_offset + local * esize;
       }
     fail("element " + std::to_string(element) + " of " + key + " is in no piece");
   }
@@ -117,12 +147,11 @@ int64_t tensor_element_offset(const std::string& path, const std::string& key, i
 
 int64_t state_blob_offset(const std::string& path, const std::string& key, int rank) {
   File file(path, H5F_ACC_RDONLY);
-  const json m = json::parse(read_manifest(file.id));
-  for (const json& s : m.at("states"))
-    if (s.at("key") == key)
-      for (const json& b : s.at("blobs"))
-        if (b.at("rank") == rank)
-          return dataset_offset(file.id, "/cairn/packed") + b.at("packed_offset").get<int64_t>();
+  const Manifest m = locate(file.id, path);
+  for (const StateRecord& s : m.states)
+    if (s.key == key)
+      for (const StateBlob& b : s.blobs)
+        if (b.rank == rank) return dataset_offset(file.id, "/cairn/packed") + b.packed_offset;
   fail("no value of rank " + std::to_string(rank) + " for state " + key);
 }
 
@@ -154,7 +183,8 @@ void remove_commit_mark(const std::string& path) {
 
 namespace {
 
-// Writes `text` (of the manifest's length) as the manifest and fixes the commit mark to match.
+// Writes `text` (of the manifest's length: the dataset keeps its size) as the manifest, or in a
+// 2.x file the header, and fixes the commit mark to match.
 void rewrite_manifest(File& file, const std::string& text) {
   hid_t ds = H5Dopen2(file.id, "/cairn/manifest", H5P_DEFAULT);
   H5Dwrite(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data());
@@ -164,6 +194,7 @@ void rewrite_manifest(File& file, const std::string& text) {
   std::snprintf(hex, sizeof hex, "%016llx",
                 static_cast<unsigned long long>(XXH3_64bits(text.data(), text.size())));
   mark["manifest_xxh3"] = hex;
+  mark["manifest_bytes"] = text.size();
   write_string_attribute(file.id, "cairn_commit", mark.dump());
 }
 
@@ -172,7 +203,8 @@ void rewrite_manifest(File& file, const std::string& text) {
 void set_format_version(const std::string& path, const std::string& version) {
   File file(path, H5F_ACC_RDWR);
   std::string text = read_manifest(file.id);
-  // Whatever version the file has ("1.0" golden files, "1.1" fresh ones), of the same length.
+  // Whatever version the file has ("1.0", "1.1" golden files, "2.0" fresh ones), of the same
+  // length; a 2.x header names it the same way as a 1.x manifest.
   const std::string key = "\"format_version\":\"";
   const auto pos = text.find(key);
   const auto end = pos == std::string::npos ? pos : text.find('"', pos + key.size());

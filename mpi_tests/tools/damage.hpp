@@ -2,7 +2,8 @@
 #pragma once
 // Damaging checkpoints on purpose, for the tests of `cairn verify` and of format compatibility:
 // bytes flipped in place (as bit rot would), truncation, a removed commit mark, a rewritten
-// manifest. Locations come from the manifest; files are changed with plain file I/O or HDF5.
+// manifest. Locations come from the file's metadata (a 1.x manifest, or a 2.x header, table and
+// records, decoded by the library's codecs); files are changed with plain file I/O or HDF5.
 #include <cstdint>
 #include <string>
 
@@ -23,8 +24,8 @@ void remove_commit_mark(const std::string& path);
 /// Rewrites the manifest's format_version (same length as the file's, e.g. "1.0") and the commit
 /// mark to match.
 void set_format_version(const std::string& path, const std::string& version);
-/// Replaces the first `from` in the manifest text with `to` (of the same length) and rewrites the
-/// commit mark to match: a sound file with one changed value.
+/// Replaces the first `from` in the manifest text (a 2.x file's header) with `to` (of the same
+/// length) and rewrites the commit mark to match: a sound file with one changed value.
 void replace_in_manifest(const std::string& path, const std::string& from, const std::string& to);
 /// Renames a tensor's dataset, so that the manifest points at nothing.
 void unlink_dataset(const std::string& path, const std::string& dataset);

@@ -185,7 +185,7 @@ TEST_F(Inspect, Info) {
       run("info", [&](std::ostream& o) { return info({.path = a_, .json = true}, o); });
   const json j = json::parse(js.out);
   EXPECT_EQ(j.at("status"), "committed");
-  EXPECT_EQ(j.at("format_version"), "1.1");
+  EXPECT_EQ(j.at("format_version"), "2.0");
   EXPECT_EQ(j.at("tensors"), 24);  // 17 variables, 6 slots, Adam's iterations
   EXPECT_EQ(j.at("states"), 2);
   EXPECT_EQ(j.at("world_size"), session().size());
