@@ -42,13 +42,6 @@ std::size_t tensor_index(const Metadata& m, const std::string& key) {
   throw std::runtime_error("no tensor " + key);
 }
 
-std::size_t state_index(const Metadata& m, const std::string& key) {
-  const Manifest manifest = manifest_from_table(m.header, m.table);
-  for (std::size_t i = 0; i < manifest.states.size(); ++i)
-    if (manifest.states[i].key == key) return i;
-  throw std::runtime_error("no state " + key);
-}
-
 TableTensor& tensor(Metadata& m, const std::string& key) {
   return m.table.tensors[tensor_index(m, key)];
 }
