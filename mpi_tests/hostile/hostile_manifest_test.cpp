@@ -170,7 +170,7 @@ TEST_F(HostileManifest, UnknownValuesAreCorrupt) {
       {"not a cairn manifest",
        [](json& m) { m["format"] = "tf-checkpoint"; },
        {ErrorCode::kCorrupt},
-       {"not a cairn checkpoint manifest"}},
+       {"not a cairn checkpoint"}},
       {"world_size 0",
        [](json& m) { m["world_size"] = 0; },
        {ErrorCode::kCorrupt},
@@ -179,12 +179,13 @@ TEST_F(HostileManifest, UnknownValuesAreCorrupt) {
        [](json& m) { m["world_size"] = kE18; },
        {ErrorCode::kCorrupt},
        {"out of range"}},
+      // The reader reads the format version first, with the header decoder.
       {"manifest is a JSON array",
        [](json& m) {
          m = json::array({1, 2, 3});
        },
        {ErrorCode::kCorrupt},
-       {"malformed JSON"}},
+       {"not a JSON object"}},
   });
 }
 
@@ -318,7 +319,7 @@ TEST_F(HostileManifest, FutureAndMalformedVersionsAreRefused) {
       {"format 99999999999999999999.0",
        [](json& m) { m["format_version"] = "99999999999999999999.0"; },
        {ErrorCode::kCorrupt},
-       {"malformed format_version"}},
+       {"bad format_version '99999999999999999999.0'"}},
       {"format 'one'",
        [](json& m) { m["format_version"] = "one"; },
        {ErrorCode::kCorrupt},
