@@ -3,9 +3,11 @@
 //
 //   mpirun -n K cairn_fuzz_make_seeds CONTAINER_DIR MANIFEST_DIR
 //
-// Saves the model of fuzz_model.hpp on K ranks as CONTAINER_DIR/np<K>.h5, writes truncated copies
-// of it (inside the superblock, the object headers, the data and the end) as np<K>-cut<N>.h5, and
-// its manifest text as MANIFEST_DIR/np<K>.json. scripts/fuzz --make-seeds runs it at 1 and 2 ranks.
+// Saves the model of fuzz_model.hpp on K ranks as CONTAINER_DIR/np<K>.h5 (format 2.0), writes
+// truncated copies of it (inside the superblock, the object headers, the data and the end) as
+// np<K>-cut<N>.h5, and its header text as MANIFEST_DIR/np<K>-header.json. scripts/fuzz
+// --make-seeds runs it at 1 and 2 ranks. The format-1.1-* seeds were written by cairn 0.1, which
+// wrote format 1.1; they stay, since cairn still reads 1.x files.
 #include <mpi.h>
 
 #include <cstdio>
@@ -36,7 +38,7 @@ int main(int argc, char** argv) {
       const std::string path = (containers / (name + ".h5")).string();
       cairn::Checkpoint(session, {{"net", model.root}}).write(path);
       if (session.rank() == 0) {
-        std::ofstream(manifests / (name + ".json"))
+        std::ofstream(manifests / (name + "-header.json"))
             << cairn::CheckpointReader(path).manifest_json();
         const auto size = static_cast<int64_t>(std::filesystem::file_size(path));
         for (int64_t cut : {int64_t{40}, int64_t{700}, size / 2, size - 64}) {
