@@ -148,8 +148,8 @@ bool match_record_checksums(hid_t file) {
   for (std::size_t r = 0; r + 1 < offsets.size(); ++r) {
     const int64_t begin = offsets[r], end = offsets[r + 1];
     if (begin < 0 || end > size || end - begin < 40) continue;
-    const uint64_t sum = checksum_bytes(records->data() + begin + 40,
-                                        static_cast<std::size_t>(end - begin - 40));
+    const uint64_t sum =
+        checksum_bytes(records->data() + begin + 40, static_cast<std::size_t>(end - begin - 40));
     for (int i = 0; i < 8; ++i) {
       const auto byte = static_cast<char>((sum >> (8 * i)) & 0xff);
       char& at = (*records)[static_cast<std::size_t>(begin + 32 + i)];
@@ -159,8 +159,8 @@ bool match_record_checksums(hid_t file) {
   }
   if (!changed) return false;
   h5::Dataset out(H5Dopen2(file, "/cairn/records", H5P_DEFAULT));
-  return out.valid() && H5Dwrite(out.get(), H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                                 records->data()) >= 0;
+  return out.valid() &&
+         H5Dwrite(out.get(), H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, records->data()) >= 0;
 }
 
 // Rewrites the commit mark so that it matches the header (1.x: manifest) and, when there is one,

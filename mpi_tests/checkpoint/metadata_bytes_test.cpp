@@ -68,8 +68,8 @@ Stored stored(const std::string& path) {
   H5Aread(attr, type, mark.data());
   H5Tclose(type);
   H5Aclose(attr);
-  s.mark = static_cast<int64_t>(mark.find('\0') == std::string::npos ? mark.size()
-                                                                      : mark.find('\0'));
+  s.mark =
+      static_cast<int64_t>(mark.find('\0') == std::string::npos ? mark.size() : mark.find('\0'));
   s.header = extent(file, "/cairn/manifest");
   s.table = extent(file, "/cairn/table");
   std::vector<int64_t> offsets(static_cast<std::size_t>(extent(file, "/cairn/record_offsets")));

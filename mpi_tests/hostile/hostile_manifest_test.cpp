@@ -3,10 +3,10 @@
 // 1.x file must still be refused cleanly. The reference checkpoint is written (format 2.0) and
 // converted into the 1.1 file cairn 0.1 wrote of the same values; the cases rewrite its manifest
 // dataset and commit mark (so the damage is past the checksum) and restore it through
-// Checkpoint::read on every rank count of the test: absurd shapes, unknown dtypes, overlapping and out-of-range boxes, names
-// with "..", empty names, deep nesting, future format versions, absurd sizes. Each must be a clear
-// cairn::Error naming the checkpoint and what is wrong, the same on every rank, in bounded time
-// and memory, with the live objects untouched.
+// Checkpoint::read on every rank count of the test: absurd shapes, unknown dtypes, overlapping and
+// out-of-range boxes, names with "..", empty names, deep nesting, future format versions, absurd
+// sizes. Each must be a clear cairn::Error naming the checkpoint and what is wrong, the same on
+// every rank, in bounded time and memory, with the live objects untouched.
 #include <gtest/gtest.h>
 
 #include <filesystem>

@@ -134,9 +134,8 @@ Metadata read_metadata(const std::string& path) {
   for (int r = 0; r < m.header.world_size; ++r) {
     const auto begin = static_cast<std::size_t>(offsets[static_cast<std::size_t>(r)]);
     const auto end = static_cast<std::size_t>(offsets[static_cast<std::size_t>(r) + 1]);
-    m.records.push_back(
-        decode_record(std::string_view(records).substr(begin, end - begin), r, m.table, m.header,
-                      path));
+    m.records.push_back(decode_record(std::string_view(records).substr(begin, end - begin), r,
+                                      m.table, m.header, path));
   }
   return m;
 }

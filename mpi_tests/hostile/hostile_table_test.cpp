@@ -133,29 +133,57 @@ TEST_F(HostileTable, HostileHeadersAreCorruptOrNewer) {
     return [change](const std::string& p) { patch_header(p, change); };
   };
   run({
-      {"not a cairn header", {}, {ErrorCode::kCorrupt}, {"not a cairn checkpoint header"},
+      {"not a cairn header",
+       {},
+       {ErrorCode::kCorrupt},
+       {"not a cairn checkpoint header"},
        header([](json& h) { h["format"] = "tf-checkpoint"; })},
-      {"header is a JSON array", {}, {ErrorCode::kCorrupt}, {"not a JSON object"},
-       header([](json& h) { h = json::array({1, 2, 3}); })},
-      {"world_size 0", {}, {ErrorCode::kCorrupt}, {"world_size 0 is out of range"},
+      {"header is a JSON array",
+       {},
+       {ErrorCode::kCorrupt},
+       {"not a JSON object"},
+       header([](json& h) {
+         h = json::array({1, 2, 3});
+       })},
+      {"world_size 0",
+       {},
+       {ErrorCode::kCorrupt},
+       {"world_size 0 is out of range"},
        header([](json& h) { h["world_size"] = 0; })},
-      {"world_size 10^18", {}, {ErrorCode::kCorrupt}, {"out of range"},
-       header([](json& h) { h["world_size"] = kE18; })},
-      {"piece_bytes 0", {}, {ErrorCode::kCorrupt}, {"piece_bytes 0 is out of range"},
+      {"world_size 10^18", {}, {ErrorCode::kCorrupt}, {"out of range"}, header([](json& h) {
+         h["world_size"] = kE18;
+       })},
+      {"piece_bytes 0",
+       {},
+       {ErrorCode::kCorrupt},
+       {"piece_bytes 0 is out of range"},
        header([](json& h) { h["piece_bytes"] = 0; })},
-      {"negative packed_bytes", {}, {ErrorCode::kCorrupt}, {"packed_bytes -1 is out of range"},
+      {"negative packed_bytes",
+       {},
+       {ErrorCode::kCorrupt},
+       {"packed_bytes -1 is out of range"},
        header([](json& h) { h["packed_bytes"] = -1; })},
-      {"header without piece_bytes", {}, {ErrorCode::kCorrupt}, {"piece_bytes"},
+      {"header without piece_bytes",
+       {},
+       {ErrorCode::kCorrupt},
+       {"piece_bytes"},
        header([](json& h) { h.erase("piece_bytes"); })},
-      {"format 9.0", {}, {ErrorCode::kVersion},
+      {"format 9.0",
+       {},
+       {ErrorCode::kVersion},
        {"checkpoint format 9.0 is newer than this cairn reads", "upgrade cairn"},
        header([](json& h) { h["format_version"] = "9.0"; })},
-      {"format 0.9", {}, {ErrorCode::kCorrupt}, {"bad format_version '0.9'"},
-       header([](json& h) { h["format_version"] = "0.9"; })},
-      {"format 99999999999999999999.0", {}, {ErrorCode::kCorrupt}, {"format_version"},
+      {"format 0.9", {}, {ErrorCode::kCorrupt}, {"bad format_version '0.9'"}, header([](json& h) {
+         h["format_version"] = "0.9";
+       })},
+      {"format 99999999999999999999.0",
+       {},
+       {ErrorCode::kCorrupt},
+       {"format_version"},
        header([](json& h) { h["format_version"] = "99999999999999999999.0"; })},
-      {"format 'one'", {}, {ErrorCode::kCorrupt}, {"bad format_version 'one'"},
-       header([](json& h) { h["format_version"] = "one"; })},
+      {"format 'one'", {}, {ErrorCode::kCorrupt}, {"bad format_version 'one'"}, header([](json& h) {
+         h["format_version"] = "one";
+       })},
   });
 }
 
@@ -164,24 +192,37 @@ TEST_F(HostileTable, UnknownCodesAreCorruptAndNewerMinorVersionsAreAVersionError
     return [code](const std::string& p) { testing::patch_table_tensor(p, kWKey, 4, code); };
   };
   run({
-      {"unknown dtype code", {}, {ErrorCode::kCorrupt}, {kWKey, "unknown dtype code 200"},
+      {"unknown dtype code",
+       {},
+       {ErrorCode::kCorrupt},
+       {kWKey, "unknown dtype code 200"},
        dtype(200)},
-      {"unknown storage code", {}, {ErrorCode::kCorrupt}, {kWKey, "unknown storage code 7"},
+      {"unknown storage code",
+       {},
+       {ErrorCode::kCorrupt},
+       {kWKey, "unknown storage code 7"},
        [](const std::string& p) { testing::patch_table_tensor(p, kWKey, 5, 7); }},
       {"unknown layout code",
        [](Metadata& m) { tensor(m, kWKey).layout = static_cast<LayoutRule>(9); },
        {ErrorCode::kCorrupt},
        {kWKey, "unknown layout code 9"}},
       {"unknown value kind",
-       [](Metadata& m) { m.table.nodes[node_of(m, "model")].value_kind = static_cast<NodeValue>(5); },
+       [](Metadata& m) {
+         m.table.nodes[node_of(m, "model")].value_kind = static_cast<NodeValue>(5);
+       },
        {ErrorCode::kCorrupt},
        {"node 1", "unknown value kind 5"}},
-      {"unknown state scope code", {}, {ErrorCode::kCorrupt}, {"unknown scope code 5"},
+      {"unknown state scope code",
+       {},
+       {ErrorCode::kCorrupt},
+       {"unknown scope code 5"},
        [](const std::string& p) {
          const testing::TableSection states = testing::table_section(p, 9);
          testing::patch_table(p, states.offset + 4, std::string(1, '\x05'));
        }},
-      {"unknown dtype code in format 2.7", {}, {ErrorCode::kVersion},
+      {"unknown dtype code in format 2.7",
+       {},
+       {ErrorCode::kVersion},
        {kWKey, "dtype code 200 is unknown to this reader (format 2.0)", "format 2.7",
         "upgrade cairn"},
        [](const std::string& p) {
@@ -204,15 +245,21 @@ TEST_F(HostileTable, UnknownCodesAreCorruptAndNewerMinorVersionsAreAVersionError
 TEST_F(HostileTable, AbsurdShapesAreCorrupt) {
   run({
       {"negative extent",
-       [](Metadata& m) { tensor(m, kWKey).shape = {-16, 8}; },
+       [](Metadata& m) {
+         tensor(m, kWKey).shape = {-16, 8};
+       },
        {ErrorCode::kCorrupt},
        {kWKey, "negative extent"}},
       {"extents whose product overflows int64",
-       [](Metadata& m) { tensor(m, kWKey).shape = {int64_t{1} << 40, int64_t{1} << 40}; },
+       [](Metadata& m) {
+         tensor(m, kWKey).shape = {int64_t{1} << 40, int64_t{1} << 40};
+       },
        {ErrorCode::kCorrupt},
        {kWKey, "holds more than 2^56 bytes"}},
       {"10^18 elements",
-       [](Metadata& m) { tensor(m, kWKey).shape = {kE18, 8}; },
+       [](Metadata& m) {
+         tensor(m, kWKey).shape = {kE18, 8};
+       },
        {ErrorCode::kCorrupt},
        {kWKey, "holds more than 2^56 bytes"}},
       {"33 axes",
@@ -231,12 +278,16 @@ TEST_F(HostileTable, AbsurdShapesAreCorrupt) {
        },
        {ErrorCode::kInvalidArgument, ErrorCode::kCorrupt},
        {kWKey}},
-      {"shape outside the dims section", {}, {ErrorCode::kCorrupt}, {kWKey, "lies outside dims"},
+      {"shape outside the dims section",
+       {},
+       {ErrorCode::kCorrupt},
+       {kWKey, "lies outside dims"},
        [](const std::string& p) {
          // The tensor's u32 `shape` index (bytes 8-11 of its element).
          const testing::TableSection tensors = testing::table_section(p, 5);
          const testing::TableSection dims = testing::table_section(p, 6);
-         testing::patch_table(p, tensors.offset + 8, le_bytes(static_cast<uint64_t>(dims.count), 4));
+         testing::patch_table(p, tensors.offset + 8,
+                              le_bytes(static_cast<uint64_t>(dims.count), 4));
        }},
   });
 }
@@ -252,7 +303,9 @@ TEST_F(HostileTable, LayoutsWhoseRulesFailAreCorrupt) {
        {ErrorCode::kCorrupt},
        {kWKey, "block axis 5 lies outside shape [16, 8]"}},
       {"block layout with two parameters",
-       [](Metadata& m) { tensor(m, kWKey).params = {0, 1}; },
+       [](Metadata& m) {
+         tensor(m, kWKey).params = {0, 1};
+       },
        {ErrorCode::kCorrupt},
        {kWKey, "block layout with 2 parameters, expected 1"}},
       {"grid whose product is not the world size",
@@ -262,8 +315,8 @@ TEST_F(HostileTable, LayoutsWhoseRulesFailAreCorrupt) {
          t.params = {n, 2};
        },
        {ErrorCode::kCorrupt},
-       {kWKey, n > 1 ? "cells, but the job had " + std::to_string(n) + " ranks"
-                     : "outside [1, 1]"}},
+       {kWKey,
+        n > 1 ? "cells, but the job had " + std::to_string(n) + " ranks" : "outside [1, 1]"}},
       {"grid extent 0",
        [n](Metadata& m) {
          TableTensor& t = tensor(m, kWKey);
@@ -377,11 +430,15 @@ TEST_F(HostileTable, GraphsWithoutDefinablePathsAreCorrupt) {
        {ErrorCode::kCorrupt},
        {"edges are not grouped by increasing parent"}},
       {"node without a path",
-       [](Metadata& m) { m.table.nodes.push_back({"node", NodeValue::kNone, 0}); },
+       [](Metadata& m) {
+         m.table.nodes.push_back({"node", NodeValue::kNone, 0});
+       },
        {ErrorCode::kCorrupt},
        {"has no path"}},
       {"slot pointing outside the graph",
-       [](Metadata& m) { m.table.slots.push_back({1, 4, 1000000, "m"}); },
+       [](Metadata& m) {
+         m.table.slots.push_back({1, 4, 1000000, "m"});
+       },
        {ErrorCode::kCorrupt},
        {"slot 'm'", "refers to a node outside"}},
       {"tensor of a node outside the graph",
@@ -404,7 +461,9 @@ TEST_F(HostileTable, GraphsWithoutDefinablePathsAreCorrupt) {
        },
        {ErrorCode::kCorrupt},
        {kWKey, "the key appears twice"}},
-      {"string outside the strings section", {}, {ErrorCode::kCorrupt},
+      {"string outside the strings section",
+       {},
+       {ErrorCode::kCorrupt},
        {"lies outside the strings section"},
        [](const std::string& p) {
          const testing::TableSection edges = testing::table_section(p, 3);
@@ -417,11 +476,12 @@ TEST_F(HostileTable, GraphsWithoutDefinablePathsAreCorrupt) {
 std::function<void(const std::string&)> table_mark(int64_t bytes) {
   return [bytes](const std::string& p) {
     const std::string header = testing::read_byte_dataset(p, "/cairn/manifest");
-    const json mark{{"committed_unix", 1795628571},
-                    {"manifest_bytes", header.size()},
-                    {"manifest_xxh3", checksum_to_hex(checksum_bytes(header.data(), header.size()))},
-                    {"table_bytes", bytes},
-                    {"table_xxh3", "0000000000000000"}};
+    const json mark{
+        {"committed_unix", 1795628571},
+        {"manifest_bytes", header.size()},
+        {"manifest_xxh3", checksum_to_hex(checksum_bytes(header.data(), header.size()))},
+        {"table_bytes", bytes},
+        {"table_xxh3", "0000000000000000"}};
     write_commit_mark(p, mark.dump());
   };
 }
@@ -434,37 +494,77 @@ TEST_F(HostileTable, HostileDirectoriesAndTableBytesAreCorruptWithoutAllocating)
     };
   };
   run({
-      {"bad magic", {}, {ErrorCode::kCorrupt}, {"bad magic (not CAIRNTAB)"},
+      {"bad magic",
+       {},
+       {ErrorCode::kCorrupt},
+       {"bad magic (not CAIRNTAB)"},
        [](const std::string& p) { testing::patch_table(p, 0, "XAIRNTAB"); }},
-      {"table of major version 3", {}, {ErrorCode::kCorrupt},
+      {"table of major version 3",
+       {},
+       {ErrorCode::kCorrupt},
        {"table of major version 3 in a format 2.0 file"},
        [](const std::string& p) { testing::patch_table(p, 8, le_bytes(3, 4)); }},
-      {"directory of 2^31 sections", {}, {ErrorCode::kCorrupt}, {"does not fit in"},
+      {"directory of 2^31 sections",
+       {},
+       {ErrorCode::kCorrupt},
+       {"does not fit in"},
        [](const std::string& p) { testing::patch_table(p, 12, le_bytes(uint64_t{1} << 31, 4)); }},
-      {"nodes section claims 2^40 nodes", {}, {ErrorCode::kCorrupt},
-       {"section nodes", "lies outside the table"}, section_field(2, 16, uint64_t{1} << 40, 8)},
-      {"dims section claims 2^61 values", {}, {ErrorCode::kCorrupt},
-       {"section dims", "lies outside the table"}, section_field(6, 16, uint64_t{1} << 61, 8)},
-      {"tensors section past the end", {}, {ErrorCode::kCorrupt},
-       {"section tensors", "lies outside the table"}, section_field(5, 8, uint64_t{1} << 62, 8)},
-      {"nodes of 8 bytes", {}, {ErrorCode::kCorrupt},
-       {"section nodes has elements of 8 bytes, expected at least 16"}, section_field(2, 4, 8, 4)},
-      {"section id appears twice", {}, {ErrorCode::kCorrupt}, {"section id 2 appears twice"},
+      {"nodes section claims 2^40 nodes",
+       {},
+       {ErrorCode::kCorrupt},
+       {"section nodes", "lies outside the table"},
+       section_field(2, 16, uint64_t{1} << 40, 8)},
+      {"dims section claims 2^61 values",
+       {},
+       {ErrorCode::kCorrupt},
+       {"section dims", "lies outside the table"},
+       section_field(6, 16, uint64_t{1} << 61, 8)},
+      {"tensors section past the end",
+       {},
+       {ErrorCode::kCorrupt},
+       {"section tensors", "lies outside the table"},
+       section_field(5, 8, uint64_t{1} << 62, 8)},
+      {"nodes of 8 bytes",
+       {},
+       {ErrorCode::kCorrupt},
+       {"section nodes has elements of 8 bytes, expected at least 16"},
+       section_field(2, 4, 8, 4)},
+      {"section id appears twice",
+       {},
+       {ErrorCode::kCorrupt},
+       {"section id 2 appears twice"},
        section_field(3, 0, 2, 4)},
-      {"states section missing (its id unknown)", {}, {ErrorCode::kCorrupt},
-       {"section states is missing"}, section_field(9, 0, 77, 4)},
-      {"table bytes flipped (checksum)", {}, {ErrorCode::kCorrupt}, {"table checksum mismatch"},
+      {"states section missing (its id unknown)",
+       {},
+       {ErrorCode::kCorrupt},
+       {"section states is missing"},
+       section_field(9, 0, 77, 4)},
+      {"table bytes flipped (checksum)",
+       {},
+       {ErrorCode::kCorrupt},
+       {"table checksum mismatch"},
        [](const std::string& p) { testing::flip_byte(p, testing::table_offset(p) + 20); }},
       // The header rewritten with the mark of a 1.x file.
-      {"commit mark without a table", {}, {ErrorCode::kCorrupt}, {"has no table size"},
+      {"commit mark without a table",
+       {},
+       {ErrorCode::kCorrupt},
+       {"has no table size"},
        [](const std::string& p) {
          write_manifest_text(p, testing::read_byte_dataset(p, "/cairn/manifest"));
        }},
-      {"commit mark claims a 2 TiB table", {}, {ErrorCode::kCorrupt},
-       {"absurd size for /cairn/table"}, table_mark(int64_t{1} << 41)},
-      {"commit mark's table size differs from the table's", {}, {ErrorCode::kCorrupt},
-       {"/cairn/table size differs from the commit mark"}, table_mark(12)},
-      {"table dataset declares 16 GiB and stores nothing", {}, {ErrorCode::kCorrupt},
+      {"commit mark claims a 2 TiB table",
+       {},
+       {ErrorCode::kCorrupt},
+       {"absurd size for /cairn/table"},
+       table_mark(int64_t{1} << 41)},
+      {"commit mark's table size differs from the table's",
+       {},
+       {ErrorCode::kCorrupt},
+       {"/cairn/table size differs from the commit mark"},
+       table_mark(12)},
+      {"table dataset declares 16 GiB and stores nothing",
+       {},
+       {ErrorCode::kCorrupt},
        {"dataset stores 0 of the 17179869184 bytes", "/cairn/table"},
        [](const std::string& p) {
          replace_with_unwritten_dataset(p, "/cairn/table", int64_t{1} << 34);

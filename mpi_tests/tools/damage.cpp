@@ -181,7 +181,9 @@ std::string hex(uint64_t value) {
 
 // Sets the commit mark's size and checksum of the header or the table to match `bytes`.
 void match_commit_mark(hid_t file, const std::string& name, const std::string& bytes) {
-  const char* member = name == "/cairn/manifest" ? "manifest" : name == "/cairn/table" ? "table" : nullptr;
+  const char* member = name == "/cairn/manifest" ? "manifest"
+                       : name == "/cairn/table"  ? "table"
+                                                 : nullptr;
   if (!member) return;
   json mark = json::parse(read_string_attribute(file, "cairn_commit"));
   mark[std::string(member) + "_bytes"] = bytes.size();
@@ -244,8 +246,8 @@ void write_byte_dataset(const std::string& path, const std::string& name,
     fail("cannot unlink " + name);
   const hsize_t n = bytes.size();
   hid_t space = H5Screate_simple(1, &n, nullptr);
-  hid_t ds = H5Dcreate2(file.id, name.c_str(), H5T_STD_U8LE, space, H5P_DEFAULT, H5P_DEFAULT,
-                        H5P_DEFAULT);
+  hid_t ds =
+      H5Dcreate2(file.id, name.c_str(), H5T_STD_U8LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   const bool ok = ds >= 0 && (n == 0 || H5Dwrite(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL,
                                                  H5P_DEFAULT, bytes.data()) >= 0);
   if (ds >= 0) H5Dclose(ds);
@@ -308,14 +310,14 @@ TableSection table_section(const std::string& path, uint32_t id) {
 
 void patch_table(const std::string& path, int64_t offset, const std::string& bytes) {
   std::string table = read_byte_dataset(path, "/cairn/table");
-  if (offset < 0 || offset + static_cast<int64_t>(bytes.size()) > static_cast<int64_t>(table.size()))
+  if (offset < 0 ||
+      offset + static_cast<int64_t>(bytes.size()) > static_cast<int64_t>(table.size()))
     fail("patch outside the table");
   table.replace(static_cast<std::size_t>(offset), bytes.size(), bytes);
   write_byte_dataset(path, "/cairn/table", table);
 }
 
-void patch_table_tensor(const std::string& path, const std::string& key, int field,
-                        uint8_t value) {
+void patch_table_tensor(const std::string& path, const std::string& key, int field, uint8_t value) {
   const Manifest m = decoded(path);
   for (std::size_t i = 0; i < m.tensors.size(); ++i)
     if (m.tensors[i].key == key) {

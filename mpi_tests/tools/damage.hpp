@@ -41,16 +41,14 @@ std::string read_byte_dataset(const std::string& path, const std::string& name);
 /// Replaces dataset `name` by a u8 dataset holding `bytes` (of any length). For the header
 /// ("/cairn/manifest") and the table ("/cairn/table") the commit mark's size and checksum are
 /// rewritten to match; the records carry their own checksums.
-void write_byte_dataset(const std::string& path, const std::string& name,
-                        const std::string& bytes);
+void write_byte_dataset(const std::string& path, const std::string& name, const std::string& bytes);
 /// The elements of `/cairn/record_offsets`.
 std::vector<int64_t> read_record_offsets(const std::string& path);
 /// Replaces `/cairn/record_offsets` by `offsets` (of any length).
 void write_record_offsets(const std::string& path, const std::vector<int64_t>& offsets);
 /// Sets byte `field` (4 dtype, 5 storage, 6 layout, 7 ndim) of tensor `key`'s element of the
 /// table's tensors section to `value`, past the checksum: what the codec's enums cannot express.
-void patch_table_tensor(const std::string& path, const std::string& key, int field,
-                        uint8_t value);
+void patch_table_tensor(const std::string& path, const std::string& key, int field, uint8_t value);
 /// Overwrites bytes of the table at `offset` with `bytes` and rewrites the commit mark to match.
 void patch_table(const std::string& path, int64_t offset, const std::string& bytes);
 /// Where section `id` of the table's directory is: its entry's byte offset in the table, and the
