@@ -14,6 +14,7 @@
 
 #include "damage.hpp"
 #include "hostile_support.hpp"
+#include "storage/checksum.hpp"
 #include "support/test_support.hpp"
 
 namespace cairn::hostile {
@@ -70,6 +71,43 @@ uint32_t index_of(const std::string& path, const std::string& key) {
   for (std::size_t i = 0; i < manifest.tensors.size(); ++i)
     if (manifest.tensors[i].key == key) return static_cast<uint32_t>(i);
   throw std::runtime_error("no tensor " + key);
+}
+
+// Makes the replicated packed tensor b a block(0) tensor: its pieces leave the table's replicated
+// section for the writers' records, each pointing at its rows of the bytes already in the packed
+// data, with their checksums. A sound file: packed pieces of a block tensor live in records.
+void make_b_a_packed_block_tensor(const std::string& path) {
+  Metadata m = read_metadata(path);
+  const uint32_t b = index_of(path, "model/b/.ATTRIBUTES/VARIABLE_VALUE");
+  TablePiece whole{};
+  for (auto it = m.table.replicated.begin(); it != m.table.replicated.end();)
+    if (it->tensor == b) {
+      whole = *it;
+      it = m.table.replicated.erase(it);
+    } else {
+      ++it;
+    }
+  TableTensor& t = m.table.tensors[b];
+  t.layout = LayoutRule::kBlock;
+  t.params = {0};
+  const int n = m.header.world_size;
+  const int64_t packed =
+      testing::tensor_element_offset(path, "model/b/.ATTRIBUTES/VARIABLE_VALUE", 0);
+  for (int r = 0; r < n; ++r) {
+    std::vector<RecordPiece> pieces;
+    for (const Box& box : writer_boxes(t, r, n)) {
+      const int64_t offset = whole.packed_offset + box.offset[0] * 4;
+      const std::string bytes = read_file_bytes(path, packed + box.offset[0] * 4, box.count[0] * 4);
+      pieces.push_back({b, static_cast<uint32_t>(pieces.size()),
+                        checksum_bytes(bytes.data(), bytes.size()), offset});
+    }
+    // In tensor order: b's pieces go where b is among the tensors.
+    auto& all = m.records[static_cast<std::size_t>(r)].pieces;
+    auto at = all.begin();
+    while (at != all.end() && at->tensor < b) ++at;
+    all.insert(at, pieces.begin(), pieces.end());
+  }
+  write_metadata(path, m);
 }
 
 class HostileRecord : public ::testing::Test {
@@ -189,6 +227,32 @@ TEST_F(HostileRecord, PiecesAndBlobsThatDoNotMatchTheTableAreCorrupt) {
        change_record([](RankRecord& r) { r.blobs.push_back(r.blobs.front()); }),
        {of_last(), "blobs for 1 per-rank states"}},
   });
+}
+
+TEST_F(HostileRecord, APackedPieceOfABlockTensorPastThePackedDataIsCorrupt) {
+  // The control: the rewritten file restores.
+  const std::string sound = case_path(dir_, "packed-block");
+  if (session().rank() == 0) {
+    std::filesystem::copy_file(reference_, sound);
+    make_b_a_packed_block_tensor(sound);
+  }
+  session().comm().barrier();
+  {
+    Model model = blank_model();
+    EXPECT_NO_THROW(model.checkpoint().read(sound).assert_consumed());
+    EXPECT_EQ(testing::global_mismatches(*model.b, 2), 0);
+  }
+  // The last rank's piece of b starts 4 bytes before the end of the packed data.
+  run({{"packed piece of a block tensor past packed_bytes",
+        [](const std::string& p) {
+          make_b_a_packed_block_tensor(p);
+          Metadata m = read_metadata(p);
+          const uint32_t b = index_of(p, "model/b/.ATTRIBUTES/VARIABLE_VALUE");
+          for (RecordPiece& piece : m.records.back().pieces)
+            if (piece.tensor == b) piece.packed_offset = m.header.packed_bytes - 4;
+          write_metadata(p, m);
+        },
+        {of_last(), "model/b/.ATTRIBUTES/VARIABLE_VALUE"}}});
 }
 
 }  // namespace
