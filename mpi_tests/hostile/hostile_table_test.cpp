@@ -11,7 +11,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <sstream>
 
+#include "cairn/inspect/describe.hpp"
+#include "cairn/inspect/export.hpp"
+#include "cairn/inspect/verify.hpp"
 #include "damage.hpp"
 #include "hostile_support.hpp"
 #include "storage/checksum.hpp"
@@ -571,6 +575,103 @@ TEST_F(HostileTable, HostileDirectoriesAndTableBytesAreCorruptWithoutAllocating)
          table_mark(int64_t{1} << 34)(p);
        }},
   });
+}
+
+// 10,000 levels of JSON nesting in a header member the reader does not know: readers must ignore
+// unknown members (docs/format.md, Versioning), so this restores; the point is bounded time and
+// stack.
+TEST_F(HostileTable, DeepJsonNestingInTheHeaderIsIgnoredWithinBounds) {
+  const std::string path = case_path(dir_, "deep-json");
+  if (session().rank() == 0) {
+    std::filesystem::copy_file(reference_, path);
+    std::string text = testing::read_byte_dataset(path, "/cairn/manifest");
+    text.insert(1, "\"x_future\":" + std::string(10000, '[') + std::string(10000, ']') + ",");
+    testing::write_byte_dataset(path, "/cairn/manifest", text);
+  }
+  session().comm().barrier();
+  Model model = blank_model();
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_NO_THROW(model.checkpoint().read(path).assert_consumed());
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 30);
+  EXPECT_EQ(testing::global_mismatches(*model.w, 1), 0);
+}
+
+// A chain of 10,000 nodes hanging off the root: legal, and restores; nothing of the live model is
+// missing, and assert_consumed reports the unmatched chain in a bounded message.
+TEST_F(HostileTable, DeepObjectGraphIsBoundedAndReported) {
+  const std::string path = case_path(dir_, "deep-graph");
+  if (session().rank() == 0)
+    rewrite_metadata(reference_, path, [](Metadata& m) {
+      auto first = static_cast<uint32_t>(m.table.nodes.size());
+      add_edge(m.table, 0, first, "d");
+      for (uint32_t level = 0; level < 10000; ++level) {
+        m.table.nodes.push_back({"node", NodeValue::kNone, 0});
+        if (level + 1 < 10000) m.table.edges.push_back({first + level, first + level + 1, "d"});
+      }
+    });
+  session().comm().barrier();
+  Model model = blank_model();
+  Checkpoint ckpt = model.checkpoint();
+  expect_clear_error("object graph 10,000 levels deep",
+                     [&] {
+                       RestoreStatus status = ckpt.read(path);
+                       status.assert_existing_objects_matched();  // the live model is all there
+                       status.assert_consumed();                  // the chain is not
+                     },
+                     {ErrorCode::kNotFound}, {"d/d/d", path});
+  EXPECT_EQ(testing::global_mismatches(*model.w, 1), 0);
+}
+
+// 128 replicated u8 tensors of 2^56 bytes each, one piece each (piece_bytes 2^56), in a table
+// written from scratch: each valid, but their bytes add up to 2^63, past int64. The tools that sum
+// them (export's safetensors offsets and its total, info, ls) report the checkpoint as corrupt,
+// naming it and the tensor at which the sum overflows; verify finds the datasets that cannot hold
+// them.
+TEST_F(HostileTable, TensorBytesAddingUpPastInt64AreCorruptInTheTools) {
+  constexpr int kTensors = 128;
+  const auto key_of = [](int i) {
+    return "big/" + std::to_string(i) + "/.ATTRIBUTES/VARIABLE_VALUE";
+  };
+  const std::string path = case_path(dir_, "bytes-past-int64");
+  if (session().rank() == 0)
+    rewrite_metadata(reference_, path, [](Metadata& m) {
+      m.header.packed_bytes = 0;
+      m.header.piece_bytes = kMaxTensorBytes;
+      GlobalTable& t = m.table;
+      t = GlobalTable{};
+      t.nodes = {{"root", NodeValue::kNone, 0}, {"node", NodeValue::kNone, 0}};
+      t.edges = {{0, 1, "big"}};
+      for (uint32_t i = 0; i < kTensors; ++i) {
+        t.nodes.push_back({"variable", NodeValue::kTensor, i});
+        t.edges.push_back({1, 2 + i, std::to_string(i)});
+        t.tensors.push_back(
+            {2 + i, DType::kU8, false, LayoutRule::kReplicated, {kMaxTensorBytes}, {}, {}});
+        t.replicated.push_back({i, 0, 0, -1});
+      }
+      for (std::size_t r = 0; r < m.records.size(); ++r)
+        m.records[r] = RankRecord{static_cast<int>(r), {}, {}};
+    });
+  session().comm().barrier();
+  // Export and ls go by key: big/99 is the last of big/0 ... big/127 in string order. info goes in
+  // table order, where big/127 is.
+  const std::string out = dir_ + "/export-" + std::to_string(session().rank()) + ".safetensors";
+  const std::string past = "add up to more than 2^63 bytes";
+  std::ostringstream ignored;
+  expect_clear_error("tensor bytes past int64 (2.0): export",
+                     [&] { inspect::export_checkpoint({.path = path, .output = out}, ignored); },
+                     {ErrorCode::kCorrupt}, {path, key_of(99), past});
+  EXPECT_FALSE(std::filesystem::exists(out));
+  expect_clear_error("tensor bytes past int64 (2.0): ls",
+                     [&] { inspect::ls({.path = path}, ignored); }, {ErrorCode::kCorrupt},
+                     {path, key_of(99), past});
+  expect_clear_error("tensor bytes past int64 (2.0): info",
+                     [&] { inspect::info({.path = path}, ignored); }, {ErrorCode::kCorrupt},
+                     {path, key_of(127), past});
+  std::ostringstream verified;
+  EXPECT_EQ(inspect::verify({.path = path}, &session().comm(), verified), 1) << verified.str();
+  if (session().rank() == 0) {
+    EXPECT_NE(verified.str().find("DAMAGED: 128 problems"), std::string::npos) << verified.str();
+  }
 }
 
 }  // namespace
