@@ -14,9 +14,10 @@ namespace cairn {
 namespace {
 
 constexpr char kRecordMagic[] = "CAIRNREC";
-constexpr uint64_t kRecordHeaderBytes = 40;
-constexpr uint64_t kPieceEntryBytes = 24;
-constexpr uint64_t kBlobEntryBytes = 32;
+// The sizes table.hpp gives (a save sizes its record with them), unsigned for the byte arithmetic.
+constexpr auto kHeaderBytes = static_cast<uint64_t>(kRecordHeaderBytes);
+constexpr auto kPieceEntryBytes = static_cast<uint64_t>(kRecordPieceBytes);
+constexpr auto kBlobEntryBytes = static_cast<uint64_t>(kRecordBlobBytes);
 
 }  // namespace
 
@@ -53,7 +54,7 @@ std::string encode_record(const RankRecord& record) {
     out.i64(b.bytes);
   }
   const std::string& s = out.str();
-  out.put_u64(32, checksum_bytes(s.data() + kRecordHeaderBytes, s.size() - kRecordHeaderBytes));
+  out.put_u64(32, checksum_bytes(s.data() + kHeaderBytes, s.size() - kHeaderBytes));
   return std::move(out.str());
 }
 
@@ -63,9 +64,9 @@ RankRecord decode_record(std::string_view bytes, int rank, const GlobalTable& ta
     detail::record_corrupt(ckpt, rank, key, what);
   };
   const detail::ByteReader r(bytes, [&](const std::string& what) { corrupt("", what); });
-  if (r.size() < kRecordHeaderBytes)
+  if (r.size() < kHeaderBytes)
     corrupt("", "the record has " + std::to_string(r.size()) + " bytes, fewer than its " +
-                    std::to_string(kRecordHeaderBytes) + "-byte header");
+                    std::to_string(kHeaderBytes) + "-byte header");
   if (r.view(0, 8) != std::string_view(kRecordMagic, 8)) corrupt("", "bad magic (not CAIRNREC)");
   const uint32_t writer = r.u32(8);
   if (static_cast<int64_t>(writer) != rank)
@@ -77,7 +78,7 @@ RankRecord decode_record(std::string_view bytes, int rank, const GlobalTable& ta
                     " bytes, expected at least " + std::to_string(kPieceEntryBytes) + " and " +
                     std::to_string(kBlobEntryBytes));
   // Every product is checked against the body before it is formed: counts may be 2^60.
-  const uint64_t body = r.size() - kRecordHeaderBytes;
+  const uint64_t body = r.size() - kHeaderBytes;
   if (piece_count > body / piece_bytes ||
       blob_count > (body - piece_count * piece_bytes) / blob_bytes ||
       piece_count * piece_bytes + blob_count * blob_bytes != body)
@@ -85,7 +86,7 @@ RankRecord decode_record(std::string_view bytes, int rank, const GlobalTable& ta
                     std::to_string(piece_count) + " pieces of " + std::to_string(piece_bytes) +
                     " bytes and " + std::to_string(blob_count) + " blobs of " +
                     std::to_string(blob_bytes) + " bytes");
-  const uint64_t sum = checksum_bytes(bytes.data() + kRecordHeaderBytes, body);
+  const uint64_t sum = checksum_bytes(bytes.data() + kHeaderBytes, body);
   if (sum != r.u64(32))
     corrupt("", "the body's checksum is " + checksum_to_hex(sum) + ", the header says " +
                     checksum_to_hex(r.u64(32)));
@@ -100,7 +101,7 @@ RankRecord decode_record(std::string_view bytes, int rank, const GlobalTable& ta
     return detail::tensor_key(table, detail::table_paths(table, ckpt), t);
   };
   auto piece_at = [&](uint64_t i) {
-    const uint64_t at = kRecordHeaderBytes + i * piece_bytes;
+    const uint64_t at = kHeaderBytes + i * piece_bytes;
     return RecordPiece{r.u32(at), r.u32(at + 4), r.u64(at + 8), r.i64(at + 16)};
   };
   uint64_t next = 0;
@@ -145,7 +146,7 @@ RankRecord decode_record(std::string_view bytes, int rank, const GlobalTable& ta
                 (replicated ? "of a replicated tensor, whose pieces are in the table"
                             : "not a piece this rank wrote, or one too many"));
   }
-  const uint64_t blobs_at = kRecordHeaderBytes + piece_count * piece_bytes;
+  const uint64_t blobs_at = kHeaderBytes + piece_count * piece_bytes;
   uint64_t blob = 0;
   for (std::size_t s = 0; s < table.states.size(); ++s) {
     if (table.states[s].scope != SavedScope::kPerRank) continue;
