@@ -11,8 +11,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include "storage/manifest.hpp"
-#include "storage/table.hpp"
+#include "cairn/tensor/dtype.hpp"
+#include "storage/container_reader.hpp"
 
 namespace cairn::testing {
 namespace {
@@ -31,51 +31,29 @@ struct File {
   ~File() { H5Fclose(id); }
 };
 
-std::string read_manifest(hid_t file) {
-  hid_t ds = H5Dopen2(file, "/cairn/manifest", H5P_DEFAULT);
-  if (ds < 0) fail("no manifest");
+std::string read_bytes(hid_t file, const std::string& name) {
+  hid_t ds = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
+  if (ds < 0) fail("no dataset " + name);
   hid_t space = H5Dget_space(ds);
   std::string text(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)), '\0');
-  H5Dread(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data());
+  const herr_t status =
+      text.empty() ? 0 : H5Dread(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data());
   H5Sclose(space);
   H5Dclose(ds);
+  if (status < 0) fail("cannot read " + name);
   return text;
 }
 
-// Every element of a one-dimensional dataset, converted to `mem_type`.
-template <class T>
-std::vector<T> read_vector(hid_t file, const char* name, hid_t mem_type) {
-  hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
-  if (ds < 0) fail(std::string("no dataset ") + name);
-  hid_t space = H5Dget_space(ds);
-  std::vector<T> out(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)));
-  const herr_t status = H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
-  H5Sclose(space);
-  H5Dclose(ds);
-  if (status < 0) fail(std::string("cannot read ") + name);
-  return out;
+std::string read_manifest(hid_t file) {
+  return read_bytes(file, "/cairn/manifest");
 }
 
-// Where every piece and blob lies, from the file's metadata of any format version: a 1.x manifest,
-// or a 2.x header, table and every rank's record, decoded by the library's codecs.
-Manifest locate(hid_t file, const std::string& path) {
-  const std::string text = read_manifest(file);
-  const Header header = decode_header(text, path);
-  if (header.format_major == kLegacyMajor) return decode_manifest(text, path);
-  // As unsigned bytes: HDF5 would clamp those above 127 converting to a signed char.
-  const auto table_bytes = read_vector<char>(file, "/cairn/table", H5T_NATIVE_UCHAR);
-  const GlobalTable table =
-      decode_table(std::string_view(table_bytes.data(), table_bytes.size()), header, path);
-  Manifest m = manifest_from_table(header, table);
-  const auto records = read_vector<char>(file, "/cairn/records", H5T_NATIVE_UCHAR);
-  const auto offsets = read_vector<int64_t>(file, "/cairn/record_offsets", H5T_NATIVE_INT64);
-  for (int r = 0; r < header.world_size; ++r) {
-    const auto at = static_cast<std::size_t>(offsets.at(static_cast<std::size_t>(r)));
-    const auto end = static_cast<std::size_t>(offsets.at(static_cast<std::size_t>(r) + 1));
-    add_record(
-        m, table, header,
-        decode_record(std::string_view(records.data() + at, end - at), r, table, header, path));
-  }
+// The whole decoded metadata of a committed checkpoint (every record of a 2.x file), as the tools
+// see it.
+Manifest decoded(const std::string& path) {
+  detail::ContainerReader reader(nullptr, path);
+  Manifest m = reader.take_manifest();
+  reader.close();
   return m;
 }
 
@@ -115,8 +93,8 @@ std::string read_string_attribute(hid_t file, const char* name) {
 }  // namespace
 
 int64_t tensor_element_offset(const std::string& path, const std::string& key, int64_t element) {
+  const Manifest m = decoded(path);
   File file(path, H5F_ACC_RDONLY);
-  const Manifest m = locate(file.id, path);
   for (const TensorRecord& t : m.tensors) {
     if (t.key != key) continue;
     const auto esize = static_cast<int64_t>(dtype_size(t.dtype));
@@ -129,13 +107,12 @@ int64_t tensor_element_offset(const std::string& path, const std::string& key, i
     }
     for (const WrittenBox& box : t.boxes)
       for (const PieceRecord& piece : box.pieces) {
-        const Shape& off = piece.box.offset;
-        const Shape& cnt = piece.box.count;
         bool inside = true;
         int64_t local = 0;
         for (std::size_t d = 0; d < t.shape.size(); ++d) {
-          inside = inside && coord[d] >= off[d] && coord[d] < off[d] + cnt[d];
-          local = local * cnt[d] + (coord[d] - off[d]);
+          const int64_t off = piece.box.offset[d], cnt = piece.box.count[d];
+          inside = inside && coord[d] >= off && coord[d] < off + cnt;
+          local = local * cnt + (coord[d] - off);
         }
         if (inside)
           return dataset_offset(file.id, "/cairn/packed") + piece.packed_offset + local * esize;
@@ -146,8 +123,8 @@ int64_t tensor_element_offset(const std::string& path, const std::string& key, i
 }
 
 int64_t state_blob_offset(const std::string& path, const std::string& key, int rank) {
+  const Manifest m = decoded(path);
   File file(path, H5F_ACC_RDONLY);
-  const Manifest m = locate(file.id, path);
   for (const StateRecord& s : m.states)
     if (s.key == key)
       for (const StateBlob& b : s.blobs)
@@ -158,6 +135,19 @@ int64_t state_blob_offset(const std::string& path, const std::string& key, int r
 int64_t manifest_offset(const std::string& path) {
   File file(path, H5F_ACC_RDONLY);
   return dataset_offset(file.id, "/cairn/manifest");
+}
+
+int64_t table_offset(const std::string& path) {
+  File file(path, H5F_ACC_RDONLY);
+  return dataset_offset(file.id, "/cairn/table");
+}
+
+int64_t record_offset(const std::string& path, int rank) {
+  const std::vector<int64_t> offsets = read_record_offsets(path);
+  if (rank < 0 || static_cast<std::size_t>(rank) + 1 >= offsets.size())
+    fail("no record of rank " + std::to_string(rank));
+  File file(path, H5F_ACC_RDONLY);
+  return dataset_offset(file.id, "/cairn/records") + offsets[static_cast<std::size_t>(rank)];
 }
 
 void flip_byte(const std::string& path, int64_t offset) {
@@ -183,19 +173,30 @@ void remove_commit_mark(const std::string& path) {
 
 namespace {
 
-// Writes `text` (of the manifest's length: the dataset keeps its size) as the manifest, or in a
-// 2.x file the header, and fixes the commit mark to match.
+std::string hex(uint64_t value) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(value));
+  return text;
+}
+
+// Sets the commit mark's size and checksum of the header or the table to match `bytes`.
+void match_commit_mark(hid_t file, const std::string& name, const std::string& bytes) {
+  const char* member = name == "/cairn/manifest" ? "manifest"
+                       : name == "/cairn/table"  ? "table"
+                                                 : nullptr;
+  if (!member) return;
+  json mark = json::parse(read_string_attribute(file, "cairn_commit"));
+  mark[std::string(member) + "_bytes"] = bytes.size();
+  mark[std::string(member) + "_xxh3"] = hex(XXH3_64bits(bytes.data(), bytes.size()));
+  write_string_attribute(file, "cairn_commit", mark.dump());
+}
+
+// Writes `text` (of the manifest's length) as the manifest and fixes the commit mark to match.
 void rewrite_manifest(File& file, const std::string& text) {
   hid_t ds = H5Dopen2(file.id, "/cairn/manifest", H5P_DEFAULT);
   H5Dwrite(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data());
   H5Dclose(ds);
-  json mark = json::parse(read_string_attribute(file.id, "cairn_commit"));
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx",
-                static_cast<unsigned long long>(XXH3_64bits(text.data(), text.size())));
-  mark["manifest_xxh3"] = hex;
-  mark["manifest_bytes"] = text.size();
-  write_string_attribute(file.id, "cairn_commit", mark.dump());
+  match_commit_mark(file.id, "/cairn/manifest", text);
 }
 
 }  // namespace
@@ -204,7 +205,7 @@ void set_format_version(const std::string& path, const std::string& version) {
   File file(path, H5F_ACC_RDWR);
   std::string text = read_manifest(file.id);
   // Whatever version the file has ("1.0", "1.1" golden files, "2.0" fresh ones), of the same
-  // length; a 2.x header names it the same way as a 1.x manifest.
+  // length.
   const std::string key = "\"format_version\":\"";
   const auto pos = text.find(key);
   const auto end = pos == std::string::npos ? pos : text.find('"', pos + key.size());
@@ -229,6 +230,104 @@ void unlink_dataset(const std::string& path, const std::string& dataset) {
   if (H5Lmove(file.id, dataset.c_str(), file.id, (dataset + "-moved").c_str(), H5P_DEFAULT,
               H5P_DEFAULT) < 0)
     fail("cannot move " + dataset);
+}
+
+std::string read_byte_dataset(const std::string& path, const std::string& name) {
+  File file(path, H5F_ACC_RDONLY);
+  return read_bytes(file.id, name);
+}
+
+void write_byte_dataset(const std::string& path, const std::string& name,
+                        const std::string& bytes) {
+  File file(path, H5F_ACC_RDWR);
+  // A new dataset of the new size; the old one's space is left unused.
+  if (H5Lexists(file.id, name.c_str(), H5P_DEFAULT) > 0 &&
+      H5Ldelete(file.id, name.c_str(), H5P_DEFAULT) < 0)
+    fail("cannot unlink " + name);
+  const hsize_t n = bytes.size();
+  hid_t space = H5Screate_simple(1, &n, nullptr);
+  hid_t ds =
+      H5Dcreate2(file.id, name.c_str(), H5T_STD_U8LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  const bool ok = ds >= 0 && (n == 0 || H5Dwrite(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL,
+                                                 H5P_DEFAULT, bytes.data()) >= 0);
+  if (ds >= 0) H5Dclose(ds);
+  H5Sclose(space);
+  if (!ok) fail("cannot write " + name);
+  match_commit_mark(file.id, name, bytes);
+}
+
+std::vector<int64_t> read_record_offsets(const std::string& path) {
+  File file(path, H5F_ACC_RDONLY);
+  hid_t ds = H5Dopen2(file.id, "/cairn/record_offsets", H5P_DEFAULT);
+  if (ds < 0) fail("no record offsets in " + path);
+  hid_t space = H5Dget_space(ds);
+  std::vector<int64_t> out(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)));
+  const herr_t status = H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
+  H5Sclose(space);
+  H5Dclose(ds);
+  if (status < 0) fail("cannot read the record offsets of " + path);
+  return out;
+}
+
+void write_record_offsets(const std::string& path, const std::vector<int64_t>& offsets) {
+  File file(path, H5F_ACC_RDWR);
+  if (H5Ldelete(file.id, "/cairn/record_offsets", H5P_DEFAULT) < 0)
+    fail("cannot unlink the record offsets");
+  const hsize_t n = offsets.size();
+  hid_t space = H5Screate_simple(1, &n, nullptr);
+  hid_t ds = H5Dcreate2(file.id, "/cairn/record_offsets", H5T_STD_I64LE, space, H5P_DEFAULT,
+                        H5P_DEFAULT, H5P_DEFAULT);
+  const bool ok = ds >= 0 && (n == 0 || H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL,
+                                                 H5P_DEFAULT, offsets.data()) >= 0);
+  if (ds >= 0) H5Dclose(ds);
+  H5Sclose(space);
+  if (!ok) fail("cannot write the record offsets");
+}
+
+namespace {
+
+uint64_t le(const std::string& bytes, int64_t at, int width) {
+  if (at < 0 || at + width > static_cast<int64_t>(bytes.size())) fail("table too short");
+  uint64_t v = 0;
+  for (int i = width; i-- > 0;)
+    v = (v << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(at + i)]);
+  return v;
+}
+
+}  // namespace
+
+TableSection table_section(const std::string& path, uint32_t id) {
+  const std::string table = read_byte_dataset(path, "/cairn/table");
+  const uint64_t sections = le(table, 12, 4);
+  for (uint64_t i = 0; i < sections; ++i) {
+    const auto entry = static_cast<int64_t>(16 + 24 * i);
+    if (le(table, entry, 4) == id)
+      return {entry, static_cast<int64_t>(le(table, entry + 8, 8)),
+              static_cast<int64_t>(le(table, entry + 16, 8))};
+  }
+  fail("no section " + std::to_string(id) + " in the table of " + path);
+}
+
+void patch_table(const std::string& path, int64_t offset, const std::string& bytes) {
+  std::string table = read_byte_dataset(path, "/cairn/table");
+  if (offset < 0 ||
+      offset + static_cast<int64_t>(bytes.size()) > static_cast<int64_t>(table.size()))
+    fail("patch outside the table");
+  table.replace(static_cast<std::size_t>(offset), bytes.size(), bytes);
+  write_byte_dataset(path, "/cairn/table", table);
+}
+
+void patch_table_tensor(const std::string& path, const std::string& key, int field, uint8_t value) {
+  const Manifest m = decoded(path);
+  for (std::size_t i = 0; i < m.tensors.size(); ++i)
+    if (m.tensors[i].key == key) {
+      // The tensors are in table order in the decoded manifest; section 5, 24-byte elements.
+      const TableSection tensors = table_section(path, 5);
+      patch_table(path, tensors.offset + 24 * static_cast<int64_t>(i) + field,
+                  std::string(1, static_cast<char>(value)));
+      return;
+    }
+  fail("no tensor " + key);
 }
 
 }  // namespace cairn::testing

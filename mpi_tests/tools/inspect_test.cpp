@@ -426,6 +426,14 @@ TEST_F(Inspect, VerifyDamageOfEveryKind) {
       {"manifest.h5",
        [](const std::string& p) { testing::flip_byte(p, testing::manifest_offset(p) + 10); },
        kExitFailed, "corrupt", "manifest checksum mismatch"},
+      {"table.h5",
+       [](const std::string& p) { testing::flip_byte(p, testing::table_offset(p) + 20); },
+       kExitFailed, "corrupt", "table checksum mismatch"},
+      {"record.h5",
+       [](const std::string& p) {
+         testing::flip_byte(p, testing::record_offset(p, session().size() - 1) + 44);
+       },
+       kExitFailed, "corrupt", "record of rank " + std::to_string(session().size() - 1)},
       {"uncommitted.h5", testing::remove_commit_mark, kExitFailed, "uncommitted", "no commit mark"},
       {"truncated.h5", [](const std::string& p) { testing::truncate_file(p, 3000); }, kExitIo,
        "unreadable", "truncated"},
