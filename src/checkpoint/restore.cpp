@@ -81,6 +81,8 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
     });
     trace.mark("match and validate");
     fault_point("restore_before_read", comm.rank());
+    comm.run_agreed([&] { context->load_records(matches, reader); });
+    trace.mark("read records");
     comm.run_agreed([&] { context->restore_values(matches, reader); });
     trace.mark("read and verify", restored_bytes(matches));
     fault_point("restore_after_read", comm.rank());

@@ -52,7 +52,13 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   /// Local. Checks kinds, dtypes, shapes and job size before anything is read; throws naming the
   /// key.
   void validate(const std::vector<Match>& matches) const;
-  /// Local. Reads and verifies the values of the matches that carry one through `reader`.
+  /// Local. Reads (through `reader`) the records of the writers of what `matches` restore on this
+  /// rank, so that the manifest holds their boxes and blobs. Nothing to do for a 1.x file. A
+  /// collective restore runs it as an agreed step of its own: a damaged record on one rank must
+  /// fail the restore before any rank overwrites a live value.
+  void load_records(const std::vector<Match>& matches, ContainerReader& reader);
+  /// Local. Reads and verifies the values of the matches that carry one through `reader` (loading
+  /// the records they need first, if load_records() has not).
   void restore_values(const std::vector<Match>& matches, ContainerReader& reader);
 
   void on_child_attached(Trackable& parent, int64_t parent_node, const std::string& name,
@@ -95,9 +101,6 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   /// With nothing pending, no object attached later can get anything from this restore: its
   /// file is closed and its objects are let go (they no longer keep the manifest in memory).
   void release_if_done() noexcept;
-  /// Local. Reads (through `reader`) the records of the writers of what `matches` restore on this
-  /// rank, so that the manifest holds their boxes and blobs. Nothing to do for a 1.x file.
-  void load_records(const std::vector<Match>& matches, ContainerReader& reader);
   void close_file() noexcept;
 
   const Session* session_;  // only for the collective status checks

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// A rank's record in format 2.x (docs/format.md, "/cairn/records"): a fixed 40-byte header with
+// A rank's record in format 2.x (docs/format.md, "the ranks' records"): a fixed 40-byte header with
 // the body's checksum, then fixed-width piece and blob entries, checked against the table.
 #include <limits>
 
