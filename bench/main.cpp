@@ -219,7 +219,9 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
         m.meta.rank0_save_peak_mib = static_cast<double>(save_peak) / kMiB;
         if (opt.scaling) {
           m.meta.walk_plan_s = sum(phase(phases, "save: walk"), phase(phases, "save: plan"));
-          m.meta.assemble_manifest_s = phase(phases, "save: manifest");
+          // Format 2.0: rank 0 builds the table, then encodes it with the gathered checksums.
+          m.meta.assemble_manifest_s =
+              sum(phase(phases, "save: table"), phase(phases, "save: records and table"));
         }
       }
     };

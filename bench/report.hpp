@@ -33,7 +33,7 @@ struct MetadataMeasurement {
   double rank0_save_peak_mib = 0;  // rank 0's VmHWM during the save
   double rank0_load_peak_mib = 0;  // and during the restore
   std::optional<double> walk_plan_s;          // save: "walk" + "plan"
-  std::optional<double> assemble_manifest_s;  // save: "manifest" (gather, merge, encode)
+  std::optional<double> assemble_manifest_s;  // save: "table" + "records and table"
   std::optional<double> read_manifest_s;      // restore: "open and read the manifest"
   std::optional<double> match_s;              // restore: "match and validate"
 };

@@ -106,6 +106,30 @@ TEST(Integrity, FlippedByteInManifestIsDetected) {
                           {"manifest checksum mismatch"});
 }
 
+// Format 2.0's table and records carry checksums of their own: the commit mark's for the table,
+// each record's header for its body. A record is read only by the ranks that need it; the
+// verdict reaches every rank.
+TEST(Integrity, FlippedByteInTableIsDetected) {
+  const std::string dir = scratch_dir();
+  Saved saved = save_model(dir);
+  if (session().rank() == 0) flip_byte(saved.path, testing::table_offset(saved.path) + 20);
+  MPI_Barrier(MPI_COMM_WORLD);
+  Checkpoint ckpt(session(), {{"m", saved.model}});
+  expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt,
+                          {"table checksum mismatch", saved.path});
+}
+
+TEST(Integrity, FlippedByteInTheLastRanksRecordIsDetected) {
+  const std::string dir = scratch_dir();
+  Saved saved = save_model(dir);
+  const int last = session().size() - 1;
+  if (session().rank() == 0) flip_byte(saved.path, testing::record_offset(saved.path, last) + 44);
+  MPI_Barrier(MPI_COMM_WORLD);
+  Checkpoint ckpt(session(), {{"m", saved.model}});
+  expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt,
+                          {"record of rank " + std::to_string(last), "checksum", saved.path});
+}
+
 TEST(Integrity, ShapeAndDtypeMismatchNameTheKeyAndBothSides) {
   const std::string dir = scratch_dir();
   Saved saved = save_model(dir);

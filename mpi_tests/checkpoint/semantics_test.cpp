@@ -547,9 +547,9 @@ TEST(Semantics, AnUnknownDTypeInANewerMinorFormatIsReportedNotSkipped) {
   manager.save();
   const std::string newest = *manager.save();
   if (session().rank() == 0) {
-    // What a newer cairn might write: format 1.9 with a dtype this reader does not know.
-    testing::set_format_version(newest, "1.9");
-    testing::replace_in_manifest(newest, "\"dtype\":\"f64\"", "\"dtype\":\"f65\"");
+    // What a newer cairn might write: format 2.9 with a dtype code this reader does not know.
+    testing::set_format_version(newest, "2.9");
+    testing::patch_table_tensor(newest, "w/.ATTRIBUTES/VARIABLE_VALUE", 4, 200);
   }
   MPI_Barrier(MPI_COMM_WORLD);
   Checkpoint fresh(session(),
@@ -560,7 +560,7 @@ TEST(Semantics, AnUnknownDTypeInANewerMinorFormatIsReportedNotSkipped) {
     FAIL() << "expected a version error, not a fallback to the older checkpoint";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kVersion) << e.what();
-    EXPECT_NE(e.message().find("dtype 'f65' is unknown to this reader"), std::string::npos)
+    EXPECT_NE(e.message().find("dtype code 200 is unknown to this reader"), std::string::npos)
         << e.what();
     EXPECT_EQ(e.context().checkpoint, newest);
   }

@@ -22,8 +22,6 @@
 namespace cairn::hostile {
 namespace {
 
-using nlohmann::json;
-
 struct Reference {
   std::string dir, path;
 };
@@ -83,14 +81,12 @@ TEST(DamagedFiles, CraftedStateArchiveWithAValidChecksumIsASerializationError) {
     // A Boost archive of a vector starts with its element count: claim 2^64 - 1 elements.
     const int64_t offset = testing::state_blob_offset(p, kLoaderKey, last);
     write_file_bytes(p, offset, std::string(8, '\xff'));
-    json m = read_manifest(p);
-    for (json& s : m.at("states"))
-      for (json& b : s.at("blobs"))
-        if (s.at("key") == kLoaderKey && b.at("rank") == last) {
-          const std::string bytes = read_file_bytes(p, offset, b.at("bytes").get<int64_t>());
-          b["xxh3"] = checksum_to_hex(checksum_bytes(bytes.data(), bytes.size()));
-        }
-    write_manifest_text(p, m.dump());
+    // The last rank's record holds the value's checksum (its only per-rank state).
+    Metadata m = read_metadata(p);
+    RecordBlob& blob = m.records.back().blobs.at(0);
+    const std::string bytes = read_file_bytes(p, offset, blob.bytes);
+    blob.checksum = checksum_bytes(bytes.data(), bytes.size());
+    write_metadata(p, m);
   });
   Model model = blank_model();
   Checkpoint ckpt = model.checkpoint();
@@ -218,13 +214,13 @@ TEST(DamagedFiles, HostileCommitMarksAreACorruptError) {
       {"commit mark is not JSON", "committed, trust me", "malformed commit mark"},
       {"commit mark claims a 1 TiB manifest",
        R"({"committed_unix":1,"manifest_bytes":1099511627776,"manifest_xxh3":"0000000000000000"})",
-       "absurd manifest size"},
+       "commit mark gives an absurd size for /cairn/manifest"},
       {"commit mark claims a negative manifest size",
        R"({"committed_unix":1,"manifest_bytes":-5,"manifest_xxh3":"0000000000000000"})",
-       "absurd manifest size"},
+       "commit mark gives an absurd size for /cairn/manifest"},
       {"commit mark's size differs from the manifest's",
        R"({"committed_unix":1,"manifest_bytes":12,"manifest_xxh3":"0000000000000000"})",
-       "manifest dataset size differs"},
+       "/cairn/manifest size differs from the commit mark"},
       {"commit mark's checksum is not hex",
        R"({"committed_unix":1,"manifest_bytes":12,"manifest_xxh3":"not-a-checksum!!"})",
        "bad checksum"},
@@ -253,12 +249,13 @@ TEST(DamagedFiles, DatasetsDeclaringMoreThanTheyStoreAreACorruptError) {
                        {ErrorCode::kCorrupt}, {"dataset stores 0 of the 2147483648 bytes"});
   const int64_t packed_bytes = int64_t{1} << 40;
   const std::string packed = prepare(ref, "unwritten-packed", [&](const std::string& p) {
-    json m = read_manifest(p);
-    m["packed_bytes"] = packed_bytes;
-    for (json& s : m.at("states"))
-      for (json& b : s.at("blobs")) b["bytes"] = int64_t{1} << 36;
+    Metadata m = read_metadata(p);
+    m.header.packed_bytes = packed_bytes;
+    for (RankRecord& r : m.records)
+      for (RecordBlob& b : r.blobs) b.bytes = int64_t{1} << 36;
+    for (TableBlob& b : m.table.global_blobs) b.bytes = int64_t{1} << 36;
+    write_metadata(p, m);
     replace_with_unwritten_dataset(p, "/cairn/packed", packed_bytes);
-    write_manifest_text(p, m.dump());
   });
   expect_restore_fails("packed dataset declares 1 TiB, a state value claims 64 GiB", packed,
                        {ErrorCode::kCorrupt},

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// Hostile manifests written into a real container (the manifest dataset and the commit mark are
-// rewritten, so the damage is past the checksum) and restored through Checkpoint::read on every
-// rank count of the test: absurd shapes, unknown dtypes, overlapping and out-of-range boxes, names
-// with "..", empty names, deep nesting, future format versions, absurd sizes. Each must be a clear
-// cairn::Error naming the checkpoint and what is wrong, the same on every rank, in bounded time
-// and memory, with the live objects untouched.
+// Hostile format 1.x manifests: cairn no longer writes 1.x files but still reads them, so a hostile
+// 1.x file must still be refused cleanly. The reference checkpoint is written (format 2.0) and
+// converted into the 1.1 file cairn 0.1 wrote of the same values; the cases rewrite its manifest
+// dataset and commit mark (so the damage is past the checksum) and restore it through
+// Checkpoint::read on every rank count of the test: absurd shapes, unknown dtypes, overlapping and
+// out-of-range boxes, names with "..", empty names, deep nesting, future format versions, absurd
+// sizes. Each must be a clear cairn::Error naming the checkpoint and what is wrong, the same on
+// every rank, in bounded time and memory, with the live objects untouched.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -81,6 +83,8 @@ class HostileManifest : public ::testing::Test {
     dir_ = testing::scratch_dir();
     reference_ = case_path(dir_, "reference");
     save_reference(reference_);
+    if (session().rank() == 0) convert_to_format_1_1(reference_);
+    session().comm().barrier();
   }
   void run(const std::vector<Case>& cases) {
     for (const Case& c : cases) run_case(dir_, reference_, c, next_++);
@@ -90,6 +94,18 @@ class HostileManifest : public ::testing::Test {
 };
 
 constexpr int64_t kE18 = 1000000000000000000;
+
+// The control of every case below: the converted file is a sound 1.1 checkpoint.
+TEST_F(HostileManifest, TheFormat11ReferenceIsSound) {
+  EXPECT_EQ(read_manifest(reference_).at("format_version"), "1.1");
+  Model model = blank_model();
+  EXPECT_NO_THROW(model.checkpoint().read(reference_).assert_consumed());
+  EXPECT_EQ(testing::global_mismatches(*model.w, 1), 0);
+  EXPECT_EQ(testing::global_mismatches(*model.b, 2), 0);
+  const int64_t rank = session().rank();
+  EXPECT_EQ(model.loader->value(), (std::vector<int64_t>{rank + 1, rank * 3 + 1, 42}));
+  EXPECT_EQ(model.rng->value(), "mt19937 state 5489");
+}
 
 TEST_F(HostileManifest, AbsurdShapesAreCorrupt) {
   run({
@@ -154,7 +170,7 @@ TEST_F(HostileManifest, UnknownValuesAreCorrupt) {
       {"not a cairn manifest",
        [](json& m) { m["format"] = "tf-checkpoint"; },
        {ErrorCode::kCorrupt},
-       {"not a cairn checkpoint manifest"}},
+       {"not a cairn checkpoint"}},
       {"world_size 0",
        [](json& m) { m["world_size"] = 0; },
        {ErrorCode::kCorrupt},
@@ -163,12 +179,13 @@ TEST_F(HostileManifest, UnknownValuesAreCorrupt) {
        [](json& m) { m["world_size"] = kE18; },
        {ErrorCode::kCorrupt},
        {"out of range"}},
+      // The reader reads the format version first, with the header decoder.
       {"manifest is a JSON array",
        [](json& m) {
          m = json::array({1, 2, 3});
        },
        {ErrorCode::kCorrupt},
-       {"malformed JSON"}},
+       {"not a JSON object"}},
   });
 }
 
@@ -302,7 +319,7 @@ TEST_F(HostileManifest, FutureAndMalformedVersionsAreRefused) {
       {"format 99999999999999999999.0",
        [](json& m) { m["format_version"] = "99999999999999999999.0"; },
        {ErrorCode::kCorrupt},
-       {"malformed format_version"}},
+       {"bad format_version '99999999999999999999.0'"}},
       {"format 'one'",
        [](json& m) { m["format_version"] = "one"; },
        {ErrorCode::kCorrupt},

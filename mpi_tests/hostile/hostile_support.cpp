@@ -8,7 +8,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "damage.hpp"
 #include "storage/checksum.hpp"
+#include "storage/container_reader.hpp"
 #include "storage/h5_handle.hpp"
 #include "support/test_support.hpp"
 
@@ -120,6 +122,65 @@ void write_manifest_text(const std::string& path, const std::string& text) {
                   {"manifest_bytes", text.size()},
                   {"manifest_xxh3", checksum_to_hex(checksum_bytes(text.data(), text.size()))}};
   put_commit_mark(file.get(), mark.dump());
+}
+
+Metadata read_metadata(const std::string& path) {
+  Metadata m;
+  m.header = decode_header(testing::read_byte_dataset(path, "/cairn/manifest"), path);
+  if (m.header.format_major != kFormatMajor) fail(path + " is not of format 2.x");
+  m.table = decode_table(testing::read_byte_dataset(path, "/cairn/table"), m.header, path);
+  const std::string records = testing::read_byte_dataset(path, "/cairn/records");
+  const std::vector<int64_t> offsets = testing::read_record_offsets(path);
+  for (int r = 0; r < m.header.world_size; ++r) {
+    const auto begin = static_cast<std::size_t>(offsets[static_cast<std::size_t>(r)]);
+    const auto end = static_cast<std::size_t>(offsets[static_cast<std::size_t>(r) + 1]);
+    m.records.push_back(decode_record(std::string_view(records).substr(begin, end - begin), r,
+                                      m.table, m.header, path));
+  }
+  return m;
+}
+
+void write_records(const std::string& path, const std::vector<std::string>& records) {
+  std::string all;
+  std::vector<int64_t> offsets{0};
+  for (const std::string& r : records) {
+    all += r;
+    offsets.push_back(static_cast<int64_t>(all.size()));
+  }
+  testing::write_byte_dataset(path, "/cairn/records", all);
+  testing::write_record_offsets(path, offsets);
+}
+
+void write_metadata(const std::string& path, const Metadata& m) {
+  testing::write_byte_dataset(path, "/cairn/manifest", encode_header(m.header));
+  testing::write_byte_dataset(path, "/cairn/table", encode_table(m.table));
+  std::vector<std::string> records;
+  for (const RankRecord& r : m.records) records.push_back(encode_record(r));
+  write_records(path, records);
+}
+
+void rewrite_metadata(const std::string& from, const std::string& to,
+                      const std::function<void(Metadata&)>& mutate) {
+  std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing);
+  Metadata m = read_metadata(to);
+  mutate(m);
+  write_metadata(to, m);
+}
+
+void convert_to_format_1_1(const std::string& path) {
+  Manifest manifest;
+  {
+    detail::ContainerReader reader(nullptr, path);
+    manifest = reader.take_manifest();
+    reader.close();
+  }
+  manifest.format_major = kLegacyMajor;
+  manifest.format_minor = kLegacyMinor;
+  h5::File file = open_rw(path);
+  for (const char* name : {"/cairn/table", "/cairn/records", "/cairn/record_offsets"})
+    if (H5Ldelete(file.get(), name, H5P_DEFAULT) < 0) fail(std::string("cannot unlink ") + name);
+  file.reset();
+  write_manifest_text(path, encode_manifest(manifest));
 }
 
 void replace_with_unwritten_dataset(const std::string& path, const std::string& name,

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Interop: checkpoints written by cairn on 3 ranks, read back by Python with h5py and numpy only
-# (h5py_read.py, no cairn), every value and every checksum checked; then two corrupted copies must
-# be rejected by the same reader, to show that it can fail.
+# (h5py_read.py, no cairn), every value and every checksum checked; then corrupted copies (tensor
+# data, packed data, a record, the table) must be rejected by the same reader, to show that it can
+# fail.
 #
 #   interop_test.sh H5PY_READ_PY CRASH_SAVER [QUICKSTART]   (env: MPIEXEC, CAIRN_TEST_DIR)
 #
@@ -95,9 +96,9 @@ if step crash_saver_save "$MPIEXEC" -n "$NP" --oversubscribe "$CRASH_SAVER" save
   ckpt="$saver_dir/ckpt-1.h5"
   read_ok h5py_dataset "$ckpt" --writer crash_saver --step 1
 
-  # 3. The reader must notice corruption: one element of the dataset, one byte of packed data.
-  cp "$ckpt" "$CAIRN_TEST_DIR/corrupt-dataset.h5"
-  cp "$ckpt" "$CAIRN_TEST_DIR/corrupt-packed.h5"
+  # 3. The reader must notice corruption: one element of the dataset, one byte of packed data,
+  # a piece checksum in rank 1's record, a byte of the table's directory.
+  for what in dataset packed record table; do cp "$ckpt" "$CAIRN_TEST_DIR/corrupt-$what.h5"; done
   if step corrupt_files "$PYTHON" - "$CAIRN_TEST_DIR" <<'PY'; then
 import sys, h5py
 d = sys.argv[1]
@@ -107,11 +108,21 @@ with h5py.File(f"{d}/corrupt-dataset.h5", "r+") as f:
 with h5py.File(f"{d}/corrupt-packed.h5", "r+") as f:
     p = f["/cairn/packed"]
     p[0] = p[0] ^ 0x40
+with h5py.File(f"{d}/corrupt-record.h5", "r+") as f:
+    r, at = f["/cairn/records"], int(f["/cairn/record_offsets"][1]) + 40 + 8
+    r[at] = r[at] ^ 0x40
+with h5py.File(f"{d}/corrupt-table.h5", "r+") as f:
+    t = f["/cairn/table"]
+    t[20] = t[20] ^ 0x40
 PY
     read_corrupt h5py_rejects_changed_dataset "$CAIRN_TEST_DIR/corrupt-dataset.h5" \
       "checksum mismatch in piece" --writer crash_saver --step 1
     read_corrupt h5py_rejects_changed_packed "$CAIRN_TEST_DIR/corrupt-packed.h5" \
       "checksum mismatch" --writer crash_saver --step 1
+    read_corrupt h5py_rejects_changed_record "$CAIRN_TEST_DIR/corrupt-record.h5" \
+      "record of rank 1: body checksum mismatch" --writer crash_saver --step 1
+    read_corrupt h5py_rejects_changed_table "$CAIRN_TEST_DIR/corrupt-table.h5" \
+      "table checksum" --writer crash_saver --step 1
   fi
 fi
 

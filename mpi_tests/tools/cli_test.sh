@@ -158,11 +158,23 @@ expect 4 "no commit mark" "$CAIRN" diff "$C" "$T/uncommitted.h5"
 cp "$C" "$T/manifest.h5" && "$DAMAGE" flip-manifest "$T/manifest.h5"
 expect 1 "manifest checksum mismatch" "$CAIRN" verify "$T/manifest.h5"
 expect 1 "manifest checksum mismatch" "$CAIRN" ls "$T/manifest.h5"
-cp "$C" "$T/v2.h5" && "$DAMAGE" set-version "$T/v2.h5" 2.0
-expect 3 "checkpoint format 2.0 is newer than this cairn reads" "$CAIRN" info "$T/v2.h5"
-expect 3 "UNSUPPORTED" "$CAIRN" verify "$T/v2.h5"
-cp "$C" "$T/v17.h5" && "$DAMAGE" set-version "$T/v17.h5" 1.7
-expect 0 "verdict     OK" "$CAIRN" verify "$T/v17.h5"
+# Format 2.0: the table and every rank's record are checked too.
+cp "$C" "$T/table.h5" && "$DAMAGE" flip-table "$T/table.h5"
+expect 1 "table checksum mismatch" "$CAIRN" verify "$T/table.h5"
+expect 1 "table checksum mismatch" "$CAIRN" ls "$T/table.h5"
+cp "$C" "$T/record.h5" && "$DAMAGE" flip-record "$T/record.h5" 1
+expect 1 "record of rank 1" "$CAIRN" verify "$T/record.h5"
+expect 1 "record of rank 1" "$CAIRN" ls "$T/record.h5"
+cp "$C" "$T/v3.h5" && "$DAMAGE" set-version "$T/v3.h5" 3.0
+expect 3 "checkpoint format 3.0 is newer than this cairn reads" "$CAIRN" info "$T/v3.h5"
+expect 3 "UNSUPPORTED" "$CAIRN" verify "$T/v3.h5"
+cp "$C" "$T/v27.h5" && "$DAMAGE" set-version "$T/v27.h5" 2.7
+expect 0 "verdict     OK" "$CAIRN" verify "$T/v27.h5"
+# The 1.x golden files: a newer major is refused, a newer minor read.
+cp "$GOLDEN/ckpt-2.h5" "$T/g3.h5" && "$DAMAGE" set-version "$T/g3.h5" 3.0
+expect 3 "checkpoint format 3.0 is newer than this cairn reads" "$CAIRN" info "$T/g3.h5"
+cp "$GOLDEN/ckpt-2.h5" "$T/g17.h5" && "$DAMAGE" set-version "$T/g17.h5" 1.7
+expect 0 "verdict     OK" "$CAIRN" verify "$T/g17.h5"
 
 # 4. Directories: leftovers, damage, a damaged state file.
 cp -r "$T/run" "$T/dir"

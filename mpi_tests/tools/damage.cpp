@@ -11,6 +11,9 @@
 #include <stdexcept>
 #include <vector>
 
+#include "cairn/tensor/dtype.hpp"
+#include "storage/container_reader.hpp"
+
 namespace cairn::testing {
 namespace {
 
@@ -28,15 +31,30 @@ struct File {
   ~File() { H5Fclose(id); }
 };
 
-std::string read_manifest(hid_t file) {
-  hid_t ds = H5Dopen2(file, "/cairn/manifest", H5P_DEFAULT);
-  if (ds < 0) fail("no manifest");
+std::string read_bytes(hid_t file, const std::string& name) {
+  hid_t ds = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
+  if (ds < 0) fail("no dataset " + name);
   hid_t space = H5Dget_space(ds);
   std::string text(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)), '\0');
-  H5Dread(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data());
+  const herr_t status =
+      text.empty() ? 0 : H5Dread(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data());
   H5Sclose(space);
   H5Dclose(ds);
+  if (status < 0) fail("cannot read " + name);
   return text;
+}
+
+std::string read_manifest(hid_t file) {
+  return read_bytes(file, "/cairn/manifest");
+}
+
+// The whole decoded metadata of a committed checkpoint (every record of a 2.x file), as the tools
+// see it.
+Manifest decoded(const std::string& path) {
+  detail::ContainerReader reader(nullptr, path);
+  Manifest m = reader.take_manifest();
+  reader.close();
+  return m;
 }
 
 int64_t dataset_offset(hid_t file, const std::string& name) {
@@ -46,13 +64,6 @@ int64_t dataset_offset(hid_t file, const std::string& name) {
   H5Dclose(ds);
   if (off == HADDR_UNDEF) fail("dataset " + name + " has no contiguous storage");
   return static_cast<int64_t>(off);
-}
-
-int64_t element_size(const std::string& dtype) {
-  if (dtype == "f64" || dtype == "i64" || dtype == "u64") return 8;
-  if (dtype == "f32" || dtype == "i32" || dtype == "u32") return 4;
-  if (dtype == "f16" || dtype == "bf16" || dtype == "i16" || dtype == "u16") return 2;
-  return 1;
 }
 
 void write_string_attribute(hid_t file, const char* name, const std::string& value) {
@@ -82,33 +93,29 @@ std::string read_string_attribute(hid_t file, const char* name) {
 }  // namespace
 
 int64_t tensor_element_offset(const std::string& path, const std::string& key, int64_t element) {
+  const Manifest m = decoded(path);
   File file(path, H5F_ACC_RDONLY);
-  const json m = json::parse(read_manifest(file.id));
-  for (const json& t : m.at("tensors")) {
-    if (t.at("key") != key) continue;
-    const int64_t esize = element_size(t.at("dtype"));
-    if (t.at("storage") == "dataset")
-      return dataset_offset(file.id, t.at("dataset")) + element * esize;
-    const auto shape = t.at("shape").get<std::vector<int64_t>>();
-    std::vector<int64_t> coord(shape.size());
+  for (const TensorRecord& t : m.tensors) {
+    if (t.key != key) continue;
+    const auto esize = static_cast<int64_t>(dtype_size(t.dtype));
+    if (!t.packed) return dataset_offset(file.id, t.dataset) + element * esize;
+    std::vector<int64_t> coord(t.shape.size());
     int64_t rem = element;
-    for (std::size_t d = shape.size(); d-- > 0;) {
-      coord[d] = rem % shape[d];
-      rem /= shape[d];
+    for (std::size_t d = t.shape.size(); d-- > 0;) {
+      coord[d] = rem % t.shape[d];
+      rem /= t.shape[d];
     }
-    for (const json& box : t.at("boxes"))
-      for (const json& piece : box.at("pieces")) {
-        const auto off = piece.at("offset").get<std::vector<int64_t>>();
-        const auto cnt = piece.at("count").get<std::vector<int64_t>>();
+    for (const WrittenBox& box : t.boxes)
+      for (const PieceRecord& piece : box.pieces) {
         bool inside = true;
         int64_t local = 0;
-        for (std::size_t d = 0; d < shape.size(); ++d) {
-          inside = inside && coord[d] >= off[d] && coord[d] < off[d] + cnt[d];
-          local = local * cnt[d] + (coord[d] - off[d]);
+        for (std::size_t d = 0; d < t.shape.size(); ++d) {
+          const int64_t off = piece.box.offset[d], cnt = piece.box.count[d];
+          inside = inside && coord[d] >= off && coord[d] < off + cnt;
+          local = local * cnt + (coord[d] - off);
         }
         if (inside)
-          return dataset_offset(file.id, "/cairn/packed") +
-                 piece.at("packed_offset").get<int64_t>() + local * esize;
+          return dataset_offset(file.id, "/cairn/packed") + piece.packed_offset + local * esize;
       }
     fail("element " + std::to_string(element) + " of " + key + " is in no piece");
   }
@@ -116,19 +123,31 @@ int64_t tensor_element_offset(const std::string& path, const std::string& key, i
 }
 
 int64_t state_blob_offset(const std::string& path, const std::string& key, int rank) {
+  const Manifest m = decoded(path);
   File file(path, H5F_ACC_RDONLY);
-  const json m = json::parse(read_manifest(file.id));
-  for (const json& s : m.at("states"))
-    if (s.at("key") == key)
-      for (const json& b : s.at("blobs"))
-        if (b.at("rank") == rank)
-          return dataset_offset(file.id, "/cairn/packed") + b.at("packed_offset").get<int64_t>();
+  for (const StateRecord& s : m.states)
+    if (s.key == key)
+      for (const StateBlob& b : s.blobs)
+        if (b.rank == rank) return dataset_offset(file.id, "/cairn/packed") + b.packed_offset;
   fail("no value of rank " + std::to_string(rank) + " for state " + key);
 }
 
 int64_t manifest_offset(const std::string& path) {
   File file(path, H5F_ACC_RDONLY);
   return dataset_offset(file.id, "/cairn/manifest");
+}
+
+int64_t table_offset(const std::string& path) {
+  File file(path, H5F_ACC_RDONLY);
+  return dataset_offset(file.id, "/cairn/table");
+}
+
+int64_t record_offset(const std::string& path, int rank) {
+  const std::vector<int64_t> offsets = read_record_offsets(path);
+  if (rank < 0 || static_cast<std::size_t>(rank) + 1 >= offsets.size())
+    fail("no record of rank " + std::to_string(rank));
+  File file(path, H5F_ACC_RDONLY);
+  return dataset_offset(file.id, "/cairn/records") + offsets[static_cast<std::size_t>(rank)];
 }
 
 void flip_byte(const std::string& path, int64_t offset) {
@@ -154,17 +173,30 @@ void remove_commit_mark(const std::string& path) {
 
 namespace {
 
+std::string hex(uint64_t value) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(value));
+  return text;
+}
+
+// Sets the commit mark's size and checksum of the header or the table to match `bytes`.
+void match_commit_mark(hid_t file, const std::string& name, const std::string& bytes) {
+  const char* member = name == "/cairn/manifest" ? "manifest"
+                       : name == "/cairn/table"  ? "table"
+                                                 : nullptr;
+  if (!member) return;
+  json mark = json::parse(read_string_attribute(file, "cairn_commit"));
+  mark[std::string(member) + "_bytes"] = bytes.size();
+  mark[std::string(member) + "_xxh3"] = hex(XXH3_64bits(bytes.data(), bytes.size()));
+  write_string_attribute(file, "cairn_commit", mark.dump());
+}
+
 // Writes `text` (of the manifest's length) as the manifest and fixes the commit mark to match.
 void rewrite_manifest(File& file, const std::string& text) {
   hid_t ds = H5Dopen2(file.id, "/cairn/manifest", H5P_DEFAULT);
   H5Dwrite(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data());
   H5Dclose(ds);
-  json mark = json::parse(read_string_attribute(file.id, "cairn_commit"));
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx",
-                static_cast<unsigned long long>(XXH3_64bits(text.data(), text.size())));
-  mark["manifest_xxh3"] = hex;
-  write_string_attribute(file.id, "cairn_commit", mark.dump());
+  match_commit_mark(file.id, "/cairn/manifest", text);
 }
 
 }  // namespace
@@ -172,7 +204,8 @@ void rewrite_manifest(File& file, const std::string& text) {
 void set_format_version(const std::string& path, const std::string& version) {
   File file(path, H5F_ACC_RDWR);
   std::string text = read_manifest(file.id);
-  // Whatever version the file has ("1.0" golden files, "1.1" fresh ones), of the same length.
+  // Whatever version the file has ("1.0", "1.1" golden files, "2.0" fresh ones), of the same
+  // length.
   const std::string key = "\"format_version\":\"";
   const auto pos = text.find(key);
   const auto end = pos == std::string::npos ? pos : text.find('"', pos + key.size());
@@ -197,6 +230,104 @@ void unlink_dataset(const std::string& path, const std::string& dataset) {
   if (H5Lmove(file.id, dataset.c_str(), file.id, (dataset + "-moved").c_str(), H5P_DEFAULT,
               H5P_DEFAULT) < 0)
     fail("cannot move " + dataset);
+}
+
+std::string read_byte_dataset(const std::string& path, const std::string& name) {
+  File file(path, H5F_ACC_RDONLY);
+  return read_bytes(file.id, name);
+}
+
+void write_byte_dataset(const std::string& path, const std::string& name,
+                        const std::string& bytes) {
+  File file(path, H5F_ACC_RDWR);
+  // A new dataset of the new size; the old one's space is left unused.
+  if (H5Lexists(file.id, name.c_str(), H5P_DEFAULT) > 0 &&
+      H5Ldelete(file.id, name.c_str(), H5P_DEFAULT) < 0)
+    fail("cannot unlink " + name);
+  const hsize_t n = bytes.size();
+  hid_t space = H5Screate_simple(1, &n, nullptr);
+  hid_t ds =
+      H5Dcreate2(file.id, name.c_str(), H5T_STD_U8LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  const bool ok = ds >= 0 && (n == 0 || H5Dwrite(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL,
+                                                 H5P_DEFAULT, bytes.data()) >= 0);
+  if (ds >= 0) H5Dclose(ds);
+  H5Sclose(space);
+  if (!ok) fail("cannot write " + name);
+  match_commit_mark(file.id, name, bytes);
+}
+
+std::vector<int64_t> read_record_offsets(const std::string& path) {
+  File file(path, H5F_ACC_RDONLY);
+  hid_t ds = H5Dopen2(file.id, "/cairn/record_offsets", H5P_DEFAULT);
+  if (ds < 0) fail("no record offsets in " + path);
+  hid_t space = H5Dget_space(ds);
+  std::vector<int64_t> out(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)));
+  const herr_t status = H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
+  H5Sclose(space);
+  H5Dclose(ds);
+  if (status < 0) fail("cannot read the record offsets of " + path);
+  return out;
+}
+
+void write_record_offsets(const std::string& path, const std::vector<int64_t>& offsets) {
+  File file(path, H5F_ACC_RDWR);
+  if (H5Ldelete(file.id, "/cairn/record_offsets", H5P_DEFAULT) < 0)
+    fail("cannot unlink the record offsets");
+  const hsize_t n = offsets.size();
+  hid_t space = H5Screate_simple(1, &n, nullptr);
+  hid_t ds = H5Dcreate2(file.id, "/cairn/record_offsets", H5T_STD_I64LE, space, H5P_DEFAULT,
+                        H5P_DEFAULT, H5P_DEFAULT);
+  const bool ok = ds >= 0 && (n == 0 || H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL,
+                                                 H5P_DEFAULT, offsets.data()) >= 0);
+  if (ds >= 0) H5Dclose(ds);
+  H5Sclose(space);
+  if (!ok) fail("cannot write the record offsets");
+}
+
+namespace {
+
+uint64_t le(const std::string& bytes, int64_t at, int width) {
+  if (at < 0 || at + width > static_cast<int64_t>(bytes.size())) fail("table too short");
+  uint64_t v = 0;
+  for (int i = width; i-- > 0;)
+    v = (v << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(at + i)]);
+  return v;
+}
+
+}  // namespace
+
+TableSection table_section(const std::string& path, uint32_t id) {
+  const std::string table = read_byte_dataset(path, "/cairn/table");
+  const uint64_t sections = le(table, 12, 4);
+  for (uint64_t i = 0; i < sections; ++i) {
+    const auto entry = static_cast<int64_t>(16 + 24 * i);
+    if (le(table, entry, 4) == id)
+      return {entry, static_cast<int64_t>(le(table, entry + 8, 8)),
+              static_cast<int64_t>(le(table, entry + 16, 8))};
+  }
+  fail("no section " + std::to_string(id) + " in the table of " + path);
+}
+
+void patch_table(const std::string& path, int64_t offset, const std::string& bytes) {
+  std::string table = read_byte_dataset(path, "/cairn/table");
+  if (offset < 0 ||
+      offset + static_cast<int64_t>(bytes.size()) > static_cast<int64_t>(table.size()))
+    fail("patch outside the table");
+  table.replace(static_cast<std::size_t>(offset), bytes.size(), bytes);
+  write_byte_dataset(path, "/cairn/table", table);
+}
+
+void patch_table_tensor(const std::string& path, const std::string& key, int field, uint8_t value) {
+  const Manifest m = decoded(path);
+  for (std::size_t i = 0; i < m.tensors.size(); ++i)
+    if (m.tensors[i].key == key) {
+      // The tensors are in table order in the decoded manifest; section 5, 24-byte elements.
+      const TableSection tensors = table_section(path, 5);
+      patch_table(path, tensors.offset + 24 * static_cast<int64_t>(i) + field,
+                  std::string(1, static_cast<char>(value)));
+      return;
+    }
+  fail("no tensor " + key);
 }
 
 }  // namespace cairn::testing

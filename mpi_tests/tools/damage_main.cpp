@@ -3,7 +3,9 @@
 //
 //   cairn_test_damage flip-tensor FILE KEY [ELEMENT]   flip a byte of a tensor element
 //   cairn_test_damage flip-state FILE KEY RANK          flip the first byte of a state value
-//   cairn_test_damage flip-manifest FILE                flip a byte of the manifest
+//   cairn_test_damage flip-manifest FILE                flip a byte of the header (1.x: manifest)
+//   cairn_test_damage flip-table FILE                   flip a byte of the table (format 2.x)
+//   cairn_test_damage flip-record FILE RANK             flip a byte of a rank's record (2.x)
 //   cairn_test_damage truncate FILE BYTES               cut the file
 //   cairn_test_damage uncommit FILE                     delete the commit mark
 //   cairn_test_damage set-version FILE VERSION          rewrite format_version and commit mark
@@ -28,6 +30,10 @@ int main(int argc, char** argv) {
       flip_byte(argv[2], state_blob_offset(argv[2], argv[3], std::stoi(argv[4])));
     else if (verb == "flip-manifest" && argc == 3)
       flip_byte(argv[2], manifest_offset(argv[2]) + 10);
+    else if (verb == "flip-table" && argc == 3)
+      flip_byte(argv[2], table_offset(argv[2]) + 20);
+    else if (verb == "flip-record" && argc == 4)
+      flip_byte(argv[2], record_offset(argv[2], std::stoi(argv[3])) + 44);
     else if (verb == "truncate" && argc == 4)
       truncate_file(argv[2], std::stoll(argv[3]));
     else if (verb == "uncommit" && argc == 3)

@@ -185,7 +185,7 @@ TEST_F(Inspect, Info) {
       run("info", [&](std::ostream& o) { return info({.path = a_, .json = true}, o); });
   const json j = json::parse(js.out);
   EXPECT_EQ(j.at("status"), "committed");
-  EXPECT_EQ(j.at("format_version"), "1.1");
+  EXPECT_EQ(j.at("format_version"), "2.0");
   EXPECT_EQ(j.at("tensors"), 24);  // 17 variables, 6 slots, Adam's iterations
   EXPECT_EQ(j.at("states"), 2);
   EXPECT_EQ(j.at("world_size"), session().size());
@@ -426,6 +426,14 @@ TEST_F(Inspect, VerifyDamageOfEveryKind) {
       {"manifest.h5",
        [](const std::string& p) { testing::flip_byte(p, testing::manifest_offset(p) + 10); },
        kExitFailed, "corrupt", "manifest checksum mismatch"},
+      {"table.h5",
+       [](const std::string& p) { testing::flip_byte(p, testing::table_offset(p) + 20); },
+       kExitFailed, "corrupt", "table checksum mismatch"},
+      {"record.h5",
+       [](const std::string& p) {
+         testing::flip_byte(p, testing::record_offset(p, session().size() - 1) + 44);
+       },
+       kExitFailed, "corrupt", "record of rank " + std::to_string(session().size() - 1)},
       {"uncommitted.h5", testing::remove_commit_mark, kExitFailed, "uncommitted", "no commit mark"},
       {"truncated.h5", [](const std::string& p) { testing::truncate_file(p, 3000); }, kExitIo,
        "unreadable", "truncated"},

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cairn/graph/trackable.hpp"
+#include "storage/keys.hpp"
 #include "storage/manifest.hpp"
 
 namespace cairn::detail {
@@ -23,14 +24,5 @@ struct LiveGraph {
 
 /// Local. Walks the graph from `root`; expired weak edges are skipped.
 LiveGraph walk_graph(const std::shared_ptr<Trackable>& root);
-
-/// The key under which an object's value is stored, TensorFlow style.
-std::string variable_key(const std::string& path);
-std::string state_key(const std::string& path);
-/// `parent`/`escape_name(name)`, or just the escaped name at the root.
-std::string child_path(const std::string& parent, const std::string& name);
-/// The path of a slot variable of `variable_path` held by the optimizer at `optimizer_path`.
-std::string slot_path(const std::string& variable_path, const std::string& optimizer_path,
-                      const std::string& slot_name);
 
 }  // namespace cairn::detail

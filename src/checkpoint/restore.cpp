@@ -63,12 +63,13 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
   const auto started = std::chrono::steady_clock::now();
   PhaseTrace trace("restore", comm.rank(), path);
-  ContainerReader reader(&comm, path, session.options().read_ahead_bytes);
+  ContainerReader reader(&comm, path, session.options().read_ahead_bytes,
+                         ContainerReader::Records::kOnDemand);
   std::shared_ptr<RestoreContext> context;
   // Agreed like every step: an allocation failing on one rank must not leave the others waiting.
   comm.run_agreed([&] {
     context = std::make_shared<RestoreContext>(session, path, reader.take_manifest(),
-                                               reader.commit_mark(), root);
+                                               reader.commit_mark(), reader.records(), root);
   });
   trace.mark("open and read the manifest");
   std::vector<RestoreContext::Match> matches;
@@ -80,6 +81,8 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
     });
     trace.mark("match and validate");
     fault_point("restore_before_read", comm.rank());
+    comm.run_agreed([&] { context->load_records(matches, reader); });
+    trace.mark("read records");
     comm.run_agreed([&] { context->restore_values(matches, reader); });
     trace.mark("read and verify", restored_bytes(matches));
     fault_point("restore_after_read", comm.rank());

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <numeric>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
@@ -27,7 +28,8 @@ std::atomic<uint64_t> restores_started{0};
 }  // namespace
 
 RestoreContext::RestoreContext(const Session& session, std::string path, Manifest manifest,
-                               CommitMark mark, std::shared_ptr<Trackable> root)
+                               CommitMark mark, std::shared_ptr<SavedRecords> records,
+                               std::shared_ptr<Trackable> root)
     : session_(&session),
       rank_(session.rank()),
       nranks_(session.size()),
@@ -35,6 +37,7 @@ RestoreContext::RestoreContext(const Session& session, std::string path, Manifes
       path_(std::move(path)),
       manifest_(std::move(manifest)),
       mark_(std::move(mark)),
+      records_(std::move(records)),
       root_(root),
       node_tensor_(manifest_.nodes.size(), -1),
       node_state_(manifest_.nodes.size(), -1),
@@ -298,7 +301,40 @@ void RestoreContext::validate(const std::vector<Match>& matches) const {
   }
 }
 
+void RestoreContext::load_records(const std::vector<Match>& matches, ContainerReader& reader) {
+  if (!records_) return;
+  std::vector<int> writers;
+  bool every_writer = false;
+  for (const Match& m : matches) {
+    const auto n = static_cast<std::size_t>(m.node);
+    if (superseded_[n] || m.object->restored_generation() >= generation_) continue;
+    if (const int32_t t = node_tensor_[n]; t >= 0) {
+      const auto* v = static_cast<const Variable*>(m.object.get());
+      for (const Box& box : v->local_boxes())
+        for (int w : records_->writers_for(static_cast<std::size_t>(t), box))
+          if (!records_->loaded(w)) writers.push_back(w);
+    } else if (const int32_t s = node_state_[n];
+               s >= 0 &&
+               manifest_.states[static_cast<std::size_t>(s)].scope == SavedScope::kPerRank) {
+      // At the saved job size a rank takes its own saved value; at another, a state's rescale
+      // rule may use every saved rank's value.
+      if (manifest_.world_size == nranks_)
+        writers.push_back(rank_);
+      else
+        every_writer = true;
+    }
+  }
+  if (every_writer) {
+    writers.resize(static_cast<std::size_t>(manifest_.world_size));
+    std::iota(writers.begin(), writers.end(), 0);
+  }
+  std::sort(writers.begin(), writers.end());
+  writers.erase(std::unique(writers.begin(), writers.end()), writers.end());
+  records_->load(reader, manifest_, writers);
+}
+
 void RestoreContext::restore_values(const std::vector<Match>& matches, ContainerReader& reader) {
+  load_records(matches, reader);
   struct PendingState {
     int64_t node;
     StateObject* object;

@@ -36,8 +36,10 @@ struct LocalAccount {
 class RestoreContext : public RestoreHook, public std::enable_shared_from_this<RestoreContext> {
  public:
   /// `mark` identifies the file: deferred restores reopen it and check they found the same one.
+  /// `records`: a format 2.x file's table and the records taken in so far (null for 1.x); the
+  /// records of the writers whose pieces a restore needs are read when it first needs them.
   RestoreContext(const Session& session, std::string path, Manifest manifest, CommitMark mark,
-                 std::shared_ptr<Trackable> root);
+                 std::shared_ptr<SavedRecords> records, std::shared_ptr<Trackable> root);
   ~RestoreContext() override;
 
   struct Match {
@@ -50,7 +52,13 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   /// Local. Checks kinds, dtypes, shapes and job size before anything is read; throws naming the
   /// key.
   void validate(const std::vector<Match>& matches) const;
-  /// Local. Reads and verifies the values of the matches that carry one through `reader`.
+  /// Local. Reads (through `reader`) the records of the writers of what `matches` restore on this
+  /// rank, so that the manifest holds their boxes and blobs. Nothing to do for a 1.x file. A
+  /// collective restore runs it as an agreed step of its own: a damaged record on one rank must
+  /// fail the restore before any rank overwrites a live value.
+  void load_records(const std::vector<Match>& matches, ContainerReader& reader);
+  /// Local. Reads and verifies the values of the matches that carry one through `reader` (loading
+  /// the records they need first, if load_records() has not).
   void restore_values(const std::vector<Match>& matches, ContainerReader& reader);
 
   void on_child_attached(Trackable& parent, int64_t parent_node, const std::string& name,
@@ -102,6 +110,7 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   std::string path_;
   Manifest manifest_;
   CommitMark mark_;  // to recognize the same file when deferred restores reopen it
+  std::shared_ptr<SavedRecords> records_;
   std::weak_ptr<Trackable> root_;
   // Per checkpoint node: the index of its value in manifest_.tensors or .states, or -1.
   std::vector<int32_t> node_tensor_;

@@ -13,6 +13,7 @@
 #include "checkpoint/graph_walk.hpp"
 #include "checkpoint/packed_stream.hpp"
 #include "checkpoint/plan_cache.hpp"
+#include "checkpoint/save_metadata.hpp"
 #include "checkpoint/save_plan.hpp"
 #include "comm/wire.hpp"
 #include "core/log.hpp"
@@ -23,7 +24,6 @@
 #include "storage/fault_injection.hpp"
 #include "storage/hdf5_lock.hpp"
 #include "storage/manifest.hpp"
-#include "storage/manifest_checks.hpp"
 #include "storage/schema.hpp"
 
 namespace cairn::detail {
@@ -72,6 +72,17 @@ std::string temporary_name(const Comm& comm, const std::string& path) {
   return path + ".tmp-" + id.get<std::string>();
 }
 
+// Writes element `rank` of an index of where each rank's part starts (`begin`), and for the last
+// rank also the end of all; one call on every rank. Returns the bytes written.
+int64_t write_own_bounds(ContainerWriter& writer, std::size_t dataset, int rank, int nranks,
+                         int64_t begin, int64_t bytes) {
+  const int64_t bounds[2] = {begin, begin + bytes};
+  const int64_t count = rank == nranks - 1 ? 2 : 1;
+  const Box mine{{rank}, {count}};
+  writer.write(dataset, mine, bounds, mine);
+  return count * static_cast<int64_t>(sizeof(int64_t));
+}
+
 // Returns the bytes of cairn's metadata (the packed-region index) this rank wrote.
 int64_t write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode mode,
                    const std::vector<std::size_t>& dataset_of_tensor, std::size_t packed_dataset,
@@ -97,19 +108,12 @@ int64_t write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMo
     for (std::size_t ds = 0; ds < calls.size(); ++ds)
       for (int64_t k = calls[ds]; k < plan.max_writes[ds]; ++k) writer.write_nothing(ds);
   if (packed_dataset == SIZE_MAX) return 0;
-  int64_t index_bytes = 0;
-  // Where each rank's region starts (and, last, where the last one ends): a reader at the same
-  // job size starts reading its region before it has the manifest.
-  if (rank == 0) {
-    std::vector<int64_t> bounds = region_offsets;
-    bounds.push_back(region_offsets.back() + region_sizes.back());
-    const Box whole = Box::whole({static_cast<int64_t>(bounds.size())});
-    writer.write(packed_ranks_dataset, whole, bounds.data(), whole);
-    index_bytes = static_cast<int64_t>(bounds.size() * sizeof(int64_t));
-  } else if (collective) {
-    writer.write_nothing(packed_ranks_dataset);
-  }
+  // Where this rank's region starts (the last rank: and where it ends): a reader at the same job
+  // size starts reading its region before it has the table.
   const auto me = static_cast<std::size_t>(rank);
+  const int64_t index_bytes =
+      write_own_bounds(writer, packed_ranks_dataset, rank, static_cast<int>(region_offsets.size()),
+                       region_offsets[me], region_sizes[me]);
   PackedStream packed(writer, packed_dataset, region_offsets[me], region_sizes[me]);
   for (const LocalWrite& w : plan.writes) {
     if (!plan.tensors[w.tensor].packed) continue;
@@ -184,63 +188,89 @@ PackedRegions divide_packed_dataset(const Comm& comm, int64_t mine) {
   return regions;
 }
 
-// Rank 0's manifest, assembled from every rank's table. It may be assembled twice: once before
-// the data is written (to size its dataset) and again once overlapped checksums are filled in.
-class ManifestAssembly {
+// The file's metadata: rank 0's header and table, every rank's record. Their sizes do not depend on
+// the checksums (fixed width), so size() runs before the data is written and its datasets are
+// created for it; encode() runs once the checksums are known.
+class MetadataAssembly {
  public:
-  ManifestAssembly(const Comm& comm, PreparedSave& prepared, const PackedRegions& regions)
-      : comm_(comm), prepared_(prepared), regions_(regions) {
-    if (comm.rank() != 0) return;
-    m_.library_version = CAIRN_VERSION;
-    m_.world_size = comm.size();
-    m_.save_counter = prepared.save_counter;
-    m_.created_unix = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-    m_.packed_bytes = regions.total;
-    m_.nodes = std::move(prepared.nodes);  // moved, not copied: memory counts on rank 0
-    m_.tensors = prepared.plan.tensors;
-    m_.states = prepared.plan.states;
-  }
+  MetadataAssembly(const Comm& comm, PreparedSave& prepared, const PackedRegions& packed)
+      : comm_(comm), prepared_(prepared), packed_(packed) {}
 
-  // Collective. Fills the boxes and blobs from every rank's table (again, if called twice) and
-  // returns the encoded manifest on rank 0 (empty elsewhere).
-  std::string assemble() {
-    wire::Message table;
-    comm_.run_agreed([&] { table = wire::bytes_field(encode_local_table(prepared_.plan)); });
-    std::vector<std::string> tables;
-    for (const wire::Message& t : wire::gather(comm_, table, 0))
-      tables.push_back(wire::bytes_of(t));
-    std::string text;
+  // Collective. Rank 0 builds the table; every rank learns the sizes and where its record goes.
+  void size() {
+    const SavePlan& plan = prepared_.plan;
     comm_.run_agreed([&] {
       if (comm_.rank() != 0) return;
-      for (TensorRecord& t : m_.tensors) t.boxes.clear();
-      for (StateRecord& st : m_.states) st.blobs.clear();
-      merge_local_tables(m_, tables, regions_.offsets);
-      tables = {};
-      // What readers will check of the tensors, checked before anything is written: ranks whose
-      // explicit layouts disagree would otherwise commit overlapping or incomplete tensors.
-      // (Checked on the records rather than by decoding the encoded text: as safe, and 20,000
-      // tensors' text took a fifth of a second to parse. The codec is tested against the
-      // reference one.)
-      for (const TensorRecord& t : m_.tensors) validate_tensor(t, m_, prepared_.path);
-      text = encode_manifest(m_);
+      Header h;
+      h.library_version = CAIRN_VERSION;
+      h.world_size = comm_.size();
+      h.save_counter = prepared_.save_counter;
+      h.created_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+      h.packed_bytes = packed_.total;
+      h.piece_bytes = plan.piece_bytes;
+      h.pack_threshold_bytes = prepared_.options.pack_threshold_bytes;
+      header_text_ = encode_header(h);
+      table_ = make_table(prepared_.nodes, plan, comm_.size());
+      table_text_ = encode_table(table_);
     });
-    return text;
+    header_bytes_ = comm_.allreduce_max(static_cast<int64_t>(header_text_.size()));
+    table_bytes_ = comm_.allreduce_max(static_cast<int64_t>(table_text_.size()));
+    records_ = divide_packed_dataset(comm_, record_bytes(plan));
   }
 
-  // Local. Once encoded for the last time: the node records go back to the save, for a plan
-  // cache to keep, and the rest is freed.
-  void release() {
-    if (comm_.rank() == 0) prepared_.nodes = std::move(m_.nodes);
-    m_ = {};
+  // Collective. The record of this rank and, on rank 0, the table with the checksums of the
+  // replicated pieces and global blobs every rank wrote (their number does not grow with ranks).
+  void encode() {
+    const SavePlan& plan = prepared_.plan;
+    const auto me = static_cast<std::size_t>(comm_.rank());
+    wire::Message entries;
+    comm_.run_agreed([&] {
+      record_text_ = encode_record(make_record(plan, comm_.rank(), packed_.offsets[me]));
+      if (static_cast<int64_t>(record_text_.size()) != records_.sizes[me])
+        throw Error(ErrorCode::kInternal,
+                    "the record's size changed once its checksums were filled in (" +
+                        std::to_string(records_.sizes[me]) + " -> " +
+                        std::to_string(record_text_.size()) + " bytes)",
+                    {.rank = comm_.rank(), .checkpoint = prepared_.path, .operation = "save"});
+      entries =
+          wire::bytes_field(global_entries(plan, comm_.rank(), comm_.size(), packed_.offsets[me]));
+    });
+    std::vector<std::string> all;
+    for (const wire::Message& m : wire::gather(comm_, entries, 0)) all.push_back(wire::bytes_of(m));
+    comm_.run_agreed([&] {
+      if (comm_.rank() != 0) return;
+      merge_global_entries(table_, all);
+      table_text_ = encode_table(table_);
+      table_ = {};
+      if (static_cast<int64_t>(table_text_.size()) != table_bytes_)
+        throw Error(ErrorCode::kInternal,
+                    "the table changed size once its checksums were filled in (" +
+                        std::to_string(table_bytes_) + " -> " + std::to_string(table_text_.size()) +
+                        " bytes)",
+                    {.rank = 0, .checkpoint = prepared_.path, .operation = "save"});
+    });
   }
+
+  const std::string& header_text() const noexcept { return header_text_; }
+  const std::string& table_text() const noexcept { return table_text_; }
+  const std::string& record_text() const noexcept { return record_text_; }
+  int64_t header_bytes() const noexcept { return header_bytes_; }
+  int64_t table_bytes() const noexcept { return table_bytes_; }
+  const PackedRegions& records() const noexcept { return records_; }
 
  private:
   const Comm& comm_;
   PreparedSave& prepared_;
-  const PackedRegions& regions_;
-  Manifest m_;  // rank 0's
+  const PackedRegions& packed_;
+  GlobalTable table_;        // rank 0's
+  std::string header_text_;  // rank 0's
+  std::string table_text_;   // rank 0's
+  std::string record_text_;
+  int64_t header_bytes_ = 0;
+  int64_t table_bytes_ = 0;
+  PackedRegions records_;
 };
 
 // Indices of the container's datasets in its writer; SIZE_MAX: not created.
@@ -248,12 +278,15 @@ struct ContainerDatasets {
   std::vector<std::size_t> of_tensor;  // per plan tensor
   std::size_t packed = SIZE_MAX;
   std::size_t packed_ranks = SIZE_MAX;
+  std::size_t record_offsets = SIZE_MAX;
+  std::size_t records = SIZE_MAX;
+  std::size_t table = SIZE_MAX;
   std::size_t manifest = SIZE_MAX;
 };
 
 // Collective. Creates every dataset and the format attribute, and writes HDF5's metadata.
 ContainerDatasets create_datasets(const Comm& comm, ContainerWriter& writer, const SavePlan& plan,
-                                  int64_t packed_total, int64_t manifest_bytes) {
+                                  int64_t packed_total, const MetadataAssembly& metadata) {
   ContainerDatasets ds;
   ds.of_tensor.assign(plan.tensors.size(), SIZE_MAX);
   for (std::size_t i = 0; i < plan.tensors.size(); ++i)
@@ -265,7 +298,11 @@ ContainerDatasets create_datasets(const Comm& comm, ContainerWriter& writer, con
     ds.packed_ranks = writer.create_dataset(schema::kPackedRanksDataset, DType::kI64,
                                             {static_cast<int64_t>(comm.size()) + 1});
   }
-  ds.manifest = writer.create_byte_dataset(schema::kManifestDataset, manifest_bytes);
+  ds.record_offsets = writer.create_dataset(schema::kRecordOffsetsDataset, DType::kI64,
+                                            {static_cast<int64_t>(comm.size()) + 1});
+  ds.records = writer.create_byte_dataset(schema::kRecordsDataset, metadata.records().total);
+  ds.table = writer.create_byte_dataset(schema::kTableDataset, metadata.table_bytes());
+  ds.manifest = writer.create_byte_dataset(schema::kManifestDataset, metadata.header_bytes());
   writer.write_root_attribute(schema::kFormatAttribute,
                               schema::format_attribute_text(kFormatMajor, kFormatMinor));
   // HDF5's metadata is written now, while nothing else is: after that, a data write that
@@ -324,35 +361,30 @@ std::unique_ptr<Error> write_data_and_checksums(const Comm& comm, ContainerWrite
   return failure;
 }
 
-// Collective. The manifest again, now that the overlapped checksums are filled in; its size must
-// not have changed, since its dataset was created for the first one.
-std::string finish_manifest(const Comm& comm, ManifestAssembly& assembly, int64_t manifest_bytes,
-                            const std::string& path) {
-  std::string text = assembly.assemble();
-  assembly.release();
-  comm.run_agreed([&] {
-    if (comm.rank() == 0 && static_cast<int64_t>(text.size()) != manifest_bytes)
-      throw Error(ErrorCode::kInternal,
-                  "the manifest changed size once its checksums were filled in (" +
-                      std::to_string(manifest_bytes) + " -> " + std::to_string(text.size()) +
-                      " bytes)",
-                  {.rank = 0, .checkpoint = path, .operation = "save"});
-  });
-  return text;
-}
-
-// Collective. Rank 0 writes the manifest; its failure is agreed. Returns the bytes this rank wrote.
-int64_t write_manifest(const Comm& comm, ContainerWriter& writer, IoMode mode,
-                       std::size_t manifest_dataset, const std::string& manifest_text,
-                       int64_t manifest_bytes, const std::string& path) {
+// Collective. Every rank writes its record and its element of the record offsets; rank 0 the
+// table and the header. Failures are agreed. Returns the bytes this rank wrote.
+int64_t write_metadata(const Comm& comm, ContainerWriter& writer, IoMode mode,
+                       const ContainerDatasets& ds, const MetadataAssembly& metadata,
+                       const std::string& path) {
   std::unique_ptr<Error> failure;
   int64_t written = 0;
   try {
-    if (comm.rank() == 0) {
-      writer.write_bytes(manifest_dataset, 0, manifest_text.data(), manifest_bytes);
-      written = manifest_bytes;
-    } else if (mode == IoMode::kCollective)
-      writer.write_nothing(manifest_dataset);
+    const auto me = static_cast<std::size_t>(comm.rank());
+    const std::string& record = metadata.record_text();
+    writer.write_bytes(ds.records, metadata.records().offsets[me], record.data(),
+                       static_cast<int64_t>(record.size()));
+    written += static_cast<int64_t>(record.size());
+    written += write_own_bounds(writer, ds.record_offsets, comm.rank(), comm.size(),
+                                metadata.records().offsets[me], metadata.records().sizes[me]);
+    for (const auto& [dataset, text] :
+         {std::pair{ds.table, &metadata.table_text()}, {ds.manifest, &metadata.header_text()}}) {
+      if (comm.rank() == 0) {
+        writer.write_bytes(dataset, 0, text->data(), static_cast<int64_t>(text->size()));
+        written += static_cast<int64_t>(text->size());
+      } else if (mode == IoMode::kCollective) {
+        writer.write_nothing(dataset);
+      }
+    }
   } catch (...) {
     failure = std::make_unique<Error>(
         current_exception_as_error({.rank = comm.rank(), .checkpoint = path, .operation = "save"}));
@@ -383,15 +415,18 @@ void close_container(const Comm& comm, std::unique_ptr<ContainerWriter>& writer,
 // `after_commit`); the outcome reaches every rank. Returns the bytes of the commit mark this rank
 // wrote.
 int64_t commit_file(const Comm& comm, const std::string& tmp, const std::string& path,
-                    const std::string& manifest_text, int64_t manifest_bytes,
-                    const std::function<void()>& after_commit) {
+                    const MetadataAssembly& metadata, const std::function<void()>& after_commit) {
   int64_t written = 0;
   comm.run_agreed([&] {
     if (comm.rank() != 0) return;
-    CommitMark mark{checksum_bytes(manifest_text.data(), manifest_text.size()), manifest_bytes,
+    const std::string& header = metadata.header_text();
+    const std::string& table = metadata.table_text();
+    CommitMark mark{checksum_bytes(header.data(), header.size()),
+                    static_cast<int64_t>(header.size()),
                     std::chrono::duration_cast<std::chrono::seconds>(
                         std::chrono::system_clock::now().time_since_epoch())
-                        .count()};
+                        .count(),
+                    static_cast<int64_t>(table.size()), checksum_bytes(table.data(), table.size())};
     const std::string mark_text = encode_commit_mark(mark);
     write_commit_mark(tmp, mark_text);
     written = static_cast<int64_t>(mark_text.size());
@@ -432,34 +467,31 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
   PhaseTrace trace("save", comm.rank(), path);
   // 1. Checksums. With many bytes in datasets, they are computed on a helper thread while the
-  // data is written (they are only needed for the manifest, written last); the manifest's size
-  // does not depend on their values (fixed-width hex), so the dataset for it can be created
-  // before. With few, they are computed first: one pass less over the manifest on rank 0.
+  // data is written (they are only needed for the table and the records, written last, whose
+  // sizes do not depend on their values). With few, they are computed first.
   const int64_t dataset_bytes = dataset_write_bytes(plan);
   const bool overlap_checksums = comm.allreduce_max(dataset_bytes) >= kOverlapChecksumBytes;
   if (!overlap_checksums) comm.run_agreed([&] { compute_checksums(plan); });
   trace.mark("checksums");
 
-  // 2. Rank 0 assembles the manifest from every rank's table.
+  // 2. Where every rank's packed region and record go; rank 0 builds the table.
   const PackedRegions regions = divide_packed_dataset(comm, plan.packed_bytes);
-  ManifestAssembly assembly(comm, prepared, regions);
-  std::string manifest_text = assembly.assemble();
-  if (!overlap_checksums) assembly.release();
-  const int64_t manifest_bytes = comm.allreduce_max(static_cast<int64_t>(manifest_text.size()));
-  trace.mark("manifest");
+  MetadataAssembly metadata(comm, prepared, regions);
+  metadata.size();
+  trace.mark("table");
 
   // 3. Write everything into a temporary file; nobody can mistake it for a checkpoint.
   const std::string tmp = temporary_name(comm, path);
   const IoMode write_mode = prepared.options.write_mode;
   std::unique_ptr<ContainerWriter> writer;
-  // cairn's own metadata in the file, all of it written by rank 0 (HDF5's is not counted).
+  // cairn's own metadata this rank wrote into the file (HDF5's is not counted).
   int64_t metadata_bytes_written = 0;
   try {
     ContainerDatasets datasets;
     comm.run_agreed([&] {
       writer = std::make_unique<ContainerWriter>(
           comm, tmp, WriterOptions{.collective = write_mode == IoMode::kCollective});
-      datasets = create_datasets(comm, *writer, plan, regions.total, manifest_bytes);
+      datasets = create_datasets(comm, *writer, plan, regions.total, metadata);
     });
     trace.mark("create datasets");
     fault_point("before_data", comm.rank());
@@ -468,19 +500,15 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
                                  overlap_checksums, path, metadata_bytes_written);
     trace.mark("write data", plan.packed_bytes + dataset_bytes);
     comm.agree(failure.get());
-    if (overlap_checksums) {
-      manifest_text = finish_manifest(comm, assembly, manifest_bytes, path);
-      trace.mark("manifest with checksums");
-    }
-    metadata_bytes_written += write_manifest(comm, *writer, write_mode, datasets.manifest,
-                                             manifest_text, manifest_bytes, path);
+    metadata.encode();
+    trace.mark("records and table");
+    metadata_bytes_written += write_metadata(comm, *writer, write_mode, datasets, metadata, path);
     close_container(comm, writer, path);
     trace.mark("flush and close");
     fault_point("after_data", comm.rank());
 
     // 4. Commit: only rank 0 touches the file system from here; the outcome reaches every rank.
-    metadata_bytes_written +=
-        commit_file(comm, tmp, path, manifest_text, manifest_bytes, after_commit);
+    metadata_bytes_written += commit_file(comm, tmp, path, metadata, after_commit);
     trace.mark("commit");
   } catch (...) {
     if (writer) writer->discard();  // every rank is here: the error was agreed

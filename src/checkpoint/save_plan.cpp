@@ -51,10 +51,15 @@ void plan_tensor(SavePlan& plan, std::size_t index, const Variable& v, const Ses
         written.pieces.push_back({piece, 0, -1});
       plan.writes.push_back({index, v.box_bytes(b).data(), box, std::move(written)});
     }
-    for (int r = 0; r < n; ++r) {
-      int64_t count = 0;
-      for (const Box& box : v.layout().boxes_for(r, n, t.shape)) count += box.empty() ? 0 : 1;
-      max_writes = std::max(max_writes, count);
+    if (v.layout().kind() == Layout::Kind::kExplicit) {
+      for (int r = 0; r < n; ++r) {
+        int64_t count = 0;
+        for (const Box& box : v.layout().boxes_for(r, n, t.shape)) count += box.empty() ? 0 : 1;
+        max_writes = std::max(max_writes, count);
+      }
+    } else {
+      // Block and grid: at most one box per rank, and rank 0's is not empty unless the tensor is.
+      max_writes = shape_volume(t.shape) > 0 ? 1 : 0;
     }
   }
   if (!t.packed) plan.max_writes.push_back(max_writes);
@@ -101,11 +106,23 @@ void assign_packed_offsets(SavePlan& plan) {
   plan.packed_bytes = total;
 }
 
+// Rank 0 stores an explicit layout's boxes in the table as its own Layout has them, and every rank
+// writes its boxes as its own has them: ranks whose explicit boxes differ would commit a file whose
+// records contradict its table. The boxes' checksum joins the signature the ranks compare.
+std::string explicit_boxes_signature(const Layout& layout, const Shape& shape, int nranks) {
+  if (layout.kind() != Layout::Kind::kExplicit) return {};
+  std::string boxes;
+  for (int r = 0; r < nranks; ++r)
+    for (const Box& box : layout.boxes_for(r, nranks, shape)) boxes += box.to_string() + ';';
+  return ' ' + checksum_to_hex(checksum_bytes(boxes.data(), boxes.size()));
+}
+
 }  // namespace
 
 SavePlan make_save_plan(const LiveGraph& graph, const Session& session) {
   SavePlan plan;
   const SessionOptions& options = session.options();
+  plan.piece_bytes = options.piece_bytes;
   // Ranks with different options would create different datasets: a hang, or a bad file.
   plan.signature = "options " + std::to_string(options.pack_threshold_bytes) + " " +
                    std::to_string(options.piece_bytes) + " " +
@@ -131,9 +148,11 @@ SavePlan make_save_plan(const LiveGraph& graph, const Session& session) {
       const int64_t bytes = shape_volume(t.shape) * static_cast<int64_t>(dtype_size(t.dtype));
       t.packed = bytes <= options.pack_threshold_bytes;
       if (!t.packed) t.dataset = schema::tensor_dataset(key);
-      plan.signature +=
-          std::string(dtype_name(t.dtype)) + ' ' + shape_to_string(t.shape) + ' ' + t.layout + '\n';
+      plan.signature += std::string(dtype_name(t.dtype)) + ' ' + shape_to_string(t.shape) + ' ' +
+                        t.layout + explicit_boxes_signature(v->layout(), t.shape, session.size()) +
+                        '\n';
       plan.tensors.push_back(std::move(t));
+      plan.layouts.push_back(v->layout());
       variables.push_back(v);
     } else if (const auto* s = dynamic_cast<const StateObject*>(node.object.get())) {
       plan.states.push_back({node.record.value_key, saved_scope(s->scope()), {}});
@@ -220,119 +239,6 @@ void stage_plan(SavePlan& plan, std::byte* staging) {
       copy_region(w.buffer, w.buffer_box, c.to, w.written.box, w.written.box, esize);
     w.buffer = c.to;
     w.buffer_box = w.written.box;
-  }
-}
-
-// The local tables travel only between the ranks of one job (same binary, same byte order), so
-// they are a flat run of native 64-bit integers: encoding and merging 20,000 tensors' tables this
-// way takes milliseconds where MessagePack documents took a tenth of a second.
-namespace {
-
-class TableWriter {
- public:
-  void put(int64_t v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); }
-  void put_shape(const Shape& s) {
-    put(static_cast<int64_t>(s.size()));
-    for (int64_t v : s) put(v);
-  }
-  std::string out;
-};
-
-class TableReader {
- public:
-  explicit TableReader(const std::string& in) : in_(in) {}
-  int64_t get() {
-    if (pos_ + sizeof(int64_t) > in_.size()) bad();
-    int64_t v;
-    std::memcpy(&v, in_.data() + pos_, sizeof v);
-    pos_ += sizeof v;
-    return v;
-  }
-  std::size_t count(std::size_t limit) {
-    const int64_t n = get();
-    if (n < 0 || static_cast<uint64_t>(n) > limit) bad();
-    return static_cast<std::size_t>(n);
-  }
-  Shape shape() {
-    Shape s(count(64));
-    for (int64_t& v : s) v = get();
-    return s;
-  }
-  bool done() const { return pos_ == in_.size(); }
-
- private:
-  [[noreturn]] static void bad() {
-    throw Error(ErrorCode::kCorrupt, "a rank's save table is truncated or malformed",
-                {.operation = "merge save tables"});
-  }
-  const std::string& in_;
-  std::size_t pos_ = 0;
-};
-
-}  // namespace
-
-std::string encode_local_table(const SavePlan& plan) {
-  TableWriter w;
-  w.put(static_cast<int64_t>(plan.writes.size()));
-  for (const LocalWrite& lw : plan.writes) {
-    w.put(static_cast<int64_t>(lw.tensor));
-    w.put(lw.written.rank);
-    w.put_shape(lw.written.box.offset);
-    w.put_shape(lw.written.box.count);
-    w.put(static_cast<int64_t>(lw.written.pieces.size()));
-    for (const PieceRecord& p : lw.written.pieces) {
-      w.put_shape(p.box.offset);
-      w.put_shape(p.box.count);
-      w.put(static_cast<int64_t>(p.checksum));
-      w.put(p.packed_offset);
-    }
-  }
-  w.put(static_cast<int64_t>(plan.blobs.size()));
-  for (const LocalBlob& b : plan.blobs) {
-    w.put(static_cast<int64_t>(b.state));
-    w.put(b.blob.rank);
-    w.put(b.blob.packed_offset);
-    w.put(b.blob.bytes);
-    w.put(static_cast<int64_t>(b.blob.checksum));
-  }
-  return std::move(w.out);
-}
-
-void merge_local_tables(Manifest& manifest, const std::vector<std::string>& tables,
-                        const std::vector<int64_t>& region_offsets) {
-  for (std::size_t r = 0; r < tables.size(); ++r) {
-    TableReader in(tables[r]);
-    const int64_t base = region_offsets[r];
-    const std::size_t writes = in.count(tables[r].size());
-    for (std::size_t i = 0; i < writes; ++i) {
-      TensorRecord& t = manifest.tensors.at(in.count(manifest.tensors.size()));
-      WrittenBox wb;
-      wb.rank = static_cast<int>(in.get());
-      wb.box.offset = in.shape();
-      wb.box.count = in.shape();
-      wb.pieces.resize(in.count(tables[r].size()));
-      for (PieceRecord& p : wb.pieces) {
-        p.box.offset = in.shape();
-        p.box.count = in.shape();
-        p.checksum = static_cast<uint64_t>(in.get());
-        const int64_t packed = in.get();
-        p.packed_offset = t.packed ? base + packed : -1;
-      }
-      t.boxes.push_back(std::move(wb));
-    }
-    const std::size_t blobs = in.count(tables[r].size());
-    for (std::size_t i = 0; i < blobs; ++i) {
-      StateRecord& s = manifest.states.at(in.count(manifest.states.size()));
-      StateBlob b;
-      b.rank = static_cast<int>(in.get());
-      b.packed_offset = base + in.get();
-      b.bytes = in.get();
-      b.checksum = static_cast<uint64_t>(in.get());
-      s.blobs.push_back(b);
-    }
-    if (!in.done())
-      throw Error(ErrorCode::kCorrupt, "a rank's save table has trailing bytes",
-                  {.operation = "merge save tables"});
   }
 }
 

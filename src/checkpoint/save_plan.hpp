@@ -10,6 +10,7 @@
 
 #include "cairn/comm/session.hpp"
 #include "cairn/state/state.hpp"
+#include "cairn/tensor/layout.hpp"
 #include "checkpoint/graph_walk.hpp"
 #include "storage/manifest.hpp"
 
@@ -31,6 +32,8 @@ struct LocalBlob {
 
 struct SavePlan {
   std::vector<TensorRecord> tensors;  // without boxes: those come from every rank's writes
+  std::vector<Layout> layouts;        // per tensor: the rule the table stores
+  int64_t piece_bytes = 0;            // SessionOptions::piece_bytes, the same on every rank
   std::vector<StateRecord> states;    // without blobs
   std::vector<LocalWrite> writes;     // this rank's
   std::vector<LocalBlob> blobs;       // this rank's
@@ -58,12 +61,5 @@ int64_t staging_bytes_needed(const SavePlan& plan);
 /// Local. Copies those writes into `staging` (staging_bytes_needed() bytes) and points them there:
 /// afterwards the plan no longer reads the live variables.
 void stage_plan(SavePlan& plan, std::byte* staging);
-
-/// Local. Encodes this rank's writes and blobs for the gather to rank 0.
-std::string encode_local_table(const SavePlan& plan);
-/// Local (rank 0). Adds every rank's table to the manifest, turning region-relative packed offsets
-/// into absolute ones with `region_offsets`.
-void merge_local_tables(Manifest& manifest, const std::vector<std::string>& tables,
-                        const std::vector<int64_t>& region_offsets);
 
 }  // namespace cairn::detail

@@ -10,6 +10,7 @@
 #include "storage/h5_space.hpp"
 #include "storage/h5_types.hpp"
 #include "storage/schema.hpp"
+#include "storage/table.hpp"
 
 namespace cairn::detail {
 namespace {
@@ -18,11 +19,15 @@ using schema::kCommitAttribute;
 using schema::kManifestDataset;
 using schema::kPackedDataset;
 using schema::kPackedRanksDataset;
+using schema::kRecordOffsetsDataset;
+using schema::kRecordsDataset;
+using schema::kTableDataset;
 // Read-ahead chunks: a quarter of the budget, so that the helper reads while the consumer works,
 // and large enough that the reads stay large.
 constexpr int64_t kMinPrefetchChunkBytes = int64_t{1} << 20;
 constexpr int64_t kMaxPrefetchChunkBytes = int64_t{16} << 20;
 constexpr int64_t kMaxManifestBytes = int64_t{1} << 32;
+constexpr int64_t kMaxTableBytes = int64_t{1} << 40;
 constexpr int64_t kMaxTransferBytes = int64_t{1} << 30;
 
 }  // namespace
@@ -67,38 +72,57 @@ ContainerReader::ContainerReader(std::string path, const Known& known)
   check_packed_dataset();
 }
 
-ContainerReader::ContainerReader(const Comm* comm, std::string path, int64_t prefetch_bytes)
+ContainerReader::ContainerReader(const Comm* comm, std::string path, int64_t prefetch_bytes,
+                                 Records records)
     : comm_(comm), path_(std::move(path)) {
   h5::silence_error_printing();
   auto open = [&] { open_file(); };
   if (!comm_) {
     open();
-    load_manifest_locally();
+    read_verified_metadata();
+    decode_metadata(records);
     return;
   }
   comm_->run_agreed(open);
   wire::Message mark_text;
   comm_->run_agreed([&] {
     if (comm_->rank() != 0) return;
-    read_verified_manifest_text();
+    read_verified_metadata();
     mark_text = encode_commit_mark(mark_);
   });
   wire::broadcast(*comm_, mark_text, 0);
-  // The manifest is the file's bytes relayed unchanged (and checked against the mark's checksum
-  // by rank 0), not a message: wrapping megabytes of it would only add copies.
+  // The header and the table are the file's bytes relayed unchanged (and checked against the
+  // mark's checksums by rank 0), not messages: wrapping megabytes would only add copies.
   comm_->broadcast(manifest_text_, 0);
+  comm_->broadcast(table_text_, 0);
   if (comm_->rank() != 0)
-    metadata_bytes_read_ +=
-        static_cast<int64_t>(mark_text.get<std::string>().size() + manifest_text_.size());
+    metadata_bytes_read_ += static_cast<int64_t>(mark_text.get<std::string>().size() +
+                                                 manifest_text_.size() + table_text_.size());
   if (prefetch_bytes > 0) start_prefetch(prefetch_bytes);
   // Every rank decodes at the same time rather than rank 0 first and the others after the
-  // broadcast: decoding is deterministic, so all reach the same verdict.
+  // broadcast: decoding is deterministic, so all reach the same verdict. Records read on demand
+  // are read by the ranks that need them, later.
   comm_->run_agreed([&] {
     if (comm_->rank() != 0) mark_ = decode_commit_mark(mark_text.get<std::string>(), path_);
+    decode_metadata(records);
+  });
+}
+
+void ContainerReader::decode_metadata(Records records) {
+  const Header header = decode_header(manifest_text_, path_);
+  if (header.format_major == kLegacyMajor) {
     manifest_ = decode_manifest(manifest_text_, path_);
     packed_bytes_ = manifest_.packed_bytes;
     check_packed_dataset();
-  });
+    return;
+  }
+  GlobalTable table = decode_table(table_text_, header, path_);
+  table_text_ = {};
+  manifest_ = manifest_from_table(header, table);
+  packed_bytes_ = manifest_.packed_bytes;
+  check_packed_dataset();
+  records_ = std::make_shared<SavedRecords>(header, std::move(table));
+  if (records == Records::kAll) records_->load_all(*this, manifest_);
 }
 
 ContainerReader::~ContainerReader() = default;
@@ -148,13 +172,6 @@ void ContainerReader::start_prefetch(int64_t max_bytes) noexcept {
   }
 }
 
-void ContainerReader::load_manifest_locally() {
-  read_verified_manifest_text();
-  manifest_ = decode_manifest(manifest_text_, path_);
-  packed_bytes_ = manifest_.packed_bytes;
-  check_packed_dataset();
-}
-
 namespace {
 
 // A contiguous dataset stored smaller than its extent was never fully written. Reading it would
@@ -168,6 +185,22 @@ void check_fully_stored(hid_t ds, int64_t bytes, const ErrorContext& ctx) {
                 "dataset stores " + std::to_string(stored) + " of the " + std::to_string(bytes) +
                     " bytes it declares",
                 ctx);
+}
+
+// Reads `bytes` bytes at `offset` of a one-dimensional u8 dataset, in transfers MPI-IO can take.
+void read_bytes(hid_t ds, int64_t offset, char* out, int64_t bytes, const ErrorContext& ctx) {
+  h5::Dataspace space(h5::check_id(H5Dget_space(ds), "H5Dget_space", ctx));
+  const int64_t extent = H5Sget_simple_extent_npoints(space.get());
+  h5::Datatype type = h5::make_byte_type();
+  for (int64_t done = 0; done < bytes;) {
+    const int64_t n = std::min(bytes - done, kMaxTransferBytes);
+    const Box region{{offset + done}, {n}};
+    h5::Dataspace file_sel = h5::select_region({extent}, {0}, region);
+    h5::Dataspace mem_sel = h5::select_region({n}, {offset + done}, region);
+    if (H5Dread(ds, type.get(), mem_sel.get(), file_sel.get(), H5P_DEFAULT, out + done) < 0)
+      h5::throw_error("cannot read metadata bytes", ctx, ErrorCode::kIo);
+    done += n;
+  }
 }
 
 }  // namespace
@@ -189,7 +222,7 @@ void ContainerReader::check_packed_dataset() {
   check_fully_stored(ds, packed_bytes_, ctx);
 }
 
-void ContainerReader::read_verified_manifest_text() {
+void ContainerReader::read_verified_metadata() {
   const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .operation = "read manifest"};
   if (H5Aexists(file_.get(), kCommitAttribute) <= 0) {
     h5::take_error_stack();
@@ -201,7 +234,7 @@ void ContainerReader::read_verified_manifest_text() {
   }
   const std::string mark_text = read_root_attribute(kCommitAttribute);
   mark_ = decode_commit_mark(mark_text, path_);
-  manifest_text_ = read_manifest_bytes(mark_.manifest_bytes);
+  manifest_text_ = read_byte_dataset(kManifestDataset, mark_.manifest_bytes, kMaxManifestBytes);
   metadata_bytes_read_ += static_cast<int64_t>(mark_text.size() + manifest_text_.size());
   const uint64_t actual = checksum_bytes(manifest_text_.data(), manifest_text_.size());
   if (actual != mark_.manifest_checksum)
@@ -209,6 +242,106 @@ void ContainerReader::read_verified_manifest_text() {
                 "manifest checksum mismatch: expected " + checksum_to_hex(mark_.manifest_checksum) +
                     ", found " + checksum_to_hex(actual),
                 ctx);
+  // The version decides whether there is a table; a newer major is refused here, before the
+  // table's size is trusted.
+  if (decode_header(manifest_text_, path_).format_major == kLegacyMajor) return;
+  if (mark_.table_bytes < 0)
+    throw Error(ErrorCode::kCorrupt, "the commit mark of a format 2 file has no table size", ctx);
+  table_text_ = read_byte_dataset(kTableDataset, mark_.table_bytes, kMaxTableBytes);
+  metadata_bytes_read_ += static_cast<int64_t>(table_text_.size());
+  const uint64_t table_actual = checksum_bytes(table_text_.data(), table_text_.size());
+  if (table_actual != mark_.table_checksum)
+    throw Error(
+        ErrorCode::kCorrupt,
+        "table checksum mismatch: expected " + checksum_to_hex(mark_.table_checksum) + ", found " +
+            checksum_to_hex(table_actual),
+        {.rank = rank(), .checkpoint = path_, .key = kTableDataset, .operation = "read table"});
+}
+
+std::vector<int64_t> ContainerReader::record_offsets(int first, int count, int world_size) {
+  const ErrorContext ctx{.rank = rank(),
+                         .checkpoint = path_,
+                         .key = kRecordOffsetsDataset,
+                         .operation = "read record offsets"};
+  hid_t ds = dataset(kRecordOffsetsDataset, kRecordOffsetsDataset);
+  h5::Dataspace space(h5::check_id(H5Dget_space(ds), "H5Dget_space", ctx));
+  if (H5Sget_simple_extent_ndims(space.get()) != 1 ||
+      H5Sget_simple_extent_npoints(space.get()) != int64_t{world_size} + 1)
+    throw Error(ErrorCode::kCorrupt,
+                "record offsets do not have world_size + 1 = " + std::to_string(world_size + 1) +
+                    " elements",
+                ctx);
+  check_fully_stored(ds, (int64_t{world_size} + 1) * 8, ctx);
+  std::vector<int64_t> out(static_cast<std::size_t>(count));
+  const Box region{{first}, {count}};
+  h5::Dataspace file_sel = h5::select_region({int64_t{world_size} + 1}, {0}, region);
+  h5::Dataspace mem_sel = h5::select_region({count}, {first}, region);
+  h5::check_status(
+      H5Dread(ds, H5T_NATIVE_INT64, mem_sel.get(), file_sel.get(), H5P_DEFAULT, out.data()),
+      "H5Dread record offsets", ctx);
+  metadata_bytes_read_ += count * 8;
+  return out;
+}
+
+namespace {
+
+// The records dataset's size, checked to be stored (so that offsets into it bound what a reader
+// allocates by what the file really holds).
+int64_t records_extent(hid_t ds, const ErrorContext& ctx) {
+  h5::Dataspace space(h5::check_id(H5Dget_space(ds), "H5Dget_space", ctx));
+  if (H5Sget_simple_extent_ndims(space.get()) != 1)
+    throw Error(ErrorCode::kCorrupt, "the records dataset is not one-dimensional", ctx);
+  const int64_t extent = H5Sget_simple_extent_npoints(space.get());
+  check_fully_stored(ds, extent, ctx);
+  return extent;
+}
+
+void check_record_bounds(int64_t begin, int64_t end, int64_t extent, int writer,
+                         const ErrorContext& ctx) {
+  if (begin < 0 || end < begin || end > extent)
+    throw Error(ErrorCode::kCorrupt,
+                "record of rank " + std::to_string(writer) + " lies outside the records (bytes " +
+                    std::to_string(begin) + " to " + std::to_string(end) + " of " +
+                    std::to_string(extent) + ")",
+                ctx);
+}
+
+}  // namespace
+
+std::string ContainerReader::read_record(int writer, int world_size) {
+  const ErrorContext ctx{.rank = rank(),
+                         .checkpoint = path_,
+                         .key = kRecordsDataset,
+                         .operation = "read record of rank " + std::to_string(writer)};
+  const std::vector<int64_t> bounds = record_offsets(writer, 2, world_size);
+  hid_t ds = dataset(kRecordsDataset, kRecordsDataset);
+  check_record_bounds(bounds[0], bounds[1], records_extent(ds, ctx), writer, ctx);
+  std::string bytes(static_cast<std::size_t>(bounds[1] - bounds[0]), '\0');
+  if (!bytes.empty()) read_bytes(ds, bounds[0], bytes.data(), bounds[1] - bounds[0], ctx);
+  metadata_bytes_read_ += static_cast<int64_t>(bytes.size());
+  return bytes;
+}
+
+std::vector<std::string> ContainerReader::read_all_records(int world_size) {
+  const ErrorContext ctx{
+      .rank = rank(), .checkpoint = path_, .key = kRecordsDataset, .operation = "read records"};
+  const std::vector<int64_t> bounds = record_offsets(0, world_size + 1, world_size);
+  hid_t ds = dataset(kRecordsDataset, kRecordsDataset);
+  const int64_t extent = records_extent(ds, ctx);
+  for (int w = 0; w < world_size; ++w)
+    check_record_bounds(bounds[static_cast<std::size_t>(w)],
+                        bounds[static_cast<std::size_t>(w) + 1], extent, w, ctx);
+  const int64_t first = bounds.front(), last = bounds.back();
+  std::string all(static_cast<std::size_t>(last - first), '\0');
+  if (!all.empty()) read_bytes(ds, first, all.data(), last - first, ctx);
+  metadata_bytes_read_ += static_cast<int64_t>(all.size());
+  std::vector<std::string> out;
+  out.reserve(static_cast<std::size_t>(world_size));
+  for (int w = 0; w < world_size; ++w)
+    out.push_back(all.substr(static_cast<std::size_t>(bounds[static_cast<std::size_t>(w)] - first),
+                             static_cast<std::size_t>(bounds[static_cast<std::size_t>(w) + 1] -
+                                                      bounds[static_cast<std::size_t>(w)])));
+  return out;
 }
 
 std::string ContainerReader::read_root_attribute(const std::string& name) {
@@ -227,25 +360,25 @@ std::string ContainerReader::read_root_attribute(const std::string& name) {
   return value;
 }
 
-std::string ContainerReader::read_manifest_bytes(int64_t expected) {
+std::string ContainerReader::read_byte_dataset(const char* name, int64_t expected, int64_t limit) {
   const ErrorContext ctx{
-      .rank = rank(), .checkpoint = path_, .key = kManifestDataset, .operation = "read manifest"};
-  if (expected < 0 || expected > kMaxManifestBytes)
-    throw Error(ErrorCode::kCorrupt, "commit mark gives an absurd manifest size", ctx);
-  hid_t ds = dataset(kManifestDataset, kManifestDataset);
+      .rank = rank(), .checkpoint = path_, .key = name, .operation = "read metadata"};
+  if (expected < 0 || expected > limit)
+    throw Error(ErrorCode::kCorrupt,
+                std::string("commit mark gives an absurd size for ") + name + ": " +
+                    std::to_string(expected) + " bytes",
+                ctx);
+  hid_t ds = dataset(name, name);
   h5::Dataspace space(h5::check_id(H5Dget_space(ds), "H5Dget_space", ctx));
   if (H5Sget_simple_extent_ndims(space.get()) != 1 ||
       H5Sget_simple_extent_npoints(space.get()) != expected)
     throw Error(ErrorCode::kCorrupt,
-                "manifest dataset size differs from the commit mark (" + std::to_string(expected) +
-                    " bytes)",
+                std::string(name) + " size differs from the commit mark (" +
+                    std::to_string(expected) + " bytes)",
                 ctx);
   check_fully_stored(ds, expected, ctx);
   std::string text(static_cast<std::size_t>(expected), '\0');
-  h5::Datatype type = h5::make_byte_type();
-  if (expected > 0)
-    h5::check_status(H5Dread(ds, type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data()),
-                     "H5Dread manifest", ctx);
+  if (expected > 0) read_bytes(ds, 0, text.data(), expected, ctx);
   return text;
 }
 

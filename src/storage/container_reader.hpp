@@ -11,11 +11,15 @@
 #include "storage/h5_handle.hpp"
 #include "storage/manifest.hpp"
 #include "storage/packed_prefetch.hpp"
+#include "storage/saved_records.hpp"
 
 namespace cairn::detail {
 
 class ContainerReader {
  public:
+  /// Which records of a format 2.x file the constructor takes into manifest(): all of them (tools,
+  /// CheckpointReader), or none, for a restore that loads what it needs through records().
+  enum class Records { kAll, kOnDemand };
   /// With `comm`: collective over it; the file is opened through MPI-IO and rank 0 reads and
   /// verifies the commit mark and manifest, then broadcasts them. Without: local, POSIX driver.
   /// Throws cairn::Error (on every rank, when collective) if the file is missing, not HDF5, not a
@@ -24,7 +28,8 @@ class ContainerReader {
   /// region it wrote (at most that many bytes ahead of its use) once the manifest text has
   /// arrived, while it is decoded. (Started earlier, it slowed rank 0's read of the manifest,
   /// which every rank waits for, more than it gained.)
-  ContainerReader(const Comm* comm, std::string path, int64_t prefetch_bytes = 0);
+  ContainerReader(const Comm* comm, std::string path, int64_t prefetch_bytes = 0,
+                  Records records = Records::kAll);
   /// What a restore already knows of the file it read.
   struct Known {
     CommitMark mark;
@@ -45,6 +50,14 @@ class ContainerReader {
   Manifest take_manifest() noexcept { return std::move(manifest_); }
   const std::string& manifest_text() const noexcept { return manifest_text_; }
   const CommitMark& commit_mark() const noexcept { return mark_; }
+  /// Format 2.x: the table and the records taken in so far (shared with whoever holds the
+  /// manifest, which it adds records to). Null for a 1.x file.
+  std::shared_ptr<SavedRecords> records() const noexcept { return records_; }
+  /// Local. The bytes of writer `writer`'s record (format 2.x), unchecked: SavedRecords decodes
+  /// them. Adds what it read to metadata_bytes_read().
+  std::string read_record(int writer, int world_size);
+  /// Local. Every writer's record, in rank order, with one read of the offsets and the records.
+  std::vector<std::string> read_all_records(int world_size);
   /// Local. Bytes of cairn's metadata this rank took in since it opened the file: the commit mark
   /// and the manifest (read from the file by rank 0 or alone, received from rank 0 by the others)
   /// and its entries of the packed-region index. What a restore reads beyond its values.
@@ -65,12 +78,16 @@ class ContainerReader {
   void open_file();
   hid_t dataset(const std::string& name, const std::string& key);
   std::string read_root_attribute(const std::string& name);
-  std::string read_manifest_bytes(int64_t expected);
-  void load_manifest_locally();
+  /// Reads a one-dimensional u8 dataset that must hold exactly `expected` bytes.
+  std::string read_byte_dataset(const char* name, int64_t expected, int64_t limit);
+  /// Rank 0 or alone: the commit mark, the header (or 1.x manifest) and, in 2.x, the table.
+  void read_verified_metadata();
+  /// Every rank: decodes what read_verified_metadata() read into manifest() (and records()).
+  void decode_metadata(Records records);
+  /// Checks /cairn/record_offsets and returns elements [first, first + count).
+  std::vector<int64_t> record_offsets(int first, int count, int world_size);
   /// Checks that /cairn/packed holds the manifest's packed_bytes, before anything is read from it.
   void check_packed_dataset();
-  /// Reads the commit mark and the manifest text, and checks the text against the mark's checksum.
-  void read_verified_manifest_text();
   /// Starts the read-ahead if the file says where this rank's packed region is (format 1.1) and
   /// the job has the saved size. Advisory: any failure only means no read-ahead.
   void start_prefetch(int64_t max_bytes) noexcept;
@@ -81,7 +98,9 @@ class ContainerReader {
   std::map<std::string, h5::Dataset> datasets_;
   CommitMark mark_;
   std::string manifest_text_;
+  std::string table_text_;  // format 2.x
   Manifest manifest_;
+  std::shared_ptr<SavedRecords> records_;
   int64_t packed_bytes_ = 0;  // the manifest's, kept when the manifest is taken
   int64_t metadata_bytes_read_ = 0;
   std::unique_ptr<PackedPrefetch> prefetch_;

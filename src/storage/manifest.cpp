@@ -35,10 +35,10 @@ json box_json(const Box& b) {
 // a manager reports it rather than skipping the checkpoint as damaged.
 [[noreturn]] void unknown(const Manifest& m, const std::string& checkpoint, const std::string& key,
                           const std::string& what) {
-  if (m.format_major == kFormatMajor && m.format_minor > kFormatMinor)
+  if (m.format_major == kLegacyMajor && m.format_minor > kLegacyMinor)
     throw Error(ErrorCode::kVersion,
-                what + " is unknown to this reader (format " + std::to_string(kFormatMajor) + "." +
-                    std::to_string(kFormatMinor) + "); the checkpoint is format " +
+                what + " is unknown to this reader (format " + std::to_string(kLegacyMajor) + "." +
+                    std::to_string(kLegacyMinor) + "); the checkpoint is format " +
                     std::to_string(m.format_major) + "." + std::to_string(m.format_minor) +
                     ", written by a newer cairn: upgrade cairn to read it",
                 {.checkpoint = checkpoint, .key = key, .operation = "decode manifest"});
@@ -188,7 +188,7 @@ std::string escape_name(const std::string& name) {
   return out;
 }
 
-std::string encode_manifest_reference(const Manifest& m) {
+std::string encode_manifest(const Manifest& m) {
   json nodes = json::array();
   for (const NodeRecord& n : m.nodes) {
     json children = json::array();
@@ -252,7 +252,7 @@ std::string encode_manifest_reference(const Manifest& m) {
   return root.dump();
 }
 
-Manifest decode_manifest_reference(const std::string& text, const std::string& ckpt) {
+Manifest decode_manifest(const std::string& text, const std::string& ckpt) {
   Manifest m;
   std::string current_key;
   try {
@@ -264,10 +264,10 @@ Manifest decode_manifest_reference(const std::string& text, const std::string& c
     if (dot == std::string::npos) corrupt(ckpt, "", "bad format_version '" + version + "'");
     m.format_major = std::stoi(version.substr(0, dot));
     m.format_minor = std::stoi(version.substr(dot + 1));
-    if (m.format_major > kFormatMajor)
+    if (m.format_major > kLegacyMajor)
       throw Error(ErrorCode::kVersion,
-                  "checkpoint format " + version + " is newer than this cairn reads (format " +
-                      std::to_string(kFormatMajor) + ".x); upgrade cairn to read it",
+                  "checkpoint format " + version + " is not a 1.x manifest (this decoder reads " +
+                      std::to_string(kLegacyMajor) + ".x)",
                   {.checkpoint = ckpt, .operation = "decode manifest"});
     if (m.format_major < 1) corrupt(ckpt, "", "bad format_version '" + version + "'");
     m.library_version = root.at("library_version").get<std::string>();
@@ -364,10 +364,14 @@ Manifest decode_manifest_reference(const std::string& text, const std::string& c
 }
 
 std::string encode_commit_mark(const CommitMark& mark) {
-  return json{{"manifest_xxh3", checksum_to_hex(mark.manifest_checksum)},
-              {"manifest_bytes", mark.manifest_bytes},
-              {"committed_unix", mark.committed_unix}}
-      .dump();
+  json j{{"manifest_xxh3", checksum_to_hex(mark.manifest_checksum)},
+         {"manifest_bytes", mark.manifest_bytes},
+         {"committed_unix", mark.committed_unix}};
+  if (mark.table_bytes >= 0) {
+    j["table_xxh3"] = checksum_to_hex(mark.table_checksum);
+    j["table_bytes"] = mark.table_bytes;
+  }
+  return j.dump();
 }
 
 CommitMark decode_commit_mark(const std::string& text, const std::string& ckpt) {
@@ -378,6 +382,13 @@ CommitMark decode_commit_mark(const std::string& text, const std::string& ckpt) 
       corrupt(ckpt, "", "commit mark has a bad checksum");
     mark.manifest_bytes = detail::json_int64(j.at("manifest_bytes"));
     mark.committed_unix = detail::json_int64(j.at("committed_unix"));
+    // Present in 2.x marks; whether they must be is for the header's version to say.
+    if (j.contains("table_bytes") || j.contains("table_xxh3")) {
+      if (!checksum_from_hex(j.at("table_xxh3").get<std::string>(), mark.table_checksum))
+        corrupt(ckpt, "", "commit mark has a bad table checksum");
+      mark.table_bytes = detail::json_int64(j.at("table_bytes"));
+      if (mark.table_bytes < 0) corrupt(ckpt, "", "commit mark gives a negative table size");
+    }
     return mark;
   } catch (const json::exception& e) {
     corrupt(ckpt, "", std::string("malformed commit mark: ") + e.what());

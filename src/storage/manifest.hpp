@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// The manifest of a checkpoint (format v1): plain structs, with encode/decode kept separate.
-// docs/format.md is the normative description of the JSON this produces.
+// The in-memory manifest of a checkpoint: plain structs the restore and the tools work on. A
+// format 2.x file is decoded into it from its header, table and records (storage/table.hpp); a 1.x
+// file from its JSON manifest (the 1.x codec below). docs/format.md is normative.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -11,8 +12,12 @@
 
 namespace cairn {
 
-inline constexpr int kFormatMajor = 1;
-inline constexpr int kFormatMinor = 1;
+/// The format this cairn writes.
+inline constexpr int kFormatMajor = 2;
+inline constexpr int kFormatMinor = 0;
+/// The newest 1.x format this cairn reads.
+inline constexpr int kLegacyMajor = 1;
+inline constexpr int kLegacyMinor = 1;
 
 /// A checksummed, contiguous-in-file piece of a written box.
 struct PieceRecord {
@@ -82,26 +87,23 @@ struct Manifest {
   std::vector<StateRecord> states;
 };
 
-/// Local. JSON text of the manifest (compact, members in lexicographic order).
+/// Local. A 1.x manifest's JSON text (compact, members in lexicographic order). cairn no longer
+/// writes 1.x files: tests and fuzzers use it to make them.
 std::string encode_manifest(const Manifest& manifest);
-/// Local. Parses and validates a manifest: a newer major format is ErrorCode::kVersion, anything
-/// malformed or inconsistent (unknown dtype, absurd shape, box outside its tensor, overlapping
-/// pieces, packed range past the end, dangling node index) is ErrorCode::kCorrupt naming the key.
+/// Local. Parses and validates a 1.x manifest: a newer major format is ErrorCode::kVersion,
+/// anything malformed or inconsistent (unknown dtype, absurd shape, box outside its tensor,
+/// overlapping pieces, packed range past the end, dangling node index) is ErrorCode::kCorrupt
+/// naming the key.
 Manifest decode_manifest(const std::string& json, const std::string& checkpoint);
-
-/// The reference codec, on nlohmann::json documents. encode_manifest() writes the same bytes
-/// directly, and decode_manifest() parses the common case (what cairn writes) in one pass without
-/// a document, falling back to decode_manifest_reference() for anything else, which then gives the
-/// verdict and the error message: a manifest of 20,000 tensors decodes in tens of milliseconds
-/// instead of half a second. Tests compare the two.
-std::string encode_manifest_reference(const Manifest& manifest);
-Manifest decode_manifest_reference(const std::string& json, const std::string& checkpoint);
 
 /// The commit mark written into the file after all data is durable.
 struct CommitMark {
   uint64_t manifest_checksum = 0;
   int64_t manifest_bytes = 0;
   int64_t committed_unix = 0;
+  /// Format 2.x: the table's size and checksum. A 1.x mark has none (table_bytes -1).
+  int64_t table_bytes = -1;
+  uint64_t table_checksum = 0;
 };
 std::string encode_commit_mark(const CommitMark& mark);
 CommitMark decode_commit_mark(const std::string& json, const std::string& checkpoint);

@@ -9,11 +9,17 @@ namespace cairn::detail::schema {
 
 /// The group of cairn's own datasets.
 inline constexpr const char* kGroup = "/cairn";
-/// u8[manifest_bytes]: the manifest.
+/// u8[manifest_bytes]: the header (format 2.x) or the whole manifest (1.x).
 inline constexpr const char* kManifestDataset = "/cairn/manifest";
+/// u8[table_bytes]: the global table (format 2.x).
+inline constexpr const char* kTableDataset = "/cairn/table";
+/// u8[records_bytes]: every rank's record, in rank order (format 2.x).
+inline constexpr const char* kRecordsDataset = "/cairn/records";
+/// i64[world_size + 1]: where each rank's record starts (format 2.x).
+inline constexpr const char* kRecordOffsetsDataset = "/cairn/record_offsets";
 /// u8[packed_bytes]: small tensors and opaque state.
 inline constexpr const char* kPackedDataset = "/cairn/packed";
-/// i64[world_size + 1]: where each rank's packed region starts (format 1.1).
+/// i64[world_size + 1]: where each rank's packed region starts (since format 1.1).
 inline constexpr const char* kPackedRanksDataset = "/cairn/packed_ranks";
 /// Root attribute: "cairn-checkpoint <major>.<minor>", written when the file is created.
 inline constexpr const char* kFormatAttribute = "cairn_format";

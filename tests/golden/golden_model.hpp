@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// The object graph of the golden checkpoints in tests/golden/format-1.0/: what make_golden saves on
+// The object graph of the golden checkpoints in tests/golden/format-*/: what make_golden saves on
 // 2 ranks, and what mpi_tests/tools/golden_test.cpp rebuilds on any number of ranks to restore
 // them. Every value is a function of (tensor id, global element index, step), exactly
 // representable in every dtype used; expected.json holds the same values written out, so the test

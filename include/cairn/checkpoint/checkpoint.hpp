@@ -27,8 +27,9 @@ struct SaveInfo {
   int64_t bytes = 0;         // tensor and state bytes written by all ranks together
   double seconds = 0;        // from the call to the durable commit
   bool plan_reused = false;  // the graph was unchanged: the previous save's plan was reused
-  // Bytes of cairn's metadata this rank wrote into the file (the manifest, the packed-region
-  // index, the commit mark; HDF5's own structures not counted). Format 1.1: all on rank 0.
+  // Bytes of cairn's metadata this rank wrote into the file (format 2.0: its record and its
+  // entries of the record and packed-region indexes; rank 0 also the header, the table and the
+  // commit mark; HDF5's own structures not counted).
   int64_t metadata_bytes_written = 0;
 };
 
@@ -37,8 +38,9 @@ struct RestoreInfo {
   std::string path;
   int64_t bytes = 0;   // tensor bytes restored into the job's variables, all ranks together
   double seconds = 0;  // from the call to the end of the collective restore
-  // Bytes of cairn's metadata this rank took in: the commit mark and manifest (format 1.1: rank 0
-  // reads them from the file, every other rank receives all of it from rank 0) and this rank's
+  // Bytes of cairn's metadata this rank took in: the commit mark, the header and the table (rank 0
+  // reads them from the file, every other rank receives them from rank 0), the records it read
+  // (format 2.0: those of the writers whose pieces it restored) with their index entries, and its
   // entries of the packed-region index.
   int64_t metadata_bytes_read = 0;
 };

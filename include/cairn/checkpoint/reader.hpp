@@ -56,7 +56,8 @@ class CheckpointReader {
   int64_t save_counter() const;
   int world_size() const;
   const std::string& path() const;
-  /// Local. The manifest as JSON text.
+  /// Local. The JSON text of /cairn/manifest: the header of a format 2.x file (its global
+  /// scalars), the whole manifest of a 1.x file.
   std::string manifest_json() const;
 
  private:

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "storage/saved_records.hpp"
+
+#include "storage/container_reader.hpp"
+
+namespace cairn::detail {
+
+SavedRecords::SavedRecords(Header header, GlobalTable table)
+    : header_(std::move(header)),
+      table_(std::move(table)),
+      loaded_(static_cast<std::size_t>(header_.world_size), 0) {}
+
+std::vector<int> SavedRecords::writers_for(std::size_t tensor, const Box& region) const {
+  const TableTensor& t = table_.tensors.at(tensor);
+  if (t.layout == LayoutRule::kReplicated) return {};
+  return writers_intersecting(t, region, header_.world_size);
+}
+
+bool SavedRecords::loaded(int writer) const {
+  return writer >= 0 && writer < header_.world_size && loaded_[static_cast<std::size_t>(writer)];
+}
+
+void SavedRecords::load(ContainerReader& reader, Manifest& manifest,
+                        const std::vector<int>& writers) {
+  for (int w : writers) {
+    if (w < 0 || w >= header_.world_size || loaded_[static_cast<std::size_t>(w)]) continue;
+    const std::string bytes = reader.read_record(w, header_.world_size);
+    add_record(manifest, table_, header_, decode_record(bytes, w, table_, header_, reader.path()));
+    loaded_[static_cast<std::size_t>(w)] = 1;
+  }
+}
+
+void SavedRecords::load_all(ContainerReader& reader, Manifest& manifest) {
+  const std::vector<std::string> all = reader.read_all_records(header_.world_size);
+  for (int w = 0; w < header_.world_size; ++w) {
+    if (loaded_[static_cast<std::size_t>(w)]) continue;
+    add_record(manifest, table_, header_,
+               decode_record(all[static_cast<std::size_t>(w)], w, table_, header_, reader.path()));
+    loaded_[static_cast<std::size_t>(w)] = 1;
+  }
+}
+
+}  // namespace cairn::detail

@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: Apache-2.0
+// Format 2.x's layout rules (which writer wrote which box, and its pieces) and the in-memory
+// Manifest built from a table and the records a reader needs.
+#include <algorithm>
+#include <limits>
+
+#include "cairn/core/error.hpp"
+#include "storage/keys.hpp"
+#include "storage/schema.hpp"
+#include "storage/table.hpp"
+#include "storage/table_internal.hpp"
+
+namespace cairn {
+namespace detail {
+namespace {
+
+constexpr int64_t kSaturated = std::numeric_limits<int64_t>::max();
+
+int64_t saturating_mul(int64_t a, int64_t b) {
+  int64_t out = 0;
+  return __builtin_mul_overflow(a, b, &out) ? kSaturated : out;
+}
+
+// The part of a block split that index `x` (0 <= x < extent) falls in: the inverse of
+// block_range(extent, parts, part).
+int block_owner(int64_t extent, int parts, int64_t x) {
+  const int64_t q = extent / parts, extra = extent % parts;
+  const int64_t wide = extra * (q + 1);  // the first `extra` parts have q + 1 indices
+  if (x < wide) return static_cast<int>(x / (q + 1));
+  return static_cast<int>(extra + (x - wide) / q);
+}
+
+std::size_t escaped_size(const std::string& name) {
+  std::size_t n = name.size();
+  for (char c : name) n += (c == '.' || c == '/') ? 1 : 0;
+  return n;
+}
+
+}  // namespace
+
+std::string packed_range_problem(int64_t offset, int64_t bytes, int64_t packed_bytes) {
+  if (offset >= 0 && bytes >= 0 && offset <= packed_bytes && bytes <= packed_bytes - offset)
+    return {};
+  return "packed range [" + std::to_string(offset) + ", +" + std::to_string(bytes) +
+         ") lies outside the packed data (" + std::to_string(packed_bytes) + " bytes)";
+}
+
+int64_t box_piece_count(const TableTensor& t, const Box& box, int64_t piece_bytes) {
+  if (box.rank() == 0) return 1;
+  if (box.empty()) return 0;
+  if (t.packed) return 1;
+  // split_box's arithmetic (docs/format.md, "Pieces"), counting instead of cutting.
+  const int64_t esize = static_cast<int64_t>(dtype_size(t.dtype));
+  int split = static_cast<int>(box.rank()) - 1;
+  int64_t slice_bytes = esize;
+  while (split > 0) {
+    int64_t wider = 0;
+    if (__builtin_mul_overflow(slice_bytes, box.count[static_cast<std::size_t>(split)], &wider) ||
+        wider > piece_bytes)
+      break;
+    slice_bytes = wider;
+    --split;
+  }
+  const int64_t per_piece = std::max<int64_t>(1, piece_bytes / slice_bytes);
+  const int64_t along = box.count[static_cast<std::size_t>(split)];
+  int64_t pieces = along / per_piece + (along % per_piece ? 1 : 0);
+  for (int d = 0; d < split; ++d)
+    pieces = saturating_mul(pieces, box.count[static_cast<std::size_t>(d)]);
+  return pieces;
+}
+
+std::vector<std::string> table_paths(const GlobalTable& table, const std::string& ckpt) {
+  const std::size_t n = table.nodes.size();
+  constexpr uint64_t kNone = std::numeric_limits<uint64_t>::max();
+  // The first incoming edge and the first eligible slot record of every node.
+  std::vector<uint64_t> first_edge(n, kNone), first_slot(n, kNone);
+  for (std::size_t e = 0; e < table.edges.size(); ++e)
+    if (first_edge[table.edges[e].child] == kNone) first_edge[table.edges[e].child] = e;
+  for (std::size_t s = 0; s < table.slots.size(); ++s) {
+    const TableSlot& slot = table.slots[s];
+    if (slot.variable < slot.slot && slot.optimizer < slot.slot && first_slot[slot.slot] == kNone)
+      first_slot[slot.slot] = s;
+  }
+  // Lengths first: a few kilobytes of hostile table can describe paths of terabytes.
+  std::vector<int64_t> length(n, 0);
+  int64_t total = 0;
+  for (std::size_t i = 1; i < n; ++i) {
+    int64_t len = 0;
+    if (first_edge[i] != kNone) {
+      const TableEdge& e = table.edges[first_edge[i]];
+      if (e.parent >= i)
+        table_corrupt(ckpt, "node " + std::to_string(i),
+                      "node " + std::to_string(i) + "'s first incoming edge '" + e.name +
+                          "' comes from node " + std::to_string(e.parent) +
+                          ", which is not before it");
+      len = length[e.parent] + (e.parent == 0 ? 0 : 1) + static_cast<int64_t>(escaped_size(e.name));
+    } else if (first_slot[i] != kNone) {
+      const TableSlot& s = table.slots[first_slot[i]];
+      len = length[s.variable] + 17 + length[s.optimizer] + 1 +
+            static_cast<int64_t>(escaped_size(s.name));  // "/.OPTIMIZER_SLOT/" is 17 bytes
+    } else {
+      table_corrupt(ckpt, "node " + std::to_string(i),
+                    "node " + std::to_string(i) + " (kind '" + table.nodes[i].kind +
+                        "') has no path: no incoming edge, and it is no slot of earlier nodes");
+    }
+    if (len > kMaxTotalPathBytes || total > kMaxTotalPathBytes - len)
+      table_corrupt(ckpt, "node " + std::to_string(i),
+                    "the object paths total more than " + std::to_string(kMaxTotalPathBytes) +
+                        " bytes, more than this reader accepts");
+    length[i] = len;
+    total += len;
+  }
+  std::vector<std::string> paths(n);
+  for (std::size_t i = 1; i < n; ++i) {
+    if (first_edge[i] != kNone) {
+      const TableEdge& e = table.edges[first_edge[i]];
+      paths[i] = child_path(paths[e.parent], e.name);
+    } else {
+      const TableSlot& s = table.slots[first_slot[i]];
+      paths[i] = slot_path(paths[s.variable], paths[s.optimizer], s.name);
+    }
+  }
+  return paths;
+}
+
+std::string tensor_key(const GlobalTable& table, const std::vector<std::string>& paths,
+                       std::size_t tensor) {
+  return variable_key(paths[table.tensors[tensor].node]);
+}
+
+std::string state_key_of(const GlobalTable& table, const std::vector<std::string>& paths,
+                         std::size_t state) {
+  return state_key(paths[table.states[state].node]);
+}
+
+std::string layout_description(const TableTensor& t) {
+  switch (t.layout) {
+    case LayoutRule::kReplicated:
+      return "replicated";
+    case LayoutRule::kBlock:
+      return Layout::block(t.params.empty() ? 0 : static_cast<int>(t.params[0])).describe();
+    case LayoutRule::kGrid: {
+      std::vector<int> grid(t.params.begin(), t.params.end());
+      std::string text = "grid(";
+      for (std::size_t i = 0; i < grid.size(); ++i)
+        text += (i ? "x" : "") + std::to_string(grid[i]);
+      return text + ")";
+    }
+    case LayoutRule::kExplicit:
+      return "explicit(" + std::to_string(t.boxes.size()) + " boxes)";
+  }
+  return "unknown";
+}
+
+}  // namespace detail
+
+Layout table_layout(const TableTensor& t, int world_size) {
+  switch (t.layout) {
+    case LayoutRule::kReplicated:
+      return Layout::replicated();
+    case LayoutRule::kBlock:
+      return Layout::block(static_cast<int>(t.params.at(0)));
+    case LayoutRule::kGrid:
+      return Layout::grid(std::vector<int>(t.params.begin(), t.params.end()));
+    case LayoutRule::kExplicit: {
+      std::vector<std::vector<Box>> boxes(static_cast<std::size_t>(world_size));
+      for (const TableBox& b : t.boxes) boxes.at(b.rank).push_back(b.box);
+      return Layout::explicit_boxes(std::move(boxes));
+    }
+  }
+  return Layout::replicated();
+}
+
+std::vector<Box> writer_boxes(const TableTensor& t, int writer, int world_size) {
+  switch (t.layout) {
+    case LayoutRule::kReplicated:
+      return {};
+    case LayoutRule::kBlock: {
+      if (t.shape.empty()) return writer == 0 ? std::vector<Box>{Box{}} : std::vector<Box>{};
+      const auto axis = static_cast<std::size_t>(t.params.at(0));
+      const auto [begin, end] = block_range(t.shape.at(axis), world_size, writer);
+      if (begin == end) return {};
+      Box box = Box::whole(t.shape);
+      box.offset[axis] = begin;
+      box.count[axis] = end - begin;
+      return {box};
+    }
+    case LayoutRule::kGrid: {
+      Box box = Box::whole(t.shape);
+      int remaining = writer;  // row-major: the last grid axis varies fastest
+      for (std::size_t axis = t.params.size(); axis-- > 0;) {
+        const int g = static_cast<int>(t.params[axis]);
+        const auto [begin, end] = block_range(t.shape.at(axis), g, remaining % g);
+        remaining /= g;
+        if (begin == end) return {};
+        box.offset[axis] = begin;
+        box.count[axis] = end - begin;
+      }
+      return {box};
+    }
+    case LayoutRule::kExplicit: {
+      std::vector<Box> out;
+      for (const TableBox& b : t.boxes)
+        if (b.rank == static_cast<uint32_t>(writer) && !b.box.empty()) out.push_back(b.box);
+      return out;
+    }
+  }
+  return {};
+}
+
+std::vector<Box> box_pieces(const TableTensor& t, const Box& box, int64_t piece_bytes) {
+  if (t.packed) return box.empty() ? std::vector<Box>{} : std::vector<Box>{box};
+  return split_box(box, static_cast<int64_t>(dtype_size(t.dtype)), piece_bytes);
+}
+
+std::vector<int> writers_intersecting(const TableTensor& t, const Box& region, int world_size) {
+  if (region.rank() != t.shape.size() || region.offset.size() != t.shape.size())
+    throw Error(ErrorCode::kInvalidArgument,
+                "region " + region.to_string() + " does not have the " +
+                    std::to_string(t.shape.size()) + " axes of shape " + shape_to_string(t.shape));
+  // The part of the region inside the shape; nothing intersects an empty one.
+  Box r = region;
+  for (std::size_t d = 0; d < r.rank(); ++d) {
+    const int64_t lo = std::clamp<int64_t>(r.offset[d], 0, t.shape[d]);
+    const int64_t hi = std::clamp<int64_t>(r.offset[d] + r.count[d], lo, t.shape[d]);
+    r.offset[d] = lo;
+    r.count[d] = hi - lo;
+  }
+  if (r.empty()) return {};
+  switch (t.layout) {
+    case LayoutRule::kReplicated:
+      return {};
+    case LayoutRule::kBlock: {
+      if (t.shape.empty()) return {0};
+      const auto axis = static_cast<std::size_t>(t.params.at(0));
+      const int first = detail::block_owner(t.shape[axis], world_size, r.offset[axis]);
+      const int last =
+          detail::block_owner(t.shape[axis], world_size, r.offset[axis] + r.count[axis] - 1);
+      std::vector<int> out;
+      for (int w = first; w <= last; ++w) out.push_back(w);
+      return out;
+    }
+    case LayoutRule::kGrid: {
+      // The grid coordinates intersecting the region form a sub-grid; its cells in row-major
+      // order are increasing ranks.
+      const std::size_t k = t.params.size();
+      std::vector<int> lo(k), hi(k), at(k);
+      for (std::size_t d = 0; d < k; ++d) {
+        const int g = static_cast<int>(t.params[d]);
+        lo[d] = at[d] = detail::block_owner(t.shape[d], g, r.offset[d]);
+        hi[d] = detail::block_owner(t.shape[d], g, r.offset[d] + r.count[d] - 1);
+      }
+      std::vector<int> out;
+      while (true) {
+        int rank = 0;
+        for (std::size_t d = 0; d < k; ++d) rank = rank * static_cast<int>(t.params[d]) + at[d];
+        out.push_back(rank);
+        std::size_t d = k;
+        while (d > 0 && at[d - 1] == hi[d - 1]) {
+          at[d - 1] = lo[d - 1];
+          --d;
+        }
+        if (d == 0) return out;
+        ++at[d - 1];
+      }
+    }
+    case LayoutRule::kExplicit: {
+      std::vector<int> out;
+      for (const TableBox& b : t.boxes)
+        if (intersect(b.box, r)) out.push_back(static_cast<int>(b.rank));
+      std::sort(out.begin(), out.end());
+      out.erase(std::unique(out.begin(), out.end()), out.end());
+      return out;
+    }
+  }
+  return {};
+}
+
+Manifest manifest_from_table(const Header& header, const GlobalTable& table) {
+  Manifest m;
+  m.format_major = header.format_major;
+  m.format_minor = header.format_minor;
+  m.library_version = header.library_version;
+  m.world_size = header.world_size;
+  m.save_counter = header.save_counter;
+  m.created_unix = header.created_unix;
+  m.packed_bytes = header.packed_bytes;
+  std::vector<std::string> paths = detail::table_paths(table, "");
+  m.nodes.resize(table.nodes.size());
+  for (std::size_t i = 0; i < table.nodes.size(); ++i) {
+    NodeRecord& n = m.nodes[i];
+    n.kind = table.nodes[i].kind;
+    n.path = std::move(paths[i]);
+    if (table.nodes[i].value_kind == NodeValue::kTensor) n.value_key = detail::variable_key(n.path);
+    if (table.nodes[i].value_kind == NodeValue::kState) n.value_key = detail::state_key(n.path);
+  }
+  for (const TableEdge& e : table.edges)
+    m.nodes[e.parent].children.emplace_back(e.name, static_cast<int64_t>(e.child));
+  for (const TableSlot& s : table.slots)
+    m.nodes[s.optimizer].slots.push_back(
+        {static_cast<int64_t>(s.variable), s.name, static_cast<int64_t>(s.slot)});
+
+  std::size_t next_piece = 0;
+  for (std::size_t i = 0; i < table.tensors.size(); ++i) {
+    const TableTensor& t = table.tensors[i];
+    TensorRecord r;
+    r.key = m.nodes[t.node].value_key;
+    r.dtype = t.dtype;
+    r.shape = t.shape;
+    r.layout = detail::layout_description(t);
+    r.packed = t.packed;
+    if (!t.packed) r.dataset = detail::schema::tensor_dataset(r.key);
+    if (t.layout == LayoutRule::kReplicated) {
+      // A replicated tensor is written piece by piece, each piece a box of its own.
+      const std::vector<Box> pieces = box_pieces(t, Box::whole(t.shape), header.piece_bytes);
+      for (std::size_t p = 0; p < pieces.size(); ++p) {
+        const TablePiece& e = table.replicated.at(next_piece++);
+        const int writer = static_cast<int>((p + i) % static_cast<std::size_t>(header.world_size));
+        r.boxes.push_back(
+            {writer, pieces[p], {PieceRecord{pieces[p], e.checksum, e.packed_offset}}});
+      }
+    }
+    m.tensors.push_back(std::move(r));
+  }
+  std::size_t next_blob = 0;
+  for (std::size_t i = 0; i < table.states.size(); ++i) {
+    StateRecord s{m.nodes[table.states[i].node].value_key, table.states[i].scope, {}};
+    if (s.scope == SavedScope::kGlobal) {
+      const TableBlob& b = table.global_blobs.at(next_blob++);
+      s.blobs.push_back({static_cast<int>(b.writer), b.packed_offset, b.bytes, b.checksum});
+    }
+    m.states.push_back(std::move(s));
+  }
+  return m;
+}
+
+void add_record(Manifest& manifest, const GlobalTable& table, const Header& header,
+                const RankRecord& record) {
+  std::size_t next = 0;
+  auto fail = [&](const std::string& what) {
+    detail::record_corrupt("", record.rank, "", what + " (record does not match the table)");
+  };
+  for (std::size_t i = 0; i < table.tensors.size(); ++i) {
+    const TableTensor& t = table.tensors[i];
+    if (t.layout == LayoutRule::kReplicated) continue;
+    for (const Box& box : writer_boxes(t, record.rank, header.world_size)) {
+      const int64_t count = detail::box_piece_count(t, box, header.piece_bytes);
+      if (count > static_cast<int64_t>(record.pieces.size() - next))
+        fail("too few pieces for " + manifest.tensors.at(i).key);
+      WrittenBox written{record.rank, box, {}};
+      for (const Box& piece : box_pieces(t, box, header.piece_bytes)) {
+        const RecordPiece& e = record.pieces[next++];
+        written.pieces.push_back({piece, e.checksum, e.packed_offset});
+      }
+      manifest.tensors.at(i).boxes.push_back(std::move(written));
+    }
+  }
+  if (next != record.pieces.size()) fail("too many pieces");
+  std::size_t blob = 0;
+  for (std::size_t i = 0; i < table.states.size(); ++i) {
+    if (table.states[i].scope != SavedScope::kPerRank) continue;
+    if (blob >= record.blobs.size()) fail("too few blobs");
+    const RecordBlob& b = record.blobs[blob++];
+    manifest.states.at(i).blobs.push_back({record.rank, b.packed_offset, b.bytes, b.checksum});
+  }
+  if (blob != record.blobs.size()) fail("too many blobs");
+}
+
+}  // namespace cairn
