@@ -144,6 +144,10 @@ TEST(Layout, BlockAxisOutOfRange) {
   EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
   EXPECT_TRUE(mentions(e, "block(axis=2)")) << e.what();
   EXPECT_THROW(Layout::block(-1).boxes_for(0, 1, {4}), Error);
+  // Even for a scalar, which ignores the axis: the file stores it, and readers refuse it.
+  const Error scalar = validation_error(Layout::block(-1), {}, 2);
+  EXPECT_EQ(scalar.code(), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(mentions(scalar, "negative axis")) << scalar.what();
 }
 
 TEST(Layout, GridIsRowMajorOverTheProcessGrid) {

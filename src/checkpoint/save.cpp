@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <system_error>
 
@@ -241,7 +242,12 @@ class MetadataAssembly {
     for (const wire::Message& m : wire::gather(comm_, entries, 0)) all.push_back(wire::bytes_of(m));
     comm_.run_agreed([&] {
       if (comm_.rank() != 0) return;
-      merge_global_entries(table_, all);
+      try {
+        merge_global_entries(table_, all);
+      } catch (const Error& e) {
+        throw Error(e.code(), e.message(),
+                    {.rank = 0, .checkpoint = prepared_.path, .operation = "save"});
+      }
       table_text_ = encode_table(table_);
       table_ = {};
       if (static_cast<int64_t>(table_text_.size()) != table_bytes_)
@@ -368,26 +374,41 @@ int64_t write_metadata(const Comm& comm, ContainerWriter& writer, IoMode mode,
                        const std::string& path) {
   std::unique_ptr<Error> failure;
   int64_t written = 0;
-  try {
-    const auto me = static_cast<std::size_t>(comm.rank());
+  // In collective mode every rank makes one call per dataset even after one of its writes failed
+  // (an empty one then): the others are inside that dataset's collective write.
+  auto step = [&](std::size_t dataset, const std::function<int64_t()>& write) {
+    try {
+      if (!failure)
+        written += write();
+      else if (mode == IoMode::kCollective)
+        writer.write_nothing(dataset);
+    } catch (...) {
+      if (!failure)
+        failure = std::make_unique<Error>(current_exception_as_error(
+            {.rank = comm.rank(), .checkpoint = path, .operation = "save"}));
+    }
+  };
+  const auto me = static_cast<std::size_t>(comm.rank());
+  step(ds.records, [&] {
     const std::string& record = metadata.record_text();
     writer.write_bytes(ds.records, metadata.records().offsets[me], record.data(),
                        static_cast<int64_t>(record.size()));
-    written += static_cast<int64_t>(record.size());
-    written += write_own_bounds(writer, ds.record_offsets, comm.rank(), comm.size(),
-                                metadata.records().offsets[me], metadata.records().sizes[me]);
-    for (const auto& [dataset, text] :
-         {std::pair{ds.table, &metadata.table_text()}, {ds.manifest, &metadata.header_text()}}) {
+    return static_cast<int64_t>(record.size());
+  });
+  step(ds.record_offsets, [&] {
+    return write_own_bounds(writer, ds.record_offsets, comm.rank(), comm.size(),
+                            metadata.records().offsets[me], metadata.records().sizes[me]);
+  });
+  for (const auto& [dataset, text] :
+       {std::pair{ds.table, &metadata.table_text()}, {ds.manifest, &metadata.header_text()}}) {
+    step(dataset, [&, dataset = dataset, text = text]() -> int64_t {
       if (comm.rank() == 0) {
         writer.write_bytes(dataset, 0, text->data(), static_cast<int64_t>(text->size()));
-        written += static_cast<int64_t>(text->size());
-      } else if (mode == IoMode::kCollective) {
-        writer.write_nothing(dataset);
+        return static_cast<int64_t>(text->size());
       }
-    }
-  } catch (...) {
-    failure = std::make_unique<Error>(
-        current_exception_as_error({.rank = comm.rank(), .checkpoint = path, .operation = "save"}));
+      if (mode == IoMode::kCollective) writer.write_nothing(dataset);
+      return 0;
+    });
   }
   // Agreed before the collective close: a rank whose write failed must not take a different
   // path through HDF5's collective close than the others, or the job hangs. On a failure every

@@ -62,8 +62,12 @@ ContainerReader::ContainerReader(std::string path, const Known& known)
                 ctx);
   }
   mark_ = decode_commit_mark(read_root_attribute(kCommitAttribute), path_);
+  // Format 2.x: the header alone can be the same for two saves (same counter, same second); the
+  // table's checksum tells them apart.
   if (mark_.manifest_checksum != known.mark.manifest_checksum ||
-      mark_.manifest_bytes != known.mark.manifest_bytes)
+      mark_.manifest_bytes != known.mark.manifest_bytes ||
+      mark_.table_bytes != known.mark.table_bytes ||
+      mark_.table_checksum != known.mark.table_checksum)
     throw Error(ErrorCode::kNotFound,
                 "the checkpoint file was replaced since it was restored; deferred restoration "
                 "needs the file the restore read",

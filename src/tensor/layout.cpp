@@ -124,7 +124,9 @@ std::vector<Box> Layout::boxes_for(int rank, int nranks, const Shape& shape) con
     case Kind::kReplicated:
       return {Box::whole(shape)};
     case Kind::kBlock: {
-      // A scalar cannot be split: rank 0 owns it.
+      // A scalar cannot be split: rank 0 owns it. A negative axis is refused even then: the
+      // format stores the axis, and readers refuse a negative one.
+      if (axis_ < 0) throw Error(ErrorCode::kInvalidArgument, describe() + " has a negative axis");
       if (shape.empty()) return rank == 0 ? std::vector<Box>{Box{}} : std::vector<Box>{};
       if (axis_ < 0 || static_cast<std::size_t>(axis_) >= shape.size())
         throw Error(ErrorCode::kInvalidArgument, describe() + " does not fit shape " +
