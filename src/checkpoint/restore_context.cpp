@@ -334,7 +334,6 @@ void RestoreContext::load_records(const std::vector<Match>& matches, ContainerRe
 }
 
 void RestoreContext::restore_values(const std::vector<Match>& matches, ContainerReader& reader) {
-  load_records(matches, reader);
   struct PendingState {
     int64_t node;
     StateObject* object;
@@ -440,6 +439,7 @@ void RestoreContext::restore_deferred(const std::vector<Match>& matches) {
   if (!local_reader_)
     local_reader_ = std::make_unique<ContainerReader>(
         path_, ContainerReader::Known{mark_, manifest_.packed_bytes});
+  load_records(matches, *local_reader_);
   restore_values(matches, *local_reader_);
   release_if_done();
 }

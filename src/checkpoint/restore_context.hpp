@@ -57,8 +57,8 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   /// collective restore runs it as an agreed step of its own: a damaged record on one rank must
   /// fail the restore before any rank overwrites a live value.
   void load_records(const std::vector<Match>& matches, ContainerReader& reader);
-  /// Local. Reads and verifies the values of the matches that carry one through `reader` (loading
-  /// the records they need first, if load_records() has not).
+  /// Local. Reads and verifies the values of the matches that carry one through `reader`; the
+  /// records they need must have been loaded (load_records()).
   void restore_values(const std::vector<Match>& matches, ContainerReader& reader);
 
   void on_child_attached(Trackable& parent, int64_t parent_node, const std::string& name,

@@ -26,15 +26,7 @@ std::optional<Manifest> decode_unverified(const std::optional<std::string>& text
     const Header header = decode_header(*text, path);
     if (header.format_major == kLegacyMajor) return decode_manifest(*text, path);
     // Format 2.x: the header's scalars; the graph and tensors are in a table nothing vouches for.
-    Manifest m;
-    m.format_major = header.format_major;
-    m.format_minor = header.format_minor;
-    m.library_version = header.library_version;
-    m.world_size = header.world_size;
-    m.save_counter = header.save_counter;
-    m.created_unix = header.created_unix;
-    m.packed_bytes = header.packed_bytes;
-    return m;
+    return manifest_from_header(header);
   } catch (const Error&) {
     return std::nullopt;
   }

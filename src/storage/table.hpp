@@ -158,6 +158,9 @@ std::vector<Box> box_pieces(const TableTensor& t, const Box& box, int64_t piece_
 /// in increasing order, without reading anything (computed from the rule).
 std::vector<int> writers_intersecting(const TableTensor& t, const Box& region, int world_size);
 
+/// Local. A manifest holding only the header's scalars (no nodes, tensors or states): what the
+/// tools show of a 2.x file whose table nothing vouches for.
+Manifest manifest_from_header(const Header& header);
 /// Local. The in-memory manifest of a 2.x file before any record is added: every node with its
 /// path and children, every tensor with its key, dataset path, layout description and (replicated
 /// tensors only) its boxes, every state with (global states only) its blob.

@@ -276,7 +276,7 @@ std::vector<int> writers_intersecting(const TableTensor& t, const Box& region, i
   return {};
 }
 
-Manifest manifest_from_table(const Header& header, const GlobalTable& table) {
+Manifest manifest_from_header(const Header& header) {
   Manifest m;
   m.format_major = header.format_major;
   m.format_minor = header.format_minor;
@@ -285,6 +285,11 @@ Manifest manifest_from_table(const Header& header, const GlobalTable& table) {
   m.save_counter = header.save_counter;
   m.created_unix = header.created_unix;
   m.packed_bytes = header.packed_bytes;
+  return m;
+}
+
+Manifest manifest_from_table(const Header& header, const GlobalTable& table) {
+  Manifest m = manifest_from_header(header);
   std::vector<std::string> paths = detail::table_paths(table, "");
   m.nodes.resize(table.nodes.size());
   for (std::size_t i = 0; i < table.nodes.size(); ++i) {
