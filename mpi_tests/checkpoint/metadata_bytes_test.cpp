@@ -14,7 +14,8 @@
 #include "cairn/cairn.hpp"
 #include "support/test_support.hpp"
 
-namespace cairn {
+// Named, so that a unity build can put it next to other tests' anonymous namespaces.
+namespace cairn::metadata_bytes {
 namespace {
 
 using testing::count_mismatches;
@@ -267,4 +268,4 @@ TEST(MetadataBytes, GrowWithTheTable) {
 }
 
 }  // namespace
-}  // namespace cairn
+}  // namespace cairn::metadata_bytes

@@ -11,7 +11,8 @@
 #include "cairn/state/boost_state.hpp"
 #include "support/test_support.hpp"
 
-namespace cairn {
+// Named, so that a unity build can put it next to other tests' anonymous namespaces.
+namespace cairn::plan_reuse {
 namespace {
 
 using testing::fill;
@@ -179,4 +180,4 @@ TEST(PlanReuse, AFailedSaveForgetsThePlan) {
 }
 
 }  // namespace
-}  // namespace cairn
+}  // namespace cairn::plan_reuse

@@ -18,7 +18,8 @@
 #include "hostile_support.hpp"
 #include "support/test_support.hpp"
 
-namespace cairn::hostile {
+// Named, so that a unity build can put it next to other tests' anonymous namespaces.
+namespace cairn::hostile::manifest_cases {
 namespace {
 
 using nlohmann::json;
@@ -420,4 +421,4 @@ TEST_F(HostileManifest, TensorBytesAddingUpPastInt64AreCorruptInTheTools) {
 }
 
 }  // namespace
-}  // namespace cairn::hostile
+}  // namespace cairn::hostile::manifest_cases

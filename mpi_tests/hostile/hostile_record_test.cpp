@@ -17,7 +17,8 @@
 #include "storage/checksum.hpp"
 #include "support/test_support.hpp"
 
-namespace cairn::hostile {
+// Named, so that a unity build can put it next to other tests' anonymous namespaces.
+namespace cairn::hostile::record_cases {
 namespace {
 
 constexpr int64_t kE18 = 1000000000000000000;
@@ -256,4 +257,4 @@ TEST_F(HostileRecord, APackedPieceOfABlockTensorPastThePackedDataIsCorrupt) {
 }
 
 }  // namespace
-}  // namespace cairn::hostile
+}  // namespace cairn::hostile::record_cases

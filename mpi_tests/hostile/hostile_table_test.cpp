@@ -21,7 +21,8 @@
 #include "storage/checksum.hpp"
 #include "support/test_support.hpp"
 
-namespace cairn::hostile {
+// Named, so that a unity build can put it next to other tests' anonymous namespaces.
+namespace cairn::hostile::table_cases {
 namespace {
 
 using nlohmann::json;
@@ -675,4 +676,4 @@ TEST_F(HostileTable, TensorBytesAddingUpPastInt64AreCorruptInTheTools) {
 }
 
 }  // namespace
-}  // namespace cairn::hostile
+}  // namespace cairn::hostile::table_cases

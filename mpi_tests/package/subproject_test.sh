@@ -13,7 +13,9 @@ unset CAIRN_LOG CAIRN_TRACE CAIRN_FAULT_INJECT
 fail() { echo "subproject_test: FAILED: $*" >&2; exit 1; }
 rm -rf "$scratch"
 mkdir -p "$scratch/data"
-cmake -S "$consumer_dir" -B "$scratch/build" -DCAIRN_SOURCE_DIR="$cairn_dir" >/dev/null
+# No build type (unoptimized) and a unity build: the quickest compile of the library (~45 s instead
+# of ~200 s on 2 cores), which this test builds from scratch.
+cmake -S "$consumer_dir" -B "$scratch/build" -DCAIRN_SOURCE_DIR="$cairn_dir" -DCMAKE_UNITY_BUILD=ON >/dev/null
 for option in TESTS TOOLS BENCH EXAMPLES; do
   grep -q "^CAIRN_BUILD_$option:BOOL=OFF$" "$scratch/build/CMakeCache.txt" ||
     fail "CAIRN_BUILD_$option is not OFF in a subproject build"
@@ -22,7 +24,6 @@ targets=$(cmake --build "$scratch/build" --target help)
 for target in cairn_tool cairn_bench quickstart cairn_test_support; do
   if grep -qw "$target" <<<"$targets"; then fail "a subproject build defines target $target"; fi
 done
-# No build type: unoptimized, the quickest compile of the library.
 cmake --build "$scratch/build" --target consumer -j 2 >/dev/null
 "${MPIEXEC:?}" -n 2 --oversubscribe "$scratch/build/consumer" "$scratch/data"
 test -f "$scratch/data/ckpt-1.h5" || fail "no checkpoint written"

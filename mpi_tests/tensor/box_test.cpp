@@ -9,15 +9,12 @@
 
 #include "cairn/core/error.hpp"
 #include "cairn/tensor/box.hpp"
+#include "world.hpp"
 
 namespace cairn {
 namespace {
 
-int world_rank() {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return rank;
-}
+using tensor_tests::world_rank;
 
 TEST(Box, VolumeAndEmptiness) {
   EXPECT_EQ(Box{}.volume(), 1);  // a scalar

@@ -9,21 +9,13 @@
 
 #include "cairn/core/error.hpp"
 #include "cairn/tensor/layout.hpp"
+#include "world.hpp"
 
 namespace cairn {
 namespace {
 
-int world_size() {
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return size;
-}
-
-int world_rank() {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return rank;
-}
+using tensor_tests::world_rank;
+using tensor_tests::world_size;
 
 // The validation error for `layout`, or a test failure if there is none.
 Error validation_error(const Layout& layout, const Shape& shape, int nranks,

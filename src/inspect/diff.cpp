@@ -114,7 +114,7 @@ std::string compare_state(detail::Probe& a, const StateRecord& sa, detail::Probe
 }
 
 // One line of the comparison; `figures` holds the numbers of a tensor that differs (for --json).
-struct Row {
+struct DiffRow {
   std::string key;
   std::string kind;  // "tensor" or "state"
   std::string result;
@@ -158,7 +158,7 @@ int diff_checkpoints(const DiffOptions& options, std::ostream& out) {
   for (const auto& kv : ta) keys.insert(kv.first);
   for (const auto& kv : tb) keys.insert(kv.first);
 
-  std::vector<Row> rows;
+  std::vector<DiffRow> rows;
   int64_t identical = 0, differ = 0, added = 0, removed = 0, changed = 0;
   for (const std::string& key : keys) {
     auto x = ta.find(key), y = tb.find(key);
@@ -227,7 +227,7 @@ int diff_checkpoints(const DiffOptions& options, std::ostream& out) {
     j["a"] = side_json(a);
     j["b"] = side_json(b);
     ordered_json list = ordered_json::array();
-    for (const Row& r : rows) {
+    for (const DiffRow& r : rows) {
       ordered_json e{{"key", r.key}, {"kind", r.kind}, {"result", r.result}};
       if (!r.details.empty()) e["details"] = r.details;
       for (const auto& [name, value] : r.figures.items()) e[name] = value;
@@ -249,7 +249,7 @@ int diff_checkpoints(const DiffOptions& options, std::ostream& out) {
   }
   out << "A  " << header(a) << "\nB  " << header(b) << "\n\n";
   detail::Table table({"key", "result", "details"});
-  for (const Row& r : rows) table.add({r.key, r.result, r.details});
+  for (const DiffRow& r : rows) table.add({r.key, r.result, r.details});
   if (!table.empty()) table.print(out);
   out << "\n"
       << identical << " identical, " << differ << " differ, " << changed

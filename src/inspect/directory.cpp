@@ -34,7 +34,7 @@ void require_directory(const std::string& dir, const std::string& operation) {
                 {.checkpoint = dir, .operation = operation});
 }
 
-struct Row {
+struct DirectoryRow {
   std::string name;
   std::string status;    // a FileStatus name, "temporary" or "missing"
   std::string recorded;  // "latest", "recorded" or ""
@@ -90,9 +90,9 @@ int list(const ListOptions& options, std::ostream& out) {
   std::sort(names.begin(), names.end(), detail::natural_less);
 
   bool sound = state_status != "damaged";
-  std::vector<Row> rows;
+  std::vector<DirectoryRow> rows;
   for (const std::string& name : names) {
-    Row row;
+    DirectoryRow row;
     row.name = name;
     row.recorded = name == latest_name ? "latest"
                    : std::find(recorded.begin(), recorded.end(), name) != recorded.end()
@@ -131,7 +131,7 @@ int list(const ListOptions& options, std::ostream& out) {
                        {"latest", latest_name},
                        {"recorded", recorded}};
     ordered_json files = ordered_json::array();
-    for (const Row& r : rows) {
+    for (const DirectoryRow& r : rows) {
       ordered_json f;
       f["name"] = r.name;
       f["status"] = r.status;
@@ -165,7 +165,7 @@ int list(const ListOptions& options, std::ostream& out) {
   }
   detail::Table table({"file", "status", "state file", "counter", "committed", "size", "details"},
                       {false, false, false, true, false, true, false});
-  for (const Row& r : rows) {
+  for (const DirectoryRow& r : rows) {
     const bool committed = r.probe.status == FileStatus::kCommitted;
     table.add({r.name, r.status, r.recorded.empty() ? "-" : r.recorded,
                committed ? std::to_string(r.probe.manifest->save_counter) : "-",

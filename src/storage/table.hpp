@@ -158,6 +158,9 @@ std::vector<Box> box_pieces(const TableTensor& t, const Box& box, int64_t piece_
 /// in increasing order, without reading anything (computed from the rule).
 std::vector<int> writers_intersecting(const TableTensor& t, const Box& region, int world_size);
 
+/// Local. A format version as the header and error messages write it: "<major>.<minor>".
+std::string format_version_text(int major, int minor);
+
 /// Local. A manifest holding only the header's scalars (no nodes, tensors or states): what the
 /// tools show of a 2.x file whose table nothing vouches for.
 Manifest manifest_from_header(const Header& header);

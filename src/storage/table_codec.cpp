@@ -39,10 +39,6 @@ constexpr const char* kSectionNames[kSectionCount] = {
     "strings", "nodes", "edges",      "slots",  "tensors",
     "dims",    "boxes", "replicated", "states", "global_blobs"};
 
-std::string version_text(int major, int minor) {
-  return std::to_string(major) + "." + std::to_string(minor);
-}
-
 }  // namespace
 
 namespace detail {
@@ -224,8 +220,9 @@ class TableDecoder {
     if (header_.format_major == kFormatMajor && header_.format_minor > kFormatMinor)
       throw Error(ErrorCode::kVersion,
                   what + " is unknown to this reader (format " +
-                      version_text(kFormatMajor, kFormatMinor) + "); the checkpoint is format " +
-                      version_text(header_.format_major, header_.format_minor) +
+                      format_version_text(kFormatMajor, kFormatMinor) +
+                      "); the checkpoint is format " +
+                      format_version_text(header_.format_major, header_.format_minor) +
                       ", written by a newer cairn: upgrade cairn to read it",
                   {.checkpoint = ckpt_, .key = key, .operation = "decode table"});
     corrupt(key, "unknown " + what);
@@ -239,7 +236,7 @@ class TableDecoder {
     const uint32_t major = r_.u32(8);
     if (static_cast<int64_t>(major) != header_.format_major)
       corrupt("", "table of major version " + std::to_string(major) + " in a format " +
-                      version_text(header_.format_major, header_.format_minor) + " file");
+                      format_version_text(header_.format_major, header_.format_minor) + " file");
     const uint64_t count = r_.u32(12);
     if (count > (r_.size() - kPreambleBytes) / kDirectoryEntryBytes)
       corrupt("", "directory of " + std::to_string(count) + " sections does not fit in " +

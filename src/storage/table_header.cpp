@@ -19,10 +19,6 @@ using nlohmann::json;
               {.checkpoint = ckpt, .operation = "decode header"});
 }
 
-std::string version_text(int major, int minor) {
-  return std::to_string(major) + "." + std::to_string(minor);
-}
-
 // "<major>.<minor>", both plain decimal numbers; false for anything else.
 bool parse_version(const std::string& text, int& major, int& minor) {
   const auto dot = text.find('.');
@@ -38,9 +34,13 @@ bool parse_version(const std::string& text, int& major, int& minor) {
 
 }  // namespace
 
+std::string format_version_text(int major, int minor) {
+  return std::to_string(major) + "." + std::to_string(minor);
+}
+
 std::string encode_header(const Header& h) {
   return json{{"format", "cairn-checkpoint"},
-              {"format_version", version_text(h.format_major, h.format_minor)},
+              {"format_version", format_version_text(h.format_major, h.format_minor)},
               {"library_version", h.library_version},
               {"world_size", h.world_size},
               {"save_counter", h.save_counter},
