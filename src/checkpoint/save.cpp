@@ -35,10 +35,11 @@ constexpr int64_t kOverlapChecksumBytes = int64_t{16} << 20;
 
 // On a signature mismatch, rank 0 learns every rank's signature and names the first difference.
 void agree_on_signature(const Comm& comm, const std::string& signature, const std::string& path) {
-  const uint64_t hash = checksum_bytes(signature.data(), signature.size());
-  const auto low = static_cast<uint64_t>(comm.allreduce_min(static_cast<int64_t>(hash >> 1)));
-  const auto high = static_cast<uint64_t>(comm.allreduce_max(static_cast<int64_t>(hash >> 1)));
-  if (low == high) return;
+  const auto hash = static_cast<int64_t>(checksum_bytes(signature.data(), signature.size()) >> 1);
+  // The largest hash and minus the smallest, in one reduction.
+  std::vector<int64_t> extremes{hash, -hash};
+  comm.allreduce_max(extremes);
+  if (extremes[0] == -extremes[1]) return;
   std::vector<std::string> all;
   for (const wire::Message& m : wire::gather(comm, signature, 0))
     all.push_back(m.get<std::string>());
@@ -216,8 +217,11 @@ class MetadataAssembly {
       table_ = make_table(prepared_.nodes, plan, comm_.size());
       table_text_ = encode_table(table_);
     });
-    header_bytes_ = comm_.allreduce_max(static_cast<int64_t>(header_text_.size()));
-    table_bytes_ = comm_.allreduce_max(static_cast<int64_t>(table_text_.size()));
+    std::vector<int64_t> sizes{static_cast<int64_t>(header_text_.size()),
+                               static_cast<int64_t>(table_text_.size())};
+    comm_.allreduce_max(sizes);
+    header_bytes_ = sizes[0];
+    table_bytes_ = sizes[1];
     records_ = divide_packed_dataset(comm_, record_bytes(plan));
   }
 
@@ -299,16 +303,21 @@ ContainerDatasets create_datasets(const Comm& comm, ContainerWriter& writer, con
     if (!plan.tensors[i].packed)
       ds.of_tensor[i] = writer.create_dataset(plan.tensors[i].dataset, plan.tensors[i].dtype,
                                               plan.tensors[i].shape);
+  // cairn's metadata: each rank writes its own part once (the header and table: rank 0 alone).
+  constexpr DatasetWrites kOwnPart = DatasetWrites::kIndependent;
+  const Shape index_shape{static_cast<int64_t>(comm.size()) + 1};
   if (packed_total > 0) {
     ds.packed = writer.create_byte_dataset(schema::kPackedDataset, packed_total);
-    ds.packed_ranks = writer.create_dataset(schema::kPackedRanksDataset, DType::kI64,
-                                            {static_cast<int64_t>(comm.size()) + 1});
+    ds.packed_ranks =
+        writer.create_dataset(schema::kPackedRanksDataset, DType::kI64, index_shape, kOwnPart);
   }
-  ds.record_offsets = writer.create_dataset(schema::kRecordOffsetsDataset, DType::kI64,
-                                            {static_cast<int64_t>(comm.size()) + 1});
-  ds.records = writer.create_byte_dataset(schema::kRecordsDataset, metadata.records().total);
-  ds.table = writer.create_byte_dataset(schema::kTableDataset, metadata.table_bytes());
-  ds.manifest = writer.create_byte_dataset(schema::kManifestDataset, metadata.header_bytes());
+  ds.record_offsets =
+      writer.create_dataset(schema::kRecordOffsetsDataset, DType::kI64, index_shape, kOwnPart);
+  ds.records =
+      writer.create_byte_dataset(schema::kRecordsDataset, metadata.records().total, kOwnPart);
+  ds.table = writer.create_byte_dataset(schema::kTableDataset, metadata.table_bytes(), kOwnPart);
+  ds.manifest =
+      writer.create_byte_dataset(schema::kManifestDataset, metadata.header_bytes(), kOwnPart);
   writer.write_root_attribute(schema::kFormatAttribute,
                               schema::format_attribute_text(kFormatMajor, kFormatMinor));
   // HDF5's metadata is written now, while nothing else is: after that, a data write that
@@ -368,47 +377,29 @@ std::unique_ptr<Error> write_data_and_checksums(const Comm& comm, ContainerWrite
 }
 
 // Collective. Every rank writes its record and its element of the record offsets; rank 0 the
-// table and the header. Failures are agreed. Returns the bytes this rank wrote.
-int64_t write_metadata(const Comm& comm, ContainerWriter& writer, IoMode mode,
-                       const ContainerDatasets& ds, const MetadataAssembly& metadata,
-                       const std::string& path) {
+// table and the header. The datasets are written independently (no rank waits in another's
+// write), and the failure is agreed. Returns the bytes this rank wrote.
+int64_t write_metadata(const Comm& comm, ContainerWriter& writer, const ContainerDatasets& ds,
+                       const MetadataAssembly& metadata, const std::string& path) {
   std::unique_ptr<Error> failure;
   int64_t written = 0;
-  // In collective mode every rank makes one call per dataset even after one of its writes failed
-  // (an empty one then): the others are inside that dataset's collective write.
-  auto step = [&](std::size_t dataset, const std::function<int64_t()>& write) {
-    try {
-      if (!failure)
-        written += write();
-      else if (mode == IoMode::kCollective)
-        writer.write_nothing(dataset);
-    } catch (...) {
-      if (!failure)
-        failure = std::make_unique<Error>(current_exception_as_error(
-            {.rank = comm.rank(), .checkpoint = path, .operation = "save"}));
-    }
-  };
-  const auto me = static_cast<std::size_t>(comm.rank());
-  step(ds.records, [&] {
+  try {
+    const auto me = static_cast<std::size_t>(comm.rank());
     const std::string& record = metadata.record_text();
     writer.write_bytes(ds.records, metadata.records().offsets[me], record.data(),
                        static_cast<int64_t>(record.size()));
-    return static_cast<int64_t>(record.size());
-  });
-  step(ds.record_offsets, [&] {
-    return write_own_bounds(writer, ds.record_offsets, comm.rank(), comm.size(),
-                            metadata.records().offsets[me], metadata.records().sizes[me]);
-  });
-  for (const auto& [dataset, text] :
-       {std::pair{ds.table, &metadata.table_text()}, {ds.manifest, &metadata.header_text()}}) {
-    step(dataset, [&, dataset = dataset, text = text]() -> int64_t {
-      if (comm.rank() == 0) {
+    written += static_cast<int64_t>(record.size());
+    written += write_own_bounds(writer, ds.record_offsets, comm.rank(), comm.size(),
+                                metadata.records().offsets[me], metadata.records().sizes[me]);
+    if (comm.rank() == 0)
+      for (const auto& [dataset, text] : {std::pair{ds.table, &metadata.table_text()},
+                                          {ds.manifest, &metadata.header_text()}}) {
         writer.write_bytes(dataset, 0, text->data(), static_cast<int64_t>(text->size()));
-        return static_cast<int64_t>(text->size());
+        written += static_cast<int64_t>(text->size());
       }
-      if (mode == IoMode::kCollective) writer.write_nothing(dataset);
-      return 0;
-    });
+  } catch (...) {
+    failure = std::make_unique<Error>(
+        current_exception_as_error({.rank = comm.rank(), .checkpoint = path, .operation = "save"}));
   }
   // Agreed before the collective close: a rank whose write failed must not take a different
   // path through HDF5's collective close than the others, or the job hangs. On a failure every
@@ -523,7 +514,7 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     comm.agree(failure.get());
     metadata.encode();
     trace.mark("records and table");
-    metadata_bytes_written += write_metadata(comm, *writer, write_mode, datasets, metadata, path);
+    metadata_bytes_written += write_metadata(comm, *writer, datasets, metadata, path);
     close_container(comm, writer, path);
     trace.mark("flush and close");
     fault_point("after_data", comm.rank());

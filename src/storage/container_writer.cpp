@@ -78,11 +78,12 @@ ContainerWriter::ContainerWriter(const Comm& comm, std::string path, const Write
     h5::throw_error("cannot create checkpoint file" + (cause.empty() ? "" : " (" + cause + ")"),
                     ctx, ErrorCode::kIo);
   }
-  transfer_plist_ = h5::PropList(h5::check_id(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate", ctx));
-  h5::check_status(
-      H5Pset_dxpl_mpio(transfer_plist_.get(),
-                       options_.collective ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT),
-      "H5Pset_dxpl_mpio", ctx);
+  collective_plist_ = h5::PropList(h5::check_id(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate", ctx));
+  h5::check_status(H5Pset_dxpl_mpio(collective_plist_.get(), H5FD_MPIO_COLLECTIVE),
+                   "H5Pset_dxpl_mpio", ctx);
+  independent_plist_ = h5::PropList(h5::check_id(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate", ctx));
+  h5::check_status(H5Pset_dxpl_mpio(independent_plist_.get(), H5FD_MPIO_INDEPENDENT),
+                   "H5Pset_dxpl_mpio", ctx);
 }
 
 ContainerWriter::~ContainerWriter() {
@@ -90,7 +91,17 @@ ContainerWriter::~ContainerWriter() {
 }
 
 std::size_t ContainerWriter::create_dataset(const std::string& name, DType dtype,
-                                            const Shape& shape) {
+                                            const Shape& shape, DatasetWrites writes) {
+  return create_entry(name, h5::make_type(dtype), shape, writes);
+}
+
+std::size_t ContainerWriter::create_byte_dataset(const std::string& name, int64_t bytes,
+                                                 DatasetWrites writes) {
+  return create_entry(name, h5::make_byte_type(), {bytes}, writes);
+}
+
+std::size_t ContainerWriter::create_entry(const std::string& name, h5::Datatype type,
+                                          const Shape& shape, DatasetWrites writes) {
   const ErrorContext ctx = context(name, "create dataset");
   h5::PropList lcpl(h5::check_id(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate", ctx));
   h5::check_status(H5Pset_create_intermediate_group(lcpl.get(), 1),
@@ -99,25 +110,11 @@ std::size_t ContainerWriter::create_dataset(const std::string& name, DType dtype
   h5::check_status(H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS), "H5Pset_layout", ctx);
   h5::check_status(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), "H5Pset_alloc_time", ctx);
   h5::check_status(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "H5Pset_fill_time", ctx);
-  Entry entry{.dataset = {}, .type = h5::make_type(dtype), .name = name};
+  Entry entry{.dataset = {},
+              .type = std::move(type),
+              .name = name,
+              .collective = options_.collective && writes == DatasetWrites::kAsWriter};
   h5::Dataspace space = h5::make_space(shape);
-  entry.dataset = h5::Dataset(H5Dcreate2(file_.get(), name.c_str(), entry.type.get(), space.get(),
-                                         lcpl.get(), dcpl.get(), H5P_DEFAULT));
-  if (!entry.dataset.valid()) h5::throw_error("cannot create dataset", ctx);
-  entries_.push_back(std::move(entry));
-  return entries_.size() - 1;
-}
-
-std::size_t ContainerWriter::create_byte_dataset(const std::string& name, int64_t bytes) {
-  const ErrorContext ctx = context(name, "create byte dataset");
-  h5::PropList lcpl(h5::check_id(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate", ctx));
-  h5::check_status(H5Pset_create_intermediate_group(lcpl.get(), 1),
-                   "H5Pset_create_intermediate_group", ctx);
-  h5::PropList dcpl(h5::check_id(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate", ctx));
-  h5::check_status(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), "H5Pset_alloc_time", ctx);
-  h5::check_status(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "H5Pset_fill_time", ctx);
-  Entry entry{.dataset = {}, .type = h5::make_byte_type(), .name = name};
-  h5::Dataspace space = h5::make_space({bytes});
   entry.dataset = h5::Dataset(H5Dcreate2(file_.get(), name.c_str(), entry.type.get(), space.get(),
                                          lcpl.get(), dcpl.get(), H5P_DEFAULT));
   if (!entry.dataset.valid()) h5::throw_error("cannot create dataset", ctx);
@@ -144,8 +141,8 @@ void ContainerWriter::transfer(Entry& entry, hid_t mem_space, hid_t file_space, 
   const int64_t bytes =
       H5Sget_select_npoints(file_space) * static_cast<int64_t>(H5Tget_size(entry.type.get()));
   errno = 0;
-  if (H5Dwrite(entry.dataset.get(), entry.type.get(), mem_space, file_space, transfer_plist_.get(),
-               data) >= 0)
+  const hid_t plist = entry.collective ? collective_plist_.get() : independent_plist_.get();
+  if (H5Dwrite(entry.dataset.get(), entry.type.get(), mem_space, file_space, plist, data) >= 0)
     return;
   const int err = errno;
   const std::string cause = write_failure_cause(path_, err, bytes);
@@ -165,7 +162,7 @@ void ContainerWriter::write(std::size_t index, const Box& region, const void* bu
   }
   const int64_t esize = static_cast<int64_t>(H5Tget_size(entry.type.get()));
   std::vector<Box> parts;
-  if (!options_.collective && region.volume() * esize > kMaxTransferBytes)
+  if (!entry.collective && region.volume() * esize > kMaxTransferBytes)
     parts = split_box(region, esize, kMaxTransferBytes);
   else
     parts.push_back(region);
@@ -204,6 +201,7 @@ void ContainerWriter::start_writeback(Entry& entry, const Shape& extent, const B
 
 void ContainerWriter::write_nothing(std::size_t index) {
   Entry& entry = entries_.at(index);
+  if (!entry.collective) return;
   h5::Dataspace file_space(H5Dget_space(entry.dataset.get()));
   H5Sselect_none(file_space.get());
   h5::Dataspace mem_space(H5Scopy(file_space.get()));

@@ -20,6 +20,12 @@ struct WriterOptions {
   bool collective = false;
 };
 
+/// How one dataset's writes go: as WriterOptions say, or always independently. The small metadata
+/// datasets that each rank (or rank 0 alone) writes once are independent: a collective transfer
+/// would add a round of communication among all ranks for a few bytes, which at 128 ranks costs
+/// more than the bytes.
+enum class DatasetWrites { kAsWriter, kIndependent };
+
 class ContainerWriter {
  public:
   /// Collective over `comm`. Creates (truncates) `path` for parallel writing.
@@ -30,15 +36,18 @@ class ContainerWriter {
 
   /// Collective over the communicator, same arguments on every rank. Creates a contiguous,
   /// early-allocated dataset (with intermediate groups) and returns its index.
-  std::size_t create_dataset(const std::string& name, DType dtype, const Shape& shape);
+  std::size_t create_dataset(const std::string& name, DType dtype, const Shape& shape,
+                             DatasetWrites writes = DatasetWrites::kAsWriter);
   /// Collective, as create_dataset: a 1-D byte dataset of `bytes` bytes.
-  std::size_t create_byte_dataset(const std::string& name, int64_t bytes);
+  std::size_t create_byte_dataset(const std::string& name, int64_t bytes,
+                                  DatasetWrites writes = DatasetWrites::kAsWriter);
   /// Collective. A string attribute on the root group.
   void write_root_attribute(const std::string& name, const std::string& value);
 
-  /// Writes `region` of a buffer laid out as `buffer_box` into dataset `index`. Independent mode:
-  /// any rank, any number of calls. Collective mode: every rank makes the same number of calls per
-  /// dataset (write_nothing() pads).
+  /// Writes `region` of a buffer laid out as `buffer_box` into dataset `index`. Independent mode
+  /// (or a DatasetWrites::kIndependent dataset): any rank, any number of calls. Collective mode:
+  /// every rank makes the same number of calls per dataset (write_nothing() pads; it does nothing
+  /// for an independent dataset).
   void write(std::size_t index, const Box& region, const void* buffer, const Box& buffer_box);
   void write_nothing(std::size_t index);
   /// Writes `bytes` bytes at `offset` of byte dataset `index` (one call per rank in collective
@@ -62,8 +71,11 @@ class ContainerWriter {
     h5::Dataset dataset;
     h5::Datatype type;
     std::string name;
+    bool collective = false;
   };
   ErrorContext context(const std::string& name, const std::string& op) const;
+  std::size_t create_entry(const std::string& name, h5::Datatype type, const Shape& shape,
+                           DatasetWrites writes);
   void start_writeback(Entry& entry, const Shape& extent, const Box& region, int64_t esize);
   void transfer(Entry& entry, hid_t mem_space, hid_t file_space, const void* data,
                 const std::string& what);
@@ -71,7 +83,8 @@ class ContainerWriter {
   const Comm& comm_;
   std::string path_;
   WriterOptions options_;
-  h5::PropList transfer_plist_;
+  h5::PropList collective_plist_;
+  h5::PropList independent_plist_;
   h5::File file_;
   std::vector<Entry> entries_;
   int writeback_fd_ = -1;  // a plain descriptor of the file, to start write-back early; -2: none
