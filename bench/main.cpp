@@ -39,6 +39,7 @@ struct Options {
   std::string io_mode = "independent";
   bool keep = false;
   bool async = false;
+  bool replicated = false;
   double warm_factor = 1.5;
   int64_t read_ahead_mib = -1;  // -1: the library's default
 };
@@ -98,10 +99,10 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
   if (loader) load_session = std::make_unique<Session>(load_comm, session_options);
 
   const WorkloadSpec spec = make_spec(name, opt.quick, opt.tensors, world_size);
-  Model source = build_model(save_session, spec);
+  Model source = build_model(save_session, spec, opt.replicated);
   fill_model(source);
   Model target;
-  if (loader) target = build_model(*load_session, spec);
+  if (loader) target = build_model(*load_session, spec, opt.replicated);
   Checkpoint save_ckpt(save_session, {{"model", source.module}});
   std::unique_ptr<Checkpoint> load_ckpt;
   if (loader) load_ckpt = std::make_unique<Checkpoint>(*load_session, Checkpoint::Children{{"model", target.module}});
@@ -146,7 +147,7 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
   std::vector<json> runs;
   for (int run = 0; run < opt.repeat; ++run) {
     Measurement m;
-    m.workload = name;
+    m.workload = opt.replicated ? name + "R" : name;
     m.ranks = load_size;
     m.save_ranks = world_size;
     m.run = run;
@@ -224,7 +225,7 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
         load_ckpt.reset();
         target = Model{};
         const double t0 = now();
-        target = build_model(*load_session, spec);
+        target = build_model(*load_session, spec, opt.replicated);
         double alloc_s = now() - t0;
         load_ckpt = std::make_unique<Checkpoint>(*load_session, Checkpoint::Children{{"model", target.module}});
         const double t1 = now();
@@ -319,6 +320,9 @@ int main(int argc, char** argv) {
                  "SessionOptions::read_ahead_bytes in MiB for the restores (0: off; default: the library's)");
   app.add_option("--io-mode", opt.io_mode, "cairn's write mode")->check(CLI::IsMember({"independent", "collective"}));
   app.add_flag("--keep", opt.keep, "keep the last files written");
+  app.add_flag("--replicated", opt.replicated,
+               "every tensor replicated (each restoring rank needs all of it); the workload is "
+               "reported with an R suffix, e.g. W2R");
   app.add_flag("--async", opt.async, "also time an asynchronous save (async_* and memcpy_s fields)");
   app.add_option("--warm-factor", opt.warm_factor,
                  "scratch bytes written and deleted before each timed step, per byte of the rank's share (0: none)");
