@@ -133,7 +133,9 @@ std::string Checkpoint::write(const std::string& path) {
 
 RestoreStatus Checkpoint::load(const std::string& path, bool restore_counter) {
   wait();
-  auto context = detail::restore_container(*session_, root_, path);
+  RestoreInfo info;
+  auto context = detail::restore_container(*session_, root_, path, &info);
+  last_restore_ = std::move(info);
   if (restore_counter) save_counter_ = context->manifest().save_counter;
   return RestoreStatus(std::move(context));
 }

@@ -54,7 +54,7 @@ void log_restore(const Session& session, const RestoreContext& context,
 
 std::shared_ptr<RestoreContext> restore_container(const Session& session,
                                                   const std::shared_ptr<Trackable>& root,
-                                                  const std::string& path) {
+                                                  const std::string& path, RestoreInfo* info) {
   const Comm& comm = session.comm();
   wait_for_background_saves();
   std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
@@ -77,7 +77,18 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
     });
     trace.mark("match and validate");
     fault_point("restore_before_read", comm.rank());
-    comm.run_agreed([&] { context->restore_values(matches, reader); });
+    // Collective over the node inside restore_values; a failure there is the same error on every
+    // rank of the node, then agreed over the session here.
+    std::unique_ptr<NodeShare> share;
+    if (comm.size() > 1)
+      comm.run_agreed([&] { share = std::make_unique<NodeShare>(comm, context->manifest()); });
+    RestoreContext::ReadCounts counts;
+    comm.run_agreed([&] { counts = context->restore_values(matches, reader, share.get()); });
+    if (info) {
+      info->bytes_read_from_file = counts.from_file;
+      info->bytes_received_from_peers = counts.from_peers;
+      info->node_ranks = share ? share->node_size() : 1;
+    }
     trace.mark("read and verify", restored_bytes(matches));
     fault_point("restore_after_read", comm.rank());
   } catch (...) {
@@ -88,6 +99,11 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   context->finish_collective_restore();
   trace.mark("close");
   log_restore(session, *context, matches, started);
+  if (info) {
+    info->path = path;
+    info->seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  }
   return context;
 }
 

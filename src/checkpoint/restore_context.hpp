@@ -11,6 +11,7 @@
 #include "cairn/graph/trackable.hpp"
 #include "storage/container_reader.hpp"
 #include "storage/manifest.hpp"
+#include "storage/node_share.hpp"
 
 namespace cairn::detail {
 
@@ -48,8 +49,17 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   /// Local. Checks kinds, dtypes, shapes and job size before anything is read; throws naming the
   /// key.
   void validate(const std::vector<Match>& matches) const;
-  /// Local. Reads and verifies the values of the matches that carry one through `reader`.
-  void restore_values(const std::vector<Match>& matches, ContainerReader& reader);
+  /// Bytes of pieces and state values one restore_values() call read from the file, and received
+  /// from other ranks of the node.
+  struct ReadCounts {
+    int64_t from_file = 0;
+    int64_t from_peers = 0;
+  };
+  /// Reads and verifies the values of the matches that carry one through `reader`. Local without
+  /// `share`; with it, collective over the share's node: pieces that several ranks of the node
+  /// need are read once there and broadcast (every rank of the node throws the same error).
+  ReadCounts restore_values(const std::vector<Match>& matches, ContainerReader& reader,
+                            NodeShare* share = nullptr);
 
   void on_child_attached(Trackable& parent, int64_t parent_node, const std::string& name,
                          const std::shared_ptr<Trackable>& child) override;

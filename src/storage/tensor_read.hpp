@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "storage/container_reader.hpp"
@@ -57,15 +58,49 @@ class PackedReadBatch {
   std::vector<Request> requests_;
 };
 
+/// Where part of a saved piece goes: `overlap` of a buffer laid out as `buffer_box`.
+struct PieceTarget {
+  std::byte* buffer;
+  Box buffer_box;  // a copy: reads may run after the caller's box list is gone
+  Box overlap;
+};
+
+/// A saved piece this rank needs, with every local box it fills. `id` numbers the pieces of the
+/// manifest in order (tensors, then boxes, then pieces), the same on every rank.
+struct PieceNeed {
+  int64_t id;
+  const TensorRecord* tensor;
+  const PieceRecord* piece;
+  int writer;  // the saving rank that wrote it
+  std::vector<PieceTarget> targets;
+};
+
+/// Local. Appends the pieces of tensor `t` that touch `boxes` (with `buffers[i]` laid out as
+/// `boxes[i]`) to `out`, numbered from `first_id` (the id of `t`'s first piece).
+void collect_piece_needs(const TensorRecord& t, int64_t first_id, const std::vector<Box>& boxes,
+                         const std::vector<std::byte*>& buffers, std::vector<PieceNeed>& out);
+
+/// Local. Reads `pieces` whole, one after the other, into `out`, and verifies each against its
+/// checksum before returning (kCorrupt naming the key and piece). Packed pieces are read in merged
+/// windows of at most `staging_bytes`.
+void read_whole_pieces(ContainerReader& reader, const std::vector<const PieceNeed*>& pieces,
+                       std::byte* out, int64_t staging_bytes);
+
+/// Local. Copies a whole piece's bytes into every target of `need`.
+void deliver_piece(const PieceNeed& need, const std::byte* data);
+
 /// Local. Fills `buffers[i]` (laid out as `boxes[i]`) with tensor `t`'s values. Dataset tensors are
 /// read at once (directly into the destination where a saved piece fits inside it); packed pieces
 /// are queued on `packed`, which the caller runs. Throws kCorrupt naming the key and piece on a
 /// checksum mismatch, or if the checkpoint lacks data for part of a box. With `overlapped`, the
 /// last blocks may still be under verification on return: the caller's finish() reports their
 /// errors (and must come before the values are used); without it, all is verified on return.
-void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vector<Box>& boxes,
-                 const std::vector<std::byte*>& buffers, PackedReadBatch& packed,
-                 OverlappedChecks* overlapped = nullptr);
+/// Pieces in `supplied` are left out (another rank of the node reads them; they still count for
+/// coverage). Returns the bytes of the pieces it read or queued.
+int64_t read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vector<Box>& boxes,
+                    const std::vector<std::byte*>& buffers, PackedReadBatch& packed,
+                    OverlappedChecks* overlapped = nullptr,
+                    const std::unordered_set<const PieceRecord*>* supplied = nullptr);
 
 /// Local. Queues the bytes of `blob` of state `key` on `packed`; `out` receives them.
 void read_state_blob(const StateRecord& state, const StateBlob& blob, std::string& out,

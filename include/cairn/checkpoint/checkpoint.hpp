@@ -29,6 +29,17 @@ struct SaveInfo {
   bool plan_reused = false;  // the graph was unchanged: the previous save's plan was reused
 };
 
+/// What the last collective restore() or read() did on this rank. The byte counts are the bytes
+/// of saved pieces and state values (not HDF5 metadata, the manifest, or gaps read through between
+/// packed values); deferred restores of objects attached later are not counted.
+struct RestoreInfo {
+  std::string path;
+  double seconds = 0;                     // this rank's time in the call
+  int64_t bytes_read_from_file = 0;       // read from the checkpoint file by this rank
+  int64_t bytes_received_from_peers = 0;  // received from the other ranks of its node
+  int node_ranks = 1;                     // ranks of this rank's node in the restore
+};
+
 class Checkpoint {
  public:
   using Children = std::vector<std::pair<std::string, std::shared_ptr<Trackable>>>;
@@ -79,6 +90,8 @@ class Checkpoint {
   int64_t save_counter() const noexcept { return save_counter_; }
   /// Local. The last successful save() or write() of this object.
   const SaveInfo& last_save() const noexcept { return last_save_; }
+  /// Local. The last successful restore() or read() of this object, on this rank.
+  const RestoreInfo& last_restore() const noexcept { return last_restore_; }
 
  private:
   friend class CheckpointManager;
@@ -96,6 +109,7 @@ class Checkpoint {
   std::shared_ptr<Module> root_;
   int64_t save_counter_ = 0;
   SaveInfo last_save_;
+  RestoreInfo last_restore_;
   std::unique_ptr<detail::PlanCache> plan_cache_;  // declared before async_: outlives its saves
   std::unique_ptr<detail::AsyncSaver> async_;
   int64_t counter_before_async_ = 0;

@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: Apache-2.0
+// Zero-redundant loading: values that several ranks of a node need are read from the file once on
+// the node and shared over MPI. Values equal, the node's file bytes equal one copy, the reading is
+// spread over the node's ranks, and a damaged shared piece is the same error on every rank.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cairn/cairn.hpp"
+#include "damage.hpp"
+#include "support/test_support.hpp"
+
+namespace cairn {
+namespace {
+
+using testing::fill;
+using testing::global_mismatches;
+using testing::scratch_dir;
+using testing::session;
+
+// The ranks of the calling rank's node (a communicator the test owns).
+class NodeComm {
+ public:
+  NodeComm() {
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &comm_);
+  }
+  ~NodeComm() { MPI_Comm_free(&comm_); }
+  NodeComm(const NodeComm&) = delete;
+  NodeComm& operator=(const NodeComm&) = delete;
+  int size() const {
+    int n = 0;
+    MPI_Comm_size(comm_, &n);
+    return n;
+  }
+  int64_t sum(int64_t v) const {
+    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT64_T, MPI_SUM, comm_);
+    return v;
+  }
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+};
+
+// Replicated tensors of a model: many small packed ones of uneven sizes, and two in datasets of
+// their own (one of several pieces). Values are test_value(id, index) with id = tensor index.
+struct Model {
+  std::shared_ptr<Module> module = std::make_shared<Module>();
+  std::vector<std::shared_ptr<Variable>> vars;
+  int64_t bytes = 0;  // each tensor once
+};
+
+Model replicated_model(const Session& s, bool filled) {
+  Model m;
+  auto add = [&](const std::string& name, std::shared_ptr<Variable> v) {
+    if (filled) fill(*v, static_cast<int64_t>(m.vars.size()));
+    m.bytes += static_cast<int64_t>(v->bytes().size());
+    m.module->track(name, v);
+    m.vars.push_back(std::move(v));
+  };
+  for (int i = 0; i < 40; ++i)
+    add("small" + std::to_string(i),
+        Variable::create<float>(s, {1 + (i * 7) % 13, 5 + i % 3}, Layout::replicated()));
+  add("scalar", Variable::create<int64_t>(s, {}, Layout::replicated()));
+  add("big", Variable::create<double>(s, {300, 1000}, Layout::replicated()));  // 2.3 MiB: 3 pieces
+  add("wide", Variable::create<int32_t>(s, {1 << 18}, Layout::replicated()));  // 1 MiB: a dataset
+  return m;
+}
+
+SessionOptions small_pieces() {
+  SessionOptions o;
+  o.pack_threshold_bytes = 512 << 10;
+  o.piece_bytes = 1 << 20;
+  o.staging_bytes = 1 << 20;  // several rounds of shared batches
+  return o;
+}
+
+TEST(NodeShare, ReplicatedValuesAreReadOncePerNodeAndSpreadOverItsRanks) {
+  const std::string dir = scratch_dir();
+  const Session s(MPI_COMM_WORLD, small_pieces());
+  const Model saved = replicated_model(s, true);
+  const std::string path = Checkpoint(s, {{"m", saved.module}}).write(dir + "/r.h5");
+
+  const Model target = replicated_model(s, false);
+  Checkpoint ckpt(s, {{"m", target.module}});
+  ckpt.read(path).assert_consumed();
+  for (std::size_t i = 0; i < target.vars.size(); ++i)
+    EXPECT_EQ(global_mismatches(*target.vars[i], static_cast<int64_t>(i)), 0) << "tensor " << i;
+
+  const RestoreInfo& info = ckpt.last_restore();
+  const NodeComm node;
+  EXPECT_EQ(info.path, path);
+  EXPECT_EQ(info.node_ranks, node.size());
+  // Every rank needs every byte: it read it, or a rank of its node did and broadcast it.
+  EXPECT_EQ(info.bytes_read_from_file + info.bytes_received_from_peers, target.bytes);
+  // The node as a whole read one copy from the file.
+  EXPECT_EQ(node.sum(info.bytes_read_from_file), target.bytes);
+  if (node.size() == 1) {
+    EXPECT_EQ(info.bytes_received_from_peers, 0);
+  } else {
+    // Not one rank reading for everybody: every rank of the node read a share.
+    EXPECT_GT(info.bytes_read_from_file, 0);
+    EXPECT_LT(info.bytes_read_from_file, target.bytes);
+  }
+}
+
+TEST(NodeShare, ShardedValuesAreNotSharedAndEveryByteIsReadOnce) {
+  // Block layouts on both sides, as saved: no piece is needed by two ranks, nothing moves.
+  const std::string dir = scratch_dir();
+  const Session& s = session();
+  auto v = Variable::create<float>(s, {2 * s.size() + 1, 7}, Layout::block(0));  // uneven shards
+  auto w = Variable::create<int16_t>(s, {1, 3}, Layout::block(0));               // one rank owns it
+  fill(*v, 1);
+  fill(*w, 2);
+  const std::string path = Checkpoint(s, {{"v", v}, {"w", w}}).write(dir + "/b.h5");
+  auto v2 = Variable::create<float>(s, {2 * s.size() + 1, 7}, Layout::block(0));
+  auto w2 = Variable::create<int16_t>(s, {1, 3}, Layout::block(0));
+  Checkpoint ckpt(s, {{"v", v2}, {"w", w2}});
+  ckpt.read(path).assert_consumed();
+  EXPECT_EQ(global_mismatches(*v2, 1), 0);
+  EXPECT_EQ(global_mismatches(*w2, 2), 0);
+  const RestoreInfo& info = ckpt.last_restore();
+  EXPECT_EQ(info.bytes_received_from_peers, 0);
+  EXPECT_EQ(info.bytes_read_from_file,
+            static_cast<int64_t>(v2->bytes().size() + w2->bytes().size()));
+}
+
+TEST(NodeShare, PiecesSeveralRanksNeedAreSharedOnAnNToMRestore) {
+  // Saved in block rows by every rank, restored in block columns: every saved piece is needed
+  // by every restoring rank that owns columns. Values equal; the node reads each piece once.
+  const std::string dir = scratch_dir();
+  const Session& s = session();
+  const Shape shape{3 * s.size() + 2, 2 * s.size() + 1};
+  auto v = Variable::create<double>(s, shape, Layout::block(0));
+  fill(*v, 7);
+  const std::string path = Checkpoint(s, {{"v", v}}).write(dir + "/n.h5");
+  auto v2 = Variable::create<double>(s, shape, Layout::block(1));
+  Checkpoint ckpt(s, {{"v", v2}});
+  ckpt.read(path).assert_consumed();
+  EXPECT_EQ(global_mismatches(*v2, 7), 0);
+  const NodeComm node;
+  EXPECT_EQ(node.sum(ckpt.last_restore().bytes_read_from_file),
+            static_cast<int64_t>(shape[0] * shape[1] * 8));
+}
+
+// Runs `fn`, expecting a cairn::Error with `code` whose text contains every needle, identical on
+// every rank.
+void expect_same_error_everywhere(const std::function<void()>& fn, ErrorCode code,
+                                  const std::vector<std::string>& needles) {
+  std::string text;
+  ErrorCode got{};
+  try {
+    fn();
+  } catch (const Error& e) {
+    text = e.what();
+    got = e.code();
+  }
+  ASSERT_FALSE(text.empty()) << "no error";
+  EXPECT_EQ(got, code) << text;
+  for (const auto& n : needles)
+    EXPECT_NE(text.find(n), std::string::npos) << text << " lacks " << n;
+  if (session().rank() == 0) std::printf("the error on every rank: %s\n", text.c_str());
+  const auto all = session().comm().gather(text, 0);
+  for (const auto& t : all) EXPECT_EQ(t, all[0]);
+}
+
+void expect_damage_reported(const std::string& tensor, int64_t element) {
+  const std::string dir = scratch_dir();
+  const Session s(MPI_COMM_WORLD, small_pieces());
+  const Model saved = replicated_model(s, true);
+  const std::string path = Checkpoint(s, {{"m", saved.module}}).write(dir + "/d.h5");
+  const std::string key = "m/" + tensor + "/.ATTRIBUTES/VARIABLE_VALUE";
+  if (s.rank() == 0) testing::flip_byte(path, testing::tensor_element_offset(path, key, element));
+  MPI_Barrier(MPI_COMM_WORLD);
+  const Model target = replicated_model(s, false);
+  Checkpoint ckpt(s, {{"m", target.module}});
+  expect_same_error_everywhere([&] { ckpt.read(path); }, ErrorCode::kCorrupt,
+                               {"checksum mismatch", key, path, "rank "});
+  // The job goes on: a sound restore afterwards works on every rank.
+  const std::string again = Checkpoint(s, {{"m", saved.module}}).write(dir + "/e.h5");
+  ckpt.read(again).assert_consumed();
+  EXPECT_EQ(global_mismatches(*target.vars.back(), 42), 0);
+}
+
+TEST(NodeShare, DamagedPackedReplicatedPieceIsTheSameErrorOnEveryRank) {
+  expect_damage_reported("small17", 3);
+}
+
+TEST(NodeShare, DamagedDatasetReplicatedPieceIsTheSameErrorOnEveryRank) {
+  expect_damage_reported("big", 200 * 1000 + 5);  // in the last of its pieces
+}
+
+}  // namespace
+}  // namespace cairn

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "storage/node_share.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <optional>
+
+namespace cairn::detail {
+namespace {
+
+// MPI counts are int: a batch (one piece may exceed the staging bound) goes in slices.
+constexpr int64_t kMaxMessageBytes = int64_t{1} << 30;
+// The writer of a piece reads it for the node when its load stays within this (or the piece's
+// size) of the least loaded rank: its read-ahead, and the page cache of the save, may hold it.
+constexpr int64_t kWriterSlackBytes = int64_t{1} << 20;
+
+MPI_Comm split_by_node(const Comm& comm) {
+  MPI_Comm node = MPI_COMM_NULL;
+  check_mpi(
+      MPI_Comm_split_type(comm.get(), MPI_COMM_TYPE_SHARED, comm.rank(), MPI_INFO_NULL, &node),
+      "MPI_Comm_split_type(shared)");
+  return node;
+}
+
+// The node's ranks as a Comm of its own (a duplicate, with errors returned), the split freed.
+Comm node_comm(const Comm& comm) {
+  MPI_Comm split = split_by_node(comm);
+  try {
+    Comm node(split);
+    MPI_Comm_free(&split);
+    return node;
+  } catch (...) {
+    MPI_Comm_free(&split);
+    throw;
+  }
+}
+
+std::string encode_ids(const std::vector<PieceNeed>& needs) {
+  std::string bytes(needs.size() * sizeof(int64_t), '\0');
+  for (std::size_t i = 0; i < needs.size(); ++i)
+    std::memcpy(bytes.data() + i * sizeof(int64_t), &needs[i].id, sizeof(int64_t));
+  return bytes;
+}
+
+}  // namespace
+
+NodeShare::NodeShare(const Comm& comm, const Manifest& manifest) : node_(node_comm(comm)) {
+  first_piece_.reserve(manifest.tensors.size() + 1);
+  int64_t id = 0;
+  for (const TensorRecord& t : manifest.tensors) {
+    first_piece_.push_back(id);
+    for (const WrittenBox& w : t.boxes) id += static_cast<int64_t>(w.pieces.size());
+  }
+  first_piece_.push_back(id);
+  if (node_.size() == 1) return;
+  session_ranks_ = node_.allgather(static_cast<int64_t>(comm.rank()));
+  // Any rank of the node may need any piece's size and writer, not only those of its own needs.
+  pieces_.reserve(static_cast<std::size_t>(id));
+  for (const TensorRecord& t : manifest.tensors) {
+    const auto esize = static_cast<int64_t>(dtype_size(t.dtype));
+    for (const WrittenBox& w : t.boxes)
+      for (const PieceRecord& p : w.pieces) pieces_.push_back({p.box.volume() * esize, w.rank});
+  }
+}
+
+void NodeShare::plan(std::vector<PieceNeed> needs, int64_t staging_bytes, const Error* earlier) {
+  if (node_.size() == 1) {
+    if (earlier) throw *earlier;
+    return;
+  }
+  node_.agree(earlier);
+  std::sort(needs.begin(), needs.end(),
+            [](const PieceNeed& a, const PieceNeed& b) { return a.id < b.id; });
+  needs_ = std::move(needs);
+  // Every rank of the node sees every rank's needs, and runs the same deterministic choice below.
+  const std::vector<std::string> all = node_.allgather(encode_ids(needs_));
+  std::vector<std::pair<int64_t, int>> wanted;  // (piece id, node rank)
+  for (std::size_t r = 0; r < all.size(); ++r)
+    for (std::size_t at = 0; at + sizeof(int64_t) <= all[r].size(); at += sizeof(int64_t)) {
+      int64_t id = 0;
+      std::memcpy(&id, all[r].data() + at, sizeof id);
+      wanted.emplace_back(id, static_cast<int>(r));
+    }
+  std::sort(wanted.begin(), wanted.end());
+  const int ranks = node_.size();
+  std::vector<int64_t> load(static_cast<std::size_t>(ranks), 0);
+  for (std::size_t i = 0; i < wanted.size();) {
+    std::size_t j = i;
+    while (j < wanted.size() && wanted[j].first == wanted[i].first) ++j;
+    const int64_t id = wanted[i].first;
+    if (j - i >= 2) {
+      const PieceInfo& info = pieces_[static_cast<std::size_t>(id)];
+      // The least loaded of the ranks that need it, ties rotating with the piece.
+      int best = -1, writer = -1;
+      for (std::size_t k = i; k < j; ++k) {
+        const int r = wanted[k].second;
+        const auto ru = static_cast<std::size_t>(r);
+        if (session_ranks_[ru] == info.writer) writer = r;
+        if (best < 0) {
+          best = r;
+          continue;
+        }
+        const auto bu = static_cast<std::size_t>(best);
+        const int64_t spin_r = (id + r) % ranks, spin_b = (id + best) % ranks;
+        if (load[ru] < load[bu] || (load[ru] == load[bu] && spin_r < spin_b)) best = r;
+      }
+      if (writer >= 0 &&
+          load[static_cast<std::size_t>(writer)] <=
+              load[static_cast<std::size_t>(best)] + std::max(info.bytes, kWriterSlackBytes))
+        best = writer;
+      load[static_cast<std::size_t>(best)] += info.bytes;
+      shared_.push_back({id, info.bytes, best, -1});
+    }
+    i = j;
+  }
+  std::stable_sort(shared_.begin(), shared_.end(),
+                   [](const Shared& a, const Shared& b) { return a.reader < b.reader; });
+  // Rounds of at most half the staging bound per reader: one batch read, one received.
+  batch_capacity_ = std::max<int64_t>(staging_bytes / 2, 1);
+  batches_.assign(static_cast<std::size_t>(ranks), {});
+  for (std::size_t i = 0; i < shared_.size();) {
+    Batch batch{i, i, 0};
+    while (batch.last < shared_.size() && shared_[batch.last].reader == shared_[i].reader &&
+           (batch.last == i || batch.bytes + shared_[batch.last].bytes <= batch_capacity_))
+      batch.bytes += shared_[batch.last++].bytes;
+    batches_[static_cast<std::size_t>(shared_[i].reader)].push_back(batch);
+    i = batch.last;
+  }
+  for (Shared& s : shared_) {
+    auto it = std::lower_bound(needs_.begin(), needs_.end(), s.id,
+                               [](const PieceNeed& n, int64_t id) { return n.id < id; });
+    if (it == needs_.end() || it->id != s.id) continue;
+    s.need = it - needs_.begin();
+    supplied_.insert(it->piece);
+  }
+}
+
+void NodeShare::broadcast(std::byte* data, int64_t bytes, int root) const {
+  for (int64_t at = 0; at < bytes; at += kMaxMessageBytes) {
+    const int slice = static_cast<int>(std::min(kMaxMessageBytes, bytes - at));
+    check_mpi(MPI_Bcast(data + at, slice, MPI_BYTE, root, node_.get()), "MPI_Bcast(shared pieces)");
+  }
+}
+
+void NodeShare::run(ContainerReader& reader, const Error* earlier) {
+  if (node_.size() == 1) {
+    if (earlier) throw *earlier;
+    return;
+  }
+  node_.agree(earlier);
+  const auto me = static_cast<std::size_t>(node_.rank());
+  std::size_t rounds = 0;
+  int64_t own_capacity = 0, peer_capacity = 0;
+  for (std::size_t q = 0; q < batches_.size(); ++q) {
+    rounds = std::max(rounds, batches_[q].size());
+    int64_t& capacity = q == me ? own_capacity : peer_capacity;
+    for (const Batch& b : batches_[q]) capacity = std::max(capacity, b.bytes);
+  }
+  auto own = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(own_capacity));
+  auto peer = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(peer_capacity));
+  for (std::size_t round = 0; round < rounds; ++round) {
+    std::optional<Error> failure;
+    if (round < batches_[me].size()) {
+      try {
+        const Batch& b = batches_[me][round];
+        std::vector<const PieceNeed*> pieces;  // a reader is one of the ranks that need a piece
+        for (std::size_t k = b.first; k < b.last; ++k)
+          pieces.push_back(&needs_[static_cast<std::size_t>(shared_[k].need)]);
+        read_whole_pieces(reader, pieces, own.get(), batch_capacity_ * 2);
+        bytes_read_ += b.bytes;
+      } catch (...) {
+        failure.emplace(current_exception_as_error(ErrorContext{.rank = reader.rank()}));
+      }
+    }
+    // A reader's failure reaches every rank of the node before anyone waits for its broadcast.
+    node_.agree(failure ? &*failure : nullptr);
+    for (std::size_t q = 0; q < batches_.size(); ++q) {
+      if (round >= batches_[q].size()) continue;
+      const Batch& b = batches_[q][round];
+      std::byte* data = q == me ? own.get() : peer.get();
+      broadcast(data, b.bytes, static_cast<int>(q));
+      if (q != me) bytes_received_ += b.bytes;
+      int64_t at = 0;
+      for (std::size_t k = b.first; k < b.last; ++k) {
+        if (shared_[k].need >= 0)
+          deliver_piece(needs_[static_cast<std::size_t>(shared_[k].need)], data + at);
+        at += shared_[k].bytes;
+      }
+    }
+  }
+}
+
+}  // namespace cairn::detail
