@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -190,6 +191,22 @@ TEST(NodeShare, DamagedPackedReplicatedPieceIsTheSameErrorOnEveryRank) {
 
 TEST(NodeShare, DamagedDatasetReplicatedPieceIsTheSameErrorOnEveryRank) {
   expect_damage_reported("big", 200 * 1000 + 5);  // in the last of its pieces
+}
+
+TEST(NodeShare, AFailureOfOneRanksOwnReadsReachesEveryRankOfTheNode) {
+  // The last rank fails before the node's shared reads: the others must not wait for it there.
+  const std::string dir = scratch_dir();
+  const Session s(MPI_COMM_WORLD, small_pieces());
+  const Model saved = replicated_model(s, true);
+  const std::string path = Checkpoint(s, {{"m", saved.module}}).write(dir + "/f.h5");
+  const Model target = replicated_model(s, false);
+  Checkpoint ckpt(s, {{"m", target.module}});
+  ::setenv("CAIRN_FAULT_THROW", ("restore_during_read:" + std::to_string(s.size() - 1)).c_str(), 1);
+  expect_same_error_everywhere([&] { ckpt.read(path); }, ErrorCode::kIo,
+                               {"fault injection", "restore_during_read"});
+  ::unsetenv("CAIRN_FAULT_THROW");
+  ckpt.read(path).assert_consumed();
+  EXPECT_EQ(global_mismatches(*target.vars.front(), 0), 0);
 }
 
 }  // namespace
