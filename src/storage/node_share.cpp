@@ -157,6 +157,11 @@ void NodeShare::run(ContainerReader& reader, const Error* earlier) {
     int64_t& capacity = q == me ? own_capacity : peer_capacity;
     for (const Batch& b : batches_[q]) capacity = std::max(capacity, b.bytes);
   }
+  // The read-ahead of this rank's packed region, if its own reads did not use it: at the saved
+  // job size a reader mostly reads pieces it wrote, in order, so the helper reads the next rounds
+  // while this thread broadcasts.
+  const std::unique_ptr<PackedPrefetch> prefetch =
+      batches_[me].empty() ? nullptr : reader.take_prefetch();
   auto own = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(own_capacity));
   auto peer = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(peer_capacity));
   for (std::size_t round = 0; round < rounds; ++round) {
@@ -167,7 +172,7 @@ void NodeShare::run(ContainerReader& reader, const Error* earlier) {
         std::vector<const PieceNeed*> pieces;  // a reader is one of the ranks that need a piece
         for (std::size_t k = b.first; k < b.last; ++k)
           pieces.push_back(&needs_[static_cast<std::size_t>(shared_[k].need)]);
-        read_whole_pieces(reader, pieces, own.get(), batch_capacity_ * 2);
+        read_whole_pieces(reader, pieces, own.get(), batch_capacity_ * 2, prefetch.get());
         bytes_read_ += b.bytes;
       } catch (...) {
         failure.emplace(current_exception_as_error(ErrorContext{.rank = reader.rank()}));

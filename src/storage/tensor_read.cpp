@@ -57,7 +57,8 @@ void PackedReadBatch::verify_and_consume(const ContainerReader& reader, Request&
   else r.consume(bytes);
 }
 
-void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch& prefetch) {
+void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch& prefetch,
+                                         bool last_use) {
   // Requests that lie inside one chunk of the read-ahead are served from it, chunk by chunk, while
   // the helper reads the next ones; the rest stay queued for the windows below.
   auto inside = [&](const Request& r) {
@@ -69,7 +70,7 @@ void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch
   for (const Request& r : requests_)
     if (inside(r)) last = std::max(last, prefetch.chunk_of(r.offset)), any = true;
   if (!any) return;
-  prefetch.stop_after(last);
+  if (last_use) prefetch.stop_after(last);
   std::vector<Request> rest;
   std::size_t k = 0;
   const std::byte* chunk = nullptr;
@@ -95,19 +96,24 @@ void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch
     verify_and_consume(reader, r, chunk + (r.offset - prefetch.chunk_start(k)));
     last_stats.prefetched_bytes += r.bytes;
   }
-  if (waited) prefetch.release(k);
+  // A later batch may still want the rest of the last chunk.
+  if (waited && last_use) prefetch.release(k);
+  if (waited && !last_use && k > 0) prefetch.release(k - 1);
   requests_ = std::move(rest);
 }
 
-void PackedReadBatch::run(ContainerReader& reader, int64_t staging_bytes) {
+void PackedReadBatch::run(ContainerReader& reader, int64_t staging_bytes, PackedPrefetch* prefetch) {
   std::stable_sort(requests_.begin(), requests_.end(),
                    [](const Request& a, const Request& b) { return a.offset < b.offset; });
   last_stats = {};
   for (const Request& r : requests_) last_stats.bytes += r.bytes;
   // An empty batch leaves the read-ahead to a later one (pieces shared within a node are read
   // after this rank's own values; see node_share.hpp).
-  if (!requests_.empty())
-    if (std::unique_ptr<PackedPrefetch> prefetch = reader.take_prefetch()) consume_prefetched(reader, *prefetch);
+  if (prefetch && !requests_.empty()) {
+    consume_prefetched(reader, *prefetch, false);
+  } else if (!requests_.empty()) {
+    if (std::unique_ptr<PackedPrefetch> taken = reader.take_prefetch()) consume_prefetched(reader, *taken, true);
+  }
   // Windows: runs of requests with small gaps, each read at once, kept well below the staging
   // bound: a small buffer is reused while still in cache, and the kernel's read-ahead keeps the
   // device busy between windows (announcing windows ahead with posix_fadvise was measured slower).
@@ -366,7 +372,7 @@ void collect_piece_needs(const TensorRecord& t, int64_t first_id, const std::vec
 }
 
 void read_whole_pieces(ContainerReader& reader, const std::vector<const PieceNeed*>& pieces,
-                       std::byte* out, int64_t staging_bytes) {
+                       std::byte* out, int64_t staging_bytes, PackedPrefetch* prefetch) {
   PackedReadBatch packed;
   int64_t at = 0;
   for (const PieceNeed* need : pieces) {
@@ -385,7 +391,7 @@ void read_whole_pieces(ContainerReader& reader, const std::vector<const PieceNee
       checksum_mismatch(reader, t.key, box.to_string(), need->piece->checksum, found);
   }
   // Packed pieces reach their slots only once verified (windows are read into buffers of their own).
-  packed.run(reader, staging_bytes);
+  packed.run(reader, staging_bytes, prefetch);
 }
 
 void deliver_piece(const PieceNeed& need, const std::byte* data) {

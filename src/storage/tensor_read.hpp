@@ -37,8 +37,10 @@ class PackedReadBatch {
                 const Box* piece, std::byte* destination);
   /// Local. Reads, verifies and hands every request to its consumer; throws kCorrupt on a
   /// checksum mismatch naming the key and piece. Windows of at most `staging_bytes` (and at most
-  /// 16 MiB) are read.
-  void run(ContainerReader& reader, int64_t staging_bytes);
+  /// 16 MiB) are read. Requests inside the reader's read-ahead are served from it (it is taken
+  /// once, by the first batch that has requests); with `prefetch`, from that one instead, which
+  /// stays usable by later batches whose requests lie at higher offsets.
+  void run(ContainerReader& reader, int64_t staging_bytes, PackedPrefetch* prefetch = nullptr);
   bool empty() const noexcept { return requests_.empty(); }
 
  private:
@@ -53,8 +55,9 @@ class PackedReadBatch {
     Consumer consume;
   };
   static void verify_and_consume(const ContainerReader& reader, Request& r, const std::byte* bytes);
-  /// Serves the requests that lie in `prefetch`'s chunks and leaves the others queued.
-  void consume_prefetched(ContainerReader& reader, PackedPrefetch& prefetch);
+  /// Serves the requests that lie in `prefetch`'s chunks and leaves the others queued. With
+  /// `last_use`, the helper stops after the last chunk used.
+  void consume_prefetched(ContainerReader& reader, PackedPrefetch& prefetch, bool last_use);
   std::vector<Request> requests_;
 };
 
@@ -82,9 +85,9 @@ void collect_piece_needs(const TensorRecord& t, int64_t first_id, const std::vec
 
 /// Local. Reads `pieces` whole, one after the other, into `out`, and verifies each against its
 /// checksum before returning (kCorrupt naming the key and piece). Packed pieces are read in merged
-/// windows of at most `staging_bytes`.
+/// windows of at most `staging_bytes`, or served by `prefetch` (see PackedReadBatch::run).
 void read_whole_pieces(ContainerReader& reader, const std::vector<const PieceNeed*>& pieces,
-                       std::byte* out, int64_t staging_bytes);
+                       std::byte* out, int64_t staging_bytes, PackedPrefetch* prefetch = nullptr);
 
 /// Local. Copies a whole piece's bytes into every target of `need`.
 void deliver_piece(const PieceNeed& need, const std::byte* data);
