@@ -6,6 +6,8 @@
 #include <memory>
 #include <optional>
 
+#include "core/trace.hpp"
+
 namespace cairn::detail {
 namespace {
 
@@ -164,6 +166,7 @@ void NodeShare::run(ContainerReader& reader, const Error* earlier) {
       batches_[me].empty() ? nullptr : reader.take_prefetch();
   auto own = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(own_capacity));
   auto peer = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(peer_capacity));
+  PhaseTrace trace("restore: node share", reader.rank(), reader.path());
   for (std::size_t round = 0; round < rounds; ++round) {
     std::optional<Error> failure;
     if (round < batches_[me].size()) {
@@ -178,14 +181,18 @@ void NodeShare::run(ContainerReader& reader, const Error* earlier) {
         failure.emplace(current_exception_as_error(ErrorContext{.rank = reader.rank()}));
       }
     }
+    trace.mark("read for the node", round < batches_[me].size() ? batches_[me][round].bytes : 0);
     // A reader's failure reaches every rank of the node before anyone waits for its broadcast.
     node_.agree(failure ? &*failure : nullptr);
+    trace.mark("wait for the node's readers");
+    int64_t moved = 0;
     for (std::size_t q = 0; q < batches_.size(); ++q) {
       if (round >= batches_[q].size()) continue;
       const Batch& b = batches_[q][round];
       std::byte* data = q == me ? own.get() : peer.get();
       broadcast(data, b.bytes, static_cast<int>(q));
       if (q != me) bytes_received_ += b.bytes;
+      moved += b.bytes;
       int64_t at = 0;
       for (std::size_t k = b.first; k < b.last; ++k) {
         if (shared_[k].need >= 0)
@@ -193,6 +200,7 @@ void NodeShare::run(ContainerReader& reader, const Error* earlier) {
         at += shared_[k].bytes;
       }
     }
+    trace.mark("broadcast and copy", moved);
   }
 }
 
