@@ -167,9 +167,10 @@ void expect_same_error_everywhere(const std::function<void()>& fn, ErrorCode cod
   for (const auto& t : all) EXPECT_EQ(t, all[0]);
 }
 
-void expect_damage_reported(const std::string& tensor, int64_t element) {
+void expect_damage_reported(const std::string& tensor, int64_t element,
+                            const SessionOptions& options = small_pieces()) {
   const std::string dir = scratch_dir();
-  const Session s(MPI_COMM_WORLD, small_pieces());
+  const Session s(MPI_COMM_WORLD, options);
   const Model saved = replicated_model(s, true);
   const std::string path = Checkpoint(s, {{"m", saved.module}}).write(dir + "/d.h5");
   const std::string key = "m/" + tensor + "/.ATTRIBUTES/VARIABLE_VALUE";
@@ -187,6 +188,12 @@ void expect_damage_reported(const std::string& tensor, int64_t element) {
 
 TEST(NodeShare, DamagedPackedReplicatedPieceIsTheSameErrorOnEveryRank) {
   expect_damage_reported("small17", 3);
+}
+
+TEST(NodeShare, DamagedPieceOfASingleBatchIsTheSameErrorOnEveryRank) {
+  // Default options: each rank reads its share for the node in one batch, merged with its own
+  // packed reads.
+  expect_damage_reported("small5", 0, SessionOptions{});
 }
 
 TEST(NodeShare, DamagedDatasetReplicatedPieceIsTheSameErrorOnEveryRank) {

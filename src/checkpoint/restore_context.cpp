@@ -351,6 +351,8 @@ RestoreContext::ReadCounts RestoreContext::restore_values(const std::vector<Matc
       st.values.resize(k);
     }
     if (halfway == 0) fault_point("restore_during_read", rank_);
+    // A small batch this rank reads for its node goes through the same merged windows.
+    if (share) share->queue_own_reads(packed);
     packed.run(reader, options_.staging_bytes);
   } catch (...) {
     if (!share) throw;

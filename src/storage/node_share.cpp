@@ -138,6 +138,26 @@ void NodeShare::plan(std::vector<PieceNeed> needs, int64_t staging_bytes, const 
   }
 }
 
+int64_t NodeShare::queue_own_reads(PackedReadBatch& packed) {
+  if (node_.size() == 1) return 0;
+  const auto me = static_cast<std::size_t>(node_.rank());
+  if (batches_[me].size() != 1) return 0;
+  const Batch& b = batches_[me].front();
+  for (std::size_t k = b.first; k < b.last; ++k)
+    if (!needs_[static_cast<std::size_t>(shared_[k].need)].tensor->packed) return 0;
+  own_ = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(b.bytes));
+  int64_t at = 0;
+  for (std::size_t k = b.first; k < b.last; ++k) {
+    const PieceNeed& need = needs_[static_cast<std::size_t>(shared_[k].need)];
+    packed.add_copy(need.piece->packed_offset, shared_[k].bytes, need.piece->checksum,
+                    &need.tensor->key, &need.piece->box, own_.get() + at);
+    at += shared_[k].bytes;
+  }
+  own_queued_ = true;
+  bytes_read_ += b.bytes;
+  return b.bytes;
+}
+
 void NodeShare::broadcast(std::byte* data, int64_t bytes, int root) const {
   for (int64_t at = 0; at < bytes; at += kMaxMessageBytes) {
     const int slice = static_cast<int>(std::min(kMaxMessageBytes, bytes - at));
@@ -163,13 +183,16 @@ void NodeShare::run(ContainerReader& reader, const Error* earlier) {
   // job size a reader mostly reads pieces it wrote, in order, so the helper reads the next rounds
   // while this thread broadcasts.
   const std::unique_ptr<PackedPrefetch> prefetch =
-      batches_[me].empty() ? nullptr : reader.take_prefetch();
-  auto own = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(own_capacity));
+      batches_[me].empty() || own_queued_ ? nullptr : reader.take_prefetch();
+  std::unique_ptr<std::byte[]> own =
+      own_queued_
+          ? std::move(own_)
+          : std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(own_capacity));
   auto peer = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(peer_capacity));
   PhaseTrace trace("restore: node share", reader.rank(), reader.path());
   for (std::size_t round = 0; round < rounds; ++round) {
     std::optional<Error> failure;
-    if (round < batches_[me].size()) {
+    if (round < batches_[me].size() && !own_queued_) {
       try {
         const Batch& b = batches_[me][round];
         std::vector<const PieceNeed*> pieces;  // a reader is one of the ranks that need a piece

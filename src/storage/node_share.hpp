@@ -6,6 +6,7 @@
 // shared-memory communicator. Each node still reads its own copy, so the file system sees one read
 // per node, not one per rank.
 #include <cstdint>
+#include <memory>
 #include <unordered_set>
 #include <vector>
 
@@ -36,6 +37,11 @@ class NodeShare {
   void plan(std::vector<PieceNeed> needs, int64_t staging_bytes, const Error* earlier);
   /// The pieces this rank gets through run(), not through its own reads.
   const std::unordered_set<const PieceRecord*>& supplied() const noexcept { return supplied_; }
+  /// Local. When this rank reads one batch for the node, all of it packed, queues those reads on
+  /// `packed` (this rank's own packed reads), so that they share its merged windows instead of
+  /// reading the same windows again; run() then only broadcasts the batch. The caller runs
+  /// `packed` (which verifies every piece) before run(). Returns the bytes queued.
+  int64_t queue_own_reads(PackedReadBatch& packed);
 
   /// Collective over the node. First agrees on `earlier` (a failure of this rank's other reads):
   /// if any rank of the node failed, all of them throw the same error. Then, round by round, each
@@ -75,6 +81,8 @@ class NodeShare {
   std::vector<std::vector<Batch>> batches_;  // per node rank, its rounds
   std::unordered_set<const PieceRecord*> supplied_;
   int64_t batch_capacity_ = 0;
+  std::unique_ptr<std::byte[]> own_;  // this rank's batch, when queued on its own reads
+  bool own_queued_ = false;
   int64_t bytes_read_ = 0;
   int64_t bytes_received_ = 0;
 };
