@@ -12,7 +12,7 @@ namespace cairn::detail {
 namespace {
 
 // MPI counts are int: a batch (one piece may exceed the staging bound) goes in slices.
-constexpr int64_t kMaxMessageBytes = int64_t{1} << 30;
+constexpr int64_t kMaxBroadcastBytes = int64_t{1} << 30;
 // The writer of a piece reads it for the node when its load stays within this (or the piece's
 // size) of the least loaded rank: its read-ahead, and the page cache of the save, may hold it.
 constexpr int64_t kWriterSlackBytes = int64_t{1} << 20;
@@ -47,7 +47,7 @@ struct WireNeed {
 };
 static_assert(sizeof(WireNeed) == 24);
 
-int64_t piece_bytes(const PieceNeed& need) {
+int64_t need_bytes(const PieceNeed& need) {
   return need.piece->box.volume() * static_cast<int64_t>(dtype_size(need.tensor->dtype));
 }
 
@@ -55,7 +55,7 @@ std::string encode_needs(const std::vector<PieceNeed>& needs) {
   std::string bytes(needs.size() * sizeof(WireNeed), '\0');
   for (std::size_t i = 0; i < needs.size(); ++i) {
     const WireNeed w{needs[i].key.tensor, needs[i].key.writer, needs[i].key.index,
-                     piece_bytes(needs[i])};
+                     need_bytes(needs[i])};
     std::memcpy(bytes.data() + i * sizeof(WireNeed), &w, sizeof w);
   }
   return bytes;
@@ -168,8 +168,8 @@ int64_t NodeShare::queue_own_reads(PackedReadBatch& packed) {
 }
 
 void NodeShare::broadcast(std::byte* data, int64_t bytes, int root) const {
-  for (int64_t at = 0; at < bytes; at += kMaxMessageBytes) {
-    const int slice = static_cast<int>(std::min(kMaxMessageBytes, bytes - at));
+  for (int64_t at = 0; at < bytes; at += kMaxBroadcastBytes) {
+    const int slice = static_cast<int>(std::min(kMaxBroadcastBytes, bytes - at));
     check_mpi(MPI_Bcast(data + at, slice, MPI_BYTE, root, node_.get()), "MPI_Bcast(shared pieces)");
   }
 }
