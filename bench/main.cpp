@@ -43,6 +43,8 @@ struct Options {
   std::string io_mode = "independent";
   bool keep = false;
   bool async = false;
+  bool replicated = false;
+  std::string replicated_reads = "every-rank";  // SessionOptions::replicated_reads
   double warm_factor = 1.5;
   int64_t read_ahead_mib = -1;  // -1: the library's default
   // Metadata scaling (scripts/bench --scaling): every save plans anew (a job's first save), and
@@ -113,15 +115,18 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
   session_options.write_mode =
       opt.io_mode == "collective" ? IoMode::kCollective : IoMode::kIndependent;
   if (opt.read_ahead_mib >= 0) session_options.read_ahead_bytes = opt.read_ahead_mib << 20;
+  session_options.replicated_reads = opt.replicated_reads == "once-per-node"
+                                         ? ReplicatedReads::kOncePerNode
+                                         : ReplicatedReads::kEveryRank;
   Session save_session(MPI_COMM_WORLD, session_options);
   std::unique_ptr<Session> load_session;
   if (loader) load_session = std::make_unique<Session>(load_comm, session_options);
 
   const WorkloadSpec spec = make_spec(name, opt.quick, opt.tensors, world_size);
-  Model source = build_model(save_session, spec);
+  Model source = build_model(save_session, spec, opt.replicated);
   fill_model(source);
   Model target;
-  if (loader) target = build_model(*load_session, spec);
+  if (loader) target = build_model(*load_session, spec, opt.replicated);
   auto new_save_ckpt = [&] {
     return std::make_unique<Checkpoint>(save_session,
                                         Checkpoint::Children{{"model", source.module}});
@@ -175,7 +180,8 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
   std::vector<json> runs;
   for (int run = 0; run < opt.repeat; ++run) {
     Measurement m;
-    m.workload = name;
+    m.workload = opt.replicated ? name + "R" : name;
+    m.replicated_reads = opt.replicated_reads;
     m.ranks = load_size;
     m.save_ranks = world_size;
     m.run = run;
@@ -272,6 +278,9 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
         m.load_extra_mib = static_cast<double>(max_over(load_comm, load_peak - base)) / kMiB;
         mismatches = count_mismatches(target);
         const int64_t read = load_ckpt->last_restore().metadata_bytes_read;
+        m.load_file_bytes = sum_over(load_comm, load_ckpt->last_restore().bytes_read_from_file);
+        m.load_peer_bytes =
+            sum_over(load_comm, load_ckpt->last_restore().bytes_received_from_peers);
         m.meta.read_max_bytes = max_over(load_comm, read);
         m.meta.read_min_bytes = -max_over(load_comm, -read);
         if (world_rank == 0) {
@@ -291,7 +300,7 @@ std::vector<json> run_workload(const Options& opt, const std::string& name) {
         load_ckpt.reset();
         target = Model{};
         const double t0 = now();
-        target = build_model(*load_session, spec);
+        target = build_model(*load_session, spec, opt.replicated);
         double alloc_s = now() - t0;
         load_ckpt = std::make_unique<Checkpoint>(*load_session,
                                                  Checkpoint::Children{{"model", target.module}});
@@ -395,6 +404,13 @@ int main(int argc, char** argv) {
   app.add_option("--io-mode", opt.io_mode, "cairn's write mode")
       ->check(CLI::IsMember({"independent", "collective"}));
   app.add_flag("--keep", opt.keep, "keep the last files written");
+  app.add_flag("--replicated", opt.replicated,
+               "every tensor replicated (each restoring rank needs all of it); the workload is "
+               "reported with an R suffix, e.g. W2R");
+  app.add_option("--replicated-reads", opt.replicated_reads,
+                 "SessionOptions::replicated_reads for the restores (once-per-node: pieces several "
+                 "ranks of a node need are read by one and broadcast)")
+      ->check(CLI::IsMember({"every-rank", "once-per-node"}));
   app.add_flag("--async", opt.async,
                "also time an asynchronous save (async_* and memcpy_s fields)");
   app.add_option("--warm-factor", opt.warm_factor,

@@ -126,6 +126,7 @@ json to_json(const Measurement& m) {
   const double raw_read_s = std::min(m.raw_read_coll_s, m.raw_read_indep_s);
   json j;
   j["workload"] = m.workload;
+  j["replicated_reads"] = m.replicated_reads;
   j["ranks"] = m.ranks;
   j["save_ranks"] = m.save_ranks;
   j["run"] = m.run;
@@ -156,6 +157,8 @@ json to_json(const Measurement& m) {
   j["cold"] = m.cold;
   j["verified"] = m.verified;
   j["manifest_bytes"] = m.manifest_bytes;
+  j["load_file_bytes"] = m.load_file_bytes;
+  j["load_peer_bytes"] = m.load_peer_bytes;
   j["file_bytes"] = m.file_bytes;
   // Asynchronous save (--async; see measure_async_save in main.cpp). The ratios are the issue's
   // targets: blocked time over a plain memcpy, time to commit over the synchronous save.
@@ -236,6 +239,7 @@ void print_table(std::ostream& out, const std::vector<json>& medians) {
                                    cell(m, "load_ratio_max", "%.2f") + ")";
     std::string check = m.value("verified", false) ? "verified" : "NOT VERIFIED";
     if (!m.value("cold", false)) check += ", warm";
+    if (m.value("replicated_reads", "") == "once-per-node") check += ", once per node";
     if (m.value("save_extra_mib", 0.0) > m.value("save_extra_bound_mib", 0.0))
       check += ", save mem>bound";
     if (m.value("load_extra_mib", 0.0) > m.value("load_extra_bound_mib", 0.0))

@@ -40,10 +40,12 @@ struct MetadataMeasurement {
 
 struct Measurement {
   std::string workload;
-  int ranks = 0;       // ranks that restored
-  int save_ranks = 0;  // ranks that saved
-  int run = 0;         // repeat index
-  int64_t bytes = 0;   // tensor bytes, each tensor once
+  std::string
+      replicated_reads;  // the restores' SessionOptions::replicated_reads (--replicated-reads)
+  int ranks = 0;         // ranks that restored
+  int save_ranks = 0;    // ranks that saved
+  int run = 0;           // repeat index
+  int64_t bytes = 0;     // tensor bytes, each tensor once
   int64_t tensors = 0;
   double save_s = 0, load_s = 0;
   double raw_write_coll_s = 0, raw_write_indep_s = 0;
@@ -63,6 +65,9 @@ struct Measurement {
   AsyncTimes async;
   bool plan_reused = false;  // the timed save reused the previous save's plan
   MetadataMeasurement meta;
+  // Piece and state bytes of the timed restore, all restoring ranks together (RestoreInfo).
+  int64_t load_file_bytes = 0;
+  int64_t load_peer_bytes = 0;
 };
 
 /// The JSON object of one run (or of medians, with run = "median").

@@ -70,14 +70,15 @@ WorkloadSpec make_spec(const std::string& name, bool quick, int64_t tensors, int
   return spec;
 }
 
-Model build_model(const Session& session, const WorkloadSpec& spec) {
+Model build_model(const Session& session, const WorkloadSpec& spec, bool replicated) {
   Model model;
   model.module = std::make_shared<Module>();
   model.variables.reserve(spec.shapes.size());
   const int width = spec.shapes.size() >= 10000 ? 5 : 4;
   for (std::size_t i = 0; i < spec.shapes.size(); ++i) {
     const Shape& shape = spec.shapes[i];
-    const Layout layout = shape[0] >= session.size() ? Layout::block(0) : Layout::replicated();
+    const Layout layout =
+        !replicated && shape[0] >= session.size() ? Layout::block(0) : Layout::replicated();
     auto var = std::make_shared<Variable>(session, DType::kF32, shape, layout);
     model.local_bytes += static_cast<int64_t>(var->bytes().size());
     char name[32];

@@ -30,8 +30,9 @@ struct Model {
   int64_t local_bytes = 0;  // what this rank holds
 };
 
-/// Local. Builds the variables (zero-filled).
-Model build_model(const Session& session, const WorkloadSpec& spec);
+/// Local. Builds the variables (zero-filled). With `replicated`, every tensor is replicated
+/// (every rank holds and restores it whole), whatever its size.
+Model build_model(const Session& session, const WorkloadSpec& spec, bool replicated = false);
 /// Local. Fills every local element with value(variable index, global element index).
 void fill_model(Model& model);
 /// Local. Zeroes every local element, touching every page.

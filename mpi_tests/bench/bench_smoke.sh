@@ -3,7 +3,8 @@
 # bench_smoke.sh SCRIPTS_BENCH CAIRN_BENCH (env: CAIRN_TEST_DIR, MPIEXEC; set by ctest):
 # runs every workload of the benchmark at --quick sizes on 2 ranks (W3: 3 ranks restored on 2)
 # and checks that each run and each median has every field and that every restore verified; then
-# the metadata scaling path (--scaling) at 1 and 2 ranks with 20 tensors.
+# W2R (--replicated) with both --replicated-reads settings, and the metadata scaling path
+# (--scaling) at 1 and 2 ranks with 20 tensors.
 set -euo pipefail
 BENCH="${1:?usage: bench_smoke.sh SCRIPTS_BENCH CAIRN_BENCH}"
 BIN="${2:?usage: bench_smoke.sh SCRIPTS_BENCH CAIRN_BENCH}"
@@ -44,6 +45,38 @@ for e in errors:
 sys.exit(1 if errors else 0)
 PY
 grep -q "^Medians" "$CAIRN_TEST_DIR/output.txt" || { echo "FAIL: no table"; exit 1; }
+
+# Both settings of SessionOptions::replicated_reads on the replicated W2 (W2R): each line names
+# its setting; with once-per-node the 2 ranks (one node) read one copy and receive the rest.
+for mode in every-rank once-per-node; do
+  shared="$CAIRN_TEST_DIR/$mode.jsonl"
+  CAIRN_BENCH_BIN="$BIN" "$BENCH" --workload W2 --replicated --replicated-reads "$mode" --quick \
+    --ranks 2 --repeat 1 --dir "$CAIRN_TEST_DIR/data" --out "$shared" >"$CAIRN_TEST_DIR/$mode.txt"
+  python3 - "$shared" "$mode" <<'PY'
+import json, sys
+mode = sys.argv[2]
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+errors = [] if lines else ["no JSON lines"]
+for j in lines:
+    where = f"{j.get('workload')} {mode} run {j.get('run')}"
+    if j.get("workload") != "W2R" or j.get("replicated_reads") != mode or not j.get("verified"):
+        errors.append(f"{where}: replicated_reads {j.get('replicated_reads')!r}, "
+                      f"verified {j.get('verified')}")
+    from_file, from_peers, size = (j.get("load_file_bytes"), j.get("load_peer_bytes"),
+                                   j.get("bytes"))
+    # Every rank needs every byte: 2 copies in all, read or received.
+    if from_file is None or from_peers is None or from_file + from_peers != 2 * size:
+        errors.append(f"{where}: {from_file!r} bytes read + {from_peers!r} received, "
+                      f"want 2 x {size!r}")
+    elif mode == "every-rank" and from_peers != 0:
+        errors.append(f"{where}: {from_peers} bytes received, want 0")
+    elif mode == "once-per-node" and from_file != size:
+        errors.append(f"{where}: {from_file} bytes read on one node, want one copy ({size})")
+for e in errors:
+    print("FAIL:", e)
+sys.exit(1 if errors else 0)
+PY
+done
 
 scaling="$CAIRN_TEST_DIR/scaling.jsonl"
 CAIRN_BENCH_BIN="$BIN" "$BENCH" --workload W2S --scaling --scaling-ranks 1,2 --tensors 20 --repeat 1 \

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <string>
+
 #include "cairn/comm/session.hpp"
 
 namespace cairn {
@@ -39,6 +41,30 @@ TEST(Session, RejectsNonsensicalOptions) {
   SessionOptions options;
   options.piece_bytes = 0;
   EXPECT_THROW(Session(MPI_COMM_WORLD, options), Error);
+}
+
+TEST(Session, RejectsReplicatedReadsThatDifferBetweenRanks) {
+  // A restore with kOncePerNode makes collectives that kEveryRank does not: a mismatch must be
+  // the same error on every rank when the session is made, not a hang in a later restore.
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  SessionOptions options;
+  options.replicated_reads =
+      rank == 0 ? ReplicatedReads::kOncePerNode : ReplicatedReads::kEveryRank;
+  std::string text;
+  try {
+    const Session session(MPI_COMM_WORLD, options);
+    EXPECT_EQ(session.options().replicated_reads, options.replicated_reads);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    text = e.what();
+  }
+  if (size == 1) {
+    EXPECT_EQ(text, "");
+  } else {
+    EXPECT_NE(text.find("replicated_reads differs between ranks"), std::string::npos) << text;
+  }
 }
 
 TEST(Session, RejectsTheNullCommunicator) {

@@ -138,7 +138,13 @@ RestoreStatus Checkpoint::load(const std::string& path, bool restore_counter) {
   wait();
   detail::RestoreStats stats;
   auto context = detail::restore_container(*session_, root_, path, &stats);
-  last_restore_ = {path, stats.bytes, stats.seconds, stats.metadata_bytes_read};
+  last_restore_ = {path,
+                   stats.bytes,
+                   stats.seconds,
+                   stats.metadata_bytes_read,
+                   stats.bytes_read_from_file,
+                   stats.bytes_received_from_peers,
+                   stats.node_ranks};
   if (restore_counter) save_counter_ = context->manifest().save_counter;
   return RestoreStatus(std::move(context));
 }

@@ -9,6 +9,7 @@
 #include "core/trace.hpp"
 #include "storage/fault_injection.hpp"
 #include "storage/hdf5_lock.hpp"
+#include "storage/node_share.hpp"
 
 namespace cairn::detail {
 namespace {
@@ -73,6 +74,8 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   });
   trace.mark("open and read the manifest");
   std::vector<RestoreContext::Match> matches;
+  RestoreContext::ReadCounts read_counts;
+  int node_ranks = 1;
   try {
     // Validate everywhere before anything is overwritten anywhere.
     comm.run_agreed([&] {
@@ -83,7 +86,13 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
     fault_point("restore_before_read", comm.rank());
     comm.run_agreed([&] { context->load_records(matches, reader); });
     trace.mark("read records");
-    comm.run_agreed([&] { context->restore_values(matches, reader); });
+    // Collective over the node inside restore_values; a failure there is the same error on every
+    // rank of the node, then agreed over the session here.
+    std::unique_ptr<NodeShare> share;
+    if (session.options().replicated_reads == ReplicatedReads::kOncePerNode && comm.size() > 1)
+      comm.run_agreed([&] { share = std::make_unique<NodeShare>(comm); });
+    comm.run_agreed([&] { read_counts = context->restore_values(matches, reader, share.get()); });
+    node_ranks = share ? share->node_size() : 1;
     trace.mark("read and verify", restored_bytes(matches));
     fault_point("restore_after_read", comm.rank());
     // The close is collective too: a rank whose close fails must not leave the others waiting.
@@ -100,6 +109,9 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   trace.mark("close");
   RestoreStats done = log_restore(session, *context, matches, started);
   done.metadata_bytes_read = metadata_bytes_read;
+  done.bytes_read_from_file = read_counts.from_file;
+  done.bytes_received_from_peers = read_counts.from_peers;
+  done.node_ranks = node_ranks;
   if (stats) *stats = done;
   return context;
 }

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "cairn/checkpoint/checkpoint.hpp"
 #include "cairn/comm/session.hpp"
 #include "checkpoint/restore_context.hpp"
 
@@ -13,11 +14,16 @@ struct RestoreStats {
   int64_t bytes = 0;  // bytes of the job's variables restored (all ranks)
   double seconds = 0;
   int64_t metadata_bytes_read = 0;  // this rank's (ContainerReader::metadata_bytes_read)
+  // This rank's piece and state bytes: read from the file, received from its node's ranks.
+  int64_t bytes_read_from_file = 0;
+  int64_t bytes_received_from_peers = 0;
+  int node_ranks = 1;  // ranks of its node that shared reads (1 when nothing is shared)
 };
 
 /// Collective over the session. Opens `path`, matches the live graph under `root`, validates,
 /// reads and verifies every matched value. Errors are agreed: every rank throws the same one.
-/// Fills `stats` if given.
+/// With SessionOptions::replicated_reads == kOncePerNode, pieces that several ranks of a node need
+/// are read once per node (storage/node_share.hpp). Fills `stats` if given.
 std::shared_ptr<RestoreContext> restore_container(const Session& session,
                                                   const std::shared_ptr<Trackable>& root,
                                                   const std::string& path,

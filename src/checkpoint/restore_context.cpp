@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <numeric>
+#include <optional>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
@@ -17,6 +18,7 @@
 #include "core/printable.hpp"
 #include "storage/fault_injection.hpp"
 #include "storage/hdf5_lock.hpp"
+#include "storage/node_share.hpp"
 #include "storage/tensor_read.hpp"
 
 namespace cairn::detail {
@@ -333,7 +335,9 @@ void RestoreContext::load_records(const std::vector<Match>& matches, ContainerRe
   records_->load(reader, manifest_, writers);
 }
 
-void RestoreContext::restore_values(const std::vector<Match>& matches, ContainerReader& reader) {
+RestoreContext::ReadCounts RestoreContext::restore_values(const std::vector<Match>& matches,
+                                                          ContainerReader& reader,
+                                                          NodeShare* share) {
   struct PendingState {
     int64_t node;
     StateObject* object;
@@ -342,57 +346,103 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
   };
   std::vector<PendingState> states;
   std::vector<std::vector<std::byte*>> buffers(matches.size());
-  PackedReadBatch packed;
-  OverlappedChecks checks;  // dataset blocks are verified while the next ones are read
-  std::vector<int64_t> tensor_nodes;
-  // The crash-test hook fires once about half of the dataset tensors are read (they are read
-  // right away; packed values are only queued here and read together below).
-  std::size_t dataset_tensors = 0, datasets_read = 0;
-  for (const Match& m : matches)
-    if (const int32_t t = node_tensor_[static_cast<std::size_t>(m.node)];
-        t >= 0 && !manifest_.tensors[static_cast<std::size_t>(t)].packed)
-      ++dataset_tensors;
-  const std::size_t halfway = (dataset_tensors + 1) / 2;
+  // A value is restored at most once per restore (an object tracked again, or reached by a new
+  // path, keeps what it learned since), and never over a newer restore's (TensorFlow's rules).
+  auto already_restored = [&](const Match& m) {
+    return m.object->restored_generation() >= generation_;
+  };
   for (std::size_t i = 0; i < matches.size(); ++i) {
-    const Match& m = matches[i];
-    const auto n = static_cast<std::size_t>(m.node);
-    if (superseded_[n]) continue;  // a newer restore of the same root provides this value
-    // A value is restored at most once per restore (an object tracked again, or reached by a new
-    // path, keeps what it learned since), and never over a newer restore's (TensorFlow's rules).
-    // Either way it counts as consumed.
-    if (m.object->restored_generation() >= generation_) {
-      if (node_tensor_[n] >= 0 || node_state_[n] >= 0) mark_restored(m.node, *m.object);
-      continue;
-    }
-    if (node_tensor_[n] >= 0) {
-      const TensorRecord& record = manifest_.tensors[static_cast<std::size_t>(node_tensor_[n])];
-      auto* v = static_cast<Variable*>(m.object.get());
-      for (std::size_t b = 0; b < v->local_boxes().size(); ++b)
-        buffers[i].push_back(v->box_bytes(b).data());
-      read_tensor(reader, record, v->local_boxes(), buffers[i], packed, &checks);
-      tensor_nodes.push_back(static_cast<int64_t>(i));
-      if (!record.packed && ++datasets_read == halfway) fault_point("restore_during_read", rank_);
-    } else if (node_state_[n] >= 0) {
-      const StateRecord& record = manifest_.states[static_cast<std::size_t>(node_state_[n])];
-      states.push_back({m.node, static_cast<StateObject*>(m.object.get()), &record, {}});
-    }
+    const auto n = static_cast<std::size_t>(matches[i].node);
+    if (superseded_[n] || node_tensor_[n] < 0 || already_restored(matches[i])) continue;
+    auto* v = static_cast<Variable*>(matches[i].object.get());
+    for (std::size_t b = 0; b < v->local_boxes().size(); ++b)
+      buffers[i].push_back(v->box_bytes(b).data());
   }
-  checks.finish();
-  // Blobs are queued only now: `states` no longer grows, so the strings they fill stay put.
+  if (share) {
+    // What this rank needs, for the node to find what several of its ranks need.
+    std::vector<PieceNeed> needs;
+    std::optional<Error> failure;
+    try {
+      for (std::size_t i = 0; i < matches.size(); ++i) {
+        if (buffers[i].empty()) continue;
+        const auto t =
+            static_cast<std::size_t>(node_tensor_[static_cast<std::size_t>(matches[i].node)]);
+        const auto* v = static_cast<const Variable*>(matches[i].object.get());
+        collect_piece_needs(manifest_.tensors[t], static_cast<uint32_t>(t), v->local_boxes(),
+                            buffers[i], needs);
+      }
+    } catch (...) {
+      failure.emplace(current_exception_as_error(ErrorContext{.rank = rank_}));
+    }
+    share->plan(std::move(needs), options_.staging_bytes, failure ? &*failure : nullptr);
+  }
+  ReadCounts counts;
+  std::optional<Error> failure;
+  std::vector<int64_t> tensor_nodes;
   const int me = rank_;
   const bool same_size = manifest_.world_size == nranks_;
-  for (PendingState& st : states) {
-    const bool one_blob = st.record->scope == SavedScope::kGlobal || same_size;
-    st.values.resize(one_blob ? 1 : st.record->blobs.size());
-    std::size_t k = 0;
-    for (const StateBlob& blob : st.record->blobs) {
-      if (st.record->scope == SavedScope::kPerRank && same_size && blob.rank != me) continue;
-      if (k < st.values.size()) read_state_blob(*st.record, blob, st.values[k++], packed);
+  try {
+    PackedReadBatch packed;
+    OverlappedChecks checks;  // dataset blocks are verified while the next ones are read
+    const std::unordered_set<const PieceRecord*>* supplied = share ? &share->supplied() : nullptr;
+    // The crash-test hook fires once about half of the dataset tensors are read (they are read
+    // right away; packed values are only queued here and read together below).
+    std::size_t dataset_tensors = 0, datasets_read = 0;
+    for (const Match& m : matches)
+      if (const int32_t t = node_tensor_[static_cast<std::size_t>(m.node)];
+          t >= 0 && !manifest_.tensors[static_cast<std::size_t>(t)].packed)
+        ++dataset_tensors;
+    const std::size_t halfway = (dataset_tensors + 1) / 2;
+    for (std::size_t i = 0; i < matches.size(); ++i) {
+      const Match& m = matches[i];
+      const auto n = static_cast<std::size_t>(m.node);
+      if (superseded_[n]) continue;  // a newer restore of the same root provides this value
+      if (already_restored(m)) {     // it counts as consumed
+        if (node_tensor_[n] >= 0 || node_state_[n] >= 0) mark_restored(m.node, *m.object);
+        continue;
+      }
+      if (node_tensor_[n] >= 0) {
+        const TensorRecord& record = manifest_.tensors[static_cast<std::size_t>(node_tensor_[n])];
+        auto* v = static_cast<Variable*>(m.object.get());
+        counts.from_file +=
+            read_tensor(reader, record, v->local_boxes(), buffers[i], packed, &checks, supplied);
+        tensor_nodes.push_back(static_cast<int64_t>(i));
+        if (!record.packed && ++datasets_read == halfway) fault_point("restore_during_read", rank_);
+      } else if (node_state_[n] >= 0) {
+        const StateRecord& record = manifest_.states[static_cast<std::size_t>(node_state_[n])];
+        states.push_back({m.node, static_cast<StateObject*>(m.object.get()), &record, {}});
+      }
     }
-    st.values.resize(k);
+    checks.finish();
+    // Blobs are queued only now: `states` no longer grows, so the strings they fill stay put.
+    for (PendingState& st : states) {
+      const bool one_blob = st.record->scope == SavedScope::kGlobal || same_size;
+      st.values.resize(one_blob ? 1 : st.record->blobs.size());
+      std::size_t k = 0;
+      for (const StateBlob& blob : st.record->blobs) {
+        if (st.record->scope == SavedScope::kPerRank && same_size && blob.rank != me) continue;
+        if (k < st.values.size()) {
+          read_state_blob(*st.record, blob, st.values[k++], packed);
+          counts.from_file += blob.bytes;
+        }
+      }
+      st.values.resize(k);
+    }
+    if (halfway == 0) fault_point("restore_during_read", rank_);
+    // A small batch this rank reads for its node goes through the same merged windows.
+    if (share) share->queue_own_reads(packed);
+    // With a share, an empty batch leaves the read-ahead to the node's reads (NodeShare::run).
+    if (!share || !packed.empty()) packed.run(reader, options_.staging_bytes);
+  } catch (...) {
+    if (!share) throw;
+    // The node's collective reads below must still be entered: the failure is agreed there.
+    failure.emplace(current_exception_as_error(ErrorContext{.rank = rank_}));
   }
-  if (halfway == 0) fault_point("restore_during_read", rank_);
-  packed.run(reader, options_.staging_bytes);
+  if (share) {
+    share->run(reader, failure ? &*failure : nullptr);
+    counts.from_file += share->bytes_read();
+    counts.from_peers += share->bytes_received();
+  }
   for (int64_t i : tensor_nodes)
     mark_restored(matches[static_cast<std::size_t>(i)].node,
                   *matches[static_cast<std::size_t>(i)].object);
@@ -430,6 +480,7 @@ void RestoreContext::restore_values(const std::vector<Match>& matches, Container
     }
     if (loaded) mark_restored(st.node, *st.object);
   }
+  return counts;
 }
 
 void RestoreContext::restore_deferred(const std::vector<Match>& matches) {

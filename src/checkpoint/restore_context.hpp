@@ -16,6 +16,8 @@
 
 namespace cairn::detail {
 
+class NodeShare;
+
 /// One problem a status check reports: its text, and the object path or value key it concerns
 /// (raw, for an error's context).
 struct AccountItem {
@@ -57,9 +59,18 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   /// collective restore runs it as an agreed step of its own: a damaged record on one rank must
   /// fail the restore before any rank overwrites a live value.
   void load_records(const std::vector<Match>& matches, ContainerReader& reader);
-  /// Local. Reads and verifies the values of the matches that carry one through `reader`; the
-  /// records they need must have been loaded (load_records()).
-  void restore_values(const std::vector<Match>& matches, ContainerReader& reader);
+  /// Bytes of pieces and state values one restore_values() call read from the file, and received
+  /// from other ranks of the node.
+  struct ReadCounts {
+    int64_t from_file = 0;
+    int64_t from_peers = 0;
+  };
+  /// Reads and verifies the values of the matches that carry one through `reader`; the records
+  /// they need must have been loaded (load_records()). Local without `share`; with it, collective
+  /// over the share's node: pieces that several ranks of the node need are read once there and
+  /// broadcast (every rank of the node throws the same error).
+  ReadCounts restore_values(const std::vector<Match>& matches, ContainerReader& reader,
+                            NodeShare* share = nullptr);
 
   void on_child_attached(Trackable& parent, int64_t parent_node, const std::string& name,
                          const std::shared_ptr<Trackable>& child) override;

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cairn/comm/session.hpp"
 
+#include <cstdint>
+#include <vector>
+
 #include "core/log.hpp"
 
 namespace cairn {
@@ -29,6 +32,15 @@ Session::Session(MPI_Comm comm, SessionOptions options)
     throw Error(ErrorCode::kInvalidArgument,
                 "SessionOptions: pack_threshold_bytes must be >= 0 and piece_bytes, staging_bytes "
                 "> 0");
+  // A restore with kOncePerNode makes collective calls on the ranks of each node that kEveryRank
+  // does not make: ranks that disagree would wait for each other forever.
+  std::vector<int64_t> mode{static_cast<int64_t>(options_.replicated_reads),
+                            -static_cast<int64_t>(options_.replicated_reads)};
+  comm_.allreduce_max(mode);
+  if (mode[0] != -mode[1])
+    throw Error(ErrorCode::kInvalidArgument,
+                "SessionOptions: replicated_reads differs between ranks; set it the same on every "
+                "rank");
 }
 
 }  // namespace cairn

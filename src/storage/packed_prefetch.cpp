@@ -53,7 +53,8 @@ void PackedPrefetch::stop_after(std::size_t k) {
 
 const std::byte* PackedPrefetch::wait(std::size_t k) {
   std::unique_lock<std::mutex> lock(mutex_);
-  if (k >= chunks_ || k > last_) return nullptr;
+  // A released chunk's buffer may already hold a later chunk.
+  if (k >= chunks_ || k > last_ || k < released_) return nullptr;
   changed_.wait(lock, [&] { return read_ > k; });
   if (failed_[k]) return nullptr;
   return ring_[k % ring_.size()].get();

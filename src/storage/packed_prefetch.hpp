@@ -45,8 +45,8 @@ class PackedPrefetch {
   /// No chunk after `k` will be asked for: the helper stops there.
   void stop_after(std::size_t k);
   /// Waits for chunk `k` (chunks are consumed in increasing order) and returns its bytes, or
-  /// nullptr if it could not be read (the caller then reads those bytes the ordinary way, which
-  /// reports the error properly if there is one).
+  /// nullptr if it could not be read or was already released (the caller then reads those bytes
+  /// the ordinary way, which reports the error properly if there is one).
   const std::byte* wait(std::size_t k);
   /// Chunk `k` (and every chunk before it) is done with: its buffer may be reused.
   void release(std::size_t k);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <memory>
 
 #include "storage/checksum.hpp"
@@ -67,7 +68,8 @@ void PackedReadBatch::verify_and_consume(const ContainerReader& reader, Request&
     r.consume(bytes);
 }
 
-void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch& prefetch) {
+void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch& prefetch,
+                                         bool last_use) {
   // Requests that lie inside one chunk of the read-ahead are served from it, chunk by chunk, while
   // the helper reads the next ones; the rest stay queued for the windows below.
   auto inside = [&](const Request& r) {
@@ -79,7 +81,7 @@ void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch
   for (const Request& r : requests_)
     if (inside(r)) last = std::max(last, prefetch.chunk_of(r.offset)), any = true;
   if (!any) return;
-  prefetch.stop_after(last);
+  if (last_use) prefetch.stop_after(last);
   std::vector<Request> rest;
   std::size_t k = 0;
   const std::byte* chunk = nullptr;
@@ -105,17 +107,25 @@ void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch
     verify_and_consume(reader, r, chunk + (r.offset - prefetch.chunk_start(k)));
     last_stats.prefetched_bytes += r.bytes;
   }
-  if (waited) prefetch.release(k);
+  // A later batch may still want the rest of the last chunk.
+  if (waited && last_use) prefetch.release(k);
+  if (waited && !last_use && k > 0) prefetch.release(k - 1);
   requests_ = std::move(rest);
 }
 
-void PackedReadBatch::run(ContainerReader& reader, int64_t staging_bytes) {
+void PackedReadBatch::run(ContainerReader& reader, int64_t staging_bytes,
+                          PackedPrefetch* prefetch) {
   std::stable_sort(requests_.begin(), requests_.end(),
                    [](const Request& a, const Request& b) { return a.offset < b.offset; });
   last_stats = {};
   for (const Request& r : requests_) last_stats.bytes += r.bytes;
-  if (std::unique_ptr<PackedPrefetch> prefetch = reader.take_prefetch())
-    consume_prefetched(reader, *prefetch);
+  if (prefetch) {
+    // A later batch may still use the rest of it (pieces shared within a node are read after this
+    // rank's own values; see node_share.hpp).
+    if (!requests_.empty()) consume_prefetched(reader, *prefetch, false);
+  } else if (std::unique_ptr<PackedPrefetch> taken = reader.take_prefetch()) {
+    consume_prefetched(reader, *taken, true);
+  }
   // Windows: runs of requests with small gaps, each read at once, kept well below the staging
   // bound: a small buffer is reused while still in cache, and the kernel's read-ahead keeps the
   // device busy between windows (announcing windows ahead with posix_fadvise was measured slower).
@@ -168,14 +178,9 @@ void PackedReadBatch::run(ContainerReader& reader, int64_t staging_bytes) {
 namespace {
 
 // A piece of a dataset tensor that this rank needs, and where its elements go.
-struct Target {
-  std::byte* buffer;
-  Box buffer_box;  // a copy: packed reads run after the caller's box list may be gone
-  Box overlap;
-};
 struct Needed {
   const PieceRecord* piece;
-  std::vector<Target> targets;
+  std::vector<PieceTarget> targets;
   bool direct;         // the piece lies inside one target box: read in place, no staging copy
   std::size_t source;  // index of its written box
   std::size_t home;    // for direct pieces, index of the target box
@@ -247,16 +252,23 @@ void verify_in_place(const ContainerReader& reader, const TensorRecord& t,
 
 }  // namespace
 
-void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vector<Box>& boxes,
-                 const std::vector<std::byte*>& buffers, PackedReadBatch& packed,
-                 OverlappedChecks* overlapped) {
+int64_t read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vector<Box>& boxes,
+                    const std::vector<std::byte*>& buffers, PackedReadBatch& packed,
+                    OverlappedChecks* overlapped,
+                    const std::unordered_set<const PieceRecord*>* supplied) {
   OverlappedChecks local_checks;
   OverlappedChecks& checks = overlapped ? *overlapped : local_checks;
   const int64_t esize = static_cast<int64_t>(dtype_size(t.dtype));
   std::vector<int64_t> covered(boxes.size(), 0);
   std::vector<Needed> needed;
+  int64_t read_bytes = 0;
   for (std::size_t w = 0; w < t.boxes.size(); ++w) {
     for (const PieceRecord& piece : t.boxes[w].pieces) {
+      if (supplied && supplied->count(&piece)) {
+        for (std::size_t i = 0; i < boxes.size(); ++i)
+          if (auto overlap = intersect(boxes[i], piece.box)) covered[i] += overlap->volume();
+        continue;
+      }
       if (t.packed) {
         // The common case, a piece that is one contiguous run of a single local box, is queued
         // as a plain copy: no intersections built, no consumer.
@@ -271,6 +283,7 @@ void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vect
         if (start >= 0) {
           const int64_t volume = piece.box.volume();
           covered[home] += volume;
+          read_bytes += volume * esize;
           packed.add_copy(piece.packed_offset, volume * esize, piece.checksum, &t.key, &piece.box,
                           buffers[home] + start * esize);
           continue;
@@ -286,11 +299,12 @@ void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vect
       }
       if (need.targets.empty()) continue;
       const int64_t piece_bytes = piece.box.volume() * esize;
+      read_bytes += piece_bytes;
       if (t.packed) {
         packed.add(piece.packed_offset, piece_bytes, piece.checksum, &t.key, &piece.box, -1,
                    [targets = std::move(need.targets), piece_box = &piece.box,
                     esize](const std::byte* data) {
-                     for (const Target& tg : targets)
+                     for (const PieceTarget& tg : targets)
                        copy_region(data, *piece_box, tg.buffer, tg.buffer_box, tg.overlap, esize);
                    });
         continue;
@@ -327,7 +341,7 @@ void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vect
       const uint64_t found = checksum_bytes(staging.data(), staging.size());
       if (found != need.piece->checksum)
         checksum_mismatch(reader, t.key, box.to_string(), need.piece->checksum, found);
-      for (const Target& tg : need.targets)
+      for (const PieceTarget& tg : need.targets)
         copy_region(staging.data(), box, tg.buffer, tg.buffer_box, tg.overlap, esize);
       ++k;
       continue;
@@ -338,7 +352,7 @@ void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vect
          ++k)
       run.push_back(&needed[k]);
     // A run is read in blocks of consecutive pieces, each verified while the next one is read.
-    const Target& home = need.targets.front();
+    const PieceTarget& home = need.targets.front();
     for (std::size_t first = 0; first < run.size();) {
       std::vector<const Needed*> block;
       InPlaceBlock job{{}, home.buffer, home.buffer_box};
@@ -364,6 +378,52 @@ void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vect
     }
   }
   if (&checks == &local_checks) checks.finish();
+  return read_bytes;
+}
+
+void collect_piece_needs(const TensorRecord& t, uint32_t tensor, const std::vector<Box>& boxes,
+                         const std::vector<std::byte*>& buffers, std::vector<PieceNeed>& out) {
+  // A writer's pieces of a tensor are in the same order in every rank's manifest: a 2.x record
+  // adds them all at once, replicated pieces come from the table, a 1.x manifest is decoded whole.
+  std::map<int, int64_t> next;  // per writer
+  for (const WrittenBox& written : t.boxes)
+    for (const PieceRecord& piece : written.pieces) {
+      PieceNeed need{{tensor, written.rank, next[written.rank]++}, &t, &piece, {}};
+      for (std::size_t i = 0; i < boxes.size(); ++i)
+        if (touches(boxes[i], piece.box))
+          need.targets.push_back({buffers[i], boxes[i], *intersect(boxes[i], piece.box)});
+      if (!need.targets.empty()) out.push_back(std::move(need));
+    }
+}
+
+void read_whole_pieces(ContainerReader& reader, const std::vector<const PieceNeed*>& pieces,
+                       std::byte* out, int64_t staging_bytes, PackedPrefetch* prefetch) {
+  PackedReadBatch packed;
+  int64_t at = 0;
+  for (const PieceNeed* need : pieces) {
+    const TensorRecord& t = *need->tensor;
+    const Box& box = need->piece->box;
+    const int64_t bytes = box.volume() * static_cast<int64_t>(dtype_size(t.dtype));
+    std::byte* slot = out + at;
+    at += bytes;
+    if (t.packed) {
+      packed.add_copy(need->piece->packed_offset, bytes, need->piece->checksum, &t.key, &box, slot);
+      continue;
+    }
+    reader.read_region(t, box, slot, box);
+    const uint64_t found = checksum_bytes(slot, static_cast<std::size_t>(bytes));
+    if (found != need->piece->checksum)
+      checksum_mismatch(reader, t.key, box.to_string(), need->piece->checksum, found);
+  }
+  // Packed pieces reach their slots only once verified (windows are read into buffers of their
+  // own).
+  packed.run(reader, staging_bytes, prefetch);
+}
+
+void deliver_piece(const PieceNeed& need, const std::byte* data) {
+  const int64_t esize = static_cast<int64_t>(dtype_size(need.tensor->dtype));
+  for (const PieceTarget& tg : need.targets)
+    copy_region(data, need.piece->box, tg.buffer, tg.buffer_box, tg.overlap, esize);
 }
 
 void read_state_blob(const StateRecord& state, const StateBlob& blob, std::string& out,

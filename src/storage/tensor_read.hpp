@@ -2,9 +2,12 @@
 #pragma once
 // Reading the parts of a saved tensor that a rank needs, in whatever layout it has now, with every
 // piece it reads checked against its checksum.
+#include <compare>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "storage/container_reader.hpp"
@@ -36,8 +39,10 @@ class PackedReadBatch {
                 const Box* piece, std::byte* destination);
   /// Local. Reads, verifies and hands every request to its consumer; throws kCorrupt on a
   /// checksum mismatch naming the key and piece. Windows of at most `staging_bytes` (and at most
-  /// 16 MiB) are read.
-  void run(ContainerReader& reader, int64_t staging_bytes);
+  /// 16 MiB) are read. Requests inside the reader's read-ahead are served from it (it is taken
+  /// once, by the first batch that has requests); with `prefetch`, from that one instead, which
+  /// stays usable by later batches whose requests lie at higher offsets.
+  void run(ContainerReader& reader, int64_t staging_bytes, PackedPrefetch* prefetch = nullptr);
   bool empty() const noexcept { return requests_.empty(); }
 
  private:
@@ -52,10 +57,50 @@ class PackedReadBatch {
     Consumer consume;
   };
   static void verify_and_consume(const ContainerReader& reader, Request& r, const std::byte* bytes);
-  /// Serves the requests that lie in `prefetch`'s chunks and leaves the others queued.
-  void consume_prefetched(ContainerReader& reader, PackedPrefetch& prefetch);
+  /// Serves the requests that lie in `prefetch`'s chunks and leaves the others queued. With
+  /// `last_use`, the helper stops after the last chunk used.
+  void consume_prefetched(ContainerReader& reader, PackedPrefetch& prefetch, bool last_use);
   std::vector<Request> requests_;
 };
+
+/// Where part of a saved piece goes: `overlap` of a buffer laid out as `buffer_box`.
+struct PieceTarget {
+  std::byte* buffer;
+  Box buffer_box;  // a copy: reads may run after the caller's box list is gone
+  Box overlap;
+};
+
+/// Which saved piece: its tensor (index in the manifest), its writer, and its place among that
+/// writer's pieces of the tensor. The same on every rank that knows the piece, whichever records
+/// it loaded (a format 2.x manifest holds only the boxes of the records a rank read).
+struct PieceKey {
+  uint32_t tensor = 0;
+  int32_t writer = 0;
+  int64_t index = 0;
+  auto operator<=>(const PieceKey&) const = default;
+};
+
+/// A saved piece this rank needs, with every local box it fills.
+struct PieceNeed {
+  PieceKey key;
+  const TensorRecord* tensor;
+  const PieceRecord* piece;
+  std::vector<PieceTarget> targets;
+};
+
+/// Local. Appends the pieces of tensor `t` (index `tensor` in the manifest) that touch `boxes`
+/// (with `buffers[i]` laid out as `boxes[i]`) to `out`.
+void collect_piece_needs(const TensorRecord& t, uint32_t tensor, const std::vector<Box>& boxes,
+                         const std::vector<std::byte*>& buffers, std::vector<PieceNeed>& out);
+
+/// Local. Reads `pieces` whole, one after the other, into `out`, and verifies each against its
+/// checksum before returning (kCorrupt naming the key and piece). Packed pieces are read in merged
+/// windows of at most `staging_bytes`, or served by `prefetch` (see PackedReadBatch::run).
+void read_whole_pieces(ContainerReader& reader, const std::vector<const PieceNeed*>& pieces,
+                       std::byte* out, int64_t staging_bytes, PackedPrefetch* prefetch = nullptr);
+
+/// Local. Copies a whole piece's bytes into every target of `need`.
+void deliver_piece(const PieceNeed& need, const std::byte* data);
 
 /// Local. Fills `buffers[i]` (laid out as `boxes[i]`) with tensor `t`'s values. Dataset tensors are
 /// read at once (directly into the destination where a saved piece fits inside it); packed pieces
@@ -63,9 +108,12 @@ class PackedReadBatch {
 /// checksum mismatch, or if the checkpoint lacks data for part of a box. With `overlapped`, the
 /// last blocks may still be under verification on return: the caller's finish() reports their
 /// errors (and must come before the values are used); without it, all is verified on return.
-void read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vector<Box>& boxes,
-                 const std::vector<std::byte*>& buffers, PackedReadBatch& packed,
-                 OverlappedChecks* overlapped = nullptr);
+/// Pieces in `supplied` are left out (another rank of the node reads them; they still count for
+/// coverage). Returns the bytes of the pieces it read or queued.
+int64_t read_tensor(ContainerReader& reader, const TensorRecord& t, const std::vector<Box>& boxes,
+                    const std::vector<std::byte*>& buffers, PackedReadBatch& packed,
+                    OverlappedChecks* overlapped = nullptr,
+                    const std::unordered_set<const PieceRecord*>* supplied = nullptr);
 
 /// Local. Queues the bytes of `blob` of state `key` on `packed`; `out` receives them.
 void read_state_blob(const StateRecord& state, const StateBlob& blob, std::string& out,

@@ -43,6 +43,14 @@ struct RestoreInfo {
   // (format 2.0: those of the writers whose pieces it restored) with their index entries, and its
   // entries of the packed-region index.
   int64_t metadata_bytes_read = 0;
+  // This rank's bytes of saved pieces and state values (not metadata, nor gaps read through
+  // between packed values; deferred restores of objects attached later are not counted): read
+  // from the file by this rank, and received from the other ranks of its node
+  // (ReplicatedReads::kOncePerNode; always 0 with kEveryRank).
+  int64_t bytes_read_from_file = 0;
+  int64_t bytes_received_from_peers = 0;
+  // Ranks of this rank's node that shared their reads (1 with ReplicatedReads::kEveryRank).
+  int node_ranks = 1;
 };
 
 class Checkpoint {

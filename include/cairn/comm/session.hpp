@@ -13,6 +13,14 @@ namespace cairn {
 /// Restores always read independently (each rank reads only what it needs).
 enum class IoMode { kIndependent, kCollective };
 
+/// Who reads a saved piece that several restoring ranks of one node need (a replicated tensor, or
+/// on a restore in another layout a saved box that straddles several ranks' boxes). kEveryRank:
+/// each of them reads it from the file. kOncePerNode: one rank of the node (ranks grouped by
+/// MPI_COMM_TYPE_SHARED) reads and verifies it, and broadcasts it to the others. That spares a
+/// parallel file system the same bytes read many times per node; on one node with a warm page
+/// cache, every rank reading was measured faster (docs/performance.md).
+enum class ReplicatedReads { kEveryRank, kOncePerNode };
+
 struct SessionOptions {
   IoMode write_mode = IoMode::kIndependent;
   /// Tensors with at most this many bytes in total are packed into shared byte datasets.
@@ -25,6 +33,8 @@ struct SessionOptions {
   /// this many bytes of buffers on a helper thread from the moment the file is open, while the
   /// manifest is read, decoded and matched (files of format 1.1 and later). 0: off.
   int64_t read_ahead_bytes = int64_t{64} << 20;
+  /// Collective restores only; deferred restores (objects attached later) always read alone.
+  ReplicatedReads replicated_reads = ReplicatedReads::kEveryRank;
   /// What the library logs and where (include/cairn/core/log.hpp); CAIRN_LOG, read when the
   /// Session is created, overrides the level.
   LogOptions log;
