@@ -392,8 +392,8 @@ int64_t write_metadata(const Comm& comm, ContainerWriter& writer, const Containe
     written += write_own_bounds(writer, ds.record_offsets, comm.rank(), comm.size(),
                                 metadata.records().offsets[me], metadata.records().sizes[me]);
     if (comm.rank() == 0)
-      for (const auto& [dataset, text] : {std::pair{ds.table, &metadata.table_text()},
-                                          {ds.manifest, &metadata.header_text()}}) {
+      for (const auto& [dataset, text] :
+           {std::pair{ds.table, &metadata.table_text()}, {ds.manifest, &metadata.header_text()}}) {
         writer.write_bytes(dataset, 0, text->data(), static_cast<int64_t>(text->size()));
         written += static_cast<int64_t>(text->size());
       }
