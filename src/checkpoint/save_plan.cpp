@@ -75,12 +75,15 @@ void compute_checksums(SavePlan& plan) {
     int64_t esize;
   };
   std::vector<Job> jobs;
+  int64_t bytes = 0;
   for (LocalWrite& w : plan.writes)
-    for (PieceRecord& p : w.written.pieces)
-      jobs.push_back({&p, w.buffer, &w.buffer_box,
-                      static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype))});
+    for (PieceRecord& p : w.written.pieces) {
+      const auto esize = static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
+      jobs.push_back({&p, w.buffer, &w.buffer_box, esize});
+      bytes += p.box.volume() * esize;
+    }
   const auto n = static_cast<int64_t>(jobs.size());
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if (bytes >= kParallelChecksumBytes)
   for (int64_t i = 0; i < n; ++i) {
     const Job& j = jobs[static_cast<std::size_t>(i)];
     j.piece->checksum = checksum_region(j.buffer, *j.buffer_box, j.piece->box, j.esize);

@@ -12,6 +12,11 @@
 
 namespace cairn {
 
+/// Below this many bytes, checksums are computed by the calling thread alone: waking an OpenMP
+/// team costs more than hashing them (XXH3: ~0.1 ms per MiB), and with many ranks per core
+/// (oversubscribed test and benchmark jobs) its spinning threads slowed every rank's save.
+constexpr int64_t kParallelChecksumBytes = int64_t{1} << 20;
+
 uint64_t checksum_bytes(const void* data, std::size_t size) noexcept;
 /// XXH3-64 of the elements of `region` in row-major order, read from `buffer` laid out as
 /// `buffer_box`. Equal to checksum_bytes of the region copied out contiguously.

@@ -239,7 +239,9 @@ void verify_in_place(const ContainerReader& reader, const TensorRecord& t,
   // Hashes in parallel, then looks for the first bad piece in order: the error names the same
   // piece whatever the thread schedule, and no lock is taken inside the parallel loop.
   std::vector<uint64_t> found(block.pieces.size());
-#pragma omp parallel for schedule(dynamic) if (n > 1)
+  int64_t bytes = 0;
+  for (const PieceRecord* p : block.pieces) bytes += p->box.volume() * esize;
+#pragma omp parallel for schedule(dynamic) if (n > 1 && bytes >= kParallelChecksumBytes)
   for (int64_t k = 0; k < n; ++k) {
     const auto i = static_cast<std::size_t>(k);
     found[i] = checksum_region(block.buffer, block.buffer_box, block.pieces[i]->box, esize);
