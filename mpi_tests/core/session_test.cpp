@@ -43,6 +43,25 @@ TEST(Session, RejectsNonsensicalOptions) {
   EXPECT_THROW(Session(MPI_COMM_WORLD, options), Error);
 }
 
+TEST(Session, NonsensicalOptionsOnOneRankAreTheSameErrorOnEveryRank) {
+  // Only the last rank's options are wrong: every rank must throw (not wait in the constructor's
+  // reduction for a rank that threw alone), naming that rank.
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  SessionOptions options;
+  if (rank == size - 1) options.staging_bytes = 0;
+  std::string text;
+  try {
+    const Session session(MPI_COMM_WORLD, options);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_EQ(e.context().rank, size - 1);
+    text = e.what();
+  }
+  EXPECT_NE(text.find("not so on rank " + std::to_string(size - 1)), std::string::npos) << text;
+}
+
 TEST(Session, RejectsReplicatedReadsThatDifferBetweenRanks) {
   // A restore with kOncePerNode makes collectives that kEveryRank does not: a mismatch must be
   // the same error on every rank when the session is made, not a hang in a later restore.

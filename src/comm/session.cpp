@@ -28,16 +28,21 @@ Session::Session(MPI_Comm comm, SessionOptions options)
     : comm_(require_initialized(comm)), background_comm_(comm), options_(options) {
   options_.log = detail::with_log_environment(std::move(options_.log));
   check_mpi(MPI_Query_thread(&thread_level_), "MPI_Query_thread");
-  if (options_.pack_threshold_bytes < 0 || options_.piece_bytes <= 0 || options_.staging_bytes <= 0)
+  // Both checks go through one reduction, so that every rank throws the same error: a rank that
+  // threw alone would leave the others waiting in it. A restore with kOncePerNode makes collective
+  // calls among a node's ranks that kEveryRank does not make: ranks that disagree would hang there.
+  const bool sizes_valid =
+      options_.pack_threshold_bytes >= 0 && options_.piece_bytes > 0 && options_.staging_bytes > 0;
+  const auto mode = static_cast<int64_t>(options_.replicated_reads);
+  std::vector<int64_t> checks{sizes_valid ? -1 : comm_.rank(), mode, -mode};
+  comm_.allreduce_max(checks);
+  if (checks[0] >= 0)
     throw Error(ErrorCode::kInvalidArgument,
                 "SessionOptions: pack_threshold_bytes must be >= 0 and piece_bytes, staging_bytes "
-                "> 0");
-  // A restore with kOncePerNode makes collective calls on the ranks of each node that kEveryRank
-  // does not make: ranks that disagree would wait for each other forever.
-  std::vector<int64_t> mode{static_cast<int64_t>(options_.replicated_reads),
-                            -static_cast<int64_t>(options_.replicated_reads)};
-  comm_.allreduce_max(mode);
-  if (mode[0] != -mode[1])
+                "> 0 (not so on rank " +
+                    std::to_string(checks[0]) + ")",
+                {.rank = static_cast<int>(checks[0])});
+  if (checks[1] != -checks[2])
     throw Error(ErrorCode::kInvalidArgument,
                 "SessionOptions: replicated_reads differs between ranks; set it the same on every "
                 "rank");
