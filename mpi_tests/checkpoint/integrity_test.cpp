@@ -17,6 +17,7 @@ namespace {
 
 using testing::session;
 
+using testing::expect_same_error_everywhere;
 using testing::fill;
 using testing::flip_byte;
 using testing::scratch_dir;
@@ -29,26 +30,6 @@ haddr_t dataset_offset(const std::string& path, const std::string& name) {
   H5Dclose(ds);
   H5Fclose(file);
   return off;
-}
-
-// Runs `fn`, expecting a cairn::Error with `code` whose text contains every needle, identical on
-// every rank.
-void expect_error_everywhere(const std::function<void()>& fn, ErrorCode code,
-                             std::vector<std::string> needles) {
-  std::string text;
-  ErrorCode got{};
-  try {
-    fn();
-  } catch (const Error& e) {
-    text = e.what();
-    got = e.code();
-  }
-  ASSERT_FALSE(text.empty()) << "no error";
-  EXPECT_EQ(got, code) << text;
-  for (const auto& n : needles)
-    EXPECT_NE(text.find(n), std::string::npos) << text << " lacks " << n;
-  const auto all = session().comm().gather(text, 0);
-  for (const auto& t : all) EXPECT_EQ(t, all[0]);
 }
 
 struct Saved {
@@ -79,8 +60,9 @@ TEST(Integrity, FlippedByteInDatasetIsDetectedNamingKeyAndPiece) {
                   dataset_offset(saved.path, "/tensors/m/big/.ATTRIBUTES/VARIABLE_VALUE") + 4000));
   MPI_Barrier(MPI_COMM_WORLD);
   Checkpoint ckpt(session(), {{"m", saved.model}});
-  expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt,
-                          {"checksum mismatch", "m/big/.ATTRIBUTES/VARIABLE_VALUE", saved.path});
+  expect_same_error_everywhere(
+      [&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt,
+      {"checksum mismatch", "m/big/.ATTRIBUTES/VARIABLE_VALUE", saved.path});
 }
 
 TEST(Integrity, FlippedByteInPackedDataIsDetected) {
@@ -90,8 +72,8 @@ TEST(Integrity, FlippedByteInPackedDataIsDetected) {
     flip_byte(saved.path, static_cast<std::streamoff>(dataset_offset(saved.path, "/cairn/packed")));
   MPI_Barrier(MPI_COMM_WORLD);
   Checkpoint ckpt(session(), {{"m", saved.model}});
-  expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt,
-                          {"checksum mismatch"});
+  expect_same_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt,
+                               {"checksum mismatch"});
 }
 
 TEST(Integrity, FlippedByteInManifestIsDetected) {
@@ -102,8 +84,8 @@ TEST(Integrity, FlippedByteInManifestIsDetected) {
               static_cast<std::streamoff>(dataset_offset(saved.path, "/cairn/manifest") + 10));
   MPI_Barrier(MPI_COMM_WORLD);
   Checkpoint ckpt(session(), {{"m", saved.model}});
-  expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt,
-                          {"manifest checksum mismatch"});
+  expect_same_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt,
+                               {"manifest checksum mismatch"});
 }
 
 // Format 2.0's table and records carry checksums of their own: the commit mark's for the table,
@@ -115,8 +97,8 @@ TEST(Integrity, FlippedByteInTableIsDetected) {
   if (session().rank() == 0) flip_byte(saved.path, testing::table_offset(saved.path) + 20);
   MPI_Barrier(MPI_COMM_WORLD);
   Checkpoint ckpt(session(), {{"m", saved.model}});
-  expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt,
-                          {"table checksum mismatch", saved.path});
+  expect_same_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt,
+                               {"table checksum mismatch", saved.path});
 }
 
 TEST(Integrity, FlippedByteInTheLastRanksRecordIsDetected) {
@@ -126,8 +108,8 @@ TEST(Integrity, FlippedByteInTheLastRanksRecordIsDetected) {
   if (session().rank() == 0) flip_byte(saved.path, testing::record_offset(saved.path, last) + 44);
   MPI_Barrier(MPI_COMM_WORLD);
   Checkpoint ckpt(session(), {{"m", saved.model}});
-  expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt,
-                          {"record of rank " + std::to_string(last), "checksum", saved.path});
+  expect_same_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kCorrupt,
+                               {"record of rank " + std::to_string(last), "checksum", saved.path});
 }
 
 TEST(Integrity, ShapeAndDtypeMismatchNameTheKeyAndBothSides) {
@@ -137,7 +119,7 @@ TEST(Integrity, ShapeAndDtypeMismatchNameTheKeyAndBothSides) {
     auto m = std::make_shared<Module>();
     m->track("big", Variable::create<float>(session(), {1 << 18}, Layout::block(0)));
     Checkpoint ckpt(session(), {{"m", m}});
-    expect_error_everywhere(
+    expect_same_error_everywhere(
         [&] { ckpt.read(saved.path); }, ErrorCode::kInvalidArgument,
         {"shape mismatch", "[262144]", "[524288]", "m/big/.ATTRIBUTES/VARIABLE_VALUE"});
   }
@@ -145,26 +127,27 @@ TEST(Integrity, ShapeAndDtypeMismatchNameTheKeyAndBothSides) {
     auto m = std::make_shared<Module>();
     m->track("small", Variable::create<float>(session(), {10, 3}, Layout::block(0)));
     Checkpoint ckpt(session(), {{"m", m}});
-    expect_error_everywhere([&] { ckpt.read(saved.path); }, ErrorCode::kInvalidArgument,
-                            {"dtype mismatch", "f32", "i32", "m/small/.ATTRIBUTES/VARIABLE_VALUE"});
+    expect_same_error_everywhere(
+        [&] { ckpt.read(saved.path); }, ErrorCode::kInvalidArgument,
+        {"dtype mismatch", "f32", "i32", "m/small/.ATTRIBUTES/VARIABLE_VALUE"});
   }
 }
 
 TEST(Integrity, MissingFileAndNonCheckpointFilesAreClearErrors) {
   const std::string dir = scratch_dir();
   Checkpoint ckpt(session(), {{"m", std::make_shared<Module>()}});
-  expect_error_everywhere([&] { ckpt.read(dir + "/nope.h5"); }, ErrorCode::kNotFound,
-                          {"does not exist", dir + "/nope.h5"});
+  expect_same_error_everywhere([&] { ckpt.read(dir + "/nope.h5"); }, ErrorCode::kNotFound,
+                               {"does not exist", dir + "/nope.h5"});
   if (session().rank() == 0) std::ofstream(dir + "/text.h5") << "hello, not hdf5";
   if (session().rank() == 0) {
     hid_t f = H5Fcreate((dir + "/plain.h5").c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     H5Fclose(f);
   }
   MPI_Barrier(MPI_COMM_WORLD);
-  expect_error_everywhere([&] { ckpt.read(dir + "/text.h5"); }, ErrorCode::kCorrupt,
-                          {"cannot open as HDF5"});
-  expect_error_everywhere([&] { ckpt.read(dir + "/plain.h5"); }, ErrorCode::kCorrupt,
-                          {"commit mark is missing"});
+  expect_same_error_everywhere([&] { ckpt.read(dir + "/text.h5"); }, ErrorCode::kCorrupt,
+                               {"cannot open as HDF5"});
+  expect_same_error_everywhere([&] { ckpt.read(dir + "/plain.h5"); }, ErrorCode::kCorrupt,
+                               {"commit mark is missing"});
 }
 
 TEST(Integrity, FailedSaveLeavesThePreviousCheckpointAndLatestIntact) {
@@ -185,8 +168,8 @@ TEST(Integrity, FailedSaveLeavesThePreviousCheckpointAndLatestIntact) {
   // nothing; a merely missing directory is created.
   if (session().rank() == 0) std::ofstream(dir + "/blocker") << "a file, not a directory";
   MPI_Barrier(MPI_COMM_WORLD);
-  expect_error_everywhere([&] { ckpt.write(dir + "/blocker/sub/x.h5"); }, ErrorCode::kIo,
-                          {"cannot create the checkpoint directory"});
+  expect_same_error_everywhere([&] { ckpt.write(dir + "/blocker/sub/x.h5"); }, ErrorCode::kIo,
+                               {"cannot create the checkpoint directory"});
   Checkpoint elsewhere(session(), {{"v", v}});
   EXPECT_EQ(elsewhere.write(dir + "/new/sub/x.h5"), dir + "/new/sub/x.h5");
   EXPECT_EQ(ckpt.save_counter(), 1);
@@ -247,10 +230,12 @@ TEST(Integrity, LargeBlocksAreVerifiedWhileTheNextIsRead) {
   }
   MPI_Barrier(MPI_COMM_WORLD);
   Checkpoint ckpt(session(), {{"m", make()}});
-  expect_error_everywhere([&] { ckpt.read(damaged_data); }, ErrorCode::kCorrupt,
-                          {"checksum mismatch", "m/big/.ATTRIBUTES/VARIABLE_VALUE", damaged_data});
-  expect_error_everywhere([&] { ckpt.read(damaged_packed); }, ErrorCode::kCorrupt,
-                          {"checksum mismatch", "/.ATTRIBUTES/VARIABLE_VALUE", damaged_packed});
+  expect_same_error_everywhere(
+      [&] { ckpt.read(damaged_data); }, ErrorCode::kCorrupt,
+      {"checksum mismatch", "m/big/.ATTRIBUTES/VARIABLE_VALUE", damaged_data});
+  expect_same_error_everywhere(
+      [&] { ckpt.read(damaged_packed); }, ErrorCode::kCorrupt,
+      {"checksum mismatch", "/.ATTRIBUTES/VARIABLE_VALUE", damaged_packed});
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 namespace cairn {
 namespace {
 
+using testing::expect_same_error_everywhere;
 using testing::fill;
 using testing::global_mismatches;
 using testing::scratch_dir;
@@ -259,27 +260,6 @@ TEST_P(NodeShare, DeferredRestoresReadAloneInEitherMode) {
   // What deferred restores read is not counted in the collective restore's info.
   EXPECT_EQ(ckpt.last_restore().bytes_read_from_file, collective.bytes_read_from_file);
   EXPECT_EQ(ckpt.last_restore().bytes_received_from_peers, collective.bytes_received_from_peers);
-}
-
-// Runs `fn`, expecting a cairn::Error with `code` whose text contains every needle, identical on
-// every rank.
-void expect_same_error_everywhere(const std::function<void()>& fn, ErrorCode code,
-                                  const std::vector<std::string>& needles) {
-  std::string text;
-  ErrorCode got{};
-  try {
-    fn();
-  } catch (const Error& e) {
-    text = e.what();
-    got = e.code();
-  }
-  ASSERT_FALSE(text.empty()) << "no error";
-  EXPECT_EQ(got, code) << text;
-  for (const auto& n : needles)
-    EXPECT_NE(text.find(n), std::string::npos) << text << " lacks " << n;
-  if (session().rank() == 0) std::printf("the error on every rank: %s\n", text.c_str());
-  const auto all = session().comm().gather(text, 0);
-  for (const auto& t : all) EXPECT_EQ(t, all[0]);
 }
 
 void expect_damage_reported(const std::string& tensor, int64_t element,

@@ -133,4 +133,24 @@ int64_t count_mismatches(const Variable& v, int64_t id) {
   return bad;
 }
 
+void expect_same_error_everywhere(const std::function<void()>& fn, ErrorCode code,
+                                  const std::vector<std::string>& needles) {
+  std::string text;
+  ErrorCode got{};
+  try {
+    fn();
+  } catch (const Error& e) {
+    text = e.what();
+    got = e.code();
+  }
+  EXPECT_FALSE(text.empty()) << "no error on rank " << session().rank();
+  if (!text.empty()) {
+    EXPECT_EQ(got, code) << text;
+    for (const auto& n : needles)
+      EXPECT_NE(text.find(n), std::string::npos) << text << " lacks " << n;
+  }
+  const auto all = session().comm().gather(text, 0);
+  for (const auto& t : all) EXPECT_EQ(t, all[0]);
+}
+
 }  // namespace cairn::testing

@@ -7,8 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
+#include "cairn/core/error.hpp"
 #include "cairn/tensor/variable.hpp"
 
 namespace cairn::testing {
@@ -33,5 +36,11 @@ int64_t count_mismatches(const Variable& v, int64_t id);
 
 /// Local. Row-major linear index of `coord` in `shape`.
 int64_t linear_index(const Shape& shape, const Shape& coord);
+
+/// Collective over the shared session. Runs `fn`, expecting a cairn::Error with `code` whose text
+/// contains every needle, and the same text on every rank. Every rank reaches the comparison's
+/// gather, whatever it found (a rank that returned early would leave the others waiting).
+void expect_same_error_everywhere(const std::function<void()>& fn, ErrorCode code,
+                                  const std::vector<std::string>& needles);
 
 }  // namespace cairn::testing
