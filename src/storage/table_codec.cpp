@@ -217,10 +217,10 @@ class TableDecoder {
   }
   // An unknown code: damage in a file of a version this reader knows, kVersion in a newer minor.
   [[noreturn]] void unknown(const std::string& key, const std::string& what) const {
-    if (header_.format_major == kFormatMajor && header_.format_minor > kFormatMinor)
+    if (header_.format_major == kFormatMajor && header_.format_minor > kNewestFormatMinor)
       throw Error(ErrorCode::kVersion,
                   what + " is unknown to this reader (format " +
-                      format_version_text(kFormatMajor, kFormatMinor) +
+                      format_version_text(kFormatMajor, kNewestFormatMinor) +
                       "); the checkpoint is format " +
                       format_version_text(header_.format_major, header_.format_minor) +
                       ", written by a newer cairn: upgrade cairn to read it",
