@@ -22,6 +22,7 @@ struct Recorded {
   std::vector<bool> usable;                      // per node: its metadata file is of this protect
   std::vector<std::optional<FileRecord>> files;  // per node: its file as recorded anywhere
   std::vector<json> metas;                       // per node (null if unusable)
+  std::vector<int> foreign;  // nodes whose metadata file is damaged, stale or of another geometry
 };
 
 // Whether node k's metadata matches this checkpoint, scheme and layout (a protect of another
@@ -55,6 +56,8 @@ Recorded gather_recorded(const Comm& job, const NodeLayout& layout, const Redund
   r.metas.assign(metas.size(), json());
   std::string id;  // the protect of the lowest node with a usable metadata file
   for (std::size_t k = 0; k < metas.size(); ++k) {
+    if (metas[k].is_null()) continue;
+    r.foreign.push_back(static_cast<int>(k));  // until it proves usable
     try {
       if (!matches(metas[k], static_cast<int>(k), layout, spec, name)) continue;
       std::vector<std::pair<int, FileRecord>> files;
@@ -68,6 +71,7 @@ Recorded gather_recorded(const Comm& job, const NodeLayout& layout, const Redund
           r.files[static_cast<std::size_t>(node)] = std::move(record);
       r.usable[k] = true;
       r.metas[k] = metas[k];
+      r.foreign.pop_back();
     } catch (...) {
       // A damaged metadata file counts as missing.
     }
@@ -169,6 +173,10 @@ Decision decide(const NodeLayout& layout, const RedundancySpec& spec, const std:
                          ", " + std::to_string(layout.nodes) + " node" +
                          (layout.nodes > 1 ? "s" : "") + "): ";
     for (std::size_t i = 0; i < why.size(); ++i) reason += (i ? "; " : "") + why[i];
+    if (!r.foreign.empty())
+      reason += " (the redundancy metadata of node" +
+                std::string(r.foreign.size() > 1 ? "s " : " ") + join_nodes(r.foreign) +
+                " is damaged, or from another protect, scheme or number of nodes)";
     d.outcome.reason = reason;
     return d;
   }
