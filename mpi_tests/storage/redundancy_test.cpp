@@ -440,6 +440,65 @@ TEST_F(RedundancyTest, OneNodeOfManyRanks) {
   }
 }
 
+// Nodes of two ranks (the last node of an odd job has one): only leaders hold files, the other
+// ranks take part in every agreement of every round.
+TEST_F(RedundancyTest, NodesOfSeveralRanks) {
+  const NodeLayout pairs = make_node_layout_by_color(job_, rank() / 2);
+  const int count = (job_.size() + 1) / 2;
+  EXPECT_EQ(pairs.nodes, count);
+  EXPECT_EQ(pairs.node_index, rank() / 2);
+  EXPECT_EQ(pairs.is_leader, rank() % 2 == 0);
+  EXPECT_EQ(pairs.node_ranks[static_cast<std::size_t>(rank() / 2)][0], rank() - rank() % 2);
+  const std::string root = scratch_dir(), name = "pairs";
+  // Non-leaders pass paths that do not exist: they must not be touched.
+  const Node n = pairs.is_leader ? node_dirs(root, pairs.node_index, name)
+                                 : Node{"", root + "/none/file", root + "/none/red"};
+  const int64_t size = 50000 + 7777 * pairs.node_index;
+  if (pairs.is_leader) write_bytes(n.own_file, node_bytes(pairs.node_index, size));
+  for (Redundancy scheme : {Redundancy::kPartner, Redundancy::kXor}) {
+    const RedundancySpec spec{.scheme = scheme, .xor_group_size = 2, .block_bytes = kBlock};
+    protect(job_, pairs, spec, name, n.own_file, n.red_dir);
+    const int victim = count - 1;
+    if (pairs.is_leader && pairs.node_index == victim) lose(n);
+    job_.barrier();
+    const RebuildOutcome o = rebuild(job_, pairs, spec, name, n.own_file, n.red_dir);
+    const auto all = job_.allgather(describe(o));
+    for (const auto& t : all) EXPECT_EQ(t, all[0]);
+    EXPECT_EQ(o.complete, count > 1) << describe(o);
+    if (count > 1) {
+      EXPECT_EQ(o.rebuilt_nodes, std::vector<int>{victim});
+    }
+    if (pairs.is_leader && count > 1) {
+      EXPECT_TRUE(read_bytes(n.own_file) == node_bytes(pairs.node_index, size));
+    }
+    if (pairs.is_leader && count == 1) write_bytes(n.own_file, node_bytes(0, size));
+    job_.barrier();
+  }
+  EXPECT_FALSE(fs::exists(root + "/none"));
+}
+
+TEST_F(RedundancyTest, FailedRebuildIsAgreed) {
+  const std::string root = scratch_dir(), name = "stuck";
+  Node n = setup(root, name, 9000 + 10 * rank());
+  if (nodes() < 2) return;
+  const RedundancySpec spec{.scheme = Redundancy::kPartner, .block_bytes = kBlock};
+  protect_here(spec, name, n);
+  const int victim = nodes() - 1;
+  if (rank() == victim) {
+    lose(n);
+    // Its level-1 directory cannot be made again: a regular file is in the way.
+    fs::remove_all(n.l1_dir);
+    write_bytes(root + "/node" + std::to_string(victim) + "/l1", "x");
+  }
+  job_.barrier();
+  expect_same_error_everywhere(
+      [&] { (void)rebuild(job_, layout_, spec, name, n.own_file, n.red_dir); }, ErrorCode::kIo,
+      {"node " + std::to_string(victim), "checkpoint " + name, "rebuild"});
+  if (rank() == victim) {
+    EXPECT_FALSE(fs::exists(n.own_file + ".tmp"));
+  }
+}
+
 TEST_F(RedundancyTest, FailedProtectIsAgreedAndLeavesNothing) {
   const std::string root = scratch_dir(), name = "fails";
   Node n = setup(root, name, 12000 + rank());

@@ -90,8 +90,9 @@ std::vector<std::vector<int>> NodeLayout::xor_groups(int group_size) const {
   return xor_grouping(hosts, group_size);
 }
 
-NodeLayout make_node_layout(const Comm& job, bool rank_per_node) {
-  Comm node = node_comm(job, rank_per_node);
+namespace {
+
+NodeLayout layout_of(const Comm& job, Comm node) {
   // The split is keyed by job rank, so node rank 0 is the node's lowest job rank.
   const bool leader = node.rank() == 0;
   const int64_t lowest = node.allreduce_min(static_cast<int64_t>(job.rank()));
@@ -122,6 +123,18 @@ NodeLayout make_node_layout(const Comm& job, bool rank_per_node) {
             "MPI_Comm_split(node leaders)");
   if (leader) layout.leaders.emplace(wrap_split(split));
   return layout;
+}
+
+}  // namespace
+
+NodeLayout make_node_layout(const Comm& job, bool rank_per_node) {
+  return layout_of(job, node_comm(job, rank_per_node));
+}
+
+NodeLayout make_node_layout_by_color(const Comm& job, int node_color) {
+  MPI_Comm split = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split(job.get(), node_color, job.rank(), &split), "MPI_Comm_split(nodes)");
+  return layout_of(job, wrap_split(split));
 }
 
 }  // namespace cairn::detail

@@ -31,6 +31,9 @@ struct NodeLayout {
 /// Collective over `job`. Groups the ranks by node (MPI_COMM_TYPE_SHARED); with `rank_per_node`
 /// every rank is its own node (tests and benchmarks on one machine).
 NodeLayout make_node_layout(const Comm& job, bool rank_per_node);
+/// Collective over `job`. Ranks passing the same `node_color` (>= 0) form one node: tests and
+/// benchmarks on one machine that need nodes of several ranks.
+NodeLayout make_node_layout_by_color(const Comm& job, int node_color);
 
 /// Local. Partner assignment for nodes on the given hosts: result[k] keeps node k's copy. Nodes are
 /// sorted by (host, index); node at sorted position p is kept by the node at position
