@@ -69,11 +69,11 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   // the outcome, so a damaged part on one node is the same error on every rank.
   std::unique_ptr<ContainerReader> opened;
   comm.run_agreed([&] {
-    opened = node ? std::make_unique<ContainerReader>(node, path, session.options().read_ahead_bytes,
-                                                      ContainerReader::Records::kOnDemand, &comm)
-                  : std::make_unique<ContainerReader>(&comm, path,
-                                                      session.options().read_ahead_bytes,
-                                                      ContainerReader::Records::kOnDemand);
+    opened =
+        node ? std::make_unique<ContainerReader>(node, path, session.options().read_ahead_bytes,
+                                                 ContainerReader::Records::kOnDemand, &comm)
+             : std::make_unique<ContainerReader>(&comm, path, session.options().read_ahead_bytes,
+                                                 ContainerReader::Records::kOnDemand);
     if (node && !opened->records())
       throw Error(ErrorCode::kCorrupt, "a node-local part must be format 2.1",
                   {.rank = comm.rank(), .checkpoint = path, .operation = "restore"});

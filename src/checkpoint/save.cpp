@@ -116,11 +116,10 @@ int64_t write_data(ContainerWriter& writer, const SavePlan& plan, int rank, int 
   // Where this rank's region starts (the last rank: and where it ends): a reader at the same job
   // size starts reading its region before it has the table.
   const auto me = static_cast<std::size_t>(file_rank);
-  const int64_t index_bytes =
-      own_bounds ? write_own_bounds(writer, packed_ranks_dataset, rank,
-                                    static_cast<int>(region_offsets.size()), region_offsets[me],
-                                    region_sizes[me])
-                 : 0;
+  const int64_t index_bytes = own_bounds ? write_own_bounds(writer, packed_ranks_dataset, rank,
+                                                            static_cast<int>(region_offsets.size()),
+                                                            region_offsets[me], region_sizes[me])
+                                         : 0;
   PackedStream packed(writer, packed_dataset, region_offsets[me], region_sizes[me]);
   for (const LocalWrite& w : plan.writes) {
     if (!plan.tensors[w.tensor].packed) continue;
@@ -370,8 +369,7 @@ ContainerDatasets create_datasets(int job_size, int format_minor, ContainerWrite
 // failure instead of throwing it: the caller agrees on it.
 std::unique_ptr<Error> write_data_and_checksums(const Comm& comm, const Comm& file,
                                                 ContainerWriter& writer, SavePlan& plan,
-                                                IoMode mode,
-                                                const ContainerDatasets& ds,
+                                                IoMode mode, const ContainerDatasets& ds,
                                                 const PackedRegions& regions,
                                                 bool overlap_checksums, const std::string& path,
                                                 int64_t& metadata_bytes) {
@@ -436,7 +434,8 @@ int64_t write_metadata(const Comm& comm, const Comm& file, const PartTarget* par
       written += write_own_bounds(writer, ds.record_offsets, comm.rank(), comm.size(),
                                   metadata.records().offsets[me], metadata.records().sizes[me]);
     } else if (file.rank() == 0) {
-      written += write_part_index(writer, ds.record_offsets, *part, comm.size(), metadata.records());
+      written +=
+          write_part_index(writer, ds.record_offsets, *part, comm.size(), metadata.records());
       if (ds.packed_ranks != SIZE_MAX)
         written += write_part_index(writer, ds.packed_ranks, *part, comm.size(), packed);
     }
@@ -568,8 +567,8 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     comm.run_agreed([&] {
       writer = std::make_unique<ContainerWriter>(
           file, tmp, WriterOptions{.collective = write_mode == IoMode::kCollective});
-      datasets = create_datasets(comm.size(), part ? kPartFormatMinor : kFormatMinor, *writer,
-                                 plan, regions.total, metadata);
+      datasets = create_datasets(comm.size(), part ? kPartFormatMinor : kFormatMinor, *writer, plan,
+                                 regions.total, metadata);
     });
     trace.mark("create datasets");
     fault_point("before_data", comm.rank());

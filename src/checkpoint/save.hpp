@@ -9,6 +9,7 @@
 #include "cairn/comm/session.hpp"
 #include "cairn/graph/trackable.hpp"
 #include "checkpoint/save_plan.hpp"
+#include "storage/tier.hpp"
 
 namespace cairn::detail {
 
@@ -42,24 +43,14 @@ PreparedSave prepare_save(const Session& session, const std::shared_ptr<Trackabl
                           const std::string& path, int64_t save_counter, PlanCache* cache,
                           const WriterGroup* group = nullptr);
 
-/// One node's part of a node-local checkpoint (format 2.1): the ranks of `file` (one node, in
-/// job-rank order) write the file at PreparedSave::path together, every node its own, at the same
-/// time. The plan's writer group must be the node's ranks.
-struct PartTarget {
-  const Comm* file = nullptr;
-  int index = 0;             // the node's number
-  int count = 1;             // nodes in the job
-  std::vector<int> writers;  // the job ranks of `file`, ascending
-};
-
 /// Collective over `comm` (the session's, or its background communicator). Checksums, manifest,
 /// parallel write into a temporary file, agreement, commit. `after_commit` runs on rank 0 once
 /// the file is in place (e.g. to update the directory's state file); its failure is reported on
 /// every rank. Holds the process's HDF5 lock throughout. With `part`, every node writes and
-/// commits its own part file, and `after_commit` runs once all of them are committed.
+/// commits its own part file (PreparedSave::path: this node's), and `after_commit` runs once all
+/// of them are committed; the plan's writer group must be the node's ranks.
 SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
-                      const std::function<void()>& after_commit,
-                      const PartTarget* part = nullptr);
+                      const std::function<void()>& after_commit, const PartTarget* part = nullptr);
 
 /// Collective over the session. prepare_save() and commit_save() in one go, after waiting for
 /// this process's background saves; the plan goes back to `cache` after a successful save.

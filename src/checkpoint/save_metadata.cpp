@@ -99,11 +99,10 @@ GlobalTable make_table(const std::vector<NodeRecord>& nodes, const SavePlan& pla
   }
   for (std::size_t s = 0; s < plan.states.size(); ++s)
     if (plan.states[s].scope == SavedScope::kGlobal)
-      table.global_blobs.push_back(
-          {static_cast<uint32_t>(s),
-           static_cast<uint32_t>(
-               plan.group.job_ranks.at(s % static_cast<std::size_t>(plan.group.size))),
-           0, 0, 0});
+      table.global_blobs.push_back({static_cast<uint32_t>(s),
+                                    static_cast<uint32_t>(plan.group.job_ranks.at(
+                                        s % static_cast<std::size_t>(plan.group.size))),
+                                    0, 0, 0});
   return table;
 }
 
@@ -151,8 +150,8 @@ std::string global_entries(const SavePlan& plan, int rank, int64_t region_offset
     const PieceRecord& p = w.written.pieces.front();
     pieces.insert(pieces.end(),
                   {static_cast<int64_t>(w.tensor),
-                   static_cast<int64_t>(replicated_piece_number(w.tensor, plan.group.rank,
-                                                                plan.group.size, k++)),
+                   static_cast<int64_t>(
+                       replicated_piece_number(w.tensor, plan.group.rank, plan.group.size, k++)),
                    static_cast<int64_t>(p.checksum),
                    plan.tensors[w.tensor].packed ? region_offset + p.packed_offset : -1});
   }

@@ -34,8 +34,8 @@ struct LocalBlob {
 /// shared file, the ranks of one node for a node-local part (which must hold all of them, since no
 /// other node's file is reachable when it is restored).
 struct WriterGroup {
-  int rank = 0;               // this rank's position in the group
-  int size = 1;               // ranks in the group
+  int rank = 0;                // this rank's position in the group
+  int size = 1;                // ranks in the group
   std::vector<int> job_ranks;  // the group's job ranks, ascending
   /// The whole job of `session`.
   static WriterGroup whole_job(const Session& session);

@@ -59,7 +59,7 @@ DirectoryState recover_directory(const std::string& directory, const std::string
 
   const std::size_t before = state.checkpoints.size();
   std::erase_if(state.checkpoints, [&](StateEntry& e) {
-    const bool present = fs::exists(fs::path(directory) / e.name);
+    const bool present = fs::is_regular_file(fs::path(directory) / e.name);
     if (present == e.shared) return false;
     if (present) {
       // A drain to this directory committed, and the job died before recording it (a file has

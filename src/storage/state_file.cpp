@@ -87,9 +87,10 @@ DirectoryState decode_state(const std::string& text, const std::string& path) {
         entry.node_local_nodes = static_cast<int>(nodes);
       }
       if (!entry.shared && !entry.node_local())
-        throw Error(ErrorCode::kCorrupt,
-                    "the state file lists '" + name + "' at no level (neither shared nor node-local)",
-                    {.checkpoint = path, .operation = "read state file"});
+        throw Error(
+            ErrorCode::kCorrupt,
+            "the state file lists '" + name + "' at no level (neither shared nor node-local)",
+            {.checkpoint = path, .operation = "read state file"});
       state.checkpoints.push_back(std::move(entry));
     }
     if (j.contains("last_preserved_unix"))

@@ -29,7 +29,7 @@ struct StateEntry {
 
 struct DirectoryState {
   std::string latest;  // the newest checkpoint file in the directory (shared); may be empty
-  std::vector<StateEntry> checkpoints;  // oldest first
+  std::vector<StateEntry> checkpoints;                 // oldest first
   std::map<std::string, int64_t> last_preserved_unix;  // per manager owner
 };
 

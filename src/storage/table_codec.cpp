@@ -641,7 +641,10 @@ class TableDecoder {
       if (b.state != i)
         corrupt(key, "global blob " + std::to_string(next) + " is of state " +
                          std::to_string(b.state) + ", expected " + std::to_string(i));
-      const uint64_t writer = i % static_cast<uint64_t>(header_.world_size);
+      // A part's writers divide the global state among themselves (one writer group per node).
+      const std::vector<int>& group = header_.part_writers;
+      const uint64_t writer = group.empty() ? i % static_cast<uint64_t>(header_.world_size)
+                                            : static_cast<uint64_t>(group[i % group.size()]);
       if (b.writer != writer)
         corrupt(key, "global blob written by rank " + std::to_string(b.writer) + ", expected " +
                          std::to_string(writer));
