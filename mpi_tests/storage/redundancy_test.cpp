@@ -413,6 +413,23 @@ TEST_F(RedundancyTest, SparseFilesStaySparse) {
     EXPECT_EQ(static_cast<int64_t>(fs::file_size(base.own_file)), kLogical);
     EXPECT_LT(allocated(base.own_file), 256 * 1024);
     EXPECT_EQ(sparse_snapshot(base.own_file), before);
+    // Zeros written into a hole leave the content as recorded: still valid, nothing rebuilt.
+    // A non-zero byte there changes it: the file counts as lost and is rebuilt with the hole.
+    for (const char byte : {'\0', '\x7f'}) {
+      if (rank() == 0) {
+        const int fd = ::open(base.own_file.c_str(), O_WRONLY);
+        const std::string block(4096, byte);
+        EXPECT_EQ(::pwrite(fd, block.data(), block.size(), int64_t{20} << 20), 4096);
+        ::close(fd);
+      }
+      job_.barrier();
+      const RebuildOutcome o = agreed_rebuild(spec, "sparse", base);
+      EXPECT_TRUE(o.complete) << describe(o);
+      EXPECT_EQ(o.rebuilt_nodes, byte == 0 ? std::vector<int>{} : std::vector<int>{0});
+      if (byte != 0) {
+        EXPECT_EQ(sparse_snapshot(base.own_file), before);
+      }
+    }
     remove_redundancy("sparse", base.red_dir);
   }
 }
