@@ -338,19 +338,24 @@ TEST_F(RedundancyTest, XorTwoLossesInOneGroupAreNamed) {
   if (nodes() < 2) return;
   const RedundancySpec spec{.scheme = Redundancy::kXor, .xor_group_size = 4, .block_bytes = kBlock};
   protect_here(spec, name, n);
-  const std::vector<int> victims = {0, 1};  // one group for 2-4 nodes
-  if (rank() <= 1) lose(n);
+  // The first two members of the first group (the only group for 2-4 nodes).
+  const std::vector<int> group = layout_.xor_groups(4)[0];
+  const std::vector<int> victims = {group[0], group[1]};
+  const bool victim = rank() == victims[0] || rank() == victims[1];
+  if (victim) lose(n);
   job_.barrier();
   const RebuildOutcome o = agreed_rebuild(spec, name, n);
   EXPECT_FALSE(o.complete);
   EXPECT_EQ(o.lost_nodes, victims);
   EXPECT_TRUE(o.rebuilt_nodes.empty());
   EXPECT_NE(o.reason.find("checkpoint 'xor-two' (redundancy xor"), std::string::npos) << o.reason;
-  // With two nodes both records went with them; with more, a survivor's record names the group.
-  const std::string why = nodes() == 2 ? "node 0 lost its file and no node has a record of it"
-                                       : "node 0 lost its file, and so did node 1 of its XOR group";
+  // With a group of two both records went with them; otherwise a survivor's record names them.
+  const std::string first = "node " + std::to_string(victims[0]) + " lost its file";
+  const std::string why = group.size() == 2 ? first + " and no node has a record of it"
+                                            : first + ", and so did node " +
+                                                  std::to_string(victims[1]) + " of its XOR group";
   EXPECT_NE(o.reason.find(why), std::string::npos) << o.reason;
-  EXPECT_FALSE(fs::exists(n.own_file) && rank() <= 1);
+  EXPECT_FALSE(fs::exists(n.own_file) && victim);
 }
 
 // A 64 MiB file with two small extents: only the extents travel and are stored.
@@ -408,6 +413,23 @@ TEST_F(RedundancyTest, SparseFilesStaySparse) {
     EXPECT_EQ(static_cast<int64_t>(fs::file_size(base.own_file)), kLogical);
     EXPECT_LT(allocated(base.own_file), 256 * 1024);
     EXPECT_EQ(sparse_snapshot(base.own_file), before);
+    // Zeros written into a hole leave the content as recorded: still valid, nothing rebuilt.
+    // A non-zero byte there changes it: the file counts as lost and is rebuilt with the hole.
+    for (const char byte : {'\0', '\x7f'}) {
+      if (rank() == 0) {
+        const int fd = ::open(base.own_file.c_str(), O_WRONLY);
+        const std::string block(4096, byte);
+        EXPECT_EQ(::pwrite(fd, block.data(), block.size(), int64_t{20} << 20), 4096);
+        ::close(fd);
+      }
+      job_.barrier();
+      const RebuildOutcome o = agreed_rebuild(spec, "sparse", base);
+      EXPECT_TRUE(o.complete) << describe(o);
+      EXPECT_EQ(o.rebuilt_nodes, byte == 0 ? std::vector<int>{} : std::vector<int>{0});
+      if (byte != 0) {
+        EXPECT_EQ(sparse_snapshot(base.own_file), before);
+      }
+    }
     remove_redundancy("sparse", base.red_dir);
   }
 }

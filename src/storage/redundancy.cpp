@@ -12,6 +12,7 @@
 #include <set>
 
 #include "comm/wire.hpp"
+#include "core/trace.hpp"
 #include "storage/checksum.hpp"
 #include "storage/durable_file.hpp"
 #include "storage/redundancy_internal.hpp"
@@ -173,6 +174,7 @@ void protect(const Comm& job, const NodeLayout& layout, const RedundancySpec& sp
   const int64_t block = block_size(spec);
   const bool leader = layout.is_leader;
   const int me = layout.node_index;
+  PhaseTrace trace("redundancy protect", job.rank(), name);
   try {
     FileRecord mine;
     std::optional<InputFile> own;
@@ -184,6 +186,7 @@ void protect(const Comm& job, const NodeLayout& layout, const RedundancySpec& sp
       mine.map = own->map();
       mine.checksum = own->stream_checksum(mine.map, block);
     });
+    trace.mark("map and checksum the file", mine.map.stream_bytes());
     std::vector<FileRecord> records;
     for (const wire::Message& m : per_node(job, layout, leader ? record_to_json(mine) : json()))
       records.push_back(record_from_json(m));
@@ -216,6 +219,7 @@ void protect(const Comm& job, const NodeLayout& layout, const RedundancySpec& sp
       });
       transfer_pairs(steps, pairs, block, leader ? &*own : nullptr, &mine.map,
                      sink ? &*sink : nullptr);
+      trace.mark("send the file, write the partner's copy", theirs.map.stream_bytes());
       steps.run([&] {
         if (!leader) return;
         if (sink->checksum() != theirs.checksum)
@@ -226,6 +230,7 @@ void protect(const Comm& job, const NodeLayout& layout, const RedundancySpec& sp
                                                checksum_to_hex(theirs.checksum));
         sink->commit();
       });
+      trace.mark("fsync and rename the copy");
       add_file(kept);
       meta["partner"] = {
           {"keeps_node", kept},
@@ -245,12 +250,14 @@ void protect(const Comm& job, const NodeLayout& layout, const RedundancySpec& sp
       });
       xor_encode(steps, plan.groups, block, comm ? &*comm : nullptr, plan.mine,
                  leader ? &*own : nullptr, &mine.map, parity ? &*parity : nullptr);
+      trace.mark("xor parity", group.chunk);
       uint64_t parity_checksum = 0;
       steps.run([&] {
         if (!leader) return;
         parity_checksum = parity->checksum();
         parity->commit();
       });
+      trace.mark("fsync and rename the parity");
       for (int m : group.members)
         if (m != me) add_file(m);
       meta["xor"] = {{"group", plan.mine},
@@ -263,6 +270,7 @@ void protect(const Comm& job, const NodeLayout& layout, const RedundancySpec& sp
     steps.run([&] {
       if (leader) write_file_atomically(meta_path(red_dir, name), meta.dump(1));
     });
+    trace.mark("write the metadata");
   } catch (...) {
     if (leader) remove_quietly(name, red_dir);
     throw;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "core/trace.hpp"
 #include "storage/checksum.hpp"
 #include "storage/durable_file.hpp"
 #include "storage/redundancy_internal.hpp"
@@ -245,6 +246,7 @@ RebuildOutcome rebuild(const Comm& job, const NodeLayout& layout, const Redundan
   const bool leader = layout.is_leader;
   const auto me = static_cast<std::size_t>(layout.node_index);
 
+  PhaseTrace trace("redundancy rebuild", job.rank(), name);
   json mine;
   if (leader) {
     try {
@@ -266,6 +268,7 @@ RebuildOutcome rebuild(const Comm& job, const NodeLayout& layout, const Redundan
     red_oks.push_back(flags.at(1).get<bool>());
   }
   Decision d = decide(layout, spec, name, r, own_oks, red_oks);
+  trace.mark("check files and redundancy data, decide");
   if (!d.outcome.complete || d.to_rebuild.empty()) {
     if (d.reprotect) protect(job, layout, spec, name, own_file, red_dir);
     return d.outcome;
@@ -294,6 +297,7 @@ RebuildOutcome rebuild(const Comm& job, const NodeLayout& layout, const Redundan
               checksum_to_hex(rec.checksum) + " over " + std::to_string(rec.map.stream_bytes()));
     sink->commit();
   });
+  trace.mark("rebuild lost files", sink ? sink->written() : 0);
   // The lost node's redundancy directory went with it: protect again so the next loss is covered.
   protect(job, layout, spec, name, own_file, red_dir);
   return d.outcome;

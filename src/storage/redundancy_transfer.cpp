@@ -158,13 +158,16 @@ namespace {
 // One XOR reduction to `root` over the group: `buffer` holds this member's contribution (the
 // root's is zero) and receives the result on the root.
 void xor_reduce(const Comm& group, std::byte* buffer, int64_t len, int root) {
-  const int count = static_cast<int>(len);
+  // Whole 64-bit words where the length allows (fewer elements for MPI's XOR loop).
+  const bool words = len % 8 == 0;
+  const int count = static_cast<int>(words ? len / 8 : len);
+  const MPI_Datatype type = words ? MPI_UINT64_T : MPI_BYTE;
   if (group.rank() == root) {
     std::memset(buffer, 0, static_cast<std::size_t>(len));
-    check_mpi(MPI_Reduce(MPI_IN_PLACE, buffer, count, MPI_BYTE, MPI_BXOR, root, group.get()),
+    check_mpi(MPI_Reduce(MPI_IN_PLACE, buffer, count, type, MPI_BXOR, root, group.get()),
               "MPI_Reduce(xor parity)");
   } else {
-    check_mpi(MPI_Reduce(buffer, nullptr, count, MPI_BYTE, MPI_BXOR, root, group.get()),
+    check_mpi(MPI_Reduce(buffer, nullptr, count, type, MPI_BXOR, root, group.get()),
               "MPI_Reduce(xor parity)");
   }
 }
@@ -178,32 +181,40 @@ int position_of(const XorGroup& g, int node) {
 void xor_encode(const Steps& steps, const std::vector<XorGroup>& groups, int64_t block,
                 const Comm* group, int my_group, const InputFile* own, const FileMap* own_map,
                 DenseWriter* parity) {
+  // Each round builds the next piece of every member's parity at once (s reductions of block / s
+  // bytes), so that all members read, and all write, in the same rounds.
   const NodeLayout& layout = steps.layout();
+  const auto piece_of = [block](const XorGroup& g) {
+    return std::max<int64_t>(block / static_cast<int64_t>(g.members.size()), 1);
+  };
   int64_t rounds = 0;
   for (const XorGroup& g : groups)
-    if (g.members.size() >= 2)
-      rounds =
-          std::max(rounds, static_cast<int64_t>(g.members.size()) * rounds_for(g.chunk, block));
+    if (g.members.size() >= 2) rounds = std::max(rounds, rounds_for(g.chunk, piece_of(g)));
   const XorGroup* mine =
       layout.is_leader && my_group >= 0 ? &groups[static_cast<std::size_t>(my_group)] : nullptr;
   if (mine && mine->members.size() < 2) mine = nullptr;
   const int s = mine ? static_cast<int>(mine->members.size()) : 0;
   const int pos = mine ? position_of(*mine, layout.node_index) : 0;
-  const int64_t per_target = mine ? rounds_for(mine->chunk, block) : 0;
-  const auto buffer = buffer_of(mine ? std::min(block, mine->chunk) : 0);
+  const int64_t piece = mine ? piece_of(*mine) : 0;
+  const int64_t per_target = mine ? rounds_for(mine->chunk, piece) : 0;
+  const int64_t capacity = mine ? std::min(piece, mine->chunk) : 0;
+  const auto buffers = buffer_of(capacity * s);
+  const auto at = [&](int target) { return buffers.get() + capacity * target; };
   for (int64_t round = 0; round < rounds; ++round) {
-    const bool active = mine && round < s * per_target;
-    const int target = active ? static_cast<int>(round / per_target) : 0;
-    const int64_t b = active ? round % per_target : 0;
-    const int64_t len = active ? std::min(block, mine->chunk - b * block) : 0;
+    const bool active = mine && round < per_target;
+    const int64_t len = active ? std::min(piece, mine->chunk - round * piece) : 0;
     steps.run([&] {
-      if (!active || target == pos) return;
-      const int64_t slice = (target - pos - 1 + s) % s;
-      own->read_stream(*own_map, slice * mine->chunk + b * block, buffer.get(), len);
+      if (!active) return;
+      for (int target = 0; target < s; ++target) {
+        if (target == pos) continue;
+        const int64_t slice = (target - pos - 1 + s) % s;
+        own->read_stream(*own_map, slice * mine->chunk + round * piece, at(target), len);
+      }
     });
-    if (active) xor_reduce(*group, buffer.get(), len, target);
+    if (active)
+      for (int target = 0; target < s; ++target) xor_reduce(*group, at(target), len, target);
     steps.run([&] {
-      if (active && target == pos) parity->write(buffer.get(), len);
+      if (active) parity->write(at(pos), len);
     });
   }
 }
