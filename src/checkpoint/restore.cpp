@@ -84,6 +84,14 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
                       " ranks; a part restores only at the job size that saved it (restore from "
                       "the shared file at another size)",
                   {.rank = comm.rank(), .checkpoint = path, .operation = "restore"});
+    if (node && !opened->records()->header().holds_writer(comm.rank()))
+      throw Error(ErrorCode::kShardMismatch,
+                  "this node-local part (part " +
+                      std::to_string(opened->records()->header().part_index + 1) + " of " +
+                      std::to_string(opened->records()->header().part_count) +
+                      ") does not hold this rank's data: the job groups its ranks into nodes "
+                      "differently than the job that saved it",
+                  {.rank = comm.rank(), .checkpoint = path, .operation = "restore"});
   });
   ContainerReader& reader = *opened;
   std::shared_ptr<RestoreContext> context;

@@ -137,8 +137,10 @@ bool CheckpointManager::restore_node_local(const std::string& name, RestoreOutco
     }
     return true;
   } catch (const Error& e) {
+    // A part that another grouping of ranks cannot read (kShardMismatch) is no reason to stop:
+    // the shared file restores at any geometry.
     if (e.code() != ErrorCode::kCorrupt && e.code() != ErrorCode::kNotFound &&
-        e.code() != ErrorCode::kIo)
+        e.code() != ErrorCode::kIo && e.code() != ErrorCode::kShardMismatch)
       throw;
     outcome.skipped.push_back({path, e.what()});
     manager_log(*checkpoint_, LogLevel::kWarning,
