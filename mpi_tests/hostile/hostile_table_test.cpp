@@ -228,7 +228,7 @@ TEST_F(HostileTable, UnknownCodesAreCorruptAndNewerMinorVersionsAreAVersionError
       {"unknown dtype code in format 2.7",
        {},
        {ErrorCode::kVersion},
-       {kWKey, "dtype code 200 is unknown to this reader (format 2.0)", "format 2.7",
+       {kWKey, "dtype code 200 is unknown to this reader (format 2.1)", "format 2.7",
         "upgrade cairn"},
        [](const std::string& p) {
          testing::patch_table_tensor(p, kWKey, 4, 200);

@@ -143,7 +143,7 @@ TEST(TableDamage, Codes) {
   expect_table_error(
       [](GlobalTable& g, Header& h) {
         g.tensors[0].dtype = static_cast<DType>(13);
-        h.format_minor = kFormatMinor + 1;
+        h.format_minor = kNewestFormatMinor + 1;
       },
       "upgrade cairn", kV0, ErrorCode::kVersion);
   expect_table_error(

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cairn/checkpoint/checkpoint.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <string_view>
 
@@ -134,10 +135,34 @@ std::string Checkpoint::write(const std::string& path) {
   return path;
 }
 
-RestoreStatus Checkpoint::load(const std::string& path, bool restore_counter) {
+std::string Checkpoint::save_part_to(const std::string& path, const detail::PartTarget& part,
+                                     const std::function<void()>& after_commit) {
+  wait();
+  detail::wait_for_background_saves();
+  // The node's ranks write the replicated tensors and global state of its file between them.
+  detail::WriterGroup group{0, static_cast<int>(part.writers.size()), part.writers};
+  const auto mine = std::find(part.writers.begin(), part.writers.end(), session_->rank());
+  group.rank = static_cast<int>(mine - part.writers.begin());
+  // Not from the plan cache: its plan divides the replicated tensors among the whole job.
+  detail::PreparedSave prepared =
+      detail::prepare_save(*session_, root_, path, save_counter_ + 1, nullptr, &group);
+  const detail::SaveStats stats =
+      detail::commit_save(session_->comm(), prepared, after_commit, &part);
+  last_save_ = {path, stats.bytes, stats.seconds, stats.plan_reused, stats.metadata_bytes_written};
+  ++save_counter_;
+  return path;
+}
+
+RestoreStatus Checkpoint::restore_part(const std::string& path, const Comm& node,
+                                       const std::string& level) {
+  return load(path, true, &node, level);
+}
+
+RestoreStatus Checkpoint::load(const std::string& path, bool restore_counter, const Comm* node,
+                               const std::string& level) {
   wait();
   detail::RestoreStats stats;
-  auto context = detail::restore_container(*session_, root_, path, &stats);
+  auto context = detail::restore_container(*session_, root_, path, &stats, node, level);
   last_restore_ = {path,
                    stats.bytes,
                    stats.seconds,

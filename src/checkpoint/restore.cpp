@@ -29,7 +29,7 @@ int64_t restored_bytes(const std::vector<RestoreContext::Match>& matches) {
 // level that differed between ranks must not make some skip it).
 RestoreStats log_restore(const Session& session, const RestoreContext& context,
                          const std::vector<RestoreContext::Match>& matches,
-                         std::chrono::steady_clock::time_point started) {
+                         std::chrono::steady_clock::time_point started, const std::string& level) {
   const LogOptions& log = session.options().log;
   RestoreStats stats;
   stats.bytes = session.comm().allreduce_sum(restored_bytes(matches));
@@ -50,7 +50,7 @@ RestoreStats log_restore(const Session& session, const RestoreContext& context,
                std::to_string(saved.tensors.size()) + " tensors and " + std::to_string(states) +
                " of " + std::to_string(saved.states.size()) + " states, " + describe_bytes(bytes) +
                " in " + describe_seconds(seconds) + ", " + describe_rate(bytes, seconds) +
-               ", level: shared file");
+               ", level: " + level);
   return stats;
 }
 
@@ -58,14 +58,42 @@ RestoreStats log_restore(const Session& session, const RestoreContext& context,
 
 std::shared_ptr<RestoreContext> restore_container(const Session& session,
                                                   const std::shared_ptr<Trackable>& root,
-                                                  const std::string& path, RestoreStats* stats) {
+                                                  const std::string& path, RestoreStats* stats,
+                                                  const Comm* node, const std::string& level) {
   const Comm& comm = session.comm();
   wait_for_background_saves();
   std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
   const auto started = std::chrono::steady_clock::now();
   PhaseTrace trace("restore", comm.rank(), path);
-  ContainerReader reader(&comm, path, session.options().read_ahead_bytes,
-                         ContainerReader::Records::kOnDemand);
+  // A part's reader is opened by its node (the node agrees on its errors); the job then agrees on
+  // the outcome, so a damaged part on one node is the same error on every rank.
+  std::unique_ptr<ContainerReader> opened;
+  comm.run_agreed([&] {
+    opened =
+        node ? std::make_unique<ContainerReader>(node, path, session.options().read_ahead_bytes,
+                                                 ContainerReader::Records::kOnDemand, &comm)
+             : std::make_unique<ContainerReader>(&comm, path, session.options().read_ahead_bytes,
+                                                 ContainerReader::Records::kOnDemand);
+    if (node && !opened->records())
+      throw Error(ErrorCode::kCorrupt, "a node-local part must be format 2.1",
+                  {.rank = comm.rank(), .checkpoint = path, .operation = "restore"});
+    if (node && opened->records()->header().world_size != comm.size())
+      throw Error(ErrorCode::kShardMismatch,
+                  "this node-local part was saved by " +
+                      std::to_string(opened->records()->header().world_size) +
+                      " ranks; a part restores only at the job size that saved it (restore from "
+                      "the shared file at another size)",
+                  {.rank = comm.rank(), .checkpoint = path, .operation = "restore"});
+    if (node && !opened->records()->header().holds_writer(comm.rank()))
+      throw Error(ErrorCode::kShardMismatch,
+                  "this node-local part (part " +
+                      std::to_string(opened->records()->header().part_index + 1) + " of " +
+                      std::to_string(opened->records()->header().part_count) +
+                      ") does not hold this rank's data: the job groups its ranks into nodes "
+                      "differently than the job that saved it",
+                  {.rank = comm.rank(), .checkpoint = path, .operation = "restore"});
+  });
+  ContainerReader& reader = *opened;
   std::shared_ptr<RestoreContext> context;
   // Agreed like every step: an allocation failing on one rank must not leave the others waiting.
   comm.run_agreed([&] {
@@ -89,7 +117,9 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
     // Collective over the node inside restore_values; a failure there is the same error on every
     // rank of the node, then agreed over the session here.
     std::unique_ptr<NodeShare> share;
-    if (session.options().replicated_reads == ReplicatedReads::kOncePerNode && comm.size() > 1)
+    // A part holds its node's copy of every replicated piece: nothing is shared between parts.
+    if (session.options().replicated_reads == ReplicatedReads::kOncePerNode && comm.size() > 1 &&
+        !node)
       comm.run_agreed([&] { share = std::make_unique<NodeShare>(comm); });
     comm.run_agreed([&] { read_counts = context->restore_values(matches, reader, share.get()); });
     node_ranks = share ? share->node_size() : 1;
@@ -107,7 +137,7 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   const int64_t metadata_bytes_read = reader.metadata_bytes_read();
   context->finish_collective_restore();
   trace.mark("close");
-  RestoreStats done = log_restore(session, *context, matches, started);
+  RestoreStats done = log_restore(session, *context, matches, started, level);
   done.metadata_bytes_read = metadata_bytes_read;
   done.bytes_read_from_file = read_counts.from_file;
   done.bytes_received_from_peers = read_counts.from_peers;

@@ -24,9 +24,15 @@ struct RestoreStats {
 /// reads and verifies every matched value. Errors are agreed: every rank throws the same one.
 /// With SessionOptions::replicated_reads == kOncePerNode, pieces that several ranks of a node need
 /// are read once per node (storage/node_share.hpp). Fills `stats` if given.
+/// With `node`: `path` is this node's part of a node-local checkpoint (format 2.1), opened by the
+/// ranks of `node` together, every node its own; the job must have the size and node grouping that
+/// saved it, and every rank reads only its node's file. `level` names where the data came from in
+/// the log line.
 std::shared_ptr<RestoreContext> restore_container(const Session& session,
                                                   const std::shared_ptr<Trackable>& root,
                                                   const std::string& path,
-                                                  RestoreStats* stats = nullptr);
+                                                  RestoreStats* stats = nullptr,
+                                                  const Comm* node = nullptr,
+                                                  const std::string& level = "shared file");
 
 }  // namespace cairn::detail

@@ -86,9 +86,12 @@ int64_t write_own_bounds(ContainerWriter& writer, std::size_t dataset, int rank,
 }
 
 // Returns the bytes of cairn's metadata (the packed-region index) this rank wrote.
-int64_t write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMode mode,
-                   const std::vector<std::size_t>& dataset_of_tensor, std::size_t packed_dataset,
-                   std::size_t packed_ranks_dataset, const std::vector<int64_t>& region_offsets,
+// `file_rank`: this rank's place among the writers of the file; `own_bounds`: it writes its own
+// element of the packed-region index (a part's index is written whole by its first rank).
+int64_t write_data(ContainerWriter& writer, const SavePlan& plan, int rank, int file_rank,
+                   bool own_bounds, IoMode mode, const std::vector<std::size_t>& dataset_of_tensor,
+                   std::size_t packed_dataset, std::size_t packed_ranks_dataset,
+                   const std::vector<int64_t>& region_offsets,
                    const std::vector<int64_t>& region_sizes) {
   const bool collective = mode == IoMode::kCollective;
   std::vector<int64_t> calls(plan.max_writes.size(), 0);
@@ -112,10 +115,11 @@ int64_t write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMo
   if (packed_dataset == SIZE_MAX) return 0;
   // Where this rank's region starts (the last rank: and where it ends): a reader at the same job
   // size starts reading its region before it has the table.
-  const auto me = static_cast<std::size_t>(rank);
-  const int64_t index_bytes =
-      write_own_bounds(writer, packed_ranks_dataset, rank, static_cast<int>(region_offsets.size()),
-                       region_offsets[me], region_sizes[me]);
+  const auto me = static_cast<std::size_t>(file_rank);
+  const int64_t index_bytes = own_bounds ? write_own_bounds(writer, packed_ranks_dataset, rank,
+                                                            static_cast<int>(region_offsets.size()),
+                                                            region_offsets[me], region_sizes[me])
+                                         : 0;
   PackedStream packed(writer, packed_dataset, region_offsets[me], region_sizes[me]);
   for (const LocalWrite& w : plan.writes) {
     if (!plan.tensors[w.tensor].packed) continue;
@@ -137,7 +141,8 @@ int64_t write_data(ContainerWriter& writer, const SavePlan& plan, int rank, IoMo
 }  // namespace
 
 PreparedSave prepare_save(const Session& session, const std::shared_ptr<Trackable>& root,
-                          const std::string& path, int64_t save_counter, PlanCache* cache) {
+                          const std::string& path, int64_t save_counter, PlanCache* cache,
+                          const WriterGroup* group) {
   const Comm& comm = session.comm();
   const ErrorContext ctx{.rank = comm.rank(), .checkpoint = path, .operation = "save"};
   PreparedSave prepared{path, save_counter, session.options(),
@@ -160,7 +165,7 @@ PreparedSave prepare_save(const Session& session, const std::shared_ptr<Trackabl
     }
     const LiveGraph graph = walk_graph(root);
     trace.mark("walk");
-    prepared.plan = make_save_plan(graph, session);
+    prepared.plan = make_save_plan(graph, session, group);
     for (const LiveNode& node : graph.nodes) prepared.nodes.push_back(node.record);
     if (cache) cache->remember(graph, prepared);
   });
@@ -190,22 +195,53 @@ PackedRegions divide_packed_dataset(const Comm& comm, int64_t mine) {
   return regions;
 }
 
+// Local. Writes a part file's whole index of where each job rank's region starts (world_size + 1
+// elements): the regions of the part's writers are in job-rank order, and a rank whose data is in
+// another part has an empty region. Returns the bytes written.
+int64_t write_part_index(ContainerWriter& writer, std::size_t dataset, const PartTarget& part,
+                         int job_size, const PackedRegions& regions) {
+  std::vector<int64_t> index(static_cast<std::size_t>(job_size) + 1, regions.total);
+  std::size_t next = part.writers.size();
+  for (int r = job_size - 1; r >= 0; --r) {
+    const auto at = static_cast<std::size_t>(r);
+    if (next > 0 && part.writers[next - 1] == r) {
+      --next;
+      index[at] = regions.offsets[next];
+    } else {
+      index[at] = index[at + 1];
+    }
+  }
+  const Box whole{{0}, {static_cast<int64_t>(index.size())}};
+  writer.write(dataset, whole, index.data(), whole);
+  return static_cast<int64_t>(index.size() * sizeof(int64_t));
+}
+
 // The file's metadata: rank 0's header and table, every rank's record. Their sizes do not depend on
 // the checksums (fixed width), so size() runs before the data is written and its datasets are
 // created for it; encode() runs once the checksums are known.
 class MetadataAssembly {
  public:
-  MetadataAssembly(const Comm& comm, PreparedSave& prepared, const PackedRegions& packed)
-      : comm_(comm), prepared_(prepared), packed_(packed) {}
+  // `job`: the saving job (agreement, world size); `file`: the ranks writing this file (the job,
+  // or one node for a part).
+  MetadataAssembly(const Comm& job, const Comm& file, const PartTarget* part,
+                   PreparedSave& prepared, const PackedRegions& packed)
+      : comm_(job), file_(file), part_(part), prepared_(prepared), packed_(packed) {}
 
-  // Collective. Rank 0 builds the table; every rank learns the sizes and where its record goes.
+  // Collective. The file's first rank builds the table; every rank learns the sizes and where its
+  // record goes.
   void size() {
     const SavePlan& plan = prepared_.plan;
     comm_.run_agreed([&] {
-      if (comm_.rank() != 0) return;
+      if (file_.rank() != 0) return;
       Header h;
       h.library_version = CAIRN_VERSION;
       h.world_size = comm_.size();
+      if (part_) {
+        h.format_minor = kPartFormatMinor;
+        h.part_writers = part_->writers;
+        h.part_index = part_->index;
+        h.part_count = part_->count;
+      }
       h.save_counter = prepared_.save_counter;
       h.created_unix = std::chrono::duration_cast<std::chrono::seconds>(
                            std::chrono::system_clock::now().time_since_epoch())
@@ -219,17 +255,17 @@ class MetadataAssembly {
     });
     std::vector<int64_t> sizes{static_cast<int64_t>(header_text_.size()),
                                static_cast<int64_t>(table_text_.size())};
-    comm_.allreduce_max(sizes);
+    file_.allreduce_max(sizes);
     header_bytes_ = sizes[0];
     table_bytes_ = sizes[1];
-    records_ = divide_packed_dataset(comm_, record_bytes(plan));
+    records_ = divide_packed_dataset(file_, record_bytes(plan));
   }
 
   // Collective. The record of this rank and, on rank 0, the table with the checksums of the
   // replicated pieces and global blobs every rank wrote (their number does not grow with ranks).
   void encode() {
     const SavePlan& plan = prepared_.plan;
-    const auto me = static_cast<std::size_t>(comm_.rank());
+    const auto me = static_cast<std::size_t>(file_.rank());
     wire::Message entries;
     comm_.run_agreed([&] {
       record_text_ = encode_record(make_record(plan, comm_.rank(), packed_.offsets[me]));
@@ -239,13 +275,12 @@ class MetadataAssembly {
                         std::to_string(records_.sizes[me]) + " -> " +
                         std::to_string(record_text_.size()) + " bytes)",
                     {.rank = comm_.rank(), .checkpoint = prepared_.path, .operation = "save"});
-      entries =
-          wire::bytes_field(global_entries(plan, comm_.rank(), comm_.size(), packed_.offsets[me]));
+      entries = wire::bytes_field(global_entries(plan, comm_.rank(), packed_.offsets[me]));
     });
     std::vector<std::string> all;
-    for (const wire::Message& m : wire::gather(comm_, entries, 0)) all.push_back(wire::bytes_of(m));
+    for (const wire::Message& m : wire::gather(file_, entries, 0)) all.push_back(wire::bytes_of(m));
     comm_.run_agreed([&] {
-      if (comm_.rank() != 0) return;
+      if (file_.rank() != 0) return;
       try {
         merge_global_entries(table_, all);
       } catch (const Error& e) {
@@ -272,6 +307,8 @@ class MetadataAssembly {
 
  private:
   const Comm& comm_;
+  const Comm& file_;
+  const PartTarget* part_;
   PreparedSave& prepared_;
   const PackedRegions& packed_;
   GlobalTable table_;        // rank 0's
@@ -295,8 +332,9 @@ struct ContainerDatasets {
 };
 
 // Collective. Creates every dataset and the format attribute, and writes HDF5's metadata.
-ContainerDatasets create_datasets(const Comm& comm, ContainerWriter& writer, const SavePlan& plan,
-                                  int64_t packed_total, const MetadataAssembly& metadata) {
+ContainerDatasets create_datasets(int job_size, int format_minor, ContainerWriter& writer,
+                                  const SavePlan& plan, int64_t packed_total,
+                                  const MetadataAssembly& metadata) {
   ContainerDatasets ds;
   ds.of_tensor.assign(plan.tensors.size(), SIZE_MAX);
   for (std::size_t i = 0; i < plan.tensors.size(); ++i)
@@ -305,7 +343,7 @@ ContainerDatasets create_datasets(const Comm& comm, ContainerWriter& writer, con
                                               plan.tensors[i].shape);
   // cairn's metadata: each rank writes its own part once (the header and table: rank 0 alone).
   constexpr DatasetWrites kOwnPart = DatasetWrites::kIndependent;
-  const Shape index_shape{static_cast<int64_t>(comm.size()) + 1};
+  const Shape index_shape{static_cast<int64_t>(job_size) + 1};
   if (packed_total > 0) {
     ds.packed = writer.create_byte_dataset(schema::kPackedDataset, packed_total);
     ds.packed_ranks =
@@ -319,7 +357,7 @@ ContainerDatasets create_datasets(const Comm& comm, ContainerWriter& writer, con
   ds.manifest =
       writer.create_byte_dataset(schema::kManifestDataset, metadata.header_bytes(), kOwnPart);
   writer.write_root_attribute(schema::kFormatAttribute,
-                              schema::format_attribute_text(kFormatMajor, kFormatMinor));
+                              schema::format_attribute_text(kFormatMajor, format_minor));
   // HDF5's metadata is written now, while nothing else is: after that, a data write that
   // fails (a full disk) leaves close() nothing to write that could fail on some ranks only.
   writer.flush_metadata();
@@ -329,9 +367,9 @@ ContainerDatasets create_datasets(const Comm& comm, ContainerWriter& writer, con
 // Local. Writes this rank's data, computing the checksums meanwhile on a helper thread when
 // `overlap_checksums`, and adds the metadata bytes it wrote to `metadata_bytes`. Returns the
 // failure instead of throwing it: the caller agrees on it.
-std::unique_ptr<Error> write_data_and_checksums(const Comm& comm, ContainerWriter& writer,
-                                                SavePlan& plan, IoMode mode,
-                                                const ContainerDatasets& ds,
+std::unique_ptr<Error> write_data_and_checksums(const Comm& comm, const Comm& file,
+                                                ContainerWriter& writer, SavePlan& plan,
+                                                IoMode mode, const ContainerDatasets& ds,
                                                 const PackedRegions& regions,
                                                 bool overlap_checksums, const std::string& path,
                                                 int64_t& metadata_bytes) {
@@ -350,8 +388,9 @@ std::unique_ptr<Error> write_data_and_checksums(const Comm& comm, ContainerWrite
     }
   }
   try {
-    metadata_bytes += write_data(writer, plan, comm.rank(), mode, ds.of_tensor, ds.packed,
-                                 ds.packed_ranks, regions.offsets, regions.sizes);
+    metadata_bytes +=
+        write_data(writer, plan, comm.rank(), file.rank(), &file == &comm, mode, ds.of_tensor,
+                   ds.packed, ds.packed_ranks, regions.offsets, regions.sizes);
     if (checksums_after_writes) compute_checksums(plan);
   } catch (...) {
     // Any exception (std::bad_alloc too) goes through the agreement: thrown past it on one
@@ -379,19 +418,28 @@ std::unique_ptr<Error> write_data_and_checksums(const Comm& comm, ContainerWrite
 // Collective. Every rank writes its record and its element of the record offsets; rank 0 the
 // table and the header. The datasets are written independently (no rank waits in another's
 // write), and the failure is agreed. Returns the bytes this rank wrote.
-int64_t write_metadata(const Comm& comm, ContainerWriter& writer, const ContainerDatasets& ds,
-                       const MetadataAssembly& metadata, const std::string& path) {
+int64_t write_metadata(const Comm& comm, const Comm& file, const PartTarget* part,
+                       ContainerWriter& writer, const ContainerDatasets& ds,
+                       const MetadataAssembly& metadata, const PackedRegions& packed,
+                       const std::string& path) {
   std::unique_ptr<Error> failure;
   int64_t written = 0;
   try {
-    const auto me = static_cast<std::size_t>(comm.rank());
+    const auto me = static_cast<std::size_t>(file.rank());
     const std::string& record = metadata.record_text();
     writer.write_bytes(ds.records, metadata.records().offsets[me], record.data(),
                        static_cast<int64_t>(record.size()));
     written += static_cast<int64_t>(record.size());
-    written += write_own_bounds(writer, ds.record_offsets, comm.rank(), comm.size(),
-                                metadata.records().offsets[me], metadata.records().sizes[me]);
-    if (comm.rank() == 0)
+    if (!part) {
+      written += write_own_bounds(writer, ds.record_offsets, comm.rank(), comm.size(),
+                                  metadata.records().offsets[me], metadata.records().sizes[me]);
+    } else if (file.rank() == 0) {
+      written +=
+          write_part_index(writer, ds.record_offsets, *part, comm.size(), metadata.records());
+      if (ds.packed_ranks != SIZE_MAX)
+        written += write_part_index(writer, ds.packed_ranks, *part, comm.size(), packed);
+    }
+    if (file.rank() == 0)
       for (const auto& [dataset, text] :
            {std::pair{ds.table, &metadata.table_text()}, {ds.manifest, &metadata.header_text()}}) {
         writer.write_bytes(dataset, 0, text->data(), static_cast<int64_t>(text->size()));
@@ -426,11 +474,28 @@ void close_container(const Comm& comm, std::unique_ptr<ContainerWriter>& writer,
 // Collective. The commit: only rank 0 touches the file system (commit mark, fsync, rename, then
 // `after_commit`); the outcome reaches every rank. Returns the bytes of the commit mark this rank
 // wrote.
-int64_t commit_file(const Comm& comm, const std::string& tmp, const std::string& path,
-                    const MetadataAssembly& metadata, const std::function<void()>& after_commit) {
+// The error of the state file alone (its temporary name) would not say that the checkpoint itself
+// is complete: name it, so the user knows what is on disk.
+void run_after_commit(const std::function<void()>& after_commit, const std::string& path) {
+  try {
+    after_commit();
+  } catch (const Error& e) {
+    throw Error(e.code(),
+                e.message() + " (checkpoint '" + path +
+                    "' is committed, but the directory's state file could not record it)",
+                e.context());
+  }
+}
+
+// With a part, each node's first rank commits its file, and `after_commit` runs on the job's rank
+// 0 once every part is committed.
+int64_t commit_file(const Comm& comm, const Comm& file, const std::string& tmp,
+                    const std::string& path, const MetadataAssembly& metadata,
+                    const std::function<void()>& after_commit) {
   int64_t written = 0;
+  const bool whole = &file == &comm;
   comm.run_agreed([&] {
-    if (comm.rank() != 0) return;
+    if (file.rank() != 0) return;
     const std::string& header = metadata.header_text();
     const std::string& table = metadata.table_text();
     CommitMark mark{checksum_bytes(header.data(), header.size()),
@@ -446,34 +511,33 @@ int64_t commit_file(const Comm& comm, const std::string& tmp, const std::string&
     fault_point("before_rename", 0);
     durable_rename(tmp, path);
     fault_point("before_state_file", 0);
-    if (!after_commit) return;
-    try {
-      after_commit();
-    } catch (const Error& e) {
-      // The error of the state file alone (its temporary name) would not say that the
-      // checkpoint itself is complete: name it, so the user knows what is on disk.
-      throw Error(e.code(),
-                  e.message() + " (checkpoint '" + path +
-                      "' is committed, but the directory's state file could not record it)",
-                  e.context());
-    }
+    if (whole && after_commit) run_after_commit(after_commit, path);
   });
+  if (!whole && after_commit)
+    comm.run_agreed([&] {
+      if (comm.rank() == 0) run_after_commit(after_commit, path);
+    });
   return written;
 }
 
-void log_save(const Comm& comm, const PreparedSave& prepared, const SaveStats& stats) {
+void log_save(const Comm& comm, const PreparedSave& prepared, const SaveStats& stats,
+              const PartTarget* part) {
   if (!log_enabled(prepared.options.log, comm.rank(), LogLevel::kInfo)) return;
   log_line(prepared.options.log, comm.rank(), LogLevel::kInfo,
            "saved '" + prepared.path + "' (counter " + std::to_string(prepared.save_counter) +
                ", " + std::to_string(comm.size()) + " ranks): " + describe_bytes(stats.bytes) +
                " in " + describe_seconds(stats.seconds) + ", " +
-               describe_rate(stats.bytes, stats.seconds) + ", level: shared file");
+               describe_rate(stats.bytes, stats.seconds) + ", level: " +
+               (part ? "node-local (" + std::to_string(part->count) + " nodes, one file each)"
+                     : std::string("shared file")));
 }
 
 }  // namespace
 
 SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
-                      const std::function<void()>& after_commit) {
+                      const std::function<void()>& after_commit, const PartTarget* part) {
+  // `file`: the ranks writing the same file as this one (all of them, or this node's).
+  const Comm& file = part ? *part->file : comm;
   const std::string& path = prepared.path;
   SavePlan& plan = prepared.plan;
   std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
@@ -482,18 +546,18 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   // data is written (they are only needed for the table and the records, written last, whose
   // sizes do not depend on their values). With few, they are computed first.
   const int64_t dataset_bytes = dataset_write_bytes(plan);
-  const bool overlap_checksums = comm.allreduce_max(dataset_bytes) >= kOverlapChecksumBytes;
+  const bool overlap_checksums = file.allreduce_max(dataset_bytes) >= kOverlapChecksumBytes;
   if (!overlap_checksums) comm.run_agreed([&] { compute_checksums(plan); });
   trace.mark("checksums");
 
   // 2. Where every rank's packed region and record go; rank 0 builds the table.
-  const PackedRegions regions = divide_packed_dataset(comm, plan.packed_bytes);
-  MetadataAssembly metadata(comm, prepared, regions);
+  const PackedRegions regions = divide_packed_dataset(file, plan.packed_bytes);
+  MetadataAssembly metadata(comm, file, part, prepared, regions);
   metadata.size();
   trace.mark("table");
 
   // 3. Write everything into a temporary file; nobody can mistake it for a checkpoint.
-  const std::string tmp = temporary_name(comm, path);
+  const std::string tmp = temporary_name(file, path);
   const IoMode write_mode = prepared.options.write_mode;
   std::unique_ptr<ContainerWriter> writer;
   // cairn's own metadata this rank wrote into the file (HDF5's is not counted).
@@ -502,31 +566,33 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     ContainerDatasets datasets;
     comm.run_agreed([&] {
       writer = std::make_unique<ContainerWriter>(
-          comm, tmp, WriterOptions{.collective = write_mode == IoMode::kCollective});
-      datasets = create_datasets(comm, *writer, plan, regions.total, metadata);
+          file, tmp, WriterOptions{.collective = write_mode == IoMode::kCollective});
+      datasets = create_datasets(comm.size(), part ? kPartFormatMinor : kFormatMinor, *writer, plan,
+                                 regions.total, metadata);
     });
     trace.mark("create datasets");
     fault_point("before_data", comm.rank());
     const std::unique_ptr<Error> failure =
-        write_data_and_checksums(comm, *writer, plan, write_mode, datasets, regions,
+        write_data_and_checksums(comm, file, *writer, plan, write_mode, datasets, regions,
                                  overlap_checksums, path, metadata_bytes_written);
     trace.mark("write data", plan.packed_bytes + dataset_bytes);
     comm.agree(failure.get());
     metadata.encode();
     trace.mark("records and table");
-    metadata_bytes_written += write_metadata(comm, *writer, datasets, metadata, path);
+    metadata_bytes_written +=
+        write_metadata(comm, file, part, *writer, datasets, metadata, regions, path);
     close_container(comm, writer, path);
     trace.mark("flush and close");
     fault_point("after_data", comm.rank());
 
     // 4. Commit: only rank 0 touches the file system from here; the outcome reaches every rank.
-    metadata_bytes_written += commit_file(comm, tmp, path, metadata, after_commit);
+    metadata_bytes_written += commit_file(comm, file, tmp, path, metadata, after_commit);
     trace.mark("commit");
   } catch (...) {
     if (writer) writer->discard();  // every rank is here: the error was agreed
     writer.reset();
     std::error_code ignored;  // the error being reported matters more than a leftover file
-    if (comm.rank() == 0) std::filesystem::remove(tmp, ignored);
+    if (file.rank() == 0) std::filesystem::remove(tmp, ignored);
     throw;
   }
   SaveStats stats;
@@ -535,7 +601,7 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - prepared.started).count();
   stats.plan_reused = prepared.plan_reused;
   stats.metadata_bytes_written = metadata_bytes_written;
-  log_save(comm, prepared, stats);
+  log_save(comm, prepared, stats, part);
   return stats;
 }
 

@@ -9,6 +9,7 @@
 #include "cairn/comm/session.hpp"
 #include "cairn/graph/trackable.hpp"
 #include "checkpoint/save_plan.hpp"
+#include "storage/tier.hpp"
 
 namespace cairn::detail {
 
@@ -36,15 +37,20 @@ class PlanCache;
 /// previous save from `cache` when the graph is unchanged, and remembers a new one there), and
 /// agrees that every rank could and that all describe the same graph. The plan still points at
 /// the live variables.
+/// `group`: who writes replicated tensors and global state (the whole job unless given; a node's
+/// ranks for a node-local part, saved without `cache`).
 PreparedSave prepare_save(const Session& session, const std::shared_ptr<Trackable>& root,
-                          const std::string& path, int64_t save_counter, PlanCache* cache);
+                          const std::string& path, int64_t save_counter, PlanCache* cache,
+                          const WriterGroup* group = nullptr);
 
 /// Collective over `comm` (the session's, or its background communicator). Checksums, manifest,
 /// parallel write into a temporary file, agreement, commit. `after_commit` runs on rank 0 once
 /// the file is in place (e.g. to update the directory's state file); its failure is reported on
-/// every rank. Holds the process's HDF5 lock throughout.
+/// every rank. Holds the process's HDF5 lock throughout. With `part`, every node writes and
+/// commits its own part file (PreparedSave::path: this node's), and `after_commit` runs once all
+/// of them are committed; the plan's writer group must be the node's ranks.
 SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
-                      const std::function<void()>& after_commit);
+                      const std::function<void()>& after_commit, const PartTarget* part = nullptr);
 
 /// Collective over the session. prepare_save() and commit_save() in one go, after waiting for
 /// this process's background saves; the plan goes back to `cache` after a successful save.

@@ -24,9 +24,10 @@ LayoutRule rule_of(Layout::Kind kind) {
 }
 
 // The number of replicated piece `k` (0, 1, ...) among those this rank wrote of tensor `t`:
-// piece p is written by rank (p + t) mod N (save_plan.cpp), so this rank's are p0, p0 + N, ...
-uint32_t replicated_piece_number(std::size_t t, int rank, int world_size, std::size_t k) {
-  const auto n = static_cast<std::size_t>(world_size);
+// piece p is written by the member (p + t) mod N of the writer group of N ranks (save_plan.cpp),
+// so this rank's are p0, p0 + N, ...
+uint32_t replicated_piece_number(std::size_t t, int rank, int group_size, std::size_t k) {
+  const auto n = static_cast<std::size_t>(group_size);
   const std::size_t first = (static_cast<std::size_t>(rank) + n - t % n) % n;
   return static_cast<uint32_t>(first + k * n);
 }
@@ -99,7 +100,8 @@ GlobalTable make_table(const std::vector<NodeRecord>& nodes, const SavePlan& pla
   for (std::size_t s = 0; s < plan.states.size(); ++s)
     if (plan.states[s].scope == SavedScope::kGlobal)
       table.global_blobs.push_back({static_cast<uint32_t>(s),
-                                    static_cast<uint32_t>(s % static_cast<std::size_t>(world_size)),
+                                    static_cast<uint32_t>(plan.group.job_ranks.at(
+                                        s % static_cast<std::size_t>(plan.group.size))),
                                     0, 0, 0});
   return table;
 }
@@ -136,7 +138,7 @@ int64_t record_bytes(const SavePlan& plan) {
   return kRecordHeaderBytes + pieces * kRecordPieceBytes + blobs * kRecordBlobBytes;
 }
 
-std::string global_entries(const SavePlan& plan, int rank, int world_size, int64_t region_offset) {
+std::string global_entries(const SavePlan& plan, int rank, int64_t region_offset) {
   std::vector<int64_t> pieces, blobs;
   std::size_t current = SIZE_MAX, k = 0;
   for (const LocalWrite& w : plan.writes) {
@@ -148,7 +150,8 @@ std::string global_entries(const SavePlan& plan, int rank, int world_size, int64
     const PieceRecord& p = w.written.pieces.front();
     pieces.insert(pieces.end(),
                   {static_cast<int64_t>(w.tensor),
-                   static_cast<int64_t>(replicated_piece_number(w.tensor, rank, world_size, k++)),
+                   static_cast<int64_t>(
+                       replicated_piece_number(w.tensor, plan.group.rank, plan.group.size, k++)),
                    static_cast<int64_t>(p.checksum),
                    plan.tensors[w.tensor].packed ? region_offset + p.packed_offset : -1});
   }

@@ -19,8 +19,9 @@ GlobalTable make_table(const std::vector<NodeRecord>& nodes, const SavePlan& pla
 /// blobs, with their checksums as the plan has them and packed offsets made absolute with
 /// `region_offset` (where this rank's packed region starts).
 RankRecord make_record(const SavePlan& plan, int rank, int64_t region_offset);
-/// Local. The replicated pieces and global blobs this rank wrote, for rank 0's table.
-std::string global_entries(const SavePlan& plan, int rank, int world_size, int64_t region_offset);
+/// Local. The replicated pieces and global blobs this rank (job rank `rank`) wrote, for the table
+/// of the file it writes into.
+std::string global_entries(const SavePlan& plan, int rank, int64_t region_offset);
 /// Local (rank 0). Puts every rank's global_entries() into `table` (made by make_table).
 /// Throws kInternal if an entry is missing or twice: the ranks' plans disagree.
 void merge_global_entries(GlobalTable& table, const std::vector<std::string>& entries);

@@ -34,13 +34,14 @@ void plan_tensor(SavePlan& plan, std::size_t index, const Variable& v, const Ses
   int64_t max_writes = 0;
   if (v.layout().kind() == Layout::Kind::kReplicated) {
     const std::vector<Box> pieces = replicated_pieces(t, options);
+    const WriterGroup& group = plan.group;
     for (std::size_t p = 0; p < pieces.size(); ++p) {
-      if (replicated_writer(p, index, n) != me) continue;
+      if (replicated_writer(p, index, group.size) != group.rank) continue;
       plan.writes.push_back({index, v.box_bytes(0).data(), Box::whole(t.shape),
                              WrittenBox{me, pieces[p], {PieceRecord{pieces[p], 0, -1}}}});
     }
-    max_writes = static_cast<int64_t>((pieces.size() + static_cast<std::size_t>(n) - 1) /
-                                      static_cast<std::size_t>(n));
+    const auto g = static_cast<std::size_t>(group.size);
+    max_writes = static_cast<int64_t>((pieces.size() + g - 1) / g);
   } else {
     for (std::size_t b = 0; b < v.local_boxes().size(); ++b) {
       const Box& box = v.local_boxes()[b];
@@ -122,8 +123,16 @@ std::string explicit_boxes_signature(const Layout& layout, const Shape& shape, i
 
 }  // namespace
 
-SavePlan make_save_plan(const LiveGraph& graph, const Session& session) {
+WriterGroup WriterGroup::whole_job(const Session& session) {
+  WriterGroup group{session.rank(), session.size(), {}};
+  group.job_ranks.resize(static_cast<std::size_t>(session.size()));
+  for (int r = 0; r < session.size(); ++r) group.job_ranks[static_cast<std::size_t>(r)] = r;
+  return group;
+}
+
+SavePlan make_save_plan(const LiveGraph& graph, const Session& session, const WriterGroup* group) {
   SavePlan plan;
+  plan.group = group ? *group : WriterGroup::whole_job(session);
   const SessionOptions& options = session.options();
   plan.piece_bytes = options.piece_bytes;
   // Ranks with different options would create different datasets: a hang, or a bad file.
@@ -178,7 +187,7 @@ void serialize_states(SavePlan& plan, const std::vector<const StateObject*>& sta
   for (std::size_t i = 0; i < states.size(); ++i) {
     const bool mine =
         states[i]->scope() == StateScope::kPerRank ||
-        static_cast<int>(i % static_cast<std::size_t>(session.size())) == session.rank();
+        static_cast<int>(i % static_cast<std::size_t>(plan.group.size)) == plan.group.rank;
     if (!mine) continue;
     std::string bytes;
     try {

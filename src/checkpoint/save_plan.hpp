@@ -30,6 +30,17 @@ struct LocalBlob {
   std::string bytes;      // the serialized state: a snapshot taken at planning time
 };
 
+/// The ranks that share the writing of replicated tensors and global state: the whole job for a
+/// shared file, the ranks of one node for a node-local part (which must hold all of them, since no
+/// other node's file is reachable when it is restored).
+struct WriterGroup {
+  int rank = 0;                // this rank's position in the group
+  int size = 1;                // ranks in the group
+  std::vector<int> job_ranks;  // the group's job ranks, ascending
+  /// The whole job of `session`.
+  static WriterGroup whole_job(const Session& session);
+};
+
 struct SavePlan {
   std::vector<TensorRecord> tensors;  // without boxes: those come from every rank's writes
   std::vector<Layout> layouts;        // per tensor: the rule the table stores
@@ -42,14 +53,18 @@ struct SavePlan {
   std::string signature;            // what every rank must agree on: keys, dtypes, shapes, layouts
   /// Per dataset tensor, the most write calls any rank makes (for collective transfers).
   std::vector<int64_t> max_writes;
+  WriterGroup group;  // who writes the replicated pieces and global state
 };
 
 /// Local. Builds this rank's plan from the walked graph: opaque state is serialized now; every
 /// tensor write (packed or not) still points at the live variables. Throws cairn::Error
 /// naming the key for invalid layouts or a variable built for another job size.
-SavePlan make_save_plan(const LiveGraph& graph, const Session& session);
+/// `group`: the whole job unless given.
+SavePlan make_save_plan(const LiveGraph& graph, const Session& session,
+                        const WriterGroup* group = nullptr);
 /// Local. Serializes the opaque state `states` (the plan's states, in order) into this rank's
-/// blobs, after the packed tensors; replaces the blobs of an earlier call.
+/// blobs, after the packed tensors; replaces the blobs of an earlier call. Global state is divided
+/// among plan.group.
 void serialize_states(SavePlan& plan, const std::vector<const StateObject*>& states,
                       const Session& session);
 /// Local. Fills every piece's checksum from the buffers the writes point at (in parallel).

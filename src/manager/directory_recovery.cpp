@@ -58,8 +58,26 @@ DirectoryState recover_directory(const std::string& directory, const std::string
   bool changed = false;
 
   const std::size_t before = state.checkpoints.size();
-  std::erase_if(state.checkpoints, [&](const StateEntry& e) {
-    if (fs::exists(fs::path(directory) / e.name)) return false;
+  std::erase_if(state.checkpoints, [&](StateEntry& e) {
+    const bool present = fs::is_regular_file(fs::path(directory) / e.name);
+    if (present == e.shared) return false;
+    if (present) {
+      // A drain to this directory committed, and the job died before recording it (a file has
+      // its final name only once committed: it is written under a temporary one).
+      e.shared = true;
+      changed = true;
+      notes.push_back({LogLevel::kInfo, "recorded the shared copy of '" + e.name +
+                                            "': committed by a drain the state file missed"});
+      return false;
+    }
+    if (e.node_local()) {
+      e.shared = false;
+      changed = true;
+      notes.push_back({LogLevel::kWarning, "'" + e.name +
+                                               "' is gone from the shared directory; its "
+                                               "node-local parts remain recorded"});
+      return false;
+    }
     notes.push_back(
         {LogLevel::kInfo, "dropped '" + e.name + "' from the state file: the file is gone"});
     return true;
@@ -109,8 +127,10 @@ DirectoryState recover_directory(const std::string& directory, const std::string
   }
   if (!state.latest.empty() &&
       std::none_of(state.checkpoints.begin(), state.checkpoints.end(),
-                   [&](const StateEntry& e) { return e.name == state.latest; })) {
-    state.latest = state.checkpoints.empty() ? "" : state.checkpoints.back().name;
+                   [&](const StateEntry& e) { return e.name == state.latest && e.shared; })) {
+    state.latest.clear();
+    for (const StateEntry& e : state.checkpoints)
+      if (e.shared) state.latest = e.name;
     changed = true;
   }
   if (!state.last_preserved_unix.count(owner)) {

@@ -5,9 +5,9 @@
 #include <filesystem>
 
 #include "comm/wire.hpp"
-#include "core/log.hpp"
 #include "manager/directory_recovery.hpp"
-#include "storage/state_file.hpp"
+#include "manager/manager_state.hpp"
+#include "storage/tier.hpp"
 
 namespace cairn {
 namespace {
@@ -21,15 +21,29 @@ int64_t system_clock_unix() {
 }
 
 void log_to(const Checkpoint& checkpoint, LogLevel level, const std::string& line) {
-  const Session& session = checkpoint.session();
-  detail::log_line(session.options().log, session.rank(), level, line);
+  detail::manager_log(checkpoint, level, line);
+}
+
+detail::RedundancySpec redundancy_spec(const LevelOptions& levels) {
+  detail::RedundancySpec spec;
+  spec.scheme = levels.redundancy == Redundancy::kPartner ? detail::Redundancy::kPartner
+                : levels.redundancy == Redundancy::kXor   ? detail::Redundancy::kXor
+                                                          : detail::Redundancy::kNone;
+  spec.xor_group_size = levels.xor_group_size;
+  return spec;
+}
+
+// What every rank must agree on about the levels (a batch script's environment could differ).
+std::string levels_signature(const LevelOptions& l) {
+  return l.node_local_directory + '\n' + std::to_string(static_cast<int>(l.redundancy)) + ' ' +
+         std::to_string(l.xor_group_size) + ' ' + std::to_string(l.keep_node_local) + ' ' +
+         std::to_string(l.shared_every) + ' ' + (l.rank_per_node ? "1" : "0");
 }
 
 }  // namespace
 
-struct CheckpointManager::State {
-  detail::DirectoryState directory;
-};
+CheckpointManager::~CheckpointManager() = default;
+CheckpointManager::CheckpointManager(CheckpointManager&&) noexcept = default;
 
 CheckpointManager::CheckpointManager(Checkpoint& checkpoint, std::string directory,
                                      ManagerOptions options)
@@ -44,6 +58,20 @@ CheckpointManager::CheckpointManager(Checkpoint& checkpoint, std::string directo
   // {"state": the directory state file's text, "notes": [{"level": int, "text": str}, ...]}
   wire::Message recovered;
   comm.run_agreed([&] {
+    options_.levels = levels_from_environment(options_.levels);
+    const LevelOptions& levels = options_.levels;
+    if (levels.xor_group_size < 2)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "xor_group_size must be at least 2, got " + std::to_string(levels.xor_group_size),
+                  ctx);
+    if (levels.keep_node_local < 1)
+      throw Error(
+          ErrorCode::kInvalidArgument,
+          "keep_node_local must be at least 1, got " + std::to_string(levels.keep_node_local), ctx);
+    if (levels.shared_every < 0)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "shared_every must not be negative, got " + std::to_string(levels.shared_every),
+                  ctx);
     if (options_.max_to_keep && *options_.max_to_keep <= 0)
       throw Error(ErrorCode::kInvalidArgument,
                   "max_to_keep must be positive (or unset to keep every checkpoint), got " +
@@ -75,6 +103,28 @@ CheckpointManager::CheckpointManager(Checkpoint& checkpoint, std::string directo
     log_to(*checkpoint_, static_cast<LogLevel>(n.at("level").get<int>()),
            directory_ + ": " + notes_.back());
   }
+  const LevelOptions& levels = options_.levels;
+  {
+    const std::string signature = levels_signature(levels);
+    const auto hash = static_cast<int64_t>(std::hash<std::string>{}(signature) >> 1);
+    std::vector<int64_t> extremes{hash, -hash};
+    comm.allreduce_max(extremes);
+    if (extremes[0] != -extremes[1])
+      throw Error(ErrorCode::kInvalidArgument,
+                  "ranks disagree on the multi-level options (LevelOptions or the CAIRN_* "
+                  "environment variables); every rank must use the same",
+                  {.checkpoint = directory_, .operation = "CheckpointManager"});
+  }
+  if (levels.node_local_directory.empty()) return;
+  node_local_ = detail::make_node_local_tier(comm, levels.node_local_directory,
+                                             redundancy_spec(levels), levels.rank_per_node);
+  std::vector<std::string> recorded;
+  for (const detail::StateEntry& e : state_->directory.checkpoints)
+    if (e.node_local()) recorded.push_back(e.name);
+  for (const std::string& note : node_local_->recover(options_.checkpoint_name, recorded)) {
+    notes_.push_back(note);
+    detail::log_line(checkpoint_->session().options().log, comm.rank(), LogLevel::kInfo, note);
+  }
 }
 
 std::string CheckpointManager::owner() const {
@@ -89,12 +139,21 @@ std::vector<std::string> CheckpointManager::checkpoints() {
   wait();
   std::vector<std::string> out;
   for (const detail::StateEntry& e : state_->directory.checkpoints)
-    if (e.owner == owner() && !e.preserved) out.push_back(path_of(e.name));
+    if (e.owner == owner() && !e.preserved)
+      out.push_back(e.shared || !node_local_ ? path_of(e.name) : node_local_->path_of(e.name));
   return out;
 }
 
 std::optional<std::string> CheckpointManager::latest_checkpoint() {
   wait();
+  // With levels, the newest checkpoint at any level: a node-local one is this rank's part.
+  if (node_local_) {
+    for (auto it = state_->directory.checkpoints.rbegin();
+         it != state_->directory.checkpoints.rend(); ++it) {
+      if (it->shared) break;
+      if (it->owner == owner()) return node_local_->path_of(it->name);
+    }
+  }
   if (state_->directory.latest.empty()) return std::nullopt;
   return path_of(state_->directory.latest);
 }
@@ -105,7 +164,9 @@ void CheckpointManager::sweep(detail::DirectoryState& st, std::vector<std::strin
   if (!options_.max_to_keep) return;
   std::vector<std::size_t> managed;
   for (std::size_t i = 0; i < st.checkpoints.size(); ++i)
-    if (st.checkpoints[i].owner == owner() && !st.checkpoints[i].preserved) managed.push_back(i);
+    if (st.checkpoints[i].owner == owner() && !st.checkpoints[i].preserved &&
+        st.checkpoints[i].shared)
+      managed.push_back(i);
   const auto keep = static_cast<std::size_t>(*options_.max_to_keep);
   if (managed.size() <= keep) return;
   std::vector<std::size_t> retire(managed.begin(),
@@ -126,10 +187,18 @@ void CheckpointManager::sweep(detail::DirectoryState& st, std::vector<std::strin
     }
   }
   // The state file stops naming a checkpoint before its file goes: a crash in between leaves an
-  // orphan file, never a state file pointing at nothing.
-  std::erase_if(st.checkpoints, [&](const detail::StateEntry& e) {
-    return std::find(to_delete.begin(), to_delete.end(), e.name) != to_delete.end();
+  // orphan file, never a state file pointing at nothing. A checkpoint that still has node-local
+  // copies stays recorded at that level.
+  std::erase_if(st.checkpoints, [&](detail::StateEntry& e) {
+    if (std::find(to_delete.begin(), to_delete.end(), e.name) == to_delete.end()) return false;
+    e.shared = false;
+    return !e.node_local();
   });
+  if (std::find(to_delete.begin(), to_delete.end(), st.latest) != to_delete.end()) {
+    st.latest.clear();
+    for (const detail::StateEntry& e : st.checkpoints)
+      if (e.shared) st.latest = e.name;
+  }
   detail::write_state_file(directory_, st);
   for (const std::string& name : to_delete) {
     std::error_code ec;
@@ -169,9 +238,25 @@ void CheckpointManager::wait() {
   }
 }
 
+void CheckpointManager::settle_drain() {
+  if (!node_local_) {
+    wait();
+    return;
+  }
+  try {
+    wait();
+  } catch (const Error& e) {
+    // The checkpoint it drained keeps its node-local copies; training goes on.
+    log_to(*checkpoint_, LogLevel::kWarning,
+           std::string("the background copy to the shared directory failed; the checkpoint stays "
+                       "node-local only: ") +
+               e.what());
+  }
+}
+
 std::optional<std::string> CheckpointManager::save_impl(std::optional<int64_t> checkpoint_number,
                                                         bool check_interval, bool async) {
-  wait();
+  settle_drain();
   const Comm& comm = checkpoint_->session().comm();
   const std::optional<int64_t> step =
       options_.step_counter ? std::optional<int64_t>(options_.step_counter()) : std::nullopt;
@@ -192,6 +277,12 @@ std::optional<std::string> CheckpointManager::save_impl(std::optional<int64_t> c
     throw Error(ErrorCode::kInvalidArgument, "checkpoint numbers must not be negative",
                 {.rank = comm.rank(), .checkpoint = directory_, .operation = "save"});
   const std::string name = options_.checkpoint_name + "-" + std::to_string(number) + ".h5";
+  if (node_local_) {
+    const int every = options_.levels.shared_every;
+    const std::string saved = save_levels(name, every > 0 && number % every == 0);
+    if (step) last_saved_step_ = step;
+    return saved;
+  }
   const std::string path = path_of(name);
   // Rank 0 records the checkpoint and retires old ones once it is committed; then every rank
   // takes rank 0's view. Both steps work on copies until they succeed.
@@ -225,16 +316,38 @@ std::optional<std::string> CheckpointManager::save_impl(std::optional<int64_t> c
 }
 
 RestoreOutcome CheckpointManager::restore_or_initialize(const std::function<void()>& init) {
-  wait();
+  settle_drain();
   RestoreOutcome outcome;
+  const Comm& comm = checkpoint_->session().comm();
   const auto& entries = state_->directory.checkpoints;
   for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
     // Its own checkpoints and plain saves; another manager's are that manager's business.
     if (it->owner != owner() && it->owner != detail::kPlainSaveOwner) continue;
+    // The node-local copy first: at the geometry that saved it, each node reads its own part
+    // (rebuilt from redundancy where a node lost it). Otherwise, or if it cannot be had, the
+    // shared file.
+    if (node_local_ && it->node_local()) {
+      if (it->node_local_ranks == comm.size() &&
+          it->node_local_nodes == node_local_->part()->count) {
+        if (restore_node_local(it->name, outcome)) break;
+      } else {
+        log_to(*checkpoint_, LogLevel::kInfo,
+               "the node-local copy of '" + it->name + "' was saved by " +
+                   std::to_string(it->node_local_ranks) + " ranks on " +
+                   std::to_string(it->node_local_nodes) +
+                   " nodes; this job has another geometry, so it restores from the shared file");
+      }
+    }
     const std::string path = path_of(it->name);
+    if (!it->shared) {
+      if (!node_local_ || !it->node_local())
+        outcome.skipped.push_back({path, "no copy of it at any level this job can read"});
+      continue;
+    }
     try {
       outcome.status.emplace(checkpoint_->restore(path));
       outcome.path = path;
+      outcome.level = "shared file";
       break;
     } catch (const Error& e) {
       // Damage falls back to an older checkpoint; a program that no longer fits its checkpoint

@@ -77,8 +77,8 @@ ContainerReader::ContainerReader(std::string path, const Known& known)
 }
 
 ContainerReader::ContainerReader(const Comm* comm, std::string path, int64_t prefetch_bytes,
-                                 Records records)
-    : comm_(comm), path_(std::move(path)) {
+                                 Records records, const Comm* job)
+    : comm_(comm), job_(job), path_(std::move(path)) {
   h5::silence_error_printing();
   auto open = [&] { open_file(); };
   if (!comm_) {
@@ -143,7 +143,7 @@ void ContainerReader::start_prefetch(int64_t max_bytes) noexcept {
     h5::Dataset index(H5Dopen2(file_.get(), kPackedRanksDataset, H5P_DEFAULT));
     if (!index.valid()) return;
     h5::Dataspace space(H5Dget_space(index.get()));
-    const int ranks = comm_->size();
+    const int ranks = job_ ? job_->size() : comm_->size();
     if (!space.valid() || H5Sget_simple_extent_ndims(space.get()) != 1 ||
         H5Sget_simple_extent_npoints(space.get()) != ranks + 1)
       return;  // saved by another number of ranks: the regions do not map to this job's ranks

@@ -28,8 +28,10 @@ class ContainerReader {
   /// region it wrote (at most that many bytes ahead of its use) once the manifest text has
   /// arrived, while it is decoded. (Started earlier, it slowed rank 0's read of the manifest,
   /// which every rank waits for, more than it gained.)
+  /// `job`: when `comm` is one node of a job reading that node's part file, the job (its rank
+  /// names this rank's writer); by default `comm` is the job.
   ContainerReader(const Comm* comm, std::string path, int64_t prefetch_bytes = 0,
-                  Records records = Records::kAll);
+                  Records records = Records::kAll, const Comm* job = nullptr);
   /// What a restore already knows of the file it read.
   struct Known {
     CommitMark mark;
@@ -63,7 +65,8 @@ class ContainerReader {
   /// and its entries of the packed-region index. What a restore reads beyond its values.
   int64_t metadata_bytes_read() const noexcept { return metadata_bytes_read_; }
   const std::string& path() const noexcept { return path_; }
-  int rank() const noexcept { return comm_ ? comm_->rank() : 0; }
+  /// This rank in the job (0 when opened without a communicator).
+  int rank() const noexcept { return job_ ? job_->rank() : comm_ ? comm_->rank() : 0; }
 
   /// Local. Reads `region` of tensor `t` into a buffer laid out as `buffer_box`.
   void read_region(const TensorRecord& t, const Box& region, void* buffer, const Box& buffer_box);
@@ -93,6 +96,7 @@ class ContainerReader {
   void start_prefetch(int64_t max_bytes) noexcept;
 
   const Comm* comm_;
+  const Comm* job_ = nullptr;
   std::string path_;
   h5::File file_;
   std::map<std::string, h5::Dataset> datasets_;

@@ -12,9 +12,13 @@
 
 namespace cairn {
 
-/// The format this cairn writes.
+/// The format this cairn writes for a whole checkpoint.
 inline constexpr int kFormatMajor = 2;
 inline constexpr int kFormatMinor = 0;
+/// The minor version of a part file (one node's part of a node-local checkpoint, see
+/// docs/format.md), and the newest 2.x minor this cairn reads.
+inline constexpr int kPartFormatMinor = 1;
+inline constexpr int kNewestFormatMinor = 1;
 /// The newest 1.x format this cairn reads.
 inline constexpr int kLegacyMajor = 1;
 inline constexpr int kLegacyMinor = 1;

@@ -24,6 +24,15 @@ void SavedRecords::load(ContainerReader& reader, Manifest& manifest,
                         const std::vector<int>& writers) {
   for (int w : writers) {
     if (w < 0 || w >= header_.world_size || loaded_[static_cast<std::size_t>(w)]) continue;
+    if (!header_.holds_writer(w))
+      throw Error(
+          ErrorCode::kNotFound,
+          "this file is part " + std::to_string(header_.part_index + 1) + " of " +
+              std::to_string(header_.part_count) +
+              " of a node-local checkpoint and does not hold rank " + std::to_string(w) +
+              "'s data (a part restores only at the job size and node grouping that "
+              "saved it)",
+          {.rank = reader.rank(), .checkpoint = reader.path(), .operation = "read records"});
     const std::string bytes = reader.read_record(w, header_.world_size);
     add_record(manifest, table_, header_, decode_record(bytes, w, table_, header_, reader.path()));
     loaded_[static_cast<std::size_t>(w)] = 1;
@@ -33,7 +42,7 @@ void SavedRecords::load(ContainerReader& reader, Manifest& manifest,
 void SavedRecords::load_all(ContainerReader& reader, Manifest& manifest) {
   const std::vector<std::string> all = reader.read_all_records(header_.world_size);
   for (int w = 0; w < header_.world_size; ++w) {
-    if (loaded_[static_cast<std::size_t>(w)]) continue;
+    if (loaded_[static_cast<std::size_t>(w)] || !header_.holds_writer(w)) continue;
     add_record(manifest, table_, header_,
                decode_record(all[static_cast<std::size_t>(w)], w, table_, header_, reader.path()));
     loaded_[static_cast<std::size_t>(w)] = 1;

@@ -33,13 +33,22 @@ std::string state_file_path(const std::string& directory) {
 
 std::string encode_state(const DirectoryState& state) {
   json entries = json::array();
+  // Version 2 only when a checkpoint is not a plain shared file: an older cairn must not take a
+  // node-local checkpoint for a missing file and drop it.
+  int version = 1;
   for (const StateEntry& e : state.checkpoints) {
     json j{{"name", e.name}, {"created_unix", e.created_unix}, {"owner", e.owner}};
     if (e.preserved) j["preserved"] = true;
+    if (!e.shared || e.node_local()) {
+      version = 2;
+      j["shared"] = e.shared;
+      if (e.node_local())
+        j["node_local"] = {{"ranks", e.node_local_ranks}, {"nodes", e.node_local_nodes}};
+    }
     entries.push_back(std::move(j));
   }
   return json{{"format", "cairn-state"},
-              {"version", 1},
+              {"version", version},
               {"latest", state.latest},
               {"checkpoints", std::move(entries)},
               {"last_preserved_unix", state.last_preserved_unix}}
@@ -53,7 +62,7 @@ DirectoryState decode_state(const std::string& text, const std::string& path) {
     if (j.at("format").get<std::string>() != "cairn-state")
       throw Error(ErrorCode::kCorrupt, "not a cairn state file",
                   {.checkpoint = path, .operation = "read state file"});
-    if (json_int64(j.at("version")) > 1)
+    if (json_int64(j.at("version")) > 2)
       throw Error(ErrorCode::kVersion, "the state file is of a newer version than this cairn reads",
                   {.checkpoint = path, .operation = "read state file"});
     DirectoryState state;
@@ -63,8 +72,26 @@ DirectoryState decode_state(const std::string& text, const std::string& path) {
       if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
         throw Error(ErrorCode::kCorrupt, "the state file lists an invalid file name '" + name + "'",
                     {.checkpoint = path, .operation = "read state file"});
-      state.checkpoints.push_back({name, json_int64(e.at("created_unix")),
-                                   e.at("owner").get<std::string>(), e.value("preserved", false)});
+      StateEntry entry{name, json_int64(e.at("created_unix")), e.at("owner").get<std::string>(),
+                       e.value("preserved", false)};
+      entry.shared = e.value("shared", true);
+      if (e.contains("node_local")) {
+        const json& nl = e.at("node_local");
+        const int64_t ranks = json_int64(nl.at("ranks")), nodes = json_int64(nl.at("nodes"));
+        if (ranks < 1 || nodes < 1 || nodes > ranks || ranks > (int64_t{1} << 24))
+          throw Error(ErrorCode::kCorrupt,
+                      "the state file gives '" + name + "' node-local parts of " +
+                          std::to_string(ranks) + " ranks on " + std::to_string(nodes) + " nodes",
+                      {.checkpoint = path, .operation = "read state file"});
+        entry.node_local_ranks = static_cast<int>(ranks);
+        entry.node_local_nodes = static_cast<int>(nodes);
+      }
+      if (!entry.shared && !entry.node_local())
+        throw Error(
+            ErrorCode::kCorrupt,
+            "the state file lists '" + name + "' at no level (neither shared nor node-local)",
+            {.checkpoint = path, .operation = "read state file"});
+      state.checkpoints.push_back(std::move(entry));
     }
     if (j.contains("last_preserved_unix"))
       for (const auto& [owner, when] :

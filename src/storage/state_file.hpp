@@ -18,11 +18,18 @@ struct StateEntry {
   int64_t created_unix = 0;  // seconds, from the saving job's clock
   std::string owner;         // kPlainSaveOwner or "manager:<checkpoint name>"
   bool preserved = false;    // kept for good by keep_checkpoint_every_n_hours
+  // Multi-level checkpoints (version 2 of the state file): whether the file is in this directory
+  // (level 3, the shared file system), and whether node-local parts exist (level 1), saved by
+  // how many ranks on how many nodes. A plain checkpoint is shared only.
+  bool shared = true;
+  int node_local_ranks = 0;  // 0: no node-local parts
+  int node_local_nodes = 0;
+  bool node_local() const noexcept { return node_local_ranks > 0; }
 };
 
 struct DirectoryState {
-  std::string latest;                   // file name relative to the directory; may be empty
-  std::vector<StateEntry> checkpoints;  // oldest first
+  std::string latest;  // the newest checkpoint file in the directory (shared); may be empty
+  std::vector<StateEntry> checkpoints;                 // oldest first
   std::map<std::string, int64_t> last_preserved_unix;  // per manager owner
 };
 

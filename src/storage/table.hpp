@@ -28,6 +28,13 @@ struct Header {
   int64_t packed_bytes = 0;
   int64_t piece_bytes = 1;
   int64_t pack_threshold_bytes = 0;
+  /// Format 2.1: the file is one part of a checkpoint whose writers are spread over several files
+  /// (node-local checkpoints, one file per node). Empty: the file holds every writer.
+  std::vector<int> part_writers;  // ascending job ranks whose records and data this file holds
+  int part_index = 0;
+  int part_count = 1;
+  /// Local. Whether this file holds writer `rank`'s record and data.
+  bool holds_writer(int rank) const;
 };
 
 /// Local. Compact JSON, members in lexicographic order.

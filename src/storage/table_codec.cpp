@@ -217,10 +217,10 @@ class TableDecoder {
   }
   // An unknown code: damage in a file of a version this reader knows, kVersion in a newer minor.
   [[noreturn]] void unknown(const std::string& key, const std::string& what) const {
-    if (header_.format_major == kFormatMajor && header_.format_minor > kFormatMinor)
+    if (header_.format_major == kFormatMajor && header_.format_minor > kNewestFormatMinor)
       throw Error(ErrorCode::kVersion,
                   what + " is unknown to this reader (format " +
-                      format_version_text(kFormatMajor, kFormatMinor) +
+                      format_version_text(kFormatMajor, kNewestFormatMinor) +
                       "); the checkpoint is format " +
                       format_version_text(header_.format_major, header_.format_minor) +
                       ", written by a newer cairn: upgrade cairn to read it",
@@ -641,7 +641,10 @@ class TableDecoder {
       if (b.state != i)
         corrupt(key, "global blob " + std::to_string(next) + " is of state " +
                          std::to_string(b.state) + ", expected " + std::to_string(i));
-      const uint64_t writer = i % static_cast<uint64_t>(header_.world_size);
+      // A part's writers divide the global state among themselves (one writer group per node).
+      const std::vector<int>& group = header_.part_writers;
+      const uint64_t writer = group.empty() ? i % static_cast<uint64_t>(header_.world_size)
+                                            : static_cast<uint64_t>(group[i % group.size()]);
       if (b.writer != writer)
         corrupt(key, "global blob written by rank " + std::to_string(b.writer) + ", expected " +
                          std::to_string(writer));

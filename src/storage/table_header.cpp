@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The header of format 2.x (`/cairn/manifest`): small JSON with the global scalars. Its
 // format_version decides how the rest of the file is read.
+#include <algorithm>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -38,17 +39,24 @@ std::string format_version_text(int major, int minor) {
   return std::to_string(major) + "." + std::to_string(minor);
 }
 
+bool Header::holds_writer(int rank) const {
+  return part_writers.empty() ? rank >= 0 && rank < world_size
+                              : std::binary_search(part_writers.begin(), part_writers.end(), rank);
+}
+
 std::string encode_header(const Header& h) {
-  return json{{"format", "cairn-checkpoint"},
-              {"format_version", format_version_text(h.format_major, h.format_minor)},
-              {"library_version", h.library_version},
-              {"world_size", h.world_size},
-              {"save_counter", h.save_counter},
-              {"created_unix", h.created_unix},
-              {"packed_bytes", h.packed_bytes},
-              {"piece_bytes", h.piece_bytes},
-              {"pack_threshold_bytes", h.pack_threshold_bytes}}
-      .dump();
+  json out{{"format", "cairn-checkpoint"},
+           {"format_version", format_version_text(h.format_major, h.format_minor)},
+           {"library_version", h.library_version},
+           {"world_size", h.world_size},
+           {"save_counter", h.save_counter},
+           {"created_unix", h.created_unix},
+           {"packed_bytes", h.packed_bytes},
+           {"piece_bytes", h.piece_bytes},
+           {"pack_threshold_bytes", h.pack_threshold_bytes}};
+  if (!h.part_writers.empty())
+    out["part"] = {{"index", h.part_index}, {"count", h.part_count}, {"writers", h.part_writers}};
+  return out.dump();
 }
 
 Header decode_header(const std::string& text, const std::string& ckpt) {
@@ -84,6 +92,34 @@ Header decode_header(const std::string& text, const std::string& ckpt) {
     h.packed_bytes = integer("packed_bytes", 0, kMax);
     h.piece_bytes = integer("piece_bytes", 1, kMax);
     h.pack_threshold_bytes = integer("pack_threshold_bytes", 0, kMax);
+    if (const auto part = root.find("part"); part != root.end()) {
+      // A 2.0 reader does not know parts: a part file says 2.1, so that it refuses it (kVersion)
+      // instead of taking the writers it lacks for damage.
+      if (h.format_minor < kPartFormatMinor)
+        header_corrupt(ckpt, "a part of a checkpoint must be format 2." +
+                                 std::to_string(kPartFormatMinor) + " or newer");
+      auto member = [&](const char* name, int64_t low, int64_t high) {
+        const int64_t v = detail::json_int64(part->at(name));
+        if (v < low || v > high)
+          header_corrupt(ckpt, std::string("part.") + name + " " + std::to_string(v) +
+                                   " is out of range [" + std::to_string(low) + ", " +
+                                   std::to_string(high) + "]");
+        return static_cast<int>(v);
+      };
+      h.part_count = member("count", 1, h.world_size);
+      h.part_index = member("index", 0, h.part_count - 1);
+      const json& writers = part->at("writers");
+      if (!writers.is_array() || writers.empty() ||
+          writers.size() > static_cast<std::size_t>(h.world_size))
+        header_corrupt(ckpt, "part.writers must list 1 to world_size ranks");
+      for (const json& w : writers) {
+        const int64_t r = detail::json_int64(w);
+        if (r < 0 || r >= h.world_size || (!h.part_writers.empty() && r <= h.part_writers.back()))
+          header_corrupt(ckpt, "part.writers must be ascending ranks below world_size, found " +
+                                   std::to_string(r));
+        h.part_writers.push_back(static_cast<int>(r));
+      }
+    }
   } catch (const json::exception& e) {
     header_corrupt(ckpt, std::string("malformed JSON: ") + e.what());
   } catch (const detail::NotAnInteger&) {

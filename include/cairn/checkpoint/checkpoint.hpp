@@ -19,6 +19,7 @@ namespace cairn {
 namespace detail {
 class AsyncSaver;
 class PlanCache;
+struct PartTarget;
 }  // namespace detail
 
 /// What one save or write did, for progress lines.
@@ -116,7 +117,16 @@ class Checkpoint {
   std::string save_async_to(const std::string& path, int64_t counter,
                             const std::function<void()>& after_commit,
                             const std::function<void(const Comm&)>& after_save);
-  RestoreStatus load(const std::string& path, bool restore_counter);
+  /// Collective. save_to() of this node's part of a node-local checkpoint: every node writes its
+  /// own file at `path` (each node passes its own), `after_commit` runs on rank 0 once all are
+  /// committed.
+  std::string save_part_to(const std::string& path, const detail::PartTarget& part,
+                           const std::function<void()>& after_commit);
+  /// Collective. restore() from this node's part (`node`: the ranks of this rank's node); `level`
+  /// names where the part came from, for the log line.
+  RestoreStatus restore_part(const std::string& path, const Comm& node, const std::string& level);
+  RestoreStatus load(const std::string& path, bool restore_counter, const Comm* node = nullptr,
+                     const std::string& level = "shared file");
 
   const Session* session_;
   std::shared_ptr<Module> root_;

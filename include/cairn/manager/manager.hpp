@@ -10,12 +10,14 @@
 #include <vector>
 
 #include "cairn/checkpoint/checkpoint.hpp"
+#include "cairn/manager/levels.hpp"
 
 namespace cairn {
 
 namespace detail {
 struct DirectoryState;
-}
+class StorageTier;
+}  // namespace detail
 
 struct ManagerOptions {
   /// How many of this manager's checkpoints to keep; nullopt keeps all. Zero or negative is
@@ -31,6 +33,9 @@ struct ManagerOptions {
   std::function<int64_t()> step_counter;
   /// Seconds since the epoch; the system clock by default. Tests substitute their own.
   std::function<int64_t()> clock;
+  /// Multi-level checkpointing (off unless node_local_directory is set, here or by
+  /// CAIRN_NODE_LOCAL_DIR). The manager's directory is then level 3, the shared file system.
+  LevelOptions levels;
 };
 
 /// Why a candidate checkpoint was skipped by restore_or_initialize().
@@ -43,6 +48,11 @@ struct RestoreOutcome {
   std::optional<std::string> path;         // what was restored; nullopt: initialized instead
   std::optional<RestoreStatus> status;     // the restore's status when something was restored
   std::vector<SkippedCheckpoint> skipped;  // newer checkpoints that failed, newest first
+  /// Where this rank's values came from: "shared file", "node-local", or, for a node whose
+  /// node-local files were lost and rebuilt, "partner copy" or "xor parity". Empty if initialized.
+  std::string level;
+  /// Nodes whose node-local files were rebuilt from redundancy (the same on every rank).
+  std::vector<int> rebuilt_nodes;
 };
 
 class CheckpointManager {
@@ -53,6 +63,9 @@ class CheckpointManager {
   /// temporary files of crashed saves of this manager's naming are deleted. What was done is in
   /// recovery_notes() and printed once by rank 0. A damaged state file is an error on every rank.
   CheckpointManager(Checkpoint& checkpoint, std::string directory, ManagerOptions options = {});
+  /// Waits for a drain in flight (see Checkpoint's destructor).
+  ~CheckpointManager();
+  CheckpointManager(CheckpointManager&&) noexcept;
 
   /// Collective. Saves "<name>-<number>.h5" (number: `checkpoint_number`, else the incremented
   /// save_counter), records it as the latest, then deletes this manager's checkpoints beyond
@@ -83,10 +96,24 @@ class CheckpointManager {
   const std::vector<std::string>& recovery_notes() const noexcept { return notes_; }
   /// Local. Step of the last save, if the step counter is set and a save happened.
   std::optional<int64_t> last_saved_step() const noexcept { return last_saved_step_; }
+  /// Local. The levels in use (after the environment's overrides); node_local_directory is empty
+  /// when multi-level checkpointing is off.
+  const LevelOptions& levels() const noexcept { return options_.levels; }
+  /// Local. Seconds the last save spent in the node-local save and its redundancy (0 without
+  /// levels), and the seconds the last save blocked its caller for a drain to the shared file
+  /// system (staging the values; 0 when it did not drain).
+  double last_node_local_seconds() const noexcept { return last_node_local_seconds_; }
+  double last_drain_blocked_seconds() const noexcept { return last_drain_blocked_seconds_; }
 
  private:
   std::optional<std::string> save_impl(std::optional<int64_t> checkpoint_number,
                                        bool check_interval, bool async);
+  std::string save_levels(const std::string& name, bool drain);
+  bool restore_node_local(const std::string& name, RestoreOutcome& outcome);
+  void record_node_local(const std::string& name);
+  /// wait(), except that with levels a failed drain is logged, not thrown: its checkpoint stays
+  /// node-local.
+  void settle_drain();
   std::string owner() const;
   std::string path_of(const std::string& name) const;
   void sweep(detail::DirectoryState& state, std::vector<std::string>& deleted_names);
@@ -99,6 +126,9 @@ class CheckpointManager {
   struct State;
   std::shared_ptr<State> state_;    // the directory state as every rank sees it
   std::shared_ptr<State> pending_;  // filled by a background save; taken over by wait()
+  std::unique_ptr<detail::StorageTier> node_local_;  // level 1 (+2); null without levels
+  double last_node_local_seconds_ = 0;
+  double last_drain_blocked_seconds_ = 0;
 };
 
 }  // namespace cairn

@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// What CheckpointManager's source files share: the directory state every rank holds, and its log.
+#include <string>
+
+#include "cairn/manager/manager.hpp"
+#include "core/log.hpp"
+#include "storage/state_file.hpp"
+
+namespace cairn {
+
+struct CheckpointManager::State {
+  detail::DirectoryState directory;
+};
+
+namespace detail {
+
+/// Local. A line of the manager's log, through the checkpoint's session options.
+inline void manager_log(const Checkpoint& checkpoint, LogLevel level, const std::string& line) {
+  const Session& session = checkpoint.session();
+  log_line(session.options().log, session.rank(), level, line);
+}
+
+}  // namespace detail
+}  // namespace cairn

@@ -1,0 +1,264 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "storage/sparse_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "cairn/core/error.hpp"
+#include "storage/durable_file.hpp"
+
+namespace cairn::detail {
+namespace {
+
+[[noreturn]] void io_error(const std::string& what, const std::string& path, int err) {
+  throw Error(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
+              what + " '" + path + "': " + std::strerror(err));
+}
+
+void pread_all(int fd, const std::string& path, int64_t offset, std::byte* out, int64_t len) {
+  while (len > 0) {
+    const ssize_t n = ::pread(fd, out, static_cast<std::size_t>(len), offset);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      io_error("read", path, errno);
+    }
+    if (n == 0)
+      throw Error(ErrorCode::kIo, "read '" + path + "': the file ends at byte " +
+                                      std::to_string(offset) + ", before the recorded extents do");
+    out += n;
+    offset += n;
+    len -= n;
+  }
+}
+
+void pwrite_all(int fd, const std::string& path, int64_t offset, const std::byte* data,
+                int64_t len) {
+  while (len > 0) {
+    const ssize_t n = ::pwrite(fd, data, static_cast<std::size_t>(len), offset);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      io_error("write", path, errno);
+    }
+    data += n;
+    offset += n;
+    len -= n;
+  }
+}
+
+int create_temp(const std::string& temp) {
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) io_error("create", temp, errno);
+  return fd;
+}
+
+void commit_temp(int& fd, const std::string& temp, const std::string& target) {
+  if (::fsync(fd) != 0) io_error("fsync", temp, errno);
+  const int closing = fd;
+  fd = -1;
+  if (::close(closing) != 0) io_error("close", temp, errno);
+  durable_rename(temp, target);
+}
+
+void discard_temp(int fd, const std::string& temp) noexcept {
+  if (fd >= 0) {
+    ::close(fd);
+    ::unlink(temp.c_str());
+  }
+}
+
+XXH3_state_t* new_hash() {
+  XXH3_state_t* state = XXH3_createState();
+  if (!state) throw std::bad_alloc();
+  XXH3_64bits_reset(state);
+  return state;
+}
+
+}  // namespace
+
+int64_t FileMap::stream_bytes() const noexcept {
+  int64_t total = 0;
+  for (const Extent& e : extents) total += e.length;
+  return total;
+}
+
+InputFile::InputFile(const std::string& path)
+    : path_(path), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+  if (fd_ < 0) io_error("open", path, errno);
+}
+
+InputFile::~InputFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int64_t InputFile::size() const {
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) io_error("stat", path_, errno);
+  return static_cast<int64_t>(st.st_size);
+}
+
+FileMap InputFile::map() const {
+  FileMap map{.size = size(), .extents = {}};
+  off_t at = 0;
+  while (at < map.size) {
+    const off_t data = ::lseek(fd_, at, SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // only a hole is left
+      // No SEEK_DATA here: the whole file is data.
+      map.extents.assign(1, Extent{0, map.size});
+      return map;
+    }
+    off_t hole = ::lseek(fd_, data, SEEK_HOLE);
+    if (hole < 0) hole = map.size;
+    hole = std::min<off_t>(hole, map.size);
+    if (!map.extents.empty() && map.extents.back().offset + map.extents.back().length == data)
+      map.extents.back().length += hole - data;
+    else if (hole > data)
+      map.extents.push_back({data, hole - data});
+    at = hole;
+  }
+  return map;
+}
+
+void InputFile::read_at(int64_t offset, std::byte* out, int64_t len) const {
+  pread_all(fd_, path_, offset, out, len);
+}
+
+void InputFile::read_stream(const FileMap& map, int64_t pos, std::byte* out, int64_t len) const {
+  int64_t base = 0;  // stream position of the current extent
+  for (const Extent& e : map.extents) {
+    if (len == 0) return;
+    if (pos < base + e.length) {
+      const int64_t skip = pos - base;
+      const int64_t take = std::min(len, e.length - skip);
+      pread_all(fd_, path_, e.offset + skip, out, take);
+      out += take;
+      pos += take;
+      len -= take;
+    }
+    base += e.length;
+  }
+  std::memset(out, 0, static_cast<std::size_t>(len));
+}
+
+uint64_t InputFile::stream_checksum(const FileMap& map, int64_t block) const {
+  const std::unique_ptr<XXH3_state_t, void (*)(XXH3_state_t*)> state(
+      new_hash(), [](XXH3_state_t* s) { XXH3_freeState(s); });
+  const int64_t total = map.stream_bytes();
+  const auto buffer =
+      std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(std::min(block, total)));
+  for (int64_t at = 0; at < total; at += block) {
+    const int64_t len = std::min(block, total - at);
+    read_stream(map, at, buffer.get(), len);
+    XXH3_64bits_update(state.get(), buffer.get(), static_cast<std::size_t>(len));
+  }
+  return XXH3_64bits_digest(state.get());
+}
+
+bool InputFile::zero_outside(const FileMap& map, int64_t block) const {
+  const FileMap now = this->map();
+  std::unique_ptr<std::byte[]> buffer;
+  // The parts of `now`'s extents that no extent of `map` covers.
+  for (const Extent& e : now.extents) {
+    int64_t at = e.offset;
+    const int64_t end = e.offset + e.length;
+    while (at < end) {
+      int64_t until = end;
+      bool covered = false;
+      for (const Extent& r : map.extents) {
+        if (r.offset <= at && at < r.offset + r.length) {
+          covered = true;
+          until = std::min(end, r.offset + r.length);
+          break;
+        }
+        if (r.offset > at) {
+          until = std::min(end, r.offset);
+          break;
+        }
+      }
+      if (!covered) {
+        if (!buffer)
+          buffer = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(block));
+        for (int64_t p = at; p < until; p += block) {
+          const int64_t len = std::min(block, until - p);
+          pread_all(fd_, path_, p, buffer.get(), len);
+          if (std::any_of(buffer.get(), buffer.get() + len,
+                          [](std::byte b) { return b != std::byte{0}; }))
+            return false;
+        }
+      }
+      at = until;
+    }
+  }
+  return true;
+}
+
+StreamWriter::StreamWriter(std::string target, FileMap map)
+    : target_(std::move(target)), temp_(target_ + ".tmp"), map_(std::move(map)), hash_(new_hash()) {
+  fd_ = create_temp(temp_);
+}
+
+StreamWriter::~StreamWriter() {
+  discard_temp(fd_, temp_);
+}
+
+void StreamWriter::write(const std::byte* data, int64_t len) {
+  len = std::min(len, map_.stream_bytes() - pos_);
+  if (len <= 0) return;
+  XXH3_64bits_update(hash_.get(), data, static_cast<std::size_t>(len));
+  int64_t base = 0;
+  for (const Extent& e : map_.extents) {
+    if (len == 0) break;
+    if (pos_ < base + e.length) {
+      const int64_t skip = pos_ - base;
+      const int64_t take = std::min(len, e.length - skip);
+      pwrite_all(fd_, temp_, e.offset + skip, data, take);
+      data += take;
+      pos_ += take;
+      len -= take;
+    }
+    base += e.length;
+  }
+}
+
+uint64_t StreamWriter::checksum() const noexcept {
+  return XXH3_64bits_digest(hash_.get());
+}
+
+void StreamWriter::commit() {
+  if (::ftruncate(fd_, static_cast<off_t>(map_.size)) != 0) io_error("truncate", temp_, errno);
+  commit_temp(fd_, temp_, target_);
+}
+
+DenseWriter::DenseWriter(std::string target)
+    : target_(std::move(target)), temp_(target_ + ".tmp"), hash_(new_hash()) {
+  fd_ = create_temp(temp_);
+}
+
+DenseWriter::~DenseWriter() {
+  discard_temp(fd_, temp_);
+}
+
+void DenseWriter::write(const std::byte* data, int64_t len) {
+  XXH3_64bits_update(hash_.get(), data, static_cast<std::size_t>(len));
+  const off_t at = ::lseek(fd_, 0, SEEK_CUR);
+  if (at < 0) io_error("seek", temp_, errno);
+  pwrite_all(fd_, temp_, at, data, len);
+  if (::lseek(fd_, at + len, SEEK_SET) < 0) io_error("seek", temp_, errno);
+}
+
+void DenseWriter::commit() {
+  commit_temp(fd_, temp_, target_);
+}
+
+uint64_t dense_checksum(const InputFile& file, int64_t size, int64_t block) {
+  const FileMap whole{.size = size, .extents = {Extent{0, size}}};
+  return file.stream_checksum(whole, block);
+}
+
+}  // namespace cairn::detail
