@@ -172,6 +172,14 @@ std::vector<json> run_levels(const LevelsConfig& config) {
 
   Checkpoint ckpt(session, {{"model", source.module}});
   CheckpointManager manager(ckpt, l3_dir, options);
+  // The CAIRN_* environment overrides (docs/operations.md) would measure another setup than the
+  // one reported, and put level 1 where this run neither cleans up nor deletes a node.
+  const LevelOptions& used = manager.levels();
+  if (used.node_local_directory != l1_root || used.redundancy != Redundancy::kPartner ||
+      used.keep_node_local != 1 || used.shared_every != 2 || !used.rank_per_node)
+    throw Error(ErrorCode::kInvalidArgument,
+                "--levels sets the levels itself: unset CAIRN_NODE_LOCAL_DIR, CAIRN_REDUNDANCY, "
+                "CAIRN_KEEP_NODE_LOCAL, CAIRN_SHARED_EVERY and CAIRN_RANK_PER_NODE");
 
   const int64_t local = source.local_bytes;
   std::vector<std::byte> scratch(static_cast<std::size_t>(local));
