@@ -135,6 +135,9 @@ for j in lines:
     for f in seconds + ratios:
         if not (isinstance(j.get(f), (int, float)) and j[f] > 0):
             errors.append(f"{where}: {f} = {j.get(f)!r}")
+    for f in ("loop_alone_s", "loop_with_drain_s", "drain_loop_loss_s", "drain_tail_s", "loop_reps"):
+        if not isinstance(j.get(f), (int, float)):
+            errors.append(f"{where}: {f} = {j.get(f)!r}")
     if j.get("run") != "median":
         pairs = {"l1_save_ratio": ("l1_save_s", "l1_floor_s"), "l1_vs_l3": ("l3_save_s", "l1_save_s"),
                  "partner_vs_l3_restore": ("l3_restore_s", "partner_restore_s"),
