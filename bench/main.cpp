@@ -3,6 +3,7 @@
 // machine, measured in the same run (see docs/performance.md). Usually started by scripts/bench.
 //
 //   mpirun -n N cairn_bench --workload W1|W2|W3|W2S|all --repeat K [--quick] --dir DIR [--scaling]
+//   mpirun -n N cairn_bench --workload W1 --levels [--node-local-dir DIR] --repeat K --dir DIR
 //   cairn_bench --table FILE   (the table of the median lines in FILE, no MPI job needed)
 //
 // Prints one JSON object per line per run and per workload median (run = "median"), then a table.
@@ -24,6 +25,7 @@
 
 #include "bench_util.hpp"
 #include "cairn/cairn.hpp"
+#include "levels.hpp"
 #include "raw_io.hpp"
 #include "report.hpp"
 #include "trace_capture.hpp"
@@ -50,6 +52,9 @@ struct Options {
   // Metadata scaling (scripts/bench --scaling): every save plans anew (a job's first save), and
   // rank 0's phase times come from the library's own trace (CAIRN_TRACE=1).
   bool scaling = false;
+  // Multi-level checkpointing (scripts/bench --levels, W1 only): level 1 under node_local_dir.
+  bool levels = false;
+  std::string node_local_dir = "/dev/shm";
 };
 
 constexpr double kMiB = 1048576.0;
@@ -418,6 +423,11 @@ int main(int argc, char** argv) {
                  "share (0: none)");
   app.add_flag("--scaling", opt.scaling,
                "metadata scaling: plan every save anew and record rank 0's traced phases");
+  app.add_flag("--levels", opt.levels,
+               "W1 with multi-level checkpointing: node-local saves with a partner copy, the "
+               "drain, the restart from the partner copy, against their floors (l1_* fields)");
+  app.add_option("--node-local-dir", opt.node_local_dir,
+                 "--levels: level 1's directory, a RAM disk (tmpfs)");
   app.add_option("--table", table_file, "print the table of the median lines in FILE and exit");
   CLI11_PARSE(app, argc, argv);
   if (!table_file.empty()) return print_table_file(table_file);
@@ -426,9 +436,14 @@ int main(int argc, char** argv) {
 
   // Before MPI and any thread starts: the library reads it when a save or restore begins.
   if (opt.scaling) ::setenv("CAIRN_TRACE", "1", 1);
+  if (opt.levels && opt.workloads != std::vector<std::string>{"W1"}) {
+    std::cerr << "cairn_bench: --levels runs W1 only\n";
+    return 2;
+  }
   int provided = 0;
-  // Asynchronous saves need MPI_THREAD_MULTIPLE.
-  MPI_Init_thread(&argc, &argv, opt.async ? MPI_THREAD_MULTIPLE : MPI_THREAD_SERIALIZED, &provided);
+  // Asynchronous saves, and the levels' background drain, need MPI_THREAD_MULTIPLE.
+  MPI_Init_thread(&argc, &argv,
+                  opt.async || opt.levels ? MPI_THREAD_MULTIPLE : MPI_THREAD_SERIALIZED, &provided);
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   int rc = 0;
@@ -437,6 +452,16 @@ int main(int argc, char** argv) {
     MPI_Barrier(MPI_COMM_WORLD);
     std::vector<nlohmann::json> medians;
     for (const std::string& w : opt.workloads) {
+      if (opt.levels) {
+        LevelsConfig config{.repeat = opt.repeat,
+                            .quick = opt.quick,
+                            .dir = opt.dir,
+                            .node_local_dir = opt.node_local_dir,
+                            .warm_factor = opt.warm_factor};
+        medians.push_back(levels_median(run_levels(config)));
+        emit(rank, medians.back());
+        continue;
+      }
       medians.push_back(median_json(run_workload(opt, w)));
       emit(rank, medians.back());
     }

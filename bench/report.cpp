@@ -6,6 +6,7 @@
 #include <ostream>
 
 #include "bench_util.hpp"
+#include "levels.hpp"
 
 namespace cairn::bench {
 namespace {
@@ -218,7 +219,11 @@ json median_json(const std::vector<json>& runs) {
   return out;
 }
 
-void print_table(std::ostream& out, const std::vector<json>& medians) {
+void print_table(std::ostream& out, const std::vector<json>& all) {
+  std::vector<json> medians, levels;
+  for (const json& m : all) (m.value("mode", "") == "levels" ? levels : medians).push_back(m);
+  if (!levels.empty()) print_levels_table(out, levels);
+  if (medians.empty()) return;
   char line[400];
   std::snprintf(line, sizeof line,
                 "%-5s %-6s %8s | %7s %7s %7s %-17s | %7s %7s %7s %-17s | %7s %7s %7s %s\n", "work",

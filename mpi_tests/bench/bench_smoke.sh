@@ -4,7 +4,8 @@
 # runs every workload of the benchmark at --quick sizes on 2 ranks (W3: 3 ranks restored on 2)
 # and checks that each run and each median has every field and that every restore verified; then
 # W2R (--replicated) with both --replicated-reads settings, and the metadata scaling path
-# (--scaling) at 1 and 2 ranks with 20 tensors.
+# (--scaling) at 1 and 2 ranks with 20 tensors, and multi-level checkpointing (--levels) on 2
+# ranks, each its own node: every field present, the restart rebuilt from the partner copy.
 set -euo pipefail
 BENCH="${1:?usage: bench_smoke.sh SCRIPTS_BENCH CAIRN_BENCH}"
 BIN="${2:?usage: bench_smoke.sh SCRIPTS_BENCH CAIRN_BENCH}"
@@ -114,5 +115,45 @@ PY
 grep -q "^Metadata" "$CAIRN_TEST_DIR/scaling.txt" || { echo "FAIL: no metadata table"; exit 1; }
 # Rank 0's trace lines are captured and parsed by the benchmark, never passed on.
 if grep -q "cairn trace" "$CAIRN_TEST_DIR/scaling.txt"; then echo "FAIL: trace lines leaked"; exit 1; fi
-rm -rf "$CAIRN_TEST_DIR/data"
+levels="$CAIRN_TEST_DIR/levels.jsonl"
+CAIRN_BENCH_BIN="$BIN" "$BENCH" --workload W1 --levels --quick --ranks 2 --repeat 1 \
+  --dir "$CAIRN_TEST_DIR/data" --node-local-dir "$CAIRN_TEST_DIR/node-local" --out "$levels" \
+  >"$CAIRN_TEST_DIR/levels.txt" 2>&1
+python3 - "$levels" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+errors = [] if len(lines) == 2 else [f"{len(lines)} JSON lines, want a run and its median"]
+seconds = ["l1_save_s", "l1_floor_s", "l3_save_s", "partner_restore_s", "l3_restore_s",
+           "drain_blocked_s", "memcpy_s"]
+ratios = ["l1_save_ratio", "l1_vs_l3", "partner_vs_l3_restore", "drain_blocked_ratio"]
+for j in lines:
+    where = f"levels run {j.get('run')}"
+    if j.get("workload") != "W1" or j.get("mode") != "levels" or j.get("save_ranks") != 2:
+        errors.append(f"{where}: {j.get('workload')} {j.get('mode')} on {j.get('save_ranks')} ranks")
+    if not j.get("verified") or not j.get("partner_rebuilt"):
+        errors.append(f"{where}: verified {j.get('verified')}, partner_rebuilt {j.get('partner_rebuilt')}")
+    for f in seconds + ratios:
+        if not (isinstance(j.get(f), (int, float)) and j[f] > 0):
+            errors.append(f"{where}: {f} = {j.get(f)!r}")
+    for f in ("loop_alone_s", "loop_with_drain_s", "drain_loop_loss_s", "drain_tail_s", "loop_reps"):
+        if not isinstance(j.get(f), (int, float)):
+            errors.append(f"{where}: {f} = {j.get(f)!r}")
+    if j.get("run") != "median":
+        pairs = {"l1_save_ratio": ("l1_save_s", "l1_floor_s"), "l1_vs_l3": ("l3_save_s", "l1_save_s"),
+                 "partner_vs_l3_restore": ("l3_restore_s", "partner_restore_s"),
+                 "drain_blocked_ratio": ("drain_blocked_s", "memcpy_s")}
+        for r, (a, b) in pairs.items():
+            if all(isinstance(j.get(f), (int, float)) for f in (r, a, b)) and j[b] > 0 and \
+                    abs(j[r] - j[a] / j[b]) > 1e-9 * max(1.0, j[r]):
+                errors.append(f"{where}: {r} = {j[r]} is not {a} / {b}")
+for e in errors:
+    print("FAIL:", e)
+sys.exit(1 if errors else 0)
+PY
+grep -q "^Levels" "$CAIRN_TEST_DIR/levels.txt" || { echo "FAIL: no levels table"; exit 1; }
+# Nothing of the run is left on the node-local level.
+if [[ -n "$(ls -A "$CAIRN_TEST_DIR/node-local" 2>/dev/null)" ]]; then
+  echo "FAIL: the levels run left files in its node-local directory"; exit 1
+fi
+rm -rf "$CAIRN_TEST_DIR/data" "$CAIRN_TEST_DIR/node-local"
 echo "bench smoke test passed"

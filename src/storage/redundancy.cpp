@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <set>
 
@@ -178,18 +179,25 @@ void protect(const Comm& job, const NodeLayout& layout, const RedundancySpec& sp
   try {
     FileRecord mine;
     std::optional<InputFile> own;
+    // A partner copy sends the whole stream in order: its checksum is taken from the bytes sent,
+    // saving a pass over the file (a second read of every byte).
+    const bool partner = spec.scheme == Redundancy::kPartner && protects(layout, spec);
     steps.run([&] {
       if (!leader) return;
       std::filesystem::create_directories(red_dir);
       remove_redundancy(name, red_dir);
       own.emplace(own_file);
       mine.map = own->map();
-      mine.checksum = own->stream_checksum(mine.map, block);
+      if (!partner) mine.checksum = own->stream_checksum(mine.map, block);
     });
-    trace.mark("map and checksum the file", mine.map.stream_bytes());
+    trace.mark(partner ? "map the file" : "map and checksum the file", mine.map.stream_bytes());
     std::vector<FileRecord> records;
-    for (const wire::Message& m : per_node(job, layout, leader ? record_to_json(mine) : json()))
-      records.push_back(record_from_json(m));
+    const auto exchange_records = [&] {
+      records.clear();
+      for (const wire::Message& m : per_node(job, layout, leader ? record_to_json(mine) : json()))
+        records.push_back(record_from_json(m));
+    };
+    exchange_records();
     json meta = {{"format", kMetaFormat},
                  {"version", kMetaVersion},
                  {"checkpoint", name},
@@ -204,22 +212,31 @@ void protect(const Comm& job, const NodeLayout& layout, const RedundancySpec& sp
       f["node"] = node;
       files.push_back(std::move(f));
     };
-    add_file(me);
+    if (!partner) add_file(me);
 
-    if (spec.scheme == Redundancy::kPartner && protects(layout, spec)) {
+    if (partner) {
       std::vector<PairPlan> pairs;
       for (int k = 0; k < layout.nodes; ++k)
         pairs.push_back(
             {k, layout.partner_of(k), records[static_cast<std::size_t>(k)].map.stream_bytes()});
       const int kept = layout.partner_kept_by(me);
-      const FileRecord& theirs = records[static_cast<std::size_t>(kept)];
+      const FileMap their_map = records[static_cast<std::size_t>(kept)].map;
       std::optional<StreamWriter> sink;
       steps.run([&] {
-        if (leader) sink.emplace(partner_path(red_dir, name, kept), theirs.map);
+        if (leader) sink.emplace(partner_path(red_dir, name, kept), their_map);
       });
+      const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> sent(
+          leader ? XXH3_createState() : nullptr, &XXH3_freeState);
+      if (leader && !sent) throw std::bad_alloc();
+      if (sent) XXH3_64bits_reset(sent.get());
       transfer_pairs(steps, pairs, block, leader ? &*own : nullptr, &mine.map,
-                     sink ? &*sink : nullptr);
-      trace.mark("send the file, write the partner's copy", theirs.map.stream_bytes());
+                     sink ? &*sink : nullptr, sent.get());
+      trace.mark("send the file (and checksum it), write the partner's copy",
+                 their_map.stream_bytes());
+      if (sent) mine.checksum = XXH3_64bits_digest(sent.get());
+      exchange_records();  // now with every sender's checksum
+      add_file(me);
+      const FileRecord& theirs = records[static_cast<std::size_t>(kept)];
       steps.run([&] {
         if (!leader) return;
         if (sink->checksum() != theirs.checksum)

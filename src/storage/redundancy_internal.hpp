@@ -63,9 +63,11 @@ struct PairPlan {
 };
 /// Collective over the job. Streams every pair's bytes in rounds of `block` bytes. `source`
 /// (with `source_map`) is set on the leader of a `from` node, `sink` on the leader of a `to`
-/// node; a node is the sender of at most one pair and the receiver of at most one.
+/// node; a node is the sender of at most one pair and the receiver of at most one. With
+/// `source_hash`, the sender's stream is also hashed into it as it is read.
 void transfer_pairs(const Steps& steps, const std::vector<PairPlan>& pairs, int64_t block,
-                    const InputFile* source, const FileMap* source_map, StreamWriter* sink);
+                    const InputFile* source, const FileMap* source_map, StreamWriter* sink,
+                    XXH3_state_t* source_hash = nullptr);
 
 /// One XOR group as every rank sees it: the members (ascending node indexes), their streams'
 /// lengths, and the parity chunk: ceil(longest stream / (members - 1)) bytes per member.

@@ -105,7 +105,8 @@ int64_t block_size(const RedundancySpec& spec) {
 }
 
 void transfer_pairs(const Steps& steps, const std::vector<PairPlan>& pairs, int64_t block,
-                    const InputFile* source, const FileMap* source_map, StreamWriter* sink) {
+                    const InputFile* source, const FileMap* source_map, StreamWriter* sink,
+                    XXH3_state_t* source_hash) {
   const NodeLayout& layout = steps.layout();
   const int me = layout.node_index;
   const PairPlan* sending = nullptr;
@@ -125,7 +126,10 @@ void transfer_pairs(const Steps& steps, const std::vector<PairPlan>& pairs, int6
   for (int64_t round = 0; round < rounds; ++round) {
     const int64_t send_len = length(sending, round), recv_len = length(receiving, round);
     steps.run([&] {
-      if (send_len > 0) source->read_stream(*source_map, round * block, out.get(), send_len);
+      if (send_len <= 0) return;
+      source->read_stream(*source_map, round * block, out.get(), send_len);
+      if (source_hash)
+        XXH3_64bits_update(source_hash, out.get(), static_cast<std::size_t>(send_len));
     });
     if (layout.is_leader && (send_len > 0 || recv_len > 0)) {
       MPI_Request requests[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
