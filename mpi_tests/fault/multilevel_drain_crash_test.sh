@@ -51,7 +51,7 @@ kill_job() {
 
 run_case() {
   local np="$1"
-  local name="np$np" case_dir="$CAIRN_TEST_DIR/np$np"
+  local case_dir="$CAIRN_TEST_DIR/np$np"
   local dir="$case_dir/shared" logs="$CAIRN_TEST_DIR/np$np"
   begin_case
   export CAIRN_NODE_LOCAL_DIR="$case_dir/local"
