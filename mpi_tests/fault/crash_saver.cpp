@@ -23,7 +23,12 @@
 // numbers checkpoints by step: ckpt-STEP.h5. mgr-save prints, on rank 0,
 //   crash_saver: manager restored step R from PATH (skipped K) | manager initialized
 //   crash_saver: manager saved step STEP to PATH; checkpoints: NAME...
-// and fails if the restored values are not exactly those of the restored step.
+// and fails if the restored values are not exactly those of the restored step. With multi-level
+// checkpointing on (CAIRN_NODE_LOCAL_DIR, see include/cairn/manager/levels.hpp) a restore also
+// prints, on every rank, then on rank 0:
+//   crash_saver: rank R restored step S at level 'LEVEL' from PATH   (RestoreOutcome::level)
+//   crash_saver: rebuilt nodes: K... | (none) (RestoreOutcome::rebuilt_nodes) crash_saver: skipped
+//   PATH: REASON                                (one per skipped candidate)
 // Exit codes: 0 ok, 1 verification or save failed (message on stderr), 2 usage.
 #include <mpi.h>
 #include <sys/stat.h>
@@ -243,19 +248,43 @@ int manager_restore(const Session& s, Model& m, CheckpointManager& mgr, const st
   }
   outcome.status->assert_consumed();
   restored = m.progress->value().step;
-  const std::string want = dir + "/ckpt-" + std::to_string(restored) + ".h5";
+  const std::string name = "ckpt-" + std::to_string(restored) + ".h5";
+  // With levels, a rank restored from a node-local part is read from its node's directory: its
+  // file name must still be that of the step its values belong to.
+  const bool levels = !mgr.levels().node_local_directory.empty();
+  const std::string& got = *outcome.path;
+  const bool path_ok =
+      outcome.level == "shared file" || !levels
+          ? got == dir + "/" + name
+          : got.size() > name.size() &&
+                got.compare(got.size() - name.size() - 1, name.size() + 1, "/" + name) == 0;
   const int64_t bad = s.comm().allreduce_sum(count_mismatches(m, s, restored));
+  const int64_t paths_bad = s.comm().allreduce_sum(int64_t{path_ok ? 0 : 1});
+  if (levels) {
+    // One line per rank: which level served it (the multilevel tests check each rank's).
+    std::printf("crash_saver: rank %d restored step %lld at level '%s' from %s\n", s.rank(),
+                static_cast<long long>(restored), outcome.level.c_str(), got.c_str());
+    std::fflush(stdout);
+    s.comm().barrier();
+  }
   if (s.rank() == 0) {
     std::printf("crash_saver: manager restored step %lld from %s (skipped %zu)\n",
-                static_cast<long long>(restored), outcome.path->c_str(), outcome.skipped.size());
-    if (*outcome.path != want)
-      std::fprintf(stderr, "crash_saver: restored %s, but its values are those of %s\n",
-                   outcome.path->c_str(), want.c_str());
+                static_cast<long long>(restored), got.c_str(), outcome.skipped.size());
+    if (levels) {
+      std::string nodes;
+      for (int n : outcome.rebuilt_nodes) nodes += (nodes.empty() ? "" : " ") + std::to_string(n);
+      std::printf("crash_saver: rebuilt nodes: %s\n", nodes.empty() ? "(none)" : nodes.c_str());
+      for (const SkippedCheckpoint& k : outcome.skipped)
+        std::printf("crash_saver: skipped %s: %s\n", k.path.c_str(), k.reason.c_str());
+    }
+    if (paths_bad != 0)
+      std::fprintf(stderr, "crash_saver: %lld rank(s) restored a file not named %s\n",
+                   static_cast<long long>(paths_bad), name.c_str());
     if (bad != 0)
       std::fprintf(stderr, "crash_saver: %lld mismatching values after the restore\n",
                    static_cast<long long>(bad));
   }
-  return bad == 0 && *outcome.path == want ? 0 : 1;
+  return bad == 0 && paths_bad == 0 ? 0 : 1;
 }
 
 int run_manager_save(const Session& s, const std::string& dir, int64_t step, SaveMode mode) {

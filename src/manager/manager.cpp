@@ -42,7 +42,22 @@ std::string levels_signature(const LevelOptions& l) {
 
 }  // namespace
 
-CheckpointManager::~CheckpointManager() = default;
+CheckpointManager::~CheckpointManager() {
+  // A save or drain in flight calls back into this manager (recording, retention, the state
+  // every rank takes): it must end before the manager does. A moved-from manager has no state.
+  if (!state_) return;
+  try {
+    settle_drain();
+  } catch (const std::exception& e) {
+    try {
+      log_to(*checkpoint_, LogLevel::kWarning,
+             std::string("a save in flight failed and nobody waited for it: ") + e.what());
+    } catch (...) {
+      // Destructors must not throw: a line that cannot be composed is dropped.
+    }
+  } catch (...) {
+  }
+}
 CheckpointManager::CheckpointManager(CheckpointManager&&) noexcept = default;
 
 CheckpointManager::CheckpointManager(Checkpoint& checkpoint, std::string directory,
@@ -136,7 +151,7 @@ std::string CheckpointManager::path_of(const std::string& name) const {
 }
 
 std::vector<std::string> CheckpointManager::checkpoints() {
-  wait();
+  settle_drain();
   std::vector<std::string> out;
   for (const detail::StateEntry& e : state_->directory.checkpoints)
     if (e.owner == owner() && !e.preserved)
@@ -145,7 +160,7 @@ std::vector<std::string> CheckpointManager::checkpoints() {
 }
 
 std::optional<std::string> CheckpointManager::latest_checkpoint() {
-  wait();
+  settle_drain();
   // With levels, the newest checkpoint at any level: a node-local one is this rank's part.
   if (node_local_) {
     for (auto it = state_->directory.checkpoints.rbegin();

@@ -76,7 +76,16 @@ void CheckpointManager::record_node_local(const std::string& name) {
 std::string CheckpointManager::save_levels(const std::string& name, bool drain) {
   const auto started = std::chrono::steady_clock::now();
   checkpoint_->save_part_to(node_local_->path_of(name), *node_local_->part(), nullptr);
-  node_local_->protect(name);
+  try {
+    node_local_->protect(name);
+  } catch (const Error&) {
+    // protect() removed the redundancy files (the error is the same on every rank): the parts
+    // go too, so that no committed part of a checkpoint the state file never records is left to
+    // look valid, or to keep a full disk full until the next job's recovery.
+    for (const std::string& failure : node_local_->remove(name))
+      manager_log(*checkpoint_, LogLevel::kWarning, failure);
+    throw;
+  }
   record_node_local(name);
   last_node_local_seconds_ = seconds_since(started);
   last_drain_blocked_seconds_ = 0;

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -15,18 +17,31 @@
 namespace cairn {
 namespace {
 
-// True when the variable `name` holds "<phase>" or "<phase>:<rank>" for this phase and rank.
+// True when the variable `name` holds "<phase>[:<rank>][@<n>]" for this phase and rank (and, with
+// "@<n>", this is the n-th time this process reaches it: a save and the drain that follows it run
+// the same phases, and only the drain's should fire).
 bool selected(const char* name, const char* phase, int rank) {
   const char* spec = std::getenv(name);
   if (!spec || !*spec) return false;
-  const std::string s(spec);
+  std::string s(spec);
+  long occurrence = 0;
+  if (auto at = s.find('@'); at != std::string::npos) {
+    occurrence = std::atol(s.c_str() + at + 1);
+    s.resize(at);
+  }
   std::string want_phase = s;
   int want_rank = -1;
   if (auto colon = s.find(':'); colon != std::string::npos) {
     want_phase = s.substr(0, colon);
     want_rank = std::atoi(s.c_str() + colon + 1);
   }
-  return want_phase == phase && (want_rank < 0 || want_rank == rank);
+  if (want_phase != phase || (want_rank >= 0 && want_rank != rank)) return false;
+  if (occurrence <= 0) return true;
+  // Counted per variable: a drain's background thread reaches its phases concurrently.
+  static std::mutex mutex;
+  static std::map<std::string, long> reached;
+  std::lock_guard<std::mutex> lock(mutex);
+  return ++reached[std::string(name) + ' ' + phase + ' ' + std::to_string(rank)] == occurrence;
 }
 
 bool exists(const std::string& path) {

@@ -11,6 +11,9 @@
 //   CAIRN_FAULT_THROW="<phase>[:<rank>]": the named rank (or every rank) throws a
 //     std::runtime_error (not a cairn::Error) at <phase>, to test that collective code agrees on
 //     foreign exceptions too.
+//   Each takes an optional "@<n>" after the rank (e.g. "during_data:0@2"): only the n-th time this
+//   process reaches the phase as that rank, so that a test can target the background drain to the
+//   shared file system, which runs the same phases as the node-local save before it.
 //
 // Save phases: before_data, during_data, after_data, before_rename, before_state_file.
 // Restore phases: restore_before_read (file open, manifest read, graph matched and validated, no

@@ -63,7 +63,8 @@ class CheckpointManager {
   /// temporary files of crashed saves of this manager's naming are deleted. What was done is in
   /// recovery_notes() and printed once by rank 0. A damaged state file is an error on every rank.
   CheckpointManager(Checkpoint& checkpoint, std::string directory, ManagerOptions options = {});
-  /// Waits for a drain in flight (see Checkpoint's destructor).
+  /// Waits for a save or drain in flight, which calls back into the manager; its failure is
+  /// logged (a destructor cannot throw).
   ~CheckpointManager();
   CheckpointManager(CheckpointManager&&) noexcept;
 
@@ -86,10 +87,12 @@ class CheckpointManager {
   /// Throws if checkpoints exist but none can be restored.
   RestoreOutcome restore_or_initialize(const std::function<void()>& init = nullptr);
 
-  /// Local (waits for a save in flight). Paths of this manager's checkpoints that retention may
-  /// still delete, oldest first.
+  /// Local (waits for a save in flight; with levels, a failed drain is logged, not thrown, as by
+  /// the next save). Paths of this manager's checkpoints that retention may still delete, oldest
+  /// first.
   std::vector<std::string> checkpoints();
-  /// Local (waits for a save in flight). The latest checkpoint of the directory, or nullopt.
+  /// Local (waits for a save in flight, as checkpoints() does). The latest checkpoint of the
+  /// directory, or nullopt.
   std::optional<std::string> latest_checkpoint();
   const std::string& directory() const noexcept { return directory_; }
   /// Local. What the constructor found and repaired, one line each.
