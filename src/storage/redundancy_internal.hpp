@@ -33,6 +33,12 @@ class Steps {
   Steps(const Comm& job, const NodeLayout& layout, std::string name, std::string operation);
   /// Collective over the job.
   void run(const std::function<void()>& fn) const;
+  /// Local. Runs `fn` unless `failure` holds an earlier failure of this rank, which it then
+  /// records (naming the node): for loops whose every iteration must still take part in the same
+  /// messages, with one settle() after them instead of an agreement per iteration.
+  void attempt(const std::function<void()>& fn, std::optional<Error>& failure) const;
+  /// Collective over the job. The agreement on what attempt() recorded.
+  void settle(const std::optional<Error>& failure) const;
   const Comm& job() const noexcept { return job_; }
   const NodeLayout& layout() const noexcept { return layout_; }
   const std::string& name() const noexcept { return name_; }

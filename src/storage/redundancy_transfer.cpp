@@ -37,6 +37,16 @@ ErrorContext Steps::context() const {
 
 void Steps::run(const std::function<void()>& fn) const {
   std::optional<Error> failure;
+  attempt(fn, failure);
+  settle(failure);
+}
+
+void Steps::settle(const std::optional<Error>& failure) const {
+  job_.agree(failure ? &*failure : nullptr);
+}
+
+void Steps::attempt(const std::function<void()>& fn, std::optional<Error>& failure) const {
+  if (failure) return;
   try {
     fn();
   } catch (...) {
@@ -48,7 +58,6 @@ void Steps::run(const std::function<void()>& fn) const {
                         "): " + e.message(),
                     context());
   }
-  job_.agree(failure ? &*failure : nullptr);
 }
 
 std::string meta_path(const std::string& red_dir, const std::string& name) {
@@ -123,14 +132,23 @@ void transfer_pairs(const Steps& steps, const std::vector<PairPlan>& pairs, int6
   const auto length = [&](const PairPlan* p, int64_t round) {
     return p ? std::clamp<int64_t>(p->bytes - round * block, 0, block) : 0;
   };
+  // One agreement after the last round, not two per round: with more processes than cores
+  // (and on a busy node) each agreement waits for every rank to be scheduled, which cost more than
+  // the bytes. A rank whose read or write fails keeps taking part in the messages (sending zeros)
+  // until the agreement, so no peer is left waiting.
+  std::optional<Error> failure;
   for (int64_t round = 0; round < rounds; ++round) {
     const int64_t send_len = length(sending, round), recv_len = length(receiving, round);
-    steps.run([&] {
-      if (send_len <= 0) return;
-      source->read_stream(*source_map, round * block, out.get(), send_len);
-      if (source_hash)
-        XXH3_64bits_update(source_hash, out.get(), static_cast<std::size_t>(send_len));
-    });
+    if (send_len > 0) {
+      steps.attempt(
+          [&] {
+            source->read_stream(*source_map, round * block, out.get(), send_len);
+            if (source_hash)
+              XXH3_64bits_update(source_hash, out.get(), static_cast<std::size_t>(send_len));
+          },
+          failure);
+      if (failure) std::memset(out.get(), 0, static_cast<std::size_t>(send_len));
+    }
     if (layout.is_leader && (send_len > 0 || recv_len > 0)) {
       MPI_Request requests[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
       const MPI_Comm leaders = layout.leaders->get();
@@ -144,10 +162,9 @@ void transfer_pairs(const Steps& steps, const std::vector<PairPlan>& pairs, int6
                   "MPI_Isend(redundancy stream)");
       check_mpi(MPI_Waitall(2, requests, MPI_STATUSES_IGNORE), "MPI_Waitall(redundancy stream)");
     }
-    steps.run([&] {
-      if (recv_len > 0) sink->write(in.get(), recv_len);
-    });
+    if (recv_len > 0) steps.attempt([&] { sink->write(in.get(), recv_len); }, failure);
   }
+  steps.settle(failure);
 }
 
 int64_t xor_chunk_bytes(const std::vector<int64_t>& stream_bytes) {
