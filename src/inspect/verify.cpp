@@ -3,6 +3,7 @@
 // is in verify_engine.cpp; this file decides what to check and prints the verdict (rank 0).
 #include "cairn/inspect/verify.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -57,6 +58,13 @@ ordered_json verdict_json(const CheckpointVerdict& v) {
     j["blobs_checked"] = v.blobs_checked;
     j["bytes_checked"] = v.bytes_checked;
   }
+  if (v.part) {
+    // "checked" says what the verdict covers: a part's "ok" is not the whole checkpoint's.
+    j["checked"] = "part";
+    j["part"] = {{"index", v.part->index}, {"count", v.part->count}, {"writers", v.part->writers}};
+  } else if (v.status == FileStatus::kCommitted) {
+    j["checked"] = "checkpoint";
+  }
   j["problems_total"] = v.problems_total;
   ordered_json problems = ordered_json::array();
   for (const detail::Problem& p : v.problems) problems.push_back(problem_json(p));
@@ -99,7 +107,12 @@ void print_file(std::ostream& out, const CheckpointVerdict& v, int ranks) {
            "format " + v.format_version + ", save counter " + std::to_string(v.save_counter) +
                ", " + detail::plural(v.world_size, "rank") + " at save, " +
                detail::plural(v.tensors, "tensor") + ", " + detail::plural(v.states, "state") +
-               ": consistent, every tensor covered exactly once"});
+               (v.part ? ": consistent; the records of every other writer are empty"
+                       : ": consistent, every tensor covered exactly once")});
+    if (v.part)
+      t.add({"part", detail::describe_part(*v.part) +
+                         ": its writers' pieces, its own copy of the replicated tensors and "
+                         "global state; the other writers are in the other parts"});
     t.add({"datasets", std::to_string(v.datasets_checked) + " checked against the manifest"});
     t.add({"data", detail::plural(v.pieces_checked, "piece") + " and " +
                        detail::plural(v.blobs_checked, "state value") + " (" +
@@ -115,6 +128,9 @@ void print_file(std::ostream& out, const CheckpointVerdict& v, int ranks) {
   } else if (v.problems_total > 0) {
     verdict += ": " + detail::plural(v.problems_total, "problem");
   }
+  if (v.part)
+    verdict += " (part " + std::to_string(v.part->index + 1) + " of " +
+               std::to_string(v.part->count) + " only, not the whole checkpoint)";
   t.add({"verdict", verdict});
   t.print(out);
   if (v.status != FileStatus::kCommitted) return;
@@ -149,6 +165,7 @@ struct DirectoryPlan {
   std::string state_message;
   std::string latest;
   std::vector<std::string> recorded;
+  std::vector<std::string> node_local_only;  // recorded at the node-local level only
 };
 
 DirectoryPlan plan_directory(const std::string& dir) {
@@ -163,7 +180,10 @@ DirectoryPlan plan_directory(const std::string& dir) {
     if (auto state = cairn::detail::read_state_file(dir)) {
       plan.state_status = "ok";
       plan.latest = state->latest;
-      for (const auto& e : state->checkpoints) plan.recorded.push_back(e.name);
+      for (const auto& e : state->checkpoints) {
+        plan.recorded.push_back(e.name);
+        if (!e.shared) plan.node_local_only.push_back(e.name);
+      }
     }
   } catch (const Error& e) {
     plan.state_status = "damaged";
@@ -206,10 +226,20 @@ int verify_directory(const detail::Group& group, const VerifyOptions& options, s
         "names '" + plan.latest + "' as the latest checkpoint, but it does not exist";
     add(cairn::detail::schema::kStateFileName, {"", "", plan.state_message});
   }
+  std::vector<std::string> notes;
   if (plan.state_status == "ok" || plan.state_status == "stale") {
-    for (const std::string& name : plan.recorded)
-      if (name != plan.latest && !exists(name))
+    for (const std::string& name : plan.recorded) {
+      if (name == plan.latest || exists(name)) continue;
+      const bool node_local = std::find(plan.node_local_only.begin(), plan.node_local_only.end(),
+                                        name) != plan.node_local_only.end();
+      if (node_local)
+        notes.push_back("'" + name +
+                        "' is recorded at the node-local level only: verify its parts in the "
+                        "node-local directories (cairn verify ROOT/node-<k>/" +
+                        name + ")");
+      else
         warnings.push_back("the state file lists '" + name + "', which does not exist");
+    }
   }
   int damaged = 0, checked = 0;
   for (const CheckpointVerdict& v : verdicts) {
@@ -244,6 +274,7 @@ int verify_directory(const detail::Group& group, const VerifyOptions& options, s
       skipped.push_back({{"name", name}, {"reason", why}});
     j["skipped"] = std::move(skipped);
     j["warnings"] = warnings;
+    j["notes"] = notes;
     j["problems_total"] = total;
     ordered_json pj = ordered_json::array();
     for (const auto& [where, p] : problems) pj.push_back(problem_json(p, where));
@@ -262,10 +293,13 @@ int verify_directory(const detail::Group& group, const VerifyOptions& options, s
   for (const CheckpointVerdict& v : verdicts) {
     if (v.verdict == "not-a-checkpoint") continue;
     std::string details;
+    if (v.part)
+      details = "part " + std::to_string(v.part->index + 1) + " of " +
+                std::to_string(v.part->count) + " only (not a whole checkpoint), ";
     if (v.status == FileStatus::kCommitted)
-      details = "save counter " + std::to_string(v.save_counter) + ", " +
-                detail::plural(v.pieces_checked, "piece") + ", " +
-                detail::human_bytes(v.bytes_checked);
+      details += "save counter " + std::to_string(v.save_counter) + ", " +
+                 detail::plural(v.pieces_checked, "piece") + ", " +
+                 detail::human_bytes(v.bytes_checked);
     if (v.problems_total > 0)
       details +=
           std::string(details.empty() ? "" : "; ") + detail::plural(v.problems_total, "problem");
@@ -274,6 +308,7 @@ int verify_directory(const detail::Group& group, const VerifyOptions& options, s
   for (const auto& [name, why] : plan.skipped) table.add({name, "SKIPPED", why});
   if (!table.empty()) table.print(out, "  ");
   for (const std::string& w : warnings) out << "warning: " << w << '\n';
+  for (const std::string& n : notes) out << "note: " << n << '\n';
   print_problems(out, problems, total, true);
   out << "\nverdict     " << (ok ? "OK" : "DAMAGED") << ": " << checked << " checked, " << damaged
       << " damaged";
