@@ -7,12 +7,18 @@
 # pass on each part (at 1, 2 and 4 verifying ranks) and say it covers that part only, and fail on a
 # damaged part naming the part and the piece; a part is never taken for a whole checkpoint.
 #
-#   cli_multilevel_test.sh CAIRN CRASH_SAVER DAMAGE   (env: MPIEXEC, CAIRN_TEST_DIR)
+# The h5py reader of docs/format.md must refuse a part, naming it, and still read the shared file.
+#
+#   cli_multilevel_test.sh CAIRN CRASH_SAVER DAMAGE FORMAT_MD GOLDEN_H5PY_PY WITH_H5PY
+#   (env: MPIEXEC, CAIRN_TEST_DIR)
 set -uo pipefail
 
 CAIRN="${1:?usage: cli_multilevel_test.sh CAIRN CRASH_SAVER DAMAGE}"
 SAVER="${2:?}"
 DAMAGE="${3:?}"
+FORMAT_MD="${4:?}"
+GOLDEN_H5PY="${5:?}"
+WITH_H5PY="${6:?}"
 : "${MPIEXEC:?MPIEXEC must name the mpiexec to use}"
 : "${CAIRN_TEST_DIR:?CAIRN_TEST_DIR must name a scratch directory}"
 T="$CAIRN_TEST_DIR"
@@ -138,6 +144,28 @@ cp "$L/node-0/ckpt-2.h5" "$T/local-swapped/node-1/ckpt-2.h5"
 cp "$L/node-1/ckpt-2.h5" "$T/local-swapped/node-0/ckpt-2.h5"
 expect 1 "node-0: holds part 2 of 2" "expected part 1 of 2" -- \
   "$CAIRN" list "$S" --node-local "$T/local-swapped"
+
+# The reference reader of docs/format.md (h5py + numpy): a part is refused by name, the shared
+# file of the same checkpoint read.
+cat >"$T/doc_reader.py" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import h5py
+from golden_h5py import example_code
+code = example_code(sys.argv[2])
+with h5py.File(sys.argv[3], "r") as f:
+    try:
+        code["tensors"](f)
+        print("the part was read as a whole checkpoint")
+        sys.exit(1)
+    except ValueError as e:
+        print("refused:", e)
+value = code["load"](sys.argv[4], "weights/.ATTRIBUTES/VARIABLE_VALUE")
+print("shared file read:", value.shape)
+PY
+expect 0 "refused:" "part 2 of 2 of a node-local checkpoint (ranks [1] of 2)" "shared file read: (9000, 33)" -- \
+  bash "$WITH_H5PY" "$T/doc_reader.py" "$(dirname "$GOLDEN_H5PY")" "$FORMAT_MD" \
+  "$L/node-1/ckpt-2.h5" "$S/ckpt-2.h5"
 
 # 3 ranks, three nodes: every part says which of three it is, and holds one writer's rows.
 S3="$T/shared3" L3="$T/local3"
