@@ -133,7 +133,22 @@ expect 1 "(part 2 of 2 only" "rank 1" -- "$CAIRN" verify "$T/damaged-state.h5"
 cp -r "$L" "$T/local-bad"
 "$DAMAGE" flip-record "$T/local-bad/node-1/ckpt-2.h5" 1
 expect 1 "1/2 ok here; node-1: corrupt" "record of rank 1" -- "$CAIRN" list "$S" --node-local "$T/local-bad"
-expect 1 "record of rank 1" -- "$CAIRN" verify "$T/local-bad/node-1/ckpt-2.h5"
+expect 1 "record of rank 1" "part 2 of 2 of a node-local checkpoint" -- \
+  "$CAIRN" verify "$T/local-bad/node-1/ckpt-2.h5"
+# A part whose index gives an absent writer (rank 0, in part 2) a record is corrupt, not read.
+cp "$L/node-1/ckpt-1.h5" "$T/absent-record.h5"
+cat >"$T/absent_record.py" <<'PY'
+import sys
+import h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    offsets = f["cairn/record_offsets"][()]
+    assert offsets[0] == offsets[1] < offsets[2], offsets  # rank 0's record is empty in part 2
+    offsets[1] = offsets[2]  # rank 0 takes rank 1's bytes
+    f["cairn/record_offsets"][...] = offsets
+PY
+bash "$WITH_H5PY" "$T/absent_record.py" "$T/absent-record.h5"
+expect 1 "holds a record of" "for rank 0, which is not one of its writers" "part 2 of 2" -- \
+  "$CAIRN" verify "$T/absent-record.h5"
 # A part where the state file records a whole checkpoint is not one.
 cp -r "$S" "$T/shared-swapped" && cp "$L/node-0/ckpt-2.h5" "$T/shared-swapped/ckpt-2.h5"
 expect 1 "holds part 1 of 2 of a node-local checkpoint" "where the state file records one" -- \

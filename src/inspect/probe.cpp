@@ -96,6 +96,7 @@ Probe probe_file(const std::string& path, bool keep_reader) {
     return p;
   }
   p.file_bytes = static_cast<int64_t>(fs::file_size(path, ec));
+  std::optional<std::string> header_text;  // kept to name a damaged part
   {
     const cairn::detail::ContainerProbe file(path);
     if (!file.is_open()) {
@@ -125,6 +126,7 @@ Probe probe_file(const std::string& path, bool keep_reader) {
           "no commit mark: a save that did not complete (or a temporary file); readers refuse it";
       return p;
     }
+    header_text = file.unverified_manifest_text();
   }
   try {
     auto reader = std::make_unique<cairn::detail::ContainerReader>(nullptr, path);
@@ -138,6 +140,13 @@ Probe probe_file(const std::string& path, bool keep_reader) {
     p.status = e.code() == ErrorCode::kVersion ? FileStatus::kUnsupported : FileStatus::kCorrupt;
     p.code = e.code() == ErrorCode::kVersion ? ErrorCode::kVersion : ErrorCode::kCorrupt;
     p.problem = {e.context().key, e.context().box, bare_message(e)};
+    // A damaged part is still named as a part (from its header, which nothing vouches for then),
+    // so that a damaged record of writer r reads as part k's, not as a whole checkpoint's.
+    try {
+      if (header_text) p.part = part_of(decode_header(*header_text, path));
+    } catch (const Error&) {
+      p.part.reset();
+    }
   }
   return p;
 }

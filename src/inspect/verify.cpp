@@ -120,6 +120,7 @@ void print_file(std::ostream& out, const CheckpointVerdict& v, int ranks) {
                        detail::plural(ranks, "rank")});
   } else {
     t.add({"status", detail::status_name(v.status)});
+    if (v.part) t.add({"part", detail::describe_part(*v.part) + " (its header says)"});
   }
   std::string verdict = verdict_word(v.verdict);
   if (v.status != FileStatus::kCommitted && !v.problems.empty()) {
