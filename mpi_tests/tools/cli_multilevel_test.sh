@@ -101,6 +101,14 @@ expect 3 "no such node-local directory" -- "$CAIRN" list "$S" --node-local "$T/a
 expect 0 "ckpt-2.h5  OK" "'ckpt-1.h5' is recorded at the node-local level only" -- \
   "$CAIRN" verify "$S"
 
+# The directory with its node parts: every part verified, as a part, at 1 and 2 verifying ranks.
+expect 0 "node-0/ckpt-1.h5  OK       part 1 of 2 only" "node-1/ckpt-2.h5  OK       part 2 of 2 only" \
+  "verdict     OK: 5 checked, 0 damaged" -- "$CAIRN" verify "$S" --node-local "$L"
+expect 0 "verdict     OK: 5 checked, 0 damaged (2 ranks)" -- \
+  env CAIRN_NODE_LOCAL_DIR="$L" "$MPIEXEC" -n 2 --oversubscribe "$CAIRN" verify "$S"
+"$CAIRN" verify --json "$S" --node-local "$L" >"$T/verify-dir.json" 2>/dev/null
+check_json "$T/verify-dir.json" '[c["file"] for c in j["checkpoints"]] == ["ckpt-2.h5", "node-0/ckpt-1.h5", "node-1/ckpt-1.h5", "node-0/ckpt-2.h5", "node-1/ckpt-2.h5"] and [c.get("part", {}).get("index") for c in j["checkpoints"]] == [None, 0, 1, 0, 1] and j["warnings"] == [] and j["notes"] == []'
+
 # 2. Each part verifies, as a part.
 for k in 0 1; do
   part="$L/node-$k/ckpt-1.h5"
@@ -159,6 +167,10 @@ cp "$L/node-0/ckpt-2.h5" "$T/local-swapped/node-1/ckpt-2.h5"
 cp "$L/node-1/ckpt-2.h5" "$T/local-swapped/node-0/ckpt-2.h5"
 expect 1 "node-0: holds part 2 of 2" "expected part 1 of 2" -- \
   "$CAIRN" list "$S" --node-local "$T/local-swapped"
+expect 1 "node-0/ckpt-2.h5" \
+  "holds part 2 of 2 of a node-local checkpoint (node 1, writer 1), not part 1 of 2 that its node directory should hold" -- \
+  "$CAIRN" verify "$S" --node-local "$T/local-swapped"
+expect 1 "node-1/ckpt-2.h5  DAMAGED" "record of rank 1" -- "$CAIRN" verify "$S" --node-local "$T/local-bad"
 
 # The reference reader of docs/format.md (h5py + numpy): a part is refused by name, the shared
 # file of the same checkpoint read.

@@ -5,12 +5,14 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <ostream>
 
 #include "cairn/inspect/common.hpp"
 #include "comm/wire.hpp"
+#include "inspect/node_parts.hpp"
 #include "inspect/scan.hpp"
 #include "inspect/text.hpp"
 #include "inspect/verify_engine.hpp"
@@ -158,9 +160,17 @@ int verify_file(const detail::Group& group, const VerifyOptions& options, std::o
   return code;
 }
 
+// A node part to verify: the node directory it is in, and the parts its checkpoint has.
+struct ExpectedPart {
+  int node = 0;
+  int count = 0;
+};
+
 // What rank 0 decides to check in a directory, shared with every rank.
 struct DirectoryPlan {
-  std::vector<std::string> files;                            // to verify
+  std::vector<std::string> files;  // to verify: names in the directory, or "node-<k>/<name>"
+  std::vector<std::string> paths;  // their paths
+  std::map<std::string, ExpectedPart> parts;                 // by entry of `files`
   std::vector<std::pair<std::string, std::string>> skipped;  // name, why
   std::string state_status = "missing";                      // "ok", "missing", "damaged", "stale"
   std::string state_message;
@@ -169,14 +179,18 @@ struct DirectoryPlan {
   std::vector<std::string> node_local_only;  // recorded at the node-local level only
 };
 
-DirectoryPlan plan_directory(const std::string& dir) {
+DirectoryPlan plan_directory(const std::string& dir, const std::string& node_root) {
   DirectoryPlan plan;
   for (const std::string& name : detail::checkpoint_like_files(dir)) {
-    if (detail::is_temporary_name(name))
+    if (detail::is_temporary_name(name)) {
       plan.skipped.emplace_back(name, "temporary file of a save");
-    else
+    } else {
       plan.files.push_back(name);
+      plan.paths.push_back((fs::path(dir) / name).string());
+    }
   }
+  std::vector<std::pair<int, std::string>> node_dirs;
+  if (!node_root.empty()) node_dirs = detail::node_directories(node_root);
   try {
     if (auto state = cairn::detail::read_state_file(dir)) {
       plan.state_status = "ok";
@@ -184,6 +198,16 @@ DirectoryPlan plan_directory(const std::string& dir) {
       for (const auto& e : state->checkpoints) {
         plan.recorded.push_back(e.name);
         if (!e.shared) plan.node_local_only.push_back(e.name);
+        if (!e.node_local()) continue;
+        for (const auto& [k, node_dir] : node_dirs) {
+          const fs::path part = fs::path(node_dir) / e.name;
+          std::error_code ec;
+          if (!fs::exists(part, ec)) continue;
+          const std::string shown = "node-" + std::to_string(k) + "/" + e.name;
+          plan.files.push_back(shown);
+          plan.paths.push_back(part.string());
+          plan.parts[shown] = {k, e.node_local_nodes};
+        }
       }
     }
   } catch (const Error& e) {
@@ -199,14 +223,14 @@ int verify_directory(const detail::Group& group, const VerifyOptions& options, s
   DirectoryPlan plan;
   group.run_agreed([&] {
     if (group.rank() != 0) return;
-    plan = plan_directory(dir);
-    shared = {{"files", plan.files}};
+    plan = plan_directory(dir, options.node_local_directory);
+    shared = {{"paths", plan.paths}};
   });
   group.broadcast(shared);
-  const auto files = shared.at("files").get<std::vector<std::string>>();
+  const auto paths = shared.at("paths").get<std::vector<std::string>>();
   std::vector<CheckpointVerdict> verdicts;
-  for (const std::string& name : files)
-    verdicts.push_back(detail::verify_checkpoint(group, (fs::path(dir) / name).string(), options));
+  for (const std::string& path : paths)
+    verdicts.push_back(detail::verify_checkpoint(group, path, options));
   if (group.rank() != 0) return kExitOk;  // the caller agrees on rank 0's code
 
   std::vector<std::pair<std::string, detail::Problem>> problems;
@@ -233,18 +257,36 @@ int verify_directory(const detail::Group& group, const VerifyOptions& options, s
       if (name == plan.latest || exists(name)) continue;
       const bool node_local = std::find(plan.node_local_only.begin(), plan.node_local_only.end(),
                                         name) != plan.node_local_only.end();
-      if (node_local)
-        notes.push_back("'" + name +
-                        "' is recorded at the node-local level only: verify its parts in the "
-                        "node-local directories (cairn verify ROOT/node-<k>/" +
-                        name + ")");
-      else
+      const bool parts_checked =
+          std::any_of(plan.parts.begin(), plan.parts.end(),
+                      [&](const auto& kv) { return kv.first.ends_with("/" + name); });
+      if (!node_local)
         warnings.push_back("the state file lists '" + name + "', which does not exist");
+      else if (!parts_checked)
+        notes.push_back("'" + name + "' is recorded at the node-local level only: " +
+                        (options.node_local_directory.empty()
+                             ? "verify its parts in the node-local directories (cairn verify "
+                               "--node-local ROOT DIR)"
+                             : "no part of it in the node directories this machine sees"));
     }
   }
   int damaged = 0, checked = 0;
-  for (const CheckpointVerdict& v : verdicts) {
-    const std::string name = fs::path(v.path).filename().string();
+  for (std::size_t i = 0; i < verdicts.size(); ++i) {
+    CheckpointVerdict& v = verdicts[i];
+    const std::string& name = plan.files[i];
+    // A file in a node directory must be the part that node holds of its checkpoint.
+    if (const auto it = plan.parts.find(name);
+        it != plan.parts.end() && v.status == FileStatus::kCommitted &&
+        (!v.part || v.part->index != it->second.node || v.part->count != it->second.count)) {
+      ++v.problems_total;
+      v.problems.insert(
+          v.problems.begin(),
+          {"", "",
+           (v.part ? "holds " + detail::describe_part(*v.part) : "a whole checkpoint") +
+               ", not part " + std::to_string(it->second.node + 1) + " of " +
+               std::to_string(it->second.count) + " that its node directory should hold"});
+      v.verdict = "damaged";
+    }
     if (v.verdict == "not-a-checkpoint") {
       plan.skipped.emplace_back(name,
                                 "not a cairn checkpoint (an HDF5 file without cairn's marks)");
@@ -267,8 +309,14 @@ int verify_directory(const detail::Group& group, const VerifyOptions& options, s
                        {"latest", plan.latest},
                        {"recorded", plan.recorded},
                        {"message", plan.state_message}};
+    if (!options.node_local_directory.empty())
+      j["node_local_directory"] = options.node_local_directory;
     ordered_json list = ordered_json::array();
-    for (const CheckpointVerdict& v : verdicts) list.push_back(verdict_json(v));
+    for (std::size_t i = 0; i < verdicts.size(); ++i) {
+      ordered_json one = verdict_json(verdicts[i]);
+      one["file"] = plan.files[i];
+      list.push_back(std::move(one));
+    }
     j["checkpoints"] = std::move(list);
     ordered_json skipped = ordered_json::array();
     for (const auto& [name, why] : plan.skipped)
@@ -291,7 +339,8 @@ int verify_directory(const detail::Group& group, const VerifyOptions& options, s
   if (plan.state_status == "stale") state += ": " + plan.state_message;
   out << "state file  " << state << "\n\n";
   detail::Table table({"file", "verdict", "details"});
-  for (const CheckpointVerdict& v : verdicts) {
+  for (std::size_t i = 0; i < verdicts.size(); ++i) {
+    const CheckpointVerdict& v = verdicts[i];
     if (v.verdict == "not-a-checkpoint") continue;
     std::string details;
     if (v.part)
@@ -304,7 +353,7 @@ int verify_directory(const detail::Group& group, const VerifyOptions& options, s
     if (v.problems_total > 0)
       details +=
           std::string(details.empty() ? "" : "; ") + detail::plural(v.problems_total, "problem");
-    table.add({fs::path(v.path).filename().string(), verdict_word(v.verdict), details});
+    table.add({plan.files[i], verdict_word(v.verdict), details});
   }
   for (const auto& [name, why] : plan.skipped) table.add({name, "SKIPPED", why});
   if (!table.empty()) table.print(out, "  ");
