@@ -9,7 +9,10 @@
 #
 # The h5py reader of docs/format.md must refuse a part, naming it, and still read the shared file.
 #
-#   cli_multilevel_test.sh CAIRN CRASH_SAVER DAMAGE FORMAT_MD GOLDEN_H5PY_PY WITH_H5PY
+# So must the independent interop reader (mpi_tests/interop/h5py_read.py), which reads the shared
+# file.
+#
+#   cli_multilevel_test.sh CAIRN CRASH_SAVER DAMAGE FORMAT_MD GOLDEN_H5PY_PY WITH_H5PY H5PY_READ_PY
 #   (env: MPIEXEC, CAIRN_TEST_DIR)
 set -uo pipefail
 
@@ -19,6 +22,7 @@ DAMAGE="${3:?}"
 FORMAT_MD="${4:?}"
 GOLDEN_H5PY="${5:?}"
 WITH_H5PY="${6:?}"
+H5PY_READ="${7:?}"
 : "${MPIEXEC:?MPIEXEC must name the mpiexec to use}"
 : "${CAIRN_TEST_DIR:?CAIRN_TEST_DIR must name a scratch directory}"
 T="$CAIRN_TEST_DIR"
@@ -193,6 +197,11 @@ PY
 expect 0 "refused:" "part 2 of 2 of a node-local checkpoint (ranks [1] of 2)" "shared file read: (9000, 33)" -- \
   bash "$WITH_H5PY" "$T/doc_reader.py" "$(dirname "$GOLDEN_H5PY")" "$FORMAT_MD" \
   "$L/node-1/ckpt-2.h5" "$S/ckpt-2.h5"
+
+expect 1 "part 2 of 2 of a node-local checkpoint (ranks [1] of 2)" "h5py_read: FAILED" -- \
+  bash "$WITH_H5PY" "$H5PY_READ" "$L/node-1/ckpt-2.h5" --writer crash_saver --step 2 --world-size 2
+expect 0 "h5py_read: OK: every check passed" -- \
+  bash "$WITH_H5PY" "$H5PY_READ" "$S/ckpt-2.h5" --writer crash_saver --step 2 --world-size 2
 
 # 3 ranks, three nodes: every part says which of three it is, and holds one writer's rows.
 S3="$T/shared3" L3="$T/local3"
