@@ -3,7 +3,7 @@
 # The tools on a multi-level checkpoint directory: a CheckpointManager (crash_saver's mgr-save,
 # turned multi-level by CAIRN_NODE_LOCAL_DIR, partner redundancy, a node per rank) saves two
 # checkpoints on 2 ranks (the first node-local only, the second drained to the shared directory)
-# and one on 3 ranks. `cairn list` must show both levels and each node's part; `cairn verify` must
+# and on 1, 3 and 4 ranks. `cairn list` must show both levels and each node's part; `cairn verify` must
 # pass on each part (at 1, 2 and 4 verifying ranks) and say it covers that part only, and fail on a
 # damaged part naming the part and the piece; a part is never taken for a whole checkpoint.
 #
@@ -214,6 +214,20 @@ for k in 0 1 2; do
   "$DAMAGE" flip-tensor "$T/damaged3.h5" "$WEIGHTS" $((k * 3000 * 33 + 1))
   expect 1 "(part $((k + 1)) of 3 only" "[$((k * 3000)):$(((k + 1) * 3000)), 0:33]" -- \
     "$CAIRN" verify "$T/damaged3.h5"
+done
+
+# 1 rank (one node: part 1 of 1 holds every writer, still a part) and 4 ranks (uneven rows: 2250
+# each): list and verify every part.
+for np in 1 4; do
+  save "$np" "$T/shared$np" "$T/local$np" 1
+  expect 0 "$np/$np ok here" "node-local($np rank" -- \
+    "$CAIRN" list "$T/shared$np" --node-local "$T/local$np"
+  expect 0 "verdict     OK: $((2 * np + 1)) checked, 0 damaged" -- \
+    "$CAIRN" verify "$T/shared$np" --node-local "$T/local$np"
+  for ((k = 0; k < np; k++)); do
+    expect 0 "OK (part $((k + 1)) of $np only" "writer $k)" -- \
+      "$CAIRN" verify "$T/local$np/node-$k/ckpt-1.h5"
+  done
 done
 
 echo "$CHECKS checks, $FAILED failed"
