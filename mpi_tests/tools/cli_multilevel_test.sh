@@ -3,9 +3,9 @@
 # The tools on a multi-level checkpoint directory: a CheckpointManager (crash_saver's mgr-save,
 # turned multi-level by CAIRN_NODE_LOCAL_DIR, partner redundancy, a node per rank) saves two
 # checkpoints on 2 ranks (the first node-local only, the second drained to the shared directory)
-# and on 1, 3 and 4 ranks. `cairn list` must show both levels and each node's part; `cairn verify` must
-# pass on each part (at 1, 2 and 4 verifying ranks) and say it covers that part only, and fail on a
-# damaged part naming the part and the piece; a part is never taken for a whole checkpoint.
+# and on 1, 3 and 4 ranks. `cairn list` must show both levels and each node's part; `cairn verify`
+# must pass on each part (at 1, 2 and 4 verifying ranks) and say it covers that part only, and fail
+# on a damaged part naming the part and the piece; a part is never taken for a whole checkpoint.
 #
 # The h5py reader of docs/format.md must refuse a part, naming it, and still read the shared file.
 #
@@ -216,8 +216,8 @@ for k in 0 1 2; do
     "$CAIRN" verify "$T/damaged3.h5"
 done
 
-# 1 rank (one node: part 1 of 1 holds every writer, still a part) and 4 ranks (uneven rows: 2250
-# each): list and verify every part.
+# 1 rank (one node: part 1 of 1 holds every writer, still a part) and 4 ranks (2250 rows each):
+# list and verify every part.
 for np in 1 4; do
   save "$np" "$T/shared$np" "$T/local$np" 1
   expect 0 "$np/$np ok here" "node-local($np rank" -- \
