@@ -192,6 +192,107 @@ TEST_F(HostileTable, HostileHeadersAreCorruptOrNewer) {
   });
 }
 
+// The `part` member of a 2.1 header (a node's part of a node-local checkpoint): every way it can be
+// wrong is corrupt, with the member named, never a crash or a part taken for a whole checkpoint.
+TEST_F(HostileTable, HostilePartMembersAreCorrupt) {
+  const auto part = [](std::function<void(json&, int)> change) {
+    return [change](const std::string& p) {
+      patch_header(p, [&](json& h) {
+        h["format_version"] = "2.1";
+        h["part"] = {{"index", 0}, {"count", 1}, {"writers", {0}}};
+        change(h["part"], h.at("world_size").get<int>());
+      });
+    };
+  };
+  run({
+      {"part in a 2.0 header",
+       {},
+       {ErrorCode::kCorrupt},
+       {"a part of a checkpoint must be format 2.1 or newer"},
+       [](const std::string& p) {
+         patch_header(p, [](json& h) {
+           h["part"] = {{"index", 0}, {"count", 1}, {"writers", {0}}};
+         });
+       }},
+      {"part.count 0",
+       {},
+       {ErrorCode::kCorrupt},
+       {"part.count 0 is out of range [1, "},
+       part([](json& pt, int) { pt["count"] = 0; })},
+      {"part.count beyond world_size",
+       {},
+       {ErrorCode::kCorrupt},
+       {"part.count", "is out of range [1, "},
+       part([](json& pt, int world) { pt["count"] = world + 1; })},
+      {"part.count 10^18",
+       {},
+       {ErrorCode::kCorrupt},
+       {"part.count", "is out of range"},
+       part([](json& pt, int) { pt["count"] = kE18; })},
+      {"part.index equal to part.count",
+       {},
+       {ErrorCode::kCorrupt},
+       {"part.index 1 is out of range [0, 0]"},
+       part([](json& pt, int) { pt["index"] = 1; })},
+      {"negative part.index",
+       {},
+       {ErrorCode::kCorrupt},
+       {"part.index -1 is out of range"},
+       part([](json& pt, int) { pt["index"] = -1; })},
+      // One rank cannot list two writers at all (then: "must list 1 to world_size ranks").
+      {"part.writers not ascending",
+       {},
+       {ErrorCode::kCorrupt},
+       {"part.writers must"},
+       part([](json& pt, int world) {
+         pt["count"] = 1;
+         pt["writers"] = world >= 2 ? json{1, 0} : json{0, 0};
+       })},
+      {"part.writers repeated",
+       {},
+       {ErrorCode::kCorrupt},
+       {"part.writers must"},
+       part([](json& pt, int world) {
+         pt["writers"] = world >= 3 ? json{0, 2, 2} : json{0, 0};
+       })},
+      {"part.writers beyond world_size",
+       {},
+       {ErrorCode::kCorrupt},
+       {"part.writers must be ascending ranks below world_size, found"},
+       part([](json& pt, int world) { pt["writers"] = {world}; })},
+      {"negative part.writers",
+       {},
+       {ErrorCode::kCorrupt},
+       {"part.writers must be ascending ranks below world_size, found -1"},
+       part([](json& pt, int) { pt["writers"] = {-1}; })},
+      {"empty part.writers",
+       {},
+       {ErrorCode::kCorrupt},
+       {"part.writers must list 1 to world_size ranks"},
+       part([](json& pt, int) { pt["writers"] = json::array(); })},
+      {"part.writers not an array",
+       {},
+       {ErrorCode::kCorrupt},
+       {"part.writers must list 1 to world_size ranks"},
+       part([](json& pt, int) { pt["writers"] = "0"; })},
+      {"part.writers of a fraction",
+       {},
+       {ErrorCode::kCorrupt},
+       {"must be an integer"},
+       part([](json& pt, int) { pt["writers"] = {0.5}; })},
+      {"part without count",
+       {},
+       {ErrorCode::kCorrupt},
+       {"header: malformed JSON"},
+       part([](json& pt, int) { pt.erase("count"); })},
+      {"part not an object",
+       {},
+       {ErrorCode::kCorrupt},
+       {"header: malformed JSON"},
+       part([](json& pt, int) { pt = 7; })},
+  });
+}
+
 TEST_F(HostileTable, UnknownCodesAreCorruptAndNewerMinorVersionsAreAVersionError) {
   const auto dtype = [](uint8_t code) {
     return [code](const std::string& p) { testing::patch_table_tensor(p, kWKey, 4, code); };

@@ -8,6 +8,8 @@ and checks it against the values the writer put in.
 
 Reads formats 1.x (one JSON manifest) and 2.x (a JSON header, the binary table and every rank's
 binary record, decoded here with struct and numpy into the same tensor and state lists as 1.x).
+A node-local part (format 2.1, a header with "part") is refused by name: it is not a whole
+checkpoint, and this reader checks every writer's values.
 Checks: the commit mark; the manifest or header (size and XXH3 from the commit mark, format,
 version, world size, save counter); in 2.x the table (size and XXH3 from the commit mark, magic,
 version) and every rank's record (magic, rank, length, body XXH3); for every tensor, that the keys,
@@ -480,6 +482,12 @@ def read_checkpoint(path, args, expected, xxh3, checker):
         checker.check(cairn_format == "cairn-checkpoint " + manifest["format_version"],
                       f"cairn_format {cairn_format!r} disagrees with the header's "
                       f"{manifest['format_version']!r}")
+        if "part" in manifest:  # format 2.1: one node's part of a node-local checkpoint
+            part = manifest["part"]
+            checker.check(False, f"part {part['index'] + 1} of {part['count']} of a node-local "
+                          f"checkpoint (ranks {part['writers']} of {manifest['world_size']}): "
+                          "this reader checks whole checkpoints only; read the shared file")
+            return 1
         if major == "2":  # the header, the table and the records
             manifest = manifest_2x(f, manifest, mark, xxh3, checker)
             if manifest is None:

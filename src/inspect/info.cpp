@@ -52,6 +52,8 @@ ordered_json info_json(const detail::Probe& p) {
   j["state_values"] = s.state_values;
   j["state_bytes"] = s.state_bytes;
   j["packed_bytes"] = m.packed_bytes;
+  if (p.part)
+    j["part"] = {{"index", p.part->index}, {"count", p.part->count}, {"writers", p.part->writers}};
   return j;
 }
 
@@ -69,6 +71,10 @@ void print_text(const detail::Probe& p, std::ostream& out) {
     const detail::ManifestSummary s = detail::summarize(m, p.path);
     const std::string unverified = p.status == FileStatus::kCommitted ? "" : "  (unverified)";
     t.add({"format", detail::format_version(m) + unverified});
+    if (p.part)
+      t.add({"part", detail::describe_part(*p.part) +
+                         ": its writers' data and its own copy of the replicated tensors and "
+                         "global state, not the whole checkpoint"});
     t.add({"library", "cairn " + m.library_version});
     t.add({"world size", detail::plural(m.world_size, "rank") + " at save"});
     t.add({"save counter", std::to_string(m.save_counter)});

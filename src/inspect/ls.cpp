@@ -46,6 +46,9 @@ int ls(const LsOptions& options, std::ostream& out) {
   if (options.json) {
     ordered_json j;
     j["path"] = p.path;
+    if (p.part)
+      j["part"] = {
+          {"index", p.part->index}, {"count", p.part->count}, {"writers", p.part->writers}};
     ordered_json tj = ordered_json::array();
     for (const TensorRecord* t : tensors) {
       ordered_json e;
@@ -71,6 +74,12 @@ int ls(const LsOptions& options, std::ostream& out) {
     out << j.dump(2) << '\n';
     return kExitOk;
   }
+  // A part holds only its writers' pieces of the sharded tensors: say so before the keys, so the
+  // listing is not taken for the whole checkpoint's.
+  if (p.part)
+    out << detail::describe_part(*p.part)
+        << ": the tensors' pieces its writers saved, and its own copy of the replicated tensors "
+           "and global state\n\n";
   detail::Table table({"key", "dtype", "shape", "bytes", "layout", "storage"},
                       {false, false, false, true, false, false});
   int64_t total = 0;

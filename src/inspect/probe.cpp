@@ -18,13 +18,20 @@ using cairn::detail::schema::kFormatAttribute;
 using cairn::detail::schema::kGroup;
 
 // The manifest of an uncommitted file, as found: nothing vouches for it.
+std::optional<PartInfo> part_of(const Header& header) {
+  if (header.part_writers.empty()) return std::nullopt;
+  return PartInfo{header.part_index, header.part_count, header.part_writers};
+}
+
 std::optional<Manifest> decode_unverified(const std::optional<std::string>& text,
-                                          const std::string& path, int64_t& bytes) {
+                                          const std::string& path, int64_t& bytes,
+                                          std::optional<PartInfo>& part) {
   if (!text) return std::nullopt;
   bytes = static_cast<int64_t>(text->size());
   try {
     const Header header = decode_header(*text, path);
     if (header.format_major == kLegacyMajor) return decode_manifest(*text, path);
+    part = part_of(header);
     // Format 2.x: the header's scalars; the graph and tensors are in a table nothing vouches for.
     return manifest_from_header(header);
   } catch (const Error&) {
@@ -33,6 +40,21 @@ std::optional<Manifest> decode_unverified(const std::optional<std::string>& text
 }
 
 }  // namespace
+
+std::string describe_ranks(const std::vector<int>& ranks) {
+  const bool run =
+      ranks.size() > 2 && ranks.back() - ranks.front() + 1 == static_cast<int>(ranks.size());
+  if (run) return std::to_string(ranks.front()) + "-" + std::to_string(ranks.back());
+  std::string out;
+  for (int r : ranks) out += (out.empty() ? "" : ", ") + std::to_string(r);
+  return out;
+}
+
+std::string describe_part(const PartInfo& part) {
+  return "part " + std::to_string(part.index + 1) + " of " + std::to_string(part.count) +
+         " of a node-local checkpoint (node " + std::to_string(part.index) + ", " +
+         (part.writers.size() == 1 ? "writer " : "writers ") + describe_ranks(part.writers) + ")";
+}
 
 const char* status_name(FileStatus status) noexcept {
   switch (status) {
@@ -74,6 +96,7 @@ Probe probe_file(const std::string& path, bool keep_reader) {
     return p;
   }
   p.file_bytes = static_cast<int64_t>(fs::file_size(path, ec));
+  std::optional<std::string> header_text;  // kept to name a damaged part
   {
     const cairn::detail::ContainerProbe file(path);
     if (!file.is_open()) {
@@ -87,7 +110,8 @@ Probe probe_file(const std::string& path, bool keep_reader) {
     p.has_format_attribute = file.has_format_attribute();
     if (p.has_format_attribute) p.format_attribute = file.format_attribute();
     if (!file.has_commit_mark()) {
-      p.manifest = decode_unverified(file.unverified_manifest_text(), path, p.manifest_bytes);
+      p.manifest =
+          decode_unverified(file.unverified_manifest_text(), path, p.manifest_bytes, p.part);
       if (!p.has_format_attribute && !p.manifest && !file.has_cairn_group()) {
         p.status = FileStatus::kNotCheckpoint;
         p.code = ErrorCode::kCorrupt;
@@ -102,6 +126,7 @@ Probe probe_file(const std::string& path, bool keep_reader) {
           "no commit mark: a save that did not complete (or a temporary file); readers refuse it";
       return p;
     }
+    header_text = file.unverified_manifest_text();
   }
   try {
     auto reader = std::make_unique<cairn::detail::ContainerReader>(nullptr, path);
@@ -109,11 +134,19 @@ Probe probe_file(const std::string& path, bool keep_reader) {
     p.mark = reader->commit_mark();
     p.manifest = reader->manifest();
     p.manifest_bytes = static_cast<int64_t>(reader->manifest_text().size());
+    if (const auto records = reader->records()) p.part = part_of(records->header());
     if (keep_reader) p.reader = std::move(reader);
   } catch (const Error& e) {
     p.status = e.code() == ErrorCode::kVersion ? FileStatus::kUnsupported : FileStatus::kCorrupt;
     p.code = e.code() == ErrorCode::kVersion ? ErrorCode::kVersion : ErrorCode::kCorrupt;
     p.problem = {e.context().key, e.context().box, bare_message(e)};
+    // A damaged part is still named as a part (from its header, which nothing vouches for then),
+    // so that a damaged record of writer r reads as part k's, not as a whole checkpoint's.
+    try {
+      if (header_text) p.part = part_of(decode_header(*header_text, path));
+    } catch (const Error&) {
+      p.part.reset();
+    }
   }
   return p;
 }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "cairn/core/error.hpp"
 #include "storage/container_reader.hpp"
@@ -34,6 +35,20 @@ struct Problem {
   std::string message;
 };
 
+/// Format 2.1: the file is one node's part of a node-local checkpoint. It holds its writers'
+/// records and data and its own copy of the replicated tensors and global state, not the whole
+/// checkpoint.
+struct PartInfo {
+  int index = 0;  // the node's number, from 0
+  int count = 1;  // parts (nodes) of the checkpoint
+  std::vector<int> writers;
+};
+
+/// "part 1 of 2 of a node-local checkpoint (writers 0, 1)".
+std::string describe_part(const PartInfo& part);
+/// "0, 1, 2" or "0-63" for a contiguous run.
+std::string describe_ranks(const std::vector<int>& ranks);
+
 struct Probe {
   std::string path;
   FileStatus status = FileStatus::kMissing;
@@ -42,6 +57,7 @@ struct Probe {
   int64_t file_bytes = -1;
   std::optional<CommitMark> mark;
   std::optional<Manifest> manifest;  // verified when committed; unverified when uncommitted
+  std::optional<PartInfo> part;      // a part file (verified when committed)
   int64_t manifest_bytes = 0;
   bool has_format_attribute = false;
   std::string format_attribute;                            // the cairn_format text, if present

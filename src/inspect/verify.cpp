@@ -3,13 +3,16 @@
 // is in verify_engine.cpp; this file decides what to check and prints the verdict (rank 0).
 #include "cairn/inspect/verify.hpp"
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <ostream>
 
 #include "cairn/inspect/common.hpp"
 #include "comm/wire.hpp"
+#include "inspect/node_parts.hpp"
 #include "inspect/scan.hpp"
 #include "inspect/text.hpp"
 #include "inspect/verify_engine.hpp"
@@ -57,6 +60,13 @@ ordered_json verdict_json(const CheckpointVerdict& v) {
     j["blobs_checked"] = v.blobs_checked;
     j["bytes_checked"] = v.bytes_checked;
   }
+  if (v.part) {
+    // "checked" says what the verdict covers: a part's "ok" is not the whole checkpoint's.
+    j["checked"] = "part";
+    j["part"] = {{"index", v.part->index}, {"count", v.part->count}, {"writers", v.part->writers}};
+  } else if (v.status == FileStatus::kCommitted) {
+    j["checked"] = "checkpoint";
+  }
   j["problems_total"] = v.problems_total;
   ordered_json problems = ordered_json::array();
   for (const detail::Problem& p : v.problems) problems.push_back(problem_json(p));
@@ -99,7 +109,12 @@ void print_file(std::ostream& out, const CheckpointVerdict& v, int ranks) {
            "format " + v.format_version + ", save counter " + std::to_string(v.save_counter) +
                ", " + detail::plural(v.world_size, "rank") + " at save, " +
                detail::plural(v.tensors, "tensor") + ", " + detail::plural(v.states, "state") +
-               ": consistent, every tensor covered exactly once"});
+               (v.part ? ": consistent; the records of every other writer are empty"
+                       : ": consistent, every tensor covered exactly once")});
+    if (v.part)
+      t.add({"part", detail::describe_part(*v.part) +
+                         ": its writers' pieces, its own copy of the replicated tensors and "
+                         "global state; the other writers are in the other parts"});
     t.add({"datasets", std::to_string(v.datasets_checked) + " checked against the manifest"});
     t.add({"data", detail::plural(v.pieces_checked, "piece") + " and " +
                        detail::plural(v.blobs_checked, "state value") + " (" +
@@ -107,6 +122,7 @@ void print_file(std::ostream& out, const CheckpointVerdict& v, int ranks) {
                        detail::plural(ranks, "rank")});
   } else {
     t.add({"status", detail::status_name(v.status)});
+    if (v.part) t.add({"part", detail::describe_part(*v.part) + " (its header says)"});
   }
   std::string verdict = verdict_word(v.verdict);
   if (v.status != FileStatus::kCommitted && !v.problems.empty()) {
@@ -115,6 +131,9 @@ void print_file(std::ostream& out, const CheckpointVerdict& v, int ranks) {
   } else if (v.problems_total > 0) {
     verdict += ": " + detail::plural(v.problems_total, "problem");
   }
+  if (v.part)
+    verdict += " (part " + std::to_string(v.part->index + 1) + " of " +
+               std::to_string(v.part->count) + " only, not the whole checkpoint)";
   t.add({"verdict", verdict});
   t.print(out);
   if (v.status != FileStatus::kCommitted) return;
@@ -141,29 +160,55 @@ int verify_file(const detail::Group& group, const VerifyOptions& options, std::o
   return code;
 }
 
+// A node part to verify: the node directory it is in, and the parts its checkpoint has.
+struct ExpectedPart {
+  int node = 0;
+  int count = 0;
+};
+
 // What rank 0 decides to check in a directory, shared with every rank.
 struct DirectoryPlan {
-  std::vector<std::string> files;                            // to verify
+  std::vector<std::string> files;  // to verify: names in the directory, or "node-<k>/<name>"
+  std::vector<std::string> paths;  // their paths
+  std::map<std::string, ExpectedPart> parts;                 // by entry of `files`
   std::vector<std::pair<std::string, std::string>> skipped;  // name, why
   std::string state_status = "missing";                      // "ok", "missing", "damaged", "stale"
   std::string state_message;
   std::string latest;
   std::vector<std::string> recorded;
+  std::vector<std::string> node_local_only;  // recorded at the node-local level only
 };
 
-DirectoryPlan plan_directory(const std::string& dir) {
+DirectoryPlan plan_directory(const std::string& dir, const std::string& node_root) {
   DirectoryPlan plan;
   for (const std::string& name : detail::checkpoint_like_files(dir)) {
-    if (detail::is_temporary_name(name))
+    if (detail::is_temporary_name(name)) {
       plan.skipped.emplace_back(name, "temporary file of a save");
-    else
+    } else {
       plan.files.push_back(name);
+      plan.paths.push_back((fs::path(dir) / name).string());
+    }
   }
+  std::vector<std::pair<int, std::string>> node_dirs;
+  if (!node_root.empty()) node_dirs = detail::node_directories(node_root);
   try {
     if (auto state = cairn::detail::read_state_file(dir)) {
       plan.state_status = "ok";
       plan.latest = state->latest;
-      for (const auto& e : state->checkpoints) plan.recorded.push_back(e.name);
+      for (const auto& e : state->checkpoints) {
+        plan.recorded.push_back(e.name);
+        if (!e.shared) plan.node_local_only.push_back(e.name);
+        if (!e.node_local()) continue;
+        for (const auto& [k, node_dir] : node_dirs) {
+          const fs::path part = fs::path(node_dir) / e.name;
+          std::error_code ec;
+          if (!fs::exists(part, ec)) continue;
+          const std::string shown = "node-" + std::to_string(k) + "/" + e.name;
+          plan.files.push_back(shown);
+          plan.paths.push_back(part.string());
+          plan.parts[shown] = {k, e.node_local_nodes};
+        }
+      }
     }
   } catch (const Error& e) {
     plan.state_status = "damaged";
@@ -178,14 +223,14 @@ int verify_directory(const detail::Group& group, const VerifyOptions& options, s
   DirectoryPlan plan;
   group.run_agreed([&] {
     if (group.rank() != 0) return;
-    plan = plan_directory(dir);
-    shared = {{"files", plan.files}};
+    plan = plan_directory(dir, options.node_local_directory);
+    shared = {{"paths", plan.paths}};
   });
   group.broadcast(shared);
-  const auto files = shared.at("files").get<std::vector<std::string>>();
+  const auto paths = shared.at("paths").get<std::vector<std::string>>();
   std::vector<CheckpointVerdict> verdicts;
-  for (const std::string& name : files)
-    verdicts.push_back(detail::verify_checkpoint(group, (fs::path(dir) / name).string(), options));
+  for (const std::string& path : paths)
+    verdicts.push_back(detail::verify_checkpoint(group, path, options));
   if (group.rank() != 0) return kExitOk;  // the caller agrees on rank 0's code
 
   std::vector<std::pair<std::string, detail::Problem>> problems;
@@ -206,14 +251,42 @@ int verify_directory(const detail::Group& group, const VerifyOptions& options, s
         "names '" + plan.latest + "' as the latest checkpoint, but it does not exist";
     add(cairn::detail::schema::kStateFileName, {"", "", plan.state_message});
   }
+  std::vector<std::string> notes;
   if (plan.state_status == "ok" || plan.state_status == "stale") {
-    for (const std::string& name : plan.recorded)
-      if (name != plan.latest && !exists(name))
+    for (const std::string& name : plan.recorded) {
+      if (name == plan.latest || exists(name)) continue;
+      const bool node_local = std::find(plan.node_local_only.begin(), plan.node_local_only.end(),
+                                        name) != plan.node_local_only.end();
+      const bool parts_checked =
+          std::any_of(plan.parts.begin(), plan.parts.end(),
+                      [&](const auto& kv) { return kv.first.ends_with("/" + name); });
+      if (!node_local)
         warnings.push_back("the state file lists '" + name + "', which does not exist");
+      else if (!parts_checked)
+        notes.push_back("'" + name + "' is recorded at the node-local level only: " +
+                        (options.node_local_directory.empty()
+                             ? "verify its parts in the node-local directories (cairn verify "
+                               "--node-local ROOT DIR)"
+                             : "no part of it in the node directories this machine sees"));
+    }
   }
   int damaged = 0, checked = 0;
-  for (const CheckpointVerdict& v : verdicts) {
-    const std::string name = fs::path(v.path).filename().string();
+  for (std::size_t i = 0; i < verdicts.size(); ++i) {
+    CheckpointVerdict& v = verdicts[i];
+    const std::string& name = plan.files[i];
+    // A file in a node directory must be the part that node holds of its checkpoint.
+    if (const auto it = plan.parts.find(name);
+        it != plan.parts.end() && v.status == FileStatus::kCommitted &&
+        (!v.part || v.part->index != it->second.node || v.part->count != it->second.count)) {
+      ++v.problems_total;
+      v.problems.insert(
+          v.problems.begin(),
+          {"", "",
+           (v.part ? "holds " + detail::describe_part(*v.part) : "a whole checkpoint") +
+               ", not part " + std::to_string(it->second.node + 1) + " of " +
+               std::to_string(it->second.count) + " that its node directory should hold"});
+      v.verdict = "damaged";
+    }
     if (v.verdict == "not-a-checkpoint") {
       plan.skipped.emplace_back(name,
                                 "not a cairn checkpoint (an HDF5 file without cairn's marks)");
@@ -236,14 +309,21 @@ int verify_directory(const detail::Group& group, const VerifyOptions& options, s
                        {"latest", plan.latest},
                        {"recorded", plan.recorded},
                        {"message", plan.state_message}};
+    if (!options.node_local_directory.empty())
+      j["node_local_directory"] = options.node_local_directory;
     ordered_json list = ordered_json::array();
-    for (const CheckpointVerdict& v : verdicts) list.push_back(verdict_json(v));
+    for (std::size_t i = 0; i < verdicts.size(); ++i) {
+      ordered_json one = verdict_json(verdicts[i]);
+      one["file"] = plan.files[i];
+      list.push_back(std::move(one));
+    }
     j["checkpoints"] = std::move(list);
     ordered_json skipped = ordered_json::array();
     for (const auto& [name, why] : plan.skipped)
       skipped.push_back({{"name", name}, {"reason", why}});
     j["skipped"] = std::move(skipped);
     j["warnings"] = warnings;
+    j["notes"] = notes;
     j["problems_total"] = total;
     ordered_json pj = ordered_json::array();
     for (const auto& [where, p] : problems) pj.push_back(problem_json(p, where));
@@ -259,21 +339,26 @@ int verify_directory(const detail::Group& group, const VerifyOptions& options, s
   if (plan.state_status == "stale") state += ": " + plan.state_message;
   out << "state file  " << state << "\n\n";
   detail::Table table({"file", "verdict", "details"});
-  for (const CheckpointVerdict& v : verdicts) {
+  for (std::size_t i = 0; i < verdicts.size(); ++i) {
+    const CheckpointVerdict& v = verdicts[i];
     if (v.verdict == "not-a-checkpoint") continue;
     std::string details;
+    if (v.part)
+      details = "part " + std::to_string(v.part->index + 1) + " of " +
+                std::to_string(v.part->count) + " only (not a whole checkpoint), ";
     if (v.status == FileStatus::kCommitted)
-      details = "save counter " + std::to_string(v.save_counter) + ", " +
-                detail::plural(v.pieces_checked, "piece") + ", " +
-                detail::human_bytes(v.bytes_checked);
+      details += "save counter " + std::to_string(v.save_counter) + ", " +
+                 detail::plural(v.pieces_checked, "piece") + ", " +
+                 detail::human_bytes(v.bytes_checked);
     if (v.problems_total > 0)
       details +=
           std::string(details.empty() ? "" : "; ") + detail::plural(v.problems_total, "problem");
-    table.add({fs::path(v.path).filename().string(), verdict_word(v.verdict), details});
+    table.add({plan.files[i], verdict_word(v.verdict), details});
   }
   for (const auto& [name, why] : plan.skipped) table.add({name, "SKIPPED", why});
   if (!table.empty()) table.print(out, "  ");
   for (const std::string& w : warnings) out << "warning: " << w << '\n';
+  for (const std::string& n : notes) out << "note: " << n << '\n';
   print_problems(out, problems, total, true);
   out << "\nverdict     " << (ok ? "OK" : "DAMAGED") << ": " << checked << " checked, " << damaged
       << " damaged";

@@ -221,6 +221,7 @@ CheckpointVerdict verify_checkpoint(const Group& group, const std::string& path,
         break;
     }
     if (group.rank() == 0) {
+      v.part = probe.part;
       v.problems_total = 1;
       v.problems.push_back(probe.problem);
       if (probe.manifest) v.format_version = format_version(*probe.manifest);
@@ -330,6 +331,10 @@ CheckpointVerdict verify_checkpoint(const Group& group, const std::string& path,
   mine["tally"] = {tally.pieces, tally.blobs, tally.bytes};
   const std::vector<wire::Message> all = group.gather(mine);
   if (rank != 0) return v;
+  // A part's manifest holds only its writers' records (the reader checked that every other
+  // writer's record is empty), so the pieces above are the part's: its writers' and its own copy
+  // of the replicated tensors and global state.
+  v.part = probe.part;
   for (std::size_t r = 0; r < all.size(); ++r) {
     const wire::Message& j = all[r];
     v.pieces_checked += j.at("tally").at(0).get<int64_t>();

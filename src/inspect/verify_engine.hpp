@@ -3,6 +3,7 @@
 // The engine of `cairn verify`: one checkpoint checked by a group of ranks, the verdict on rank 0.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,8 @@ struct CheckpointVerdict {
   int64_t bytes_checked = 0;
   int64_t problems_total = 0;
   std::vector<Problem> problems;  // the first max_problems, in manifest order
+  /// A part file (format 2.1): only its writers' data was checked, not the whole checkpoint.
+  std::optional<PartInfo> part;
 };
 
 /// Collective over `group`. Verifies one checkpoint file; the verdict is complete on rank 0 only.

@@ -2,6 +2,7 @@
 #include "storage/saved_records.hpp"
 
 #include "storage/container_reader.hpp"
+#include "storage/schema.hpp"
 
 namespace cairn::detail {
 
@@ -42,6 +43,19 @@ void SavedRecords::load(ContainerReader& reader, Manifest& manifest,
 void SavedRecords::load_all(ContainerReader& reader, Manifest& manifest) {
   const std::vector<std::string> all = reader.read_all_records(header_.world_size);
   for (int w = 0; w < header_.world_size; ++w) {
+    // A part's index is world-sized: an absent writer's record is empty. One that is not is
+    // damage (or a file that is not the part it says), never data to ignore.
+    if (!header_.holds_writer(w) && !all[static_cast<std::size_t>(w)].empty())
+      throw Error(ErrorCode::kCorrupt,
+                  "part " + std::to_string(header_.part_index + 1) + " of " +
+                      std::to_string(header_.part_count) + " holds a record of " +
+                      std::to_string(all[static_cast<std::size_t>(w)].size()) + " bytes for rank " +
+                      std::to_string(w) +
+                      ", which is not one of its writers (the record of an absent writer is empty)",
+                  {.rank = reader.rank(),
+                   .checkpoint = reader.path(),
+                   .key = schema::kRecordsDataset,
+                   .operation = "read records"});
     if (loaded_[static_cast<std::size_t>(w)] || !header_.holds_writer(w)) continue;
     add_record(manifest, table_, header_,
                decode_record(all[static_cast<std::size_t>(w)], w, table_, header_, reader.path()));

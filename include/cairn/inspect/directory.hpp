@@ -23,16 +23,23 @@ int latest(const LatestOptions& options, std::ostream& out);
 struct ListOptions {
   std::string directory;
   bool json = false;
+  /// The node-local root of a multi-level manager (its LevelOptions::node_local_directory): also
+  /// check each checkpoint's parts in the node directories `<root>/node-<k>` this machine sees.
+  /// Empty: only the state file's view of the levels.
+  std::string node_local_directory;
 };
 
 /// Local. Prints what the state file says (latest, recorded checkpoints) and every
 /// checkpoint-like file of the directory (`*.h5`, `*.h5.tmp-*`, and names the state file lists)
 /// with its status: committed, temporary, uncommitted, corrupt, unsupported (newer format),
-/// not-a-checkpoint or missing. The state file is "ok", "missing", "damaged", or "stale" when the
-/// latest checkpoint it names does not exist. Only commit marks and manifests are checked; `cairn
-/// verify` checks the data. Returns kExitOk when every non-temporary file is a committed checkpoint
-/// and the state file is sound, kExitFailed otherwise. Throws cairn::Error if the directory cannot
-/// be read.
+/// not-a-checkpoint, missing, node-local (recorded at the node-local level only) or part (a node's
+/// part file where a whole checkpoint belongs), and the levels the state file records for it.
+/// With `node_local_directory`, each checkpoint's node parts found there (a part that is not
+/// committed, or not the part its node directory should hold, makes the listing unsound). The state
+/// file is "ok", "missing", "damaged", or "stale" when the latest checkpoint it names does not
+/// exist. Only commit marks and manifests are checked; `cairn verify` checks the data. Returns
+/// kExitOk when every non-temporary file is a committed checkpoint and the state file is sound,
+/// kExitFailed otherwise. Throws cairn::Error if the directory cannot be read.
 int list(const ListOptions& options, std::ostream& out);
 
 }  // namespace cairn::inspect
