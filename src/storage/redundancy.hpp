@@ -22,7 +22,7 @@ struct RedundancySpec {
   int xor_group_size = 4;  // nodes per XOR group, >= 2 (see xor_grouping)
   // Bytes read, sent and written per round; bounds the memory (a few blocks per node leader).
   // At most 1 GiB (MPI counts are int).
-  int64_t block_bytes = int64_t{64} << 20;
+  int64_t block_bytes = int64_t{8} << 20;
 };
 
 /// Collective over `job`. Every node leader passes the committed level-1 file of its node for

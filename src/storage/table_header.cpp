@@ -93,8 +93,9 @@ Header decode_header(const std::string& text, const std::string& ckpt) {
     h.piece_bytes = integer("piece_bytes", 1, kMax);
     h.pack_threshold_bytes = integer("pack_threshold_bytes", 0, kMax);
     if (const auto part = root.find("part"); part != root.end()) {
-      // A 2.0 reader does not know parts: a part file says 2.1, so that it refuses it (kVersion)
-      // instead of taking the writers it lacks for damage.
+      // Parts are 2.1: a 2.0 header with a `part` member is damage. (A 2.0 reader given a part
+      // ignores the member and reports the absent writers' empty records as damage: kCorrupt,
+      // not kVersion; see docs/format.md.)
       if (h.format_minor < kPartFormatMinor)
         header_corrupt(ckpt, "a part of a checkpoint must be format 2." +
                                  std::to_string(kPartFormatMinor) + " or newer");
