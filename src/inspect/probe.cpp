@@ -17,6 +17,9 @@ using cairn::detail::schema::kCommitAttribute;
 using cairn::detail::schema::kFormatAttribute;
 using cairn::detail::schema::kGroup;
 
+// The most of an unverified header a probe reads to name a damaged part.
+constexpr int64_t kPartHeaderLimitBytes = int64_t{1} << 20;
+
 // The manifest of an uncommitted file, as found: nothing vouches for it.
 std::optional<PartInfo> part_of(const Header& header) {
   if (header.part_writers.empty()) return std::nullopt;
@@ -126,7 +129,10 @@ Probe probe_file(const std::string& path, bool keep_reader) {
           "no commit mark: a save that did not complete (or a temporary file); readers refuse it";
       return p;
     }
-    header_text = file.unverified_manifest_text();
+    // Only to name a damaged part: a 2.x header is a few hundred bytes, and a size read from a
+    // damaged file must not become an allocation (the fuzzer found 2 GiB), nor a 1.x manifest be
+    // read twice.
+    header_text = file.unverified_manifest_text(kPartHeaderLimitBytes);
   }
   try {
     auto reader = std::make_unique<cairn::detail::ContainerReader>(nullptr, path);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "storage/container_probe.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include "storage/h5_error.hpp"
@@ -86,7 +87,7 @@ bool ContainerProbe::has_cairn_group() const {
   return link_exists(schema::kGroup);
 }
 
-std::optional<std::string> ContainerProbe::unverified_manifest_text() const {
+std::optional<std::string> ContainerProbe::unverified_manifest_text(int64_t limit) const {
   std::optional<std::string> text;
   if (!link_exists(schema::kGroup) || !link_exists(schema::kManifestDataset)) return text;
   h5::Dataset ds(H5Dopen2(file_.get(), schema::kManifestDataset, H5P_DEFAULT));
@@ -95,7 +96,7 @@ std::optional<std::string> ContainerProbe::unverified_manifest_text() const {
     const int64_t n = space.valid() && H5Sget_simple_extent_ndims(space.get()) == 1
                           ? H5Sget_simple_extent_npoints(space.get())
                           : -1;
-    if (n > 0 && n <= kMaxManifestBytes) {
+    if (n > 0 && n <= std::min(limit, kMaxManifestBytes)) {
       std::string bytes(static_cast<std::size_t>(n), '\0');
       h5::Datatype type = h5::make_byte_type();
       if (H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()) >= 0)

@@ -33,8 +33,9 @@ class ContainerProbe {
   /// Local. Whether cairn's group exists.
   bool has_cairn_group() const;
   /// Local. The manifest dataset's bytes as found, unverified: nullopt when it is missing, not
-  /// one-dimensional, empty, absurdly large or unreadable.
-  std::optional<std::string> unverified_manifest_text() const;
+  /// one-dimensional, empty, larger than `limit` bytes or unreadable. The size comes from the
+  /// file: a caller that only wants a 2.x header passes a small limit.
+  std::optional<std::string> unverified_manifest_text(int64_t limit = int64_t{1} << 32) const;
 
   /// Local. The dataset of tensor `t` against the manifest (shape and element type). Empty when
   /// consistent, else what is wrong.
