@@ -333,6 +333,63 @@ TEST(Multilevel, AnotherNodeGroupingRestoresFromTheSharedFile) {
   EXPECT_EQ(fresh.mismatches(7), 0);
 }
 
+TEST(Multilevel, AnotherGroupingWithOnlyNodeLocalCopiesRefusesToStartFromScratch) {
+  const Dirs d;
+  {
+    Model m;
+    m.set(8);
+    CheckpointManager mgr(m.ckpt, d.shared, options(d, Redundancy::kPartner, /*shared_every=*/0));
+    mgr.save();
+  }
+  ManagerOptions grouped = options(d, Redundancy::kPartner, 0);
+  grouped.levels.rank_per_node = false;
+  Model fresh;
+  CheckpointManager mgr(fresh.ckpt, d.shared, grouped);
+  if (session().size() == 1) {  // one rank is one node either way: the part restores
+    RestoreOutcome out = mgr.restore_or_initialize();
+    ASSERT_TRUE(out.path);
+    EXPECT_EQ(fresh.mismatches(8), 0);
+    return;
+  }
+  bool initialized = false;
+  testing::expect_same_error_everywhere(
+      [&] { mgr.restore_or_initialize([&] { initialized = true; }); }, ErrorCode::kCorrupt,
+      {"refusing to start from scratch", "restore only at the geometry that saved them"});
+  EXPECT_FALSE(initialized);
+}
+
+// Nodes on either side of the size above which a save computes its checksums while writing: the
+// choice must be the job's, or the nodes make different agreements and the save hangs.
+TEST(Multilevel, NodesOfVeryDifferentSizesSaveTogether) {
+  const Dirs d;
+  const int n = session().size();
+  const int64_t heavy_rows = 4500, light_rows = 10;  // 4 KiB rows: 17.6 MiB on rank 0
+  std::vector<std::vector<Box>> boxes(static_cast<std::size_t>(n));
+  int64_t row = 0;
+  for (int r = 0; r < n; ++r) {
+    const int64_t rows = r == 0 ? heavy_rows : light_rows;
+    boxes[static_cast<std::size_t>(r)].push_back({{row, 0}, {rows, 1024}});
+    row += rows;
+  }
+  auto make = [&] {
+    return Variable::create<float>(session(), {row, 1024}, Layout::explicit_boxes(boxes));
+  };
+  auto v = make();
+  fill(*v, 21);
+  {
+    Checkpoint ckpt(session(), {{"v", v}});
+    CheckpointManager mgr(ckpt, d.shared, options(d, Redundancy::kPartner, /*shared_every=*/0));
+    mgr.save();
+  }
+  auto back = make();
+  Checkpoint ckpt(session(), {{"v", back}});
+  CheckpointManager mgr(ckpt, d.shared, options(d, Redundancy::kPartner, 0));
+  RestoreOutcome out = mgr.restore_or_initialize();
+  ASSERT_TRUE(out.path);
+  EXPECT_EQ(out.level, "node-local");
+  EXPECT_EQ(global_mismatches(*back, 21), 0);
+}
+
 TEST(Multilevel, DrainFailureKeepsTheNodeLocalCopyAndTrainingGoesOn) {
   const Dirs d;
   // A directory where the drained file would go: its final rename fails.

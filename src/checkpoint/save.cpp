@@ -546,7 +546,9 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   // data is written (they are only needed for the table and the records, written last, whose
   // sizes do not depend on their values). With few, they are computed first.
   const int64_t dataset_bytes = dataset_write_bytes(plan);
-  const bool overlap_checksums = file.allreduce_max(dataset_bytes) >= kOverlapChecksumBytes;
+  // Decided over the job, not the file: the branch below makes a job-wide agreement, which every
+  // node's ranks must make alike.
+  const bool overlap_checksums = comm.allreduce_max(dataset_bytes) >= kOverlapChecksumBytes;
   if (!overlap_checksums) comm.run_agreed([&] { compute_checksums(plan); });
   trace.mark("checksums");
 

@@ -165,8 +165,9 @@ std::optional<std::string> CheckpointManager::latest_checkpoint() {
   if (node_local_) {
     for (auto it = state_->directory.checkpoints.rbegin();
          it != state_->directory.checkpoints.rend(); ++it) {
+      if (it->owner != owner()) continue;
       if (it->shared) break;
-      if (it->owner == owner()) return node_local_->path_of(it->name);
+      return node_local_->path_of(it->name);
     }
   }
   if (state_->directory.latest.empty()) return std::nullopt;
@@ -346,11 +347,17 @@ RestoreOutcome CheckpointManager::restore_or_initialize(const std::function<void
           it->node_local_nodes == node_local_->part()->count) {
         if (restore_node_local(it->name, outcome)) break;
       } else {
+        const std::string why = "the node-local copy of '" + it->name + "' was saved by " +
+                                std::to_string(it->node_local_ranks) + " ranks on " +
+                                std::to_string(it->node_local_nodes) + " nodes, this job has " +
+                                std::to_string(comm.size()) + " ranks on " +
+                                std::to_string(node_local_->part()->count) +
+                                " nodes: parts restore only at the geometry that saved them";
         log_to(*checkpoint_, LogLevel::kInfo,
-               "the node-local copy of '" + it->name + "' was saved by " +
-                   std::to_string(it->node_local_ranks) + " ranks on " +
-                   std::to_string(it->node_local_nodes) +
-                   " nodes; this job has another geometry, so it restores from the shared file");
+               why + (it->shared ? "; the shared file is used" : "; it has no shared copy"));
+        // Named, so that a job of another size whose checkpoints are all node-local refuses to
+        // start from scratch instead of initializing.
+        if (!it->shared) outcome.skipped.push_back({node_local_->path_of(it->name), why});
       }
     }
     const std::string path = path_of(it->name);

@@ -39,9 +39,14 @@ void CheckpointManager::record_node_local(const std::string& name) {
   comm.run_agreed([&] {
     if (comm.rank() != 0) return;
     detail::DirectoryState& st = next->directory;
+    // A number saved again keeps what its entry says of the shared file (still there until a
+    // drain replaces it) and of preservation.
+    bool shared = false, preserved = false;
+    for (const detail::StateEntry& e : st.checkpoints)
+      if (e.name == name) shared = e.shared, preserved = e.preserved;
     std::erase_if(st.checkpoints, [&](const detail::StateEntry& e) { return e.name == name; });
-    detail::StateEntry entry{name, options_.clock(), owner(), false};
-    entry.shared = false;
+    detail::StateEntry entry{name, options_.clock(), owner(), preserved};
+    entry.shared = shared;
     entry.node_local_ranks = comm.size();
     entry.node_local_nodes = node_local_->part()->count;
     st.checkpoints.push_back(entry);
@@ -75,8 +80,10 @@ void CheckpointManager::record_node_local(const std::string& name) {
 
 std::string CheckpointManager::save_levels(const std::string& name, bool drain) {
   const auto started = std::chrono::steady_clock::now();
-  checkpoint_->save_part_to(node_local_->path_of(name), *node_local_->part(), nullptr);
   try {
+    // A part save that fails at its commit (agreed after some nodes renamed theirs) can leave
+    // committed parts behind, as a failed protect() can: both go the same way.
+    checkpoint_->save_part_to(node_local_->path_of(name), *node_local_->part(), nullptr);
     node_local_->protect(name);
   } catch (const Error&) {
     // protect() removed the redundancy files (the error is the same on every rank): the parts

@@ -225,10 +225,13 @@ void protect(const Comm& job, const NodeLayout& layout, const RedundancySpec& sp
       steps.run([&] {
         if (leader) sink.emplace(partner_path(red_dir, name, kept), their_map);
       });
-      const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> sent(
-          leader ? XXH3_createState() : nullptr, &XXH3_freeState);
-      if (leader && !sent) throw std::bad_alloc();
-      if (sent) XXH3_64bits_reset(sent.get());
+      std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> sent(nullptr, &XXH3_freeState);
+      steps.run([&] {  // a failed allocation on one leader is the same error everywhere
+        if (!leader) return;
+        sent.reset(XXH3_createState());
+        if (!sent) throw std::bad_alloc();
+        XXH3_64bits_reset(sent.get());
+      });
       transfer_pairs(steps, pairs, block, leader ? &*own : nullptr, &mine.map,
                      sink ? &*sink : nullptr, sent.get());
       trace.mark("send the file (and checksum it), write the partner's copy",
