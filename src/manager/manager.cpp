@@ -313,11 +313,7 @@ std::optional<std::string> CheckpointManager::save_impl(std::optional<int64_t> c
     sweep(st, deleted);
   };
   auto share = [this, next](const Comm& c) {
-    wire::Message text;
-    if (c.rank() == 0) text = detail::encode_state(next->directory);
-    wire::broadcast(c, text, 0);
-    next->directory =
-        detail::decode_state(text.get<std::string>(), detail::state_file_path(directory_));
+    detail::take_rank0_state(c, next->directory, directory_);
   };
   if (async) {
     pending_ = next;

@@ -35,7 +35,6 @@ using detail::manager_log;
 void CheckpointManager::record_node_local(const std::string& name) {
   const Comm& comm = checkpoint_->session().comm();
   auto next = std::make_shared<State>(*state_);
-  wire::Message text;
   comm.run_agreed([&] {
     if (comm.rank() != 0) return;
     detail::DirectoryState& st = next->directory;
@@ -57,11 +56,8 @@ void CheckpointManager::record_node_local(const std::string& name) {
     std::erase_if(st.checkpoints,
                   [](const detail::StateEntry& e) { return !e.shared && !e.node_local(); });
     detail::write_state_file(directory_, st);
-    text = detail::encode_state(st);
   });
-  wire::broadcast(comm, text, 0);
-  next->directory =
-      detail::decode_state(text.get<std::string>(), detail::state_file_path(directory_));
+  detail::take_rank0_state(comm, next->directory, directory_);
   // The state file stops naming a node-local copy before its files go (as in sweep()).
   for (const detail::StateEntry& old : state_->directory.checkpoints) {
     if (!old.node_local()) continue;
@@ -111,11 +107,7 @@ std::string CheckpointManager::save_levels(const std::string& name, bool drain) 
     sweep(st, deleted);
   };
   auto share = [this, next](const Comm& c) {
-    wire::Message text;
-    if (c.rank() == 0) text = detail::encode_state(next->directory);
-    wire::broadcast(c, text, 0);
-    next->directory =
-        detail::decode_state(text.get<std::string>(), detail::state_file_path(directory_));
+    detail::take_rank0_state(c, next->directory, directory_);
   };
   const auto drain_started = std::chrono::steady_clock::now();
   pending_ = next;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "cairn/manager/manager.hpp"
+#include "comm/wire.hpp"
 #include "core/log.hpp"
 #include "storage/state_file.hpp"
 
@@ -19,6 +20,15 @@ namespace detail {
 inline void manager_log(const Checkpoint& checkpoint, LogLevel level, const std::string& line) {
   const Session& session = checkpoint.session();
   log_line(session.options().log, session.rank(), level, line);
+}
+
+/// Collective over `comm`. Every rank takes rank 0's `state` (of the directory `directory`).
+inline void take_rank0_state(const Comm& comm, DirectoryState& state,
+                             const std::string& directory) {
+  wire::Message text;
+  if (comm.rank() == 0) text = encode_state(state);
+  wire::broadcast(comm, text, 0);
+  state = decode_state(text.get<std::string>(), state_file_path(directory));
 }
 
 }  // namespace detail
