@@ -129,21 +129,34 @@ void InputFile::read_at(int64_t offset, std::byte* out, int64_t len) const {
   pread_all(fd_, path_, offset, out, len);
 }
 
-void InputFile::read_stream(const FileMap& map, int64_t pos, std::byte* out, int64_t len) const {
-  int64_t base = 0;  // stream position of the current extent
+namespace {
+
+// Calls `fn(file_offset, done, take)` for each file range holding stream bytes [pos, pos + len)
+// of `map`, in order (`done`: bytes of the request before this range). Returns the bytes covered:
+// less than `len` past the end of the stream.
+template <class Fn>
+int64_t for_each_range(const FileMap& map, int64_t pos, int64_t len, Fn&& fn) {
+  int64_t base = 0, done = 0;  // base: stream position of the current extent
   for (const Extent& e : map.extents) {
-    if (len == 0) return;
-    if (pos < base + e.length) {
-      const int64_t skip = pos - base;
-      const int64_t take = std::min(len, e.length - skip);
-      pread_all(fd_, path_, e.offset + skip, out, take);
-      out += take;
-      pos += take;
-      len -= take;
+    if (done == len) break;
+    if (pos + done < base + e.length) {
+      const int64_t skip = pos + done - base;
+      const int64_t take = std::min(len - done, e.length - skip);
+      fn(e.offset + skip, done, take);
+      done += take;
     }
     base += e.length;
   }
-  std::memset(out, 0, static_cast<std::size_t>(len));
+  return done;
+}
+
+}  // namespace
+
+void InputFile::read_stream(const FileMap& map, int64_t pos, std::byte* out, int64_t len) const {
+  const int64_t done = for_each_range(map, pos, len, [&](int64_t at, int64_t into, int64_t take) {
+    pread_all(fd_, path_, at, out + into, take);
+  });
+  std::memset(out + done, 0, static_cast<std::size_t>(len - done));
 }
 
 uint64_t InputFile::stream_checksum(const FileMap& map, int64_t block) const {
@@ -211,19 +224,9 @@ void StreamWriter::write(const std::byte* data, int64_t len) {
   len = std::min(len, map_.stream_bytes() - pos_);
   if (len <= 0) return;
   XXH3_64bits_update(hash_.get(), data, static_cast<std::size_t>(len));
-  int64_t base = 0;
-  for (const Extent& e : map_.extents) {
-    if (len == 0) break;
-    if (pos_ < base + e.length) {
-      const int64_t skip = pos_ - base;
-      const int64_t take = std::min(len, e.length - skip);
-      pwrite_all(fd_, temp_, e.offset + skip, data, take);
-      data += take;
-      pos_ += take;
-      len -= take;
-    }
-    base += e.length;
-  }
+  pos_ += for_each_range(map_, pos_, len, [&](int64_t at, int64_t from, int64_t take) {
+    pwrite_all(fd_, temp_, at, data + from, take);
+  });
 }
 
 uint64_t StreamWriter::checksum() const noexcept {
