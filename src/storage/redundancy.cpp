@@ -198,19 +198,10 @@ void protect(const Comm& job, const NodeLayout& layout, const RedundancySpec& sp
         records.push_back(record_from_json(m));
     };
     exchange_records();
-    json meta = {{"format", kMetaFormat},
-                 {"version", kMetaVersion},
-                 {"checkpoint", name},
-                 {"protect_id", new_protect_id(job)},
-                 {"scheme", scheme_name(spec.scheme)},
-                 {"nodes", layout.nodes},
-                 {"node", me},
-                 {"host", layout.hosts[static_cast<std::size_t>(me)]}};
+    json meta = meta_base(layout, spec, name, new_protect_id(job));
     json files = json::array();
     const auto add_file = [&](int node) {
-      json f = record_to_json(records[static_cast<std::size_t>(node)]);
-      f["node"] = node;
-      files.push_back(std::move(f));
+      files.push_back(file_entry(node, records[static_cast<std::size_t>(node)]));
     };
     if (!partner) add_file(me);
 
@@ -252,10 +243,7 @@ void protect(const Comm& job, const NodeLayout& layout, const RedundancySpec& sp
       });
       trace.mark("fsync and rename the copy");
       add_file(kept);
-      meta["partner"] = {
-          {"keeps_node", kept},
-          {"file", std::filesystem::path(partner_path(red_dir, name, kept)).filename().string()},
-          {"checksum", checksum_to_hex(theirs.checksum)}};
+      meta["partner"] = partner_entry(name, kept, theirs.checksum);
     } else if (spec.scheme == Redundancy::kXor && protects(layout, spec)) {
       meta["xor_group_size"] = spec.xor_group_size;
       std::vector<int64_t> streams;

@@ -59,6 +59,14 @@ nlohmann::json record_to_json(const FileRecord& record);
 FileRecord record_from_json(const nlohmann::json& j);  // throws on a malformed record
 const char* scheme_name(Redundancy scheme);
 
+/// The fields every node's metadata file starts with (`protect_id`: the protect it belongs to).
+nlohmann::json meta_base(const NodeLayout& layout, const RedundancySpec& spec,
+                         const std::string& name, const std::string& protect_id);
+/// An element of a metadata file's "files": node `node`'s file as recorded.
+nlohmann::json file_entry(int node, const FileRecord& record);
+/// A metadata file's "partner" entry: this node keeps a copy of node `kept`'s file.
+nlohmann::json partner_entry(const std::string& name, int kept, uint64_t checksum);
+
 /// Local (leaders). The block of `bytes` (<= 1 GiB) a node reads, sends or writes per round.
 int64_t block_size(const RedundancySpec& spec);
 

@@ -24,6 +24,7 @@ struct Recorded {
   std::vector<std::optional<FileRecord>> files;  // per node: its file as recorded anywhere
   std::vector<json> metas;                       // per node (null if unusable)
   std::vector<int> foreign;  // nodes whose metadata file is damaged, stale or of another geometry
+  std::string protect_id;    // of the lowest node with a usable metadata file
 };
 
 // Whether node k's metadata matches this checkpoint, scheme and layout (a protect of another
@@ -55,7 +56,7 @@ Recorded gather_recorded(const Comm& job, const NodeLayout& layout, const Redund
   r.usable.assign(metas.size(), false);
   r.files.resize(metas.size());
   r.metas.assign(metas.size(), json());
-  std::string id;  // the protect of the lowest node with a usable metadata file
+  std::string& id = r.protect_id;
   for (std::size_t k = 0; k < metas.size(); ++k) {
     if (metas[k].is_null()) continue;
     r.foreign.push_back(static_cast<int>(k));  // until it proves usable
@@ -235,6 +236,74 @@ void rebuild_xor(const Steps& steps, const RedundancySpec& spec, const Recorded&
              own ? &*own : nullptr, mine ? &mine->map : nullptr, parity ? &*parity : nullptr, sink);
 }
 
+// Partner scheme, once every node's own file is whole again: the nodes in `needs` lost the copy
+// they keep (and their metadata) with their directory, or have a damaged one. Each gets its copy
+// again from the node it copies and writes its metadata for the same protect; the other nodes'
+// copies and metadata are untouched. A whole protect would move every node's file again: at
+// restart, after a lost node, that was the largest part of the time.
+void restore_partner_copies(const Steps& steps, const Recorded& r, const std::vector<int>& needs,
+                            int64_t block, const RedundancySpec& spec, const std::string& own_file,
+                            const std::string& red_dir) {
+  const NodeLayout& layout = steps.layout();
+  const int me = layout.node_index;
+  const auto me_u = static_cast<std::size_t>(me);
+  std::vector<PairPlan> pairs;
+  bool sending = false, receiving = false;
+  for (int n : needs) {
+    const int kept = layout.partner_kept_by(n);
+    pairs.push_back({kept, n, r.files[static_cast<std::size_t>(kept)]->map.stream_bytes()});
+    sending |= layout.is_leader && kept == me;
+    receiving |= layout.is_leader && n == me;
+  }
+  const int kept = layout.partner_kept_by(me);
+  const FileRecord* theirs =
+      r.files[static_cast<std::size_t>(kept)] ? &*r.files[static_cast<std::size_t>(kept)] : nullptr;
+  std::optional<InputFile> own;
+  std::optional<StreamWriter> sink;
+  steps.run([&] {
+    if (sending) own.emplace(own_file);
+    if (!receiving) return;
+    std::filesystem::create_directories(red_dir);
+    remove_redundancy(steps.name(), red_dir);
+    sink.emplace(partner_path(red_dir, steps.name(), kept), theirs->map);
+  });
+  transfer_pairs(steps, pairs, block, own ? &*own : nullptr,
+                 sending ? &r.files[me_u]->map : nullptr, sink ? &*sink : nullptr);
+  steps.run([&] {
+    if (!receiving) return;
+    if (sink->checksum() != theirs->checksum)
+      throw Error(ErrorCode::kCorrupt,
+                  "the copy of node " + std::to_string(kept) +
+                      "'s file received here has checksum " + checksum_to_hex(sink->checksum()) +
+                      ", its record says " + checksum_to_hex(theirs->checksum));
+    sink->commit();
+    json meta = meta_base(layout, spec, steps.name(), r.protect_id);
+    meta["partner"] = partner_entry(steps.name(), kept, theirs->checksum);
+    meta["files"] = json::array({file_entry(me, *r.files[me_u]), file_entry(kept, *theirs)});
+    write_file_atomically(meta_path(red_dir, steps.name()), meta.dump(1));
+  });
+}
+
+// Protects the checkpoint again where a loss or damage left it unprotected: only the copies that
+// are missing (partner, when every node's file has a record), else a whole protect.
+void protect_again(const Comm& job, const Steps& steps, const Recorded& r,
+                   const std::vector<bool>& red_ok, int64_t block, const RedundancySpec& spec,
+                   const std::string& own_file, const std::string& red_dir) {
+  const NodeLayout& layout = steps.layout();
+  std::vector<int> needs;
+  bool recorded = !r.protect_id.empty();
+  for (int n = 0; n < layout.nodes; ++n) {
+    const auto nu = static_cast<std::size_t>(n);
+    recorded &= r.files[nu].has_value();
+    if (!red_ok[nu]) needs.push_back(n);
+  }
+  if (spec.scheme == Redundancy::kPartner && recorded) {
+    if (!needs.empty()) restore_partner_copies(steps, r, needs, block, spec, own_file, red_dir);
+    return;
+  }
+  protect(job, layout, spec, steps.name(), own_file, red_dir);
+}
+
 }  // namespace
 
 RebuildOutcome rebuild(const Comm& job, const NodeLayout& layout, const RedundancySpec& spec,
@@ -270,7 +339,7 @@ RebuildOutcome rebuild(const Comm& job, const NodeLayout& layout, const Redundan
   Decision d = decide(layout, spec, name, r, own_oks, red_oks);
   trace.mark("check files and redundancy data, decide");
   if (!d.outcome.complete || d.to_rebuild.empty()) {
-    if (d.reprotect) protect(job, layout, spec, name, own_file, red_dir);
+    if (d.reprotect) protect_again(job, steps, r, red_oks, block, spec, own_file, red_dir);
     return d.outcome;
   }
 
@@ -299,7 +368,8 @@ RebuildOutcome rebuild(const Comm& job, const NodeLayout& layout, const Redundan
   });
   trace.mark("rebuild lost files", sink ? sink->written() : 0);
   // The lost node's redundancy directory went with it: protect again so the next loss is covered.
-  protect(job, layout, spec, name, own_file, red_dir);
+  protect_again(job, steps, r, red_oks, block, spec, own_file, red_dir);
+  trace.mark("protect again");
   return d.outcome;
 }
 

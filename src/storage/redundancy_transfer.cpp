@@ -5,6 +5,7 @@
 // node never leaves another waiting for a message that will not come.
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <optional>
 
@@ -12,6 +13,9 @@
 #include "storage/redundancy_internal.hpp"
 
 namespace cairn::detail::redundancy {
+
+using nlohmann::json;
+
 namespace {
 
 constexpr int64_t kMaxBlockBytes = int64_t{1} << 30;  // MPI counts are int
@@ -72,7 +76,7 @@ std::string parity_path(const std::string& red_dir, const std::string& name, int
   return red_dir + "/" + name + ".xor-g" + std::to_string(group) + "-n" + std::to_string(node);
 }
 
-nlohmann::json record_to_json(const FileRecord& record) {
+json record_to_json(const FileRecord& record) {
   nlohmann::json extents = nlohmann::json::array();
   for (const Extent& e : record.map.extents) extents.push_back({e.offset, e.length});
   return {{"size", record.map.size},
@@ -95,6 +99,31 @@ FileRecord record_from_json(const nlohmann::json& j) {
   if (!checksum_from_hex(j.at("checksum").get<std::string>(), record.checksum))
     throw std::runtime_error("malformed checksum");
   return record;
+}
+
+json meta_base(const NodeLayout& layout, const RedundancySpec& spec, const std::string& name,
+               const std::string& protect_id) {
+  const int me = layout.node_index;
+  return {{"format", kMetaFormat},
+          {"version", kMetaVersion},
+          {"checkpoint", name},
+          {"protect_id", protect_id},
+          {"scheme", scheme_name(spec.scheme)},
+          {"nodes", layout.nodes},
+          {"node", me},
+          {"host", layout.hosts.at(static_cast<std::size_t>(me))}};
+}
+
+json file_entry(int node, const FileRecord& record) {
+  json f = record_to_json(record);
+  f["node"] = node;
+  return f;
+}
+
+json partner_entry(const std::string& name, int kept, uint64_t checksum) {
+  return {{"keeps_node", kept},
+          {"file", std::filesystem::path(partner_path(".", name, kept)).filename().string()},
+          {"checksum", checksum_to_hex(checksum)}};
 }
 
 const char* scheme_name(Redundancy scheme) {
@@ -127,43 +156,59 @@ void transfer_pairs(const Steps& steps, const std::vector<PairPlan>& pairs, int6
     if (p.from == me) sending = &p;
     if (p.to == me) receiving = &p;
   }
-  const auto out = buffer_of(sending ? std::min(block, sending->bytes) : 0);
-  const auto in = buffer_of(receiving ? std::min(block, receiving->bytes) : 0);
+  // Two buffers each way, so that the rounds overlap: a sender reads block r+1 while block r is
+  // on its way, and a receiver has block r+1 coming in while it writes block r (one round at a
+  // time kept each side idle while the other read or wrote).
+  const int64_t out_len = sending ? std::min(block, sending->bytes) : 0;
+  const int64_t in_len = receiving ? std::min(block, receiving->bytes) : 0;
+  const std::unique_ptr<std::byte[]> out[2] = {buffer_of(out_len), buffer_of(out_len)};
+  const std::unique_ptr<std::byte[]> in[2] = {buffer_of(in_len), buffer_of(in_len)};
+  MPI_Request sends[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  MPI_Request receives[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  const MPI_Comm leaders = layout.is_leader ? layout.leaders->get() : MPI_COMM_NULL;
   const auto length = [&](const PairPlan* p, int64_t round) {
     return p ? std::clamp<int64_t>(p->bytes - round * block, 0, block) : 0;
+  };
+  // Messages of one pair are matched in the order they were posted (same source, tag and
+  // communicator), so round r's receive always gets round r's block.
+  const auto post_receive = [&](int64_t round) {
+    const int64_t len = length(receiving, round);
+    if (len <= 0) return;
+    check_mpi(MPI_Irecv(in[round % 2].get(), static_cast<int>(len), MPI_BYTE, receiving->from, kTag,
+                        leaders, &receives[round % 2]),
+              "MPI_Irecv(redundancy stream)");
   };
   // One agreement after the last round, not two per round: with more processes than cores
   // (and on a busy node) each agreement waits for every rank to be scheduled, which cost more than
   // the bytes. A rank whose read or write fails keeps taking part in the messages (sending zeros)
   // until the agreement, so no peer is left waiting.
   std::optional<Error> failure;
+  post_receive(0);
   for (int64_t round = 0; round < rounds; ++round) {
     const int64_t send_len = length(sending, round), recv_len = length(receiving, round);
+    std::byte* const outgoing = out[round % 2].get();
     if (send_len > 0) {
+      // The send of round - 2 used this buffer.
+      check_mpi(MPI_Wait(&sends[round % 2], MPI_STATUS_IGNORE), "MPI_Wait(redundancy stream)");
       steps.attempt(
           [&] {
-            source->read_stream(*source_map, round * block, out.get(), send_len);
+            source->read_stream(*source_map, round * block, outgoing, send_len);
             if (source_hash)
-              XXH3_64bits_update(source_hash, out.get(), static_cast<std::size_t>(send_len));
+              XXH3_64bits_update(source_hash, outgoing, static_cast<std::size_t>(send_len));
           },
           failure);
-      if (failure) std::memset(out.get(), 0, static_cast<std::size_t>(send_len));
+      if (failure) std::memset(outgoing, 0, static_cast<std::size_t>(send_len));
+      check_mpi(MPI_Isend(outgoing, static_cast<int>(send_len), MPI_BYTE, sending->to, kTag,
+                          leaders, &sends[round % 2]),
+                "MPI_Isend(redundancy stream)");
     }
-    if (layout.is_leader && (send_len > 0 || recv_len > 0)) {
-      MPI_Request requests[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
-      const MPI_Comm leaders = layout.leaders->get();
-      if (recv_len > 0)
-        check_mpi(MPI_Irecv(in.get(), static_cast<int>(recv_len), MPI_BYTE, receiving->from, kTag,
-                            leaders, &requests[0]),
-                  "MPI_Irecv(redundancy stream)");
-      if (send_len > 0)
-        check_mpi(MPI_Isend(out.get(), static_cast<int>(send_len), MPI_BYTE, sending->to, kTag,
-                            leaders, &requests[1]),
-                  "MPI_Isend(redundancy stream)");
-      check_mpi(MPI_Waitall(2, requests, MPI_STATUSES_IGNORE), "MPI_Waitall(redundancy stream)");
+    if (recv_len > 0) {
+      post_receive(round + 1);
+      check_mpi(MPI_Wait(&receives[round % 2], MPI_STATUS_IGNORE), "MPI_Wait(redundancy stream)");
+      steps.attempt([&] { sink->write(in[round % 2].get(), recv_len); }, failure);
     }
-    if (recv_len > 0) steps.attempt([&] { sink->write(in.get(), recv_len); }, failure);
   }
+  check_mpi(MPI_Waitall(2, sends, MPI_STATUSES_IGNORE), "MPI_Waitall(redundancy stream)");
   steps.settle(failure);
 }
 
