@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -261,6 +262,38 @@ TEST_F(RedundancyTest, PartnerRebuildsALostNodeThenTheNext) {
   EXPECT_EQ(o.lost_nodes, everyone);
   EXPECT_NE(o.reason.find("from another protect, scheme or number of nodes"), std::string::npos)
       << o.reason;
+}
+
+// After a rebuild, only the lost node's duty is restored: the copies and metadata files of the
+// other nodes are left as they were (same bytes, same files), and the lost node's new metadata
+// belongs to the same protect as theirs.
+TEST_F(RedundancyTest, PartnerRebuildSendsOnlyTheLostCopyAgain) {
+  const std::string root = scratch_dir(), name = "narrow";
+  const Node n = setup(root, name, 5000 + 7919 * rank());
+  const RedundancySpec spec{.scheme = Redundancy::kPartner, .block_bytes = kBlock};
+  protect_here(spec, name, n);
+  if (nodes() == 1) return;  // nothing to rebuild from
+  const int victim = nodes() - 1, kept = layout_.partner_kept_by(rank());
+  const std::string meta = n.red_dir + "/" + name + ".redundancy.json";
+  const std::string copy = n.red_dir + "/" + name + ".partner-of-node" + std::to_string(kept);
+  const std::string meta_before = read_bytes(meta), copy_before = read_bytes(copy);
+  struct stat copy_stat {};
+  ASSERT_EQ(::stat(copy.c_str(), &copy_stat), 0);
+  lose_and_rebuild(spec, name, n, {victim});
+  EXPECT_EQ(read_bytes(copy), copy_before) << "node " << rank();
+  if (rank() != victim) {
+    EXPECT_EQ(read_bytes(meta), meta_before) << "node " << rank() << " rewrote its metadata";
+    struct stat now {};
+    ASSERT_EQ(::stat(copy.c_str(), &now), 0);
+    EXPECT_EQ(now.st_ino, copy_stat.st_ino) << "node " << rank() << " received its copy again";
+  }
+  // Every node's metadata names the same protect, the lost node's rewritten one included.
+  const std::string id = nlohmann::json::parse(read_bytes(meta)).at("protect_id");
+  const auto ids = job_.allgather(id);
+  for (const std::string& other : ids) EXPECT_EQ(other, ids[0]);
+  // And it is as good as the original: losing the node whose copy the victim now keeps again
+  // is rebuilt from it.
+  lose_and_rebuild(spec, name, n, {layout_.partner_kept_by(victim)});
 }
 
 TEST_F(RedundancyTest, PartnerDamagedCopyIsNotRebuildable) {

@@ -4,6 +4,7 @@
 // inputs, and only then are bytes moved.
 #include <algorithm>
 #include <filesystem>
+#include <future>
 #include <optional>
 
 #include "core/trace.hpp"
@@ -328,8 +329,18 @@ RebuildOutcome rebuild(const Comm& job, const NodeLayout& layout, const Redundan
 
   bool own_ok = false, red_ok = false;
   if (leader) {
-    own_ok = r.files[me] && file_matches(own_file, *r.files[me], block);
+    // Two reads of up to a node's whole share each: the second on a helper thread (a node's other
+    // cores are idle at restart), or here if no thread can be had.
+    const auto check_own = [&] {
+      return r.files[me] && file_matches(own_file, *r.files[me], block);
+    };
+    std::future<bool> own_checked;
+    try {
+      own_checked = std::async(std::launch::async, check_own);
+    } catch (const std::system_error&) {
+    }
     red_ok = r.usable[me] && red_data_valid(r.metas[me], red_dir, r, block);
+    own_ok = own_checked.valid() ? own_checked.get() : check_own();
   }
   std::vector<bool> own_oks, red_oks;
   for (const json& flags : per_node(job, layout, json::array({own_ok, red_ok}))) {
