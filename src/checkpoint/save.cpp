@@ -456,13 +456,13 @@ int64_t write_metadata(const Comm& comm, const Comm& file, const PartTarget* par
   return written;
 }
 
-// Collective. Every rank closes the file (flushing it to stable storage) and lets the writer go,
-// then the outcome is agreed.
+// Collective. Every rank closes the file and lets the writer go, the ranks in `sync_here` fsync it
+// (making every rank's writes durable), then the outcome is agreed.
 void close_container(const Comm& comm, std::unique_ptr<ContainerWriter>& writer,
-                     const std::string& path) {
+                     const std::string& path, bool sync_here) {
   std::unique_ptr<Error> failure;
   try {
-    writer->close();
+    writer->close(sync_here);
   } catch (...) {
     failure = std::make_unique<Error>(
         current_exception_as_error({.rank = comm.rank(), .checkpoint = path, .operation = "save"}));
@@ -552,6 +552,10 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   if (!overlap_checksums) comm.run_agreed([&] { compute_checksums(plan); });
   trace.mark("checksums");
 
+  // Who makes the data durable before the commit: the lowest rank of each node of the shared file
+  // (one page cache per node). A part is one node's file: its commit's fsync covers it.
+  const bool sync_node = part ? false : file.lowest_rank_of_node();
+
   // 2. Where every rank's packed region and record go; rank 0 builds the table.
   const PackedRegions regions = divide_packed_dataset(file, plan.packed_bytes);
   MetadataAssembly metadata(comm, file, part, prepared, regions);
@@ -583,7 +587,7 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     trace.mark("records and table");
     metadata_bytes_written +=
         write_metadata(comm, file, part, *writer, datasets, metadata, regions, path);
-    close_container(comm, writer, path);
+    close_container(comm, writer, path, sync_node);
     trace.mark("flush and close");
     fault_point("after_data", comm.rank());
 

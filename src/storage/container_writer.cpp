@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "storage/durable_file.hpp"
 #include "storage/h5_error.hpp"
 #include "storage/h5_space.hpp"
 #include "storage/h5_types.hpp"
@@ -178,7 +179,7 @@ void ContainerWriter::write(std::size_t index, const Box& region, const void* bu
 // its own only past gigabytes of dirty memory), so copying into the page cache and writing to the
 // disk happen one after the other. sync_file_range(WRITE) starts the disk writes of a region now,
 // without waiting, so they overlap with copying the next one. Only a hint: durability still comes
-// from MPI_File_sync at close and the commit's fsync.
+// from the fsync after close and the commit's fsync.
 void ContainerWriter::start_writeback(Entry& entry, const Shape& extent, const Box& region,
                                       int64_t esize) {
   if (writeback_fd_ == -2 || region.volume() * esize < kWritebackBytes) return;
@@ -232,15 +233,23 @@ void ContainerWriter::discard() noexcept {
   h5::take_error_stack();
 }
 
-void ContainerWriter::close() {
+void ContainerWriter::close(bool sync_here) {
   const ErrorContext ctx = context("", "close container");
   if (writeback_fd_ >= 0) ::close(writeback_fd_);
   writeback_fd_ = -1;
   if (!file_.valid()) return;
   for (Entry& e : entries_) h5::check_status(e.dataset.close(), "H5Dclose " + e.name, ctx);
   entries_.clear();
-  h5::check_status(H5Fflush(file_.get(), H5F_SCOPE_GLOBAL), "H5Fflush", ctx);
+  // No H5Fflush first: with the MPI-IO driver it is an MPI_File_sync on every rank, while closing
+  // writes HDF5's metadata without one.
   if (file_.close() < 0) h5::throw_error("cannot close checkpoint file", ctx, ErrorCode::kIo);
+  if (sync_here) {
+    try {
+      fsync_path(path_);
+    } catch (const Error& e) {
+      throw Error(e.code(), e.message(), ctx);
+    }
+  }
 }
 
 void write_commit_mark(const std::string& path, const std::string& mark) {
