@@ -456,19 +456,31 @@ int64_t write_metadata(const Comm& comm, const Comm& file, const PartTarget* par
   return written;
 }
 
-// Collective. Every rank closes the file and lets the writer go, the ranks in `sync_here` fsync it
-// (making every rank's writes durable), then the outcome is agreed.
+// Collective. Every rank closes the file (`tmp`; `path` names the checkpoint in errors) and lets
+// the writer go, and the outcome is agreed; then the ranks with `sync_here` fsync it, agreed too.
+// The fsync waits for the agreement: closing writes HDF5's metadata through MPI-IO aggregators, and
+// neither H5Fclose nor MPI_File_close waits for the other ranks, so a node's fsync must not start
+// before its ranks have all closed.
 void close_container(const Comm& comm, std::unique_ptr<ContainerWriter>& writer,
-                     const std::string& path, bool sync_here) {
+                     const std::string& path, const std::string& tmp, bool sync_here) {
   std::unique_ptr<Error> failure;
   try {
-    writer->close(sync_here);
+    writer->close();
   } catch (...) {
     failure = std::make_unique<Error>(
         current_exception_as_error({.rank = comm.rank(), .checkpoint = path, .operation = "save"}));
   }
   writer.reset();
   comm.agree(failure.get());
+  comm.run_agreed([&] {
+    if (!sync_here) return;
+    try {
+      fsync_path(tmp);
+    } catch (const Error& e) {
+      throw Error(e.code(), e.message(),
+                  {.rank = comm.rank(), .checkpoint = path, .operation = "save"});
+    }
+  });
 }
 
 // Collective. The commit: only rank 0 touches the file system (commit mark, fsync, rename, then
@@ -552,9 +564,11 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   if (!overlap_checksums) comm.run_agreed([&] { compute_checksums(plan); });
   trace.mark("checksums");
 
-  // Who makes the data durable before the commit: the lowest rank of each node of the shared file
-  // (one page cache per node). A part is one node's file: its commit's fsync covers it.
-  const bool sync_node = part ? false : file.lowest_rank_of_node();
+  // Who makes the data durable before the commit: the lowest rank of each node of the shared file.
+  // The node's ranks write through one page cache (one client of a parallel file system), and an
+  // fsync writes back every dirty page of the file there. Rank 0's node, and a part (one node's
+  // file), are covered by the commit's fsync, which follows the agreement on the close.
+  const bool sync_node = !part && file.lowest_rank_of_node() && file.rank() != 0;
 
   // 2. Where every rank's packed region and record go; rank 0 builds the table.
   const PackedRegions regions = divide_packed_dataset(file, plan.packed_bytes);
@@ -587,7 +601,7 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     trace.mark("records and table");
     metadata_bytes_written +=
         write_metadata(comm, file, part, *writer, datasets, metadata, regions, path);
-    close_container(comm, writer, path, sync_node);
+    close_container(comm, writer, path, tmp, sync_node);
     trace.mark("flush and close");
     fault_point("after_data", comm.rank());
 

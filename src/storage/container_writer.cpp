@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "storage/durable_file.hpp"
 #include "storage/h5_error.hpp"
 #include "storage/h5_space.hpp"
 #include "storage/h5_types.hpp"
@@ -233,23 +232,14 @@ void ContainerWriter::discard() noexcept {
   h5::take_error_stack();
 }
 
-void ContainerWriter::close(bool sync_here) {
+void ContainerWriter::close() {
   const ErrorContext ctx = context("", "close container");
   if (writeback_fd_ >= 0) ::close(writeback_fd_);
   writeback_fd_ = -1;
   if (!file_.valid()) return;
   for (Entry& e : entries_) h5::check_status(e.dataset.close(), "H5Dclose " + e.name, ctx);
   entries_.clear();
-  // No H5Fflush first: with the MPI-IO driver it is an MPI_File_sync on every rank, while closing
-  // writes HDF5's metadata without one.
   if (file_.close() < 0) h5::throw_error("cannot close checkpoint file", ctx, ErrorCode::kIo);
-  if (sync_here) {
-    try {
-      fsync_path(path_);
-    } catch (const Error& e) {
-      throw Error(e.code(), e.message(), ctx);
-    }
-  }
 }
 
 void write_commit_mark(const std::string& path, const std::string& mark) {

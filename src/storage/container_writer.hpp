@@ -57,12 +57,10 @@ class ContainerWriter {
   /// Collective. Writes HDF5's metadata (superblock, object headers, attributes) now, before the
   /// data: a failing data write then leaves nothing for close() to write.
   void flush_metadata();
-  /// Collective. Closes everything; then, if `sync_here`, fsyncs the file from this rank. One
-  /// rank per node suffices: the node's ranks share one page cache (one client of a parallel file
-  /// system), and an fsync writes back every dirty page of the file there. So the caller passes
-  /// true on the lowest rank of each node, instead of MPI_File_sync on every rank (an fsync per
-  /// rank: 128 of them per node at 128 ranks per node).
-  void close(bool sync_here);
+  /// Collective. Closes everything, without syncing: HDF5's H5Fflush before the close is an
+  /// MPI_File_sync on every rank, an fsync per rank. The caller makes the file durable once every
+  /// rank has closed it (save.cpp: one fsync per node).
+  void close();
   /// Collective, for a save that failed on some rank (agreed): rank 0 truncates the file to free
   /// the space it took, then everything is closed, errors ignored. A failed H5Fclose (a full disk
   /// refusing HDF5's last metadata write) would leave HDF5 1.10 with a dangling file ID that

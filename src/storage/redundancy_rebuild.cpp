@@ -337,7 +337,7 @@ RebuildOutcome rebuild(const Comm& job, const NodeLayout& layout, const Redundan
     std::future<bool> own_checked;
     try {
       own_checked = std::async(std::launch::async, check_own);
-    } catch (const std::system_error&) {
+    } catch (...) {  // no thread (or no memory for one): checked below, on this thread
     }
     red_ok = r.usable[me] && red_data_valid(r.metas[me], red_dir, r, block);
     own_ok = own_checked.valid() ? own_checked.get() : check_own();

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// The rounds of the redundancy engine. Every rank of the job runs the same number of rounds
-// (computed from what every rank knows: the records of all nodes), and each round first agrees on
-// its local reads, then moves bytes between node leaders, then agrees on the writes, so a failing
-// node never leaves another waiting for a message that will not come.
+// The rounds of the redundancy engine, and the metadata fields protect() and rebuild() share.
+// Every rank of the job runs the same number of rounds (computed from what every rank knows: the
+// records of all nodes). XOR rounds agree on the local reads before any message and on the writes
+// after; a partner stream agrees once, after its last round (a failing leader keeps taking part in
+// the messages until then), so a failing node never leaves another waiting for a message that will
+// not come.
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -163,8 +165,20 @@ void transfer_pairs(const Steps& steps, const std::vector<PairPlan>& pairs, int6
   const int64_t in_len = receiving ? std::min(block, receiving->bytes) : 0;
   const std::unique_ptr<std::byte[]> out[2] = {buffer_of(out_len), buffer_of(out_len)};
   const std::unique_ptr<std::byte[]> in[2] = {buffer_of(in_len), buffer_of(in_len)};
-  MPI_Request sends[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
-  MPI_Request receives[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  // Declared after the buffers, so destroyed before them: if an MPI call throws (errors are
+  // returned, then thrown) with requests open, they are completed before their buffers go.
+  struct OpenRequests {
+    MPI_Request sends[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+    MPI_Request receives[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+    ~OpenRequests() {
+      for (MPI_Request& r : receives)
+        if (r != MPI_REQUEST_NULL) MPI_Cancel(&r);
+      MPI_Waitall(2, receives, MPI_STATUSES_IGNORE);
+      MPI_Waitall(2, sends, MPI_STATUSES_IGNORE);
+    }
+  } open;
+  MPI_Request* const sends = open.sends;
+  MPI_Request* const receives = open.receives;
   const MPI_Comm leaders = layout.is_leader ? layout.leaders->get() : MPI_COMM_NULL;
   const auto length = [&](const PairPlan* p, int64_t round) {
     return p ? std::clamp<int64_t>(p->bytes - round * block, 0, block) : 0;
