@@ -99,20 +99,6 @@ TEST(Comm, Reductions) {
   for (int64_t i = 0; i < n; ++i) EXPECT_EQ(gathered[i], i * i);
 }
 
-// The tests run on one machine: one node, whose lowest rank is 0; in a communicator of the odd
-// ranks, the lowest odd rank.
-TEST(Comm, LowestRankOfNode) {
-  const Comm comm(MPI_COMM_WORLD);
-  const bool lowest = comm.lowest_rank_of_node();
-  EXPECT_EQ(lowest, comm.rank() == 0);
-  EXPECT_EQ(comm.allreduce_sum(lowest ? 1 : 0), 1);
-  MPI_Comm split = MPI_COMM_NULL;
-  ASSERT_EQ(MPI_Comm_split(MPI_COMM_WORLD, comm.rank() % 2, comm.rank(), &split), MPI_SUCCESS);
-  const Comm half(split);
-  MPI_Comm_free(&split);
-  EXPECT_EQ(half.lowest_rank_of_node(), comm.rank() < 2);
-}
-
 TEST(Comm, BroadcastsStringsOfAnyLengthFromEveryRoot) {
   const Comm comm(MPI_COMM_WORLD);
   for (int root = 0; root < comm.size(); ++root) {

@@ -165,6 +165,21 @@ TEST_F(RedundancyTest, LayoutOfSharedMemoryNodes) {
   EXPECT_EQ(shared.partner_of(0), 0);
 }
 
+// The tests run on one machine: one node, whose lowest rank is 0; in a communicator of the odd
+// ranks, the lowest odd rank.
+TEST_F(RedundancyTest, NodeCommOfAnyCommunicator) {
+  const Comm node = node_comm(job_);
+  const bool lowest = node.rank() == 0;
+  EXPECT_EQ(lowest, job_.rank() == 0);
+  EXPECT_EQ(job_.allreduce_sum(lowest ? 1 : 0), 1);
+  EXPECT_EQ(node.size(), job_.size());
+  MPI_Comm split = MPI_COMM_NULL;
+  ASSERT_EQ(MPI_Comm_split(MPI_COMM_WORLD, job_.rank() % 2, job_.rank(), &split), MPI_SUCCESS);
+  const Comm half(split);
+  MPI_Comm_free(&split);
+  EXPECT_EQ(node_comm(half).rank() == 0, job_.rank() < 2);
+}
+
 TEST(RedundancyLayout, PartnersOnOtherHosts) {
   const std::vector<std::string> hosts = {"b", "a", "b", "a", "c", "c"};
   const std::vector<int> keeper = partner_assignment(hosts);

@@ -175,17 +175,6 @@ std::vector<std::string> Comm::allgather(const std::string& bytes) const {
   return split(joined, counts);
 }
 
-bool Comm::lowest_rank_of_node() const {
-  MPI_Comm node = MPI_COMM_NULL;
-  check_mpi(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
-            "MPI_Comm_split_type(shared)");
-  int node_rank = 0;
-  const int rc = MPI_Comm_rank(node, &node_rank);
-  MPI_Comm_free(&node);
-  check_mpi(rc, "MPI_Comm_rank(node)");
-  return node_rank == 0;
-}
-
 void Comm::agree(const Error* local_failure) const {
   const int64_t lowest_failed = allreduce_min(local_failure ? rank_ : size_);
   if (lowest_failed == size_) return;

@@ -20,12 +20,8 @@ Comm wrap_split(MPI_Comm split) {
   }
 }
 
-Comm node_comm(const Comm& job, bool rank_per_node) {
-  if (rank_per_node) return Comm(MPI_COMM_SELF);
-  MPI_Comm split = MPI_COMM_NULL;
-  check_mpi(MPI_Comm_split_type(job.get(), MPI_COMM_TYPE_SHARED, job.rank(), MPI_INFO_NULL, &split),
-            "MPI_Comm_split_type(shared)");
-  return wrap_split(split);
+Comm node_or_self(const Comm& job, bool rank_per_node) {
+  return rank_per_node ? Comm(MPI_COMM_SELF) : node_comm(job);
 }
 
 std::string processor_name() {
@@ -46,6 +42,14 @@ std::vector<int> by_host(const std::vector<std::string>& host_of_node) {
 }
 
 }  // namespace
+
+Comm node_comm(const Comm& comm) {
+  MPI_Comm split = MPI_COMM_NULL;
+  check_mpi(
+      MPI_Comm_split_type(comm.get(), MPI_COMM_TYPE_SHARED, comm.rank(), MPI_INFO_NULL, &split),
+      "MPI_Comm_split_type(shared)");
+  return wrap_split(split);
+}
 
 std::vector<int> partner_assignment(const std::vector<std::string>& host_of_node) {
   const int n = static_cast<int>(host_of_node.size());
@@ -128,7 +132,7 @@ NodeLayout layout_of(const Comm& job, Comm node) {
 }  // namespace
 
 NodeLayout make_node_layout(const Comm& job, bool rank_per_node) {
-  return layout_of(job, node_comm(job, rank_per_node));
+  return layout_of(job, node_or_self(job, rank_per_node));
 }
 
 NodeLayout make_node_layout_by_color(const Comm& job, int node_color) {

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "core/trace.hpp"
+#include "storage/node_layout.hpp"
 
 namespace cairn::detail {
 namespace {
@@ -16,27 +17,6 @@ constexpr int64_t kMaxBroadcastBytes = int64_t{1} << 30;
 // The writer of a piece reads it for the node when its load stays within this (or the piece's
 // size) of the least loaded rank: its read-ahead, and the page cache of the save, may hold it.
 constexpr int64_t kWriterSlackBytes = int64_t{1} << 20;
-
-MPI_Comm split_by_node(const Comm& comm) {
-  MPI_Comm node = MPI_COMM_NULL;
-  check_mpi(
-      MPI_Comm_split_type(comm.get(), MPI_COMM_TYPE_SHARED, comm.rank(), MPI_INFO_NULL, &node),
-      "MPI_Comm_split_type(shared)");
-  return node;
-}
-
-// The node's ranks as a Comm of its own (a duplicate, with errors returned), the split freed.
-Comm node_comm(const Comm& comm) {
-  MPI_Comm split = split_by_node(comm);
-  try {
-    Comm node(split);
-    MPI_Comm_free(&split);
-    return node;
-  } catch (...) {
-    MPI_Comm_free(&split);
-    throw;
-  }
-}
 
 // What a rank tells its node about one piece it needs. The ranks of a node run the same build.
 struct WireNeed {

@@ -28,9 +28,6 @@ class Comm {
 
   /// Collective over the communicator.
   void barrier() const;
-  /// Collective. Whether this rank is the lowest rank of its node (the ranks of this
-  /// communicator that share memory, MPI_COMM_TYPE_SHARED).
-  bool lowest_rank_of_node() const;
   int64_t allreduce_sum(int64_t value) const;
   int64_t allreduce_max(int64_t value) const;
   int64_t allreduce_min(int64_t value) const;
