@@ -233,13 +233,7 @@ void protect(const Comm& job, const NodeLayout& layout, const RedundancySpec& sp
       const FileRecord& theirs = records[static_cast<std::size_t>(kept)];
       steps.run([&] {
         if (!leader) return;
-        if (sink->checksum() != theirs.checksum)
-          throw Error(ErrorCode::kCorrupt, "the copy of node " + std::to_string(kept) +
-                                               "'s file received here has checksum " +
-                                               checksum_to_hex(sink->checksum()) +
-                                               ", the sender recorded " +
-                                               checksum_to_hex(theirs.checksum));
-        sink->commit();
+        commit_copy(*sink, kept, theirs.checksum);
       });
       trace.mark("fsync and rename the copy");
       add_file(kept);

@@ -67,6 +67,10 @@ nlohmann::json file_entry(int node, const FileRecord& record);
 /// A metadata file's "partner" entry: this node keeps a copy of node `kept`'s file.
 nlohmann::json partner_entry(const std::string& name, int kept, uint64_t checksum);
 
+/// Local. Commits the copy of node `kept`'s file received into `sink` if its checksum is the one
+/// recorded for that file (by its sender); else kCorrupt naming the node and both checksums.
+void commit_copy(StreamWriter& sink, int kept, uint64_t recorded);
+
 /// Local (leaders). The block of `bytes` (<= 1 GiB) a node reads, sends or writes per round.
 int64_t block_size(const RedundancySpec& spec);
 

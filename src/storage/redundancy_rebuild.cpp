@@ -272,12 +272,7 @@ void restore_partner_copies(const Steps& steps, const Recorded& r, const std::ve
                  sending ? &r.files[me_u]->map : nullptr, sink ? &*sink : nullptr);
   steps.run([&] {
     if (!receiving) return;
-    if (sink->checksum() != theirs->checksum)
-      throw Error(ErrorCode::kCorrupt,
-                  "the copy of node " + std::to_string(kept) +
-                      "'s file received here has checksum " + checksum_to_hex(sink->checksum()) +
-                      ", its record says " + checksum_to_hex(theirs->checksum));
-    sink->commit();
+    commit_copy(*sink, kept, theirs->checksum);
     json meta = meta_base(layout, spec, steps.name(), r.protect_id);
     meta["partner"] = partner_entry(steps.name(), kept, theirs->checksum);
     meta["files"] = json::array({file_entry(me, *r.files[me_u]), file_entry(kept, *theirs)});

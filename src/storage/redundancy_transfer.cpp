@@ -79,14 +79,14 @@ std::string parity_path(const std::string& red_dir, const std::string& name, int
 }
 
 json record_to_json(const FileRecord& record) {
-  nlohmann::json extents = nlohmann::json::array();
+  json extents = json::array();
   for (const Extent& e : record.map.extents) extents.push_back({e.offset, e.length});
   return {{"size", record.map.size},
           {"extents", std::move(extents)},
           {"checksum", checksum_to_hex(record.checksum)}};
 }
 
-FileRecord record_from_json(const nlohmann::json& j) {
+FileRecord record_from_json(const json& j) {
   FileRecord record;
   record.map.size = j.at("size").get<int64_t>();
   int64_t end = 0;
@@ -126,6 +126,15 @@ json partner_entry(const std::string& name, int kept, uint64_t checksum) {
   return {{"keeps_node", kept},
           {"file", std::filesystem::path(partner_path(".", name, kept)).filename().string()},
           {"checksum", checksum_to_hex(checksum)}};
+}
+
+void commit_copy(StreamWriter& sink, int kept, uint64_t recorded) {
+  if (sink.checksum() != recorded)
+    throw Error(ErrorCode::kCorrupt, "the copy of node " + std::to_string(kept) +
+                                         "'s file received here has checksum " +
+                                         checksum_to_hex(sink.checksum()) +
+                                         ", the sender recorded " + checksum_to_hex(recorded));
+  sink.commit();
 }
 
 const char* scheme_name(Redundancy scheme) {
