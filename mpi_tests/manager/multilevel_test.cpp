@@ -275,6 +275,8 @@ TEST(Multilevel, RetentionIsPerLevel) {
     mgr.save();
   }
   mgr.wait();
+  // The retired node-local copies were deleted in the background, and wait() waited for that.
+  EXPECT_GT(mgr.last_retire_seconds(), 0.0);
   EXPECT_EQ(files_in(d.shared),
             (std::vector<std::string>{"cairn-state.json", "ckpt-4.h5", "ckpt-6.h5"}));
   const int me = session().rank();
@@ -287,6 +289,25 @@ TEST(Multilevel, RetentionIsPerLevel) {
   EXPECT_EQ(mgr.checkpoints(),
             (std::vector<std::string>{d.shared + "/ckpt-4.h5", d.node(me) + "/ckpt-5.h5",
                                       d.shared + "/ckpt-6.h5"}));
+}
+
+TEST(Multilevel, RetiredCopiesAreDeletedBeforeTheManagerIsGone) {
+  const Dirs d;
+  const int me = session().rank();
+  {
+    Model m;
+    ManagerOptions o = options(d, Redundancy::kPartner, /*shared_every=*/0);
+    o.levels.keep_node_local = 1;
+    CheckpointManager mgr(m.ckpt, d.shared, o);
+    for (int id = 1; id <= 3; ++id) {
+      m.set(id);
+      mgr.save();
+    }
+    // No wait(): the destructor waits for the deletion of ckpt-2's copies.
+  }
+  EXPECT_EQ(files_in(d.node(me)), std::vector<std::string>{"ckpt-3.h5"});
+  for (const std::string& f : files_in(d.node(me) + "/redundancy"))
+    EXPECT_NE(f.find("ckpt-3"), std::string::npos) << f;
 }
 
 TEST(Multilevel, RecoveryDeletesHalfWrittenAndUnrecordedParts) {

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "comm/wire.hpp"
+#include "manager/background_removal.hpp"
 #include "manager/directory_recovery.hpp"
 #include "manager/manager_state.hpp"
 #include "storage/tier.hpp"
@@ -133,6 +134,7 @@ CheckpointManager::CheckpointManager(Checkpoint& checkpoint, std::string directo
   if (levels.node_local_directory.empty()) return;
   node_local_ = detail::make_node_local_tier(comm, levels.node_local_directory,
                                              redundancy_spec(levels), levels.rank_per_node);
+  retiring_ = std::make_unique<detail::BackgroundRemoval>();
   std::vector<std::string> recorded;
   for (const detail::StateEntry& e : state_->directory.checkpoints)
     if (e.node_local()) recorded.push_back(e.name);
@@ -242,6 +244,7 @@ std::optional<std::string> CheckpointManager::save_async(std::optional<int64_t> 
 }
 
 void CheckpointManager::wait() {
+  if (retiring_) log_retired(retiring_->finish());
   try {
     checkpoint_->wait();  // joins the background thread, which produced pending_
   } catch (...) {

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "comm/wire.hpp"
+#include "manager/background_removal.hpp"
 #include "manager/manager_state.hpp"
 #include "storage/tier.hpp"
 
@@ -29,6 +30,13 @@ const char* redundancy_level(Redundancy scheme) {
 using detail::manager_log;
 
 }  // namespace
+
+void CheckpointManager::log_retired(detail::RemovalOutcome outcome) {
+  for (const std::string& failure : outcome.failures)
+    manager_log(*checkpoint_, LogLevel::kWarning, failure);
+  for (const std::string& line : outcome.deleted) manager_log(*checkpoint_, LogLevel::kDebug, line);
+  if (!outcome.deleted.empty()) last_retire_seconds_ = outcome.seconds;
+}
 
 // Rank 0 records `name` as a node-local checkpoint and retires node-local copies beyond
 // keep_node_local; every rank then takes rank 0's view and deletes its node's retired parts.
@@ -58,18 +66,33 @@ void CheckpointManager::record_node_local(const std::string& name) {
     detail::write_state_file(directory_, st);
   });
   detail::take_rank0_state(comm, next->directory, directory_);
-  // The state file stops naming a node-local copy before its files go (as in sweep()).
+  // The state file stops naming a node-local copy before its files go (as in sweep()); they go
+  // in the background (see BackgroundRemoval), after the save returns.
+  std::vector<std::string> retired;
   for (const detail::StateEntry& old : state_->directory.checkpoints) {
     if (!old.node_local()) continue;
     bool still = false;
     for (const detail::StateEntry& e : next->directory.checkpoints)
       still |= e.name == old.name && e.node_local();
-    if (still) continue;
-    for (const std::string& failure : node_local_->remove(old.name))
-      manager_log(*checkpoint_, LogLevel::kWarning, failure);
-    manager_log(*checkpoint_, LogLevel::kDebug,
-                "deleted the node-local copy of '" + old.name + "' (keep_node_local " +
-                    std::to_string(options_.levels.keep_node_local) + ")");
+    if (!still) retired.push_back(old.name);
+  }
+  if (!retired.empty()) {
+    detail::StorageTier* tier = node_local_.get();
+    const int keep = options_.levels.keep_node_local;
+    detail::BackgroundRemoval::Outcome previous;
+    retiring_->start(
+        [tier, keep, retired] {
+          detail::BackgroundRemoval::Outcome outcome;
+          for (const std::string& file : retired) {
+            for (std::string& failure : tier->remove(file))
+              outcome.failures.push_back(std::move(failure));
+            outcome.deleted.push_back("deleted the node-local copy of '" + file +
+                                      "' (keep_node_local " + std::to_string(keep) + ")");
+          }
+          return outcome;
+        },
+        previous);
+    log_retired(std::move(previous));
   }
   state_ = next;
 }

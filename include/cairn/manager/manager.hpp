@@ -17,6 +17,8 @@ namespace cairn {
 namespace detail {
 struct DirectoryState;
 class StorageTier;
+class BackgroundRemoval;
+struct RemovalOutcome;
 }  // namespace detail
 
 struct ManagerOptions {
@@ -79,6 +81,8 @@ class CheckpointManager {
   std::optional<std::string> save_async(std::optional<int64_t> checkpoint_number = std::nullopt,
                                         bool check_interval = true);
   /// Local. Waits for this manager's save in flight; throws its error (the same on every rank).
+  /// With levels, also waits for the deletion of retired node-local copies, which runs in the
+  /// background after a save returns (every save, restore and listing waits for it first).
   void wait();
 
   /// Collective. Restores the newest checkpoint in the directory that restores cleanly; a
@@ -107,6 +111,9 @@ class CheckpointManager {
   /// system (staging the values; 0 when it did not drain).
   double last_node_local_seconds() const noexcept { return last_node_local_seconds_; }
   double last_drain_blocked_seconds() const noexcept { return last_drain_blocked_seconds_; }
+  /// Local. Seconds the last finished background deletion of retired node-local copies took on
+  /// its helper thread (0 if none has finished): work a save no longer waits for.
+  double last_retire_seconds() const noexcept { return last_retire_seconds_; }
 
  private:
   std::optional<std::string> save_impl(std::optional<int64_t> checkpoint_number,
@@ -114,6 +121,8 @@ class CheckpointManager {
   std::string save_levels(const std::string& name, bool drain);
   bool restore_node_local(const std::string& name, RestoreOutcome& outcome);
   void record_node_local(const std::string& name);
+  /// Logs a finished batch of background deletions (failures as warnings).
+  void log_retired(detail::RemovalOutcome outcome);
   /// wait(), except that with levels a failed drain is logged, not thrown: its checkpoint stays
   /// node-local.
   void settle_drain();
@@ -130,7 +139,11 @@ class CheckpointManager {
   std::shared_ptr<State> state_;    // the directory state as every rank sees it
   std::shared_ptr<State> pending_;  // filled by a background save; taken over by wait()
   std::unique_ptr<detail::StorageTier> node_local_;  // level 1 (+2); null without levels
+  // Deletes retired node-local copies after a save returns; declared after node_local_, so
+  // destroyed (joined) before the tier its deletions use.
+  std::unique_ptr<detail::BackgroundRemoval> retiring_;
   double last_node_local_seconds_ = 0;
+  double last_retire_seconds_ = 0;
   double last_drain_blocked_seconds_ = 0;
 };
 

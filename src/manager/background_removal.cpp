@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "manager/background_removal.hpp"
+
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <system_error>
+
+namespace cairn::detail {
+namespace {
+
+BackgroundRemoval::Outcome timed(const BackgroundRemoval::Job& job) {
+  const auto started = std::chrono::steady_clock::now();
+  BackgroundRemoval::Outcome outcome;
+  try {
+    outcome = job();
+  } catch (const std::exception& e) {
+    outcome.failures.emplace_back(e.what());
+  } catch (...) {
+    outcome.failures.emplace_back("deleting retired files failed with an unknown exception");
+  }
+  outcome.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return outcome;
+}
+
+void append(BackgroundRemoval::Outcome& to, BackgroundRemoval::Outcome from) {
+  for (std::string& line : from.failures) to.failures.push_back(std::move(line));
+  for (std::string& line : from.deleted) to.deleted.push_back(std::move(line));
+  to.seconds += from.seconds;
+}
+
+}  // namespace
+
+BackgroundRemoval::~BackgroundRemoval() {
+  if (running_.valid()) running_.wait();
+}
+
+void BackgroundRemoval::start(Job job, Outcome& previous) {
+  previous = finish();
+  auto shared = std::make_shared<const Job>(std::move(job));
+  try {
+    running_ = std::async(std::launch::async, [shared] { return timed(*shared); });
+  } catch (const std::system_error&) {
+    // No thread to be had (a process at its limit): delete now rather than not at all.
+    append(ran_inline_, timed(*shared));
+  }
+}
+
+BackgroundRemoval::Outcome BackgroundRemoval::finish() {
+  Outcome outcome = std::move(ran_inline_);
+  ran_inline_ = {};
+  if (running_.valid()) append(outcome, running_.get());
+  return outcome;
+}
+
+}  // namespace cairn::detail
