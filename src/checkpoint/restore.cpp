@@ -28,11 +28,11 @@ int64_t restored_bytes(const std::vector<RestoreContext::Match>& matches) {
 // Collective: the byte sum is the restore's one extra collective, made whatever the log level (a
 // level that differed between ranks must not make some skip it).
 RestoreStats log_restore(const Session& session, const RestoreContext& context,
-                         const std::vector<RestoreContext::Match>& matches,
+                         const std::vector<RestoreContext::Match>& matches, int64_t local_bytes,
                          std::chrono::steady_clock::time_point started, const std::string& level) {
   const LogOptions& log = session.options().log;
   RestoreStats stats;
-  stats.bytes = session.comm().allreduce_sum(restored_bytes(matches));
+  stats.bytes = session.comm().allreduce_sum(local_bytes);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const int64_t bytes = stats.bytes;
   const double seconds = stats.seconds;
@@ -104,6 +104,7 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   std::vector<RestoreContext::Match> matches;
   RestoreContext::ReadCounts read_counts;
   int node_ranks = 1;
+  int64_t local_bytes = 0;
   try {
     // Validate everywhere before anything is overwritten anywhere.
     comm.run_agreed([&] {
@@ -123,7 +124,8 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
       comm.run_agreed([&] { share = std::make_unique<NodeShare>(comm); });
     comm.run_agreed([&] { read_counts = context->restore_values(matches, reader, share.get()); });
     node_ranks = share ? share->node_size() : 1;
-    trace.mark("read and verify", restored_bytes(matches));
+    local_bytes = restored_bytes(matches);
+    trace.mark("read and verify", local_bytes);
     fault_point("restore_after_read", comm.rank());
     // The close is collective too: a rank whose close fails must not leave the others waiting.
     comm.run_agreed([&] {
@@ -137,7 +139,7 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   const int64_t metadata_bytes_read = reader.metadata_bytes_read();
   context->finish_collective_restore();
   trace.mark("close");
-  RestoreStats done = log_restore(session, *context, matches, started, level);
+  RestoreStats done = log_restore(session, *context, matches, local_bytes, started, level);
   done.metadata_bytes_read = metadata_bytes_read;
   done.bytes_read_from_file = read_counts.from_file;
   done.bytes_received_from_peers = read_counts.from_peers;

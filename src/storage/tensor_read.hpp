@@ -43,6 +43,8 @@ class PackedReadBatch {
   /// once, by the first batch that has requests); with `prefetch`, from that one instead, which
   /// stays usable by later batches whose requests lie at higher offsets.
   void run(ContainerReader& reader, int64_t staging_bytes, PackedPrefetch* prefetch = nullptr);
+  /// Room for `requests` requests (one per piece a restore reads from the packed dataset).
+  void reserve(std::size_t requests) { requests_.reserve(requests); }
   bool empty() const noexcept { return requests_.empty(); }
 
  private:
