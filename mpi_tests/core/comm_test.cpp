@@ -54,6 +54,27 @@ TEST(Comm, MoveTransfersOwnership) {
   third.barrier();
 }
 
+TEST(Comm, NodeRankIsAskedOnceThenKept) {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm split = MPI_COMM_NULL;
+  ASSERT_EQ(MPI_Comm_split(MPI_COMM_WORLD, rank % 2, rank, &split), MPI_SUCCESS);
+  Comm half(split);
+  MPI_Comm_free(&split);
+  EXPECT_FALSE(half.node_rank_known());
+  const int first = half.node_rank();  // collective: every rank of `half`
+  EXPECT_TRUE(half.node_rank_known());
+  EXPECT_EQ(first, half.rank());  // the tests run on one machine: one node
+  // Local from now on: only some ranks ask again, which would hang if it were collective.
+  if (rank % 4 < 2) {
+    EXPECT_EQ(half.node_rank(), first);
+  }
+  // Kept across a move.
+  Comm moved(std::move(half));
+  EXPECT_TRUE(moved.node_rank_known());
+  EXPECT_EQ(moved.node_rank(), first);
+}
+
 TEST(Comm, CheckMpiThrowsWithTheMpiText) {
   EXPECT_NO_THROW(check_mpi(MPI_SUCCESS, "nothing"));
   try {

@@ -303,11 +303,32 @@ TEST(Multilevel, RetiredCopiesAreDeletedBeforeTheManagerIsGone) {
       m.set(id);
       mgr.save();
     }
-    // No wait(): the destructor waits for the deletion of ckpt-2's copies.
+    // No wait(): the deletion of ckpt-2's copies is over by the time the manager is gone.
   }
   EXPECT_EQ(files_in(d.node(me)), std::vector<std::string>{"ckpt-3.h5"});
   for (const std::string& f : files_in(d.node(me) + "/redundancy"))
     EXPECT_NE(f.find("ckpt-3"), std::string::npos) << f;
+}
+
+TEST(Multilevel, ANumberSavedAgainRightAfterItsRetirementKeepsItsNewCopy) {
+  const Dirs d;
+  Model m;
+  ManagerOptions o = options(d, Redundancy::kPartner, /*shared_every=*/0);
+  o.levels.keep_node_local = 1;
+  CheckpointManager mgr(m.ckpt, d.shared, o);
+  m.set(1);
+  mgr.save(1);
+  m.set(2);
+  mgr.save(2);  // retires ckpt-1: its deletion runs on after save() returns
+  m.set(3);
+  mgr.save(1);  // must wait for that deletion before it writes ckpt-1 again
+  mgr.wait();
+  Model fresh;
+  CheckpointManager again(fresh.ckpt, d.shared, o);
+  RestoreOutcome out = again.restore_or_initialize();
+  ASSERT_TRUE(out.path);
+  EXPECT_EQ(out.level, "node-local");
+  EXPECT_EQ(fresh.mismatches(3), 0);
 }
 
 TEST(Multilevel, RecoveryDeletesHalfWrittenAndUnrecordedParts) {
@@ -319,16 +340,22 @@ TEST(Multilevel, RecoveryDeletesHalfWrittenAndUnrecordedParts) {
     CheckpointManager mgr(m.ckpt, d.shared, options(d, Redundancy::kPartner));
     mgr.save();
   }
-  // A save that died while writing, and a part whose save died before the state file recorded it.
+  // A save that died while writing, a part whose save died before the state file recorded it,
+  // and the redundancy files of a checkpoint whose deletion was killed after its part went.
   std::ofstream(d.node(me) + "/ckpt-2.h5.tmp-77") << "half";
   fs::copy_file(d.node(me) + "/ckpt-1.h5", d.node(me) + "/ckpt-3.h5");
+  fs::create_directories(d.node(me) + "/redundancy");
+  std::ofstream(d.node(me) + "/redundancy/ckpt-4.h5.redundancy.json") << "{}";
+  std::ofstream(d.node(me) + "/redundancy/ckpt-4.h5.partner-of-node0") << "copy";
   session().comm().barrier();
   Model fresh;
   CheckpointManager mgr(fresh.ckpt, d.shared, options(d, Redundancy::kPartner));
   EXPECT_EQ(files_in(d.node(me)), std::vector<std::string>{"ckpt-1.h5"});
+  for (const std::string& f : files_in(d.node(me) + "/redundancy"))
+    EXPECT_EQ(f.find("ckpt-4"), std::string::npos) << f;
   int deleted = 0;
   for (const std::string& note : mgr.recovery_notes()) deleted += note.find("deleted") == 0;
-  EXPECT_EQ(deleted, 2);
+  EXPECT_EQ(deleted, 3);
   RestoreOutcome out = mgr.restore_or_initialize();
   ASSERT_TRUE(out.path);
   EXPECT_EQ(out.level, "node-local");

@@ -180,22 +180,6 @@ TEST_F(RedundancyTest, NodeCommOfAnyCommunicator) {
   EXPECT_EQ(node_comm(half).rank() == 0, job_.rank() < 2);
 }
 
-TEST_F(RedundancyTest, RankOnNodeIsCachedOnTheCommunicator) {
-  MPI_Comm split = MPI_COMM_NULL;
-  ASSERT_EQ(MPI_Comm_split(MPI_COMM_WORLD, job_.rank() % 2, job_.rank(), &split), MPI_SUCCESS);
-  const Comm half(split);
-  MPI_Comm_free(&split);
-  const int first = rank_on_node(half);  // collective: every rank of `half`
-  EXPECT_EQ(first, node_comm(half).rank());
-  EXPECT_EQ(first, job_.rank() / 2);  // one node: the rank among its half
-  // Local from now on: only some ranks ask again, which would hang if it were collective.
-  if (job_.rank() % 4 < 2) {
-    EXPECT_EQ(rank_on_node(half), first);
-  }
-  // Another communicator has its own answer.
-  EXPECT_EQ(rank_on_node(job_), job_.rank());
-}
-
 TEST(RedundancyLayout, PartnersOnOtherHosts) {
   const std::vector<std::string> hosts = {"b", "a", "b", "a", "c", "c"};
   const std::vector<int> keeper = partner_assignment(hosts);

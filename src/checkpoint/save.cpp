@@ -25,7 +25,6 @@
 #include "storage/fault_injection.hpp"
 #include "storage/hdf5_lock.hpp"
 #include "storage/manifest.hpp"
-#include "storage/node_layout.hpp"
 #include "storage/schema.hpp"
 
 namespace cairn::detail {
@@ -569,7 +568,7 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   // The node's ranks write through one page cache (one client of a parallel file system), and an
   // fsync writes back every dirty page of the file there. Rank 0's node, and a part (one node's
   // file), are covered by the commit's fsync, which follows the agreement on the close.
-  const bool sync_node = !part && rank_on_node(file) == 0 && file.rank() != 0;
+  const bool sync_node = !part && file.node_rank() == 0 && file.rank() != 0;
 
   // 2. Where every rank's packed region and record go; rank 0 builds the table.
   const PackedRegions regions = divide_packed_dataset(file, plan.packed_bytes);

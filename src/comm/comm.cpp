@@ -76,7 +76,10 @@ Comm::~Comm() {
 }
 
 Comm::Comm(Comm&& other) noexcept
-    : comm_(std::exchange(other.comm_, MPI_COMM_NULL)), rank_(other.rank_), size_(other.size_) {}
+    : comm_(std::exchange(other.comm_, MPI_COMM_NULL)),
+      rank_(other.rank_),
+      size_(other.size_),
+      node_rank_(other.node_rank_.load()) {}
 
 Comm& Comm::operator=(Comm&& other) noexcept {
   if (this != &other) {
@@ -84,8 +87,22 @@ Comm& Comm::operator=(Comm&& other) noexcept {
     comm_ = std::exchange(other.comm_, MPI_COMM_NULL);
     rank_ = other.rank_;
     size_ = other.size_;
+    node_rank_.store(other.node_rank_.load());
   }
   return *this;
+}
+
+int Comm::node_rank() const {
+  if (const int known = node_rank_.load(std::memory_order_relaxed); known >= 0) return known;
+  MPI_Comm node = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
+            "MPI_Comm_split_type(shared)");
+  int rank = 0;
+  const int rc = MPI_Comm_rank(node, &rank);
+  MPI_Comm_free(&node);
+  check_mpi(rc, "MPI_Comm_rank(node)");
+  node_rank_.store(rank, std::memory_order_relaxed);
+  return rank;
 }
 
 void Comm::release() noexcept {

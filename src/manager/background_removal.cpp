@@ -3,8 +3,6 @@
 
 #include <chrono>
 #include <exception>
-#include <memory>
-#include <system_error>
 
 namespace cairn::detail {
 namespace {
@@ -36,14 +34,13 @@ BackgroundRemoval::~BackgroundRemoval() {
   if (running_.valid()) running_.wait();
 }
 
-void BackgroundRemoval::start(Job job, Outcome& previous) {
+void BackgroundRemoval::start(const Job& job, Outcome& previous) {
   previous = finish();
-  auto shared = std::make_shared<const Job>(std::move(job));
   try {
-    running_ = std::async(std::launch::async, [shared] { return timed(*shared); });
-  } catch (const std::system_error&) {
-    // No thread to be had (a process at its limit): delete now rather than not at all.
-    append(ran_inline_, timed(*shared));
+    running_ = std::async(std::launch::async, [job] { return timed(job); });
+  } catch (...) {
+    // No thread (or no memory for one) to be had: delete now rather than not at all.
+    append(ran_inline_, timed(job));
   }
 }
 

@@ -32,8 +32,9 @@ class BackgroundRemoval {
   BackgroundRemoval& operator=(const BackgroundRemoval&) = delete;
 
   /// Starts `job` on a helper thread, after the batch in flight (whose outcome `previous`
-  /// receives). Runs it on the calling thread if no thread can be started.
-  void start(Job job, Outcome& previous);
+  /// receives). Runs it on the calling thread if no thread can be started. Throws only if `job`
+  /// cannot be copied.
+  void start(const Job& job, Outcome& previous);
   /// Waits for the batch in flight and returns its outcome (empty if none). `job` must not throw;
   /// if it does, the exception's text is one failure line.
   Outcome finish();

@@ -2,6 +2,7 @@
 // CheckpointManager's multi-level saves and restores: a node-local part per node (level 1),
 // redundancy across nodes (level 2), a background drain to the manager's directory (level 3).
 #include <chrono>
+#include <utility>
 
 #include "comm/wire.hpp"
 #include "manager/background_removal.hpp"
@@ -31,11 +32,16 @@ using detail::manager_log;
 
 }  // namespace
 
-void CheckpointManager::log_retired(detail::RemovalOutcome outcome) {
-  for (const std::string& failure : outcome.failures)
-    manager_log(*checkpoint_, LogLevel::kWarning, failure);
-  for (const std::string& line : outcome.deleted) manager_log(*checkpoint_, LogLevel::kDebug, line);
+void CheckpointManager::log_retired(detail::RemovalOutcome outcome) noexcept {
   if (!outcome.deleted.empty()) last_retire_seconds_ = outcome.seconds;
+  try {
+    for (const std::string& failure : outcome.failures)
+      manager_log(*checkpoint_, LogLevel::kWarning, failure);
+    for (const std::string& line : outcome.deleted)
+      manager_log(*checkpoint_, LogLevel::kDebug, line);
+  } catch (...) {
+    // A line that cannot be written (no memory) must not fail a save that succeeded on every rank.
+  }
 }
 
 // Rank 0 records `name` as a node-local checkpoint and retires node-local copies beyond
@@ -67,16 +73,20 @@ void CheckpointManager::record_node_local(const std::string& name) {
   });
   detail::take_rank0_state(comm, next->directory, directory_);
   // The state file stops naming a node-local copy before its files go (as in sweep()); they go
-  // in the background (see BackgroundRemoval), after the save returns.
-  std::vector<std::string> retired;
-  for (const detail::StateEntry& old : state_->directory.checkpoints) {
-    if (!old.node_local()) continue;
-    bool still = false;
-    for (const detail::StateEntry& e : next->directory.checkpoints)
-      still |= e.name == old.name && e.node_local();
-    if (!still) retired.push_back(old.name);
-  }
-  if (!retired.empty()) {
+  // in the background (see BackgroundRemoval), after the save returns. This rank's view follows
+  // rank 0's state file first: the save succeeded on every rank, so nothing below may fail on
+  // this rank alone. Files left undeleted are the next manager's recovery's to delete.
+  const std::shared_ptr<State> before = std::exchange(state_, next);
+  try {
+    std::vector<std::string> retired;
+    for (const detail::StateEntry& old : before->directory.checkpoints) {
+      if (!old.node_local()) continue;
+      bool still = false;
+      for (const detail::StateEntry& e : next->directory.checkpoints)
+        still |= e.name == old.name && e.node_local();
+      if (!still) retired.push_back(old.name);
+    }
+    if (retired.empty()) return;
     detail::StorageTier* tier = node_local_.get();
     const int keep = options_.levels.keep_node_local;
     detail::BackgroundRemoval::Outcome previous;
@@ -93,8 +103,9 @@ void CheckpointManager::record_node_local(const std::string& name) {
         },
         previous);
     log_retired(std::move(previous));
+  } catch (...) {
+    // Out of memory for the list or the job: the retired copies stay until the next recovery.
   }
-  state_ = next;
 }
 
 std::string CheckpointManager::save_levels(const std::string& name, bool drain) {

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <map>
-#include <memory>
 #include <numeric>
 
 namespace cairn::detail {
@@ -50,37 +49,6 @@ Comm node_comm(const Comm& comm) {
       MPI_Comm_split_type(comm.get(), MPI_COMM_TYPE_SHARED, comm.rank(), MPI_INFO_NULL, &split),
       "MPI_Comm_split_type(shared)");
   return wrap_split(split);
-}
-
-namespace {
-
-// The keyval of rank_on_node()'s attribute: one per process, created on first use.
-int rank_on_node_keyval() {
-  static const int keyval = [] {
-    int k = MPI_KEYVAL_INVALID;
-    const auto destroy = [](MPI_Comm, int, void* value, void*) -> int {
-      // Allocated by rank_on_node(); freed with the communicator.
-      std::unique_ptr<int> owned(static_cast<int*>(value));
-      return MPI_SUCCESS;
-    };
-    check_mpi(MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, destroy, &k, nullptr),
-              "MPI_Comm_create_keyval");
-    return k;
-  }();
-  return keyval;
-}
-
-}  // namespace
-
-int rank_on_node(const Comm& comm) {
-  const int keyval = rank_on_node_keyval();
-  void* cached = nullptr;
-  int found = 0;
-  check_mpi(MPI_Comm_get_attr(comm.get(), keyval, &cached, &found), "MPI_Comm_get_attr");
-  if (found) return *static_cast<int*>(cached);
-  auto rank = std::make_unique<int>(node_comm(comm).rank());
-  check_mpi(MPI_Comm_set_attr(comm.get(), keyval, rank.get()), "MPI_Comm_set_attr");
-  return *rank.release();
 }
 
 std::vector<int> partner_assignment(const std::vector<std::string>& host_of_node) {

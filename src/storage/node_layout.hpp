@@ -32,12 +32,6 @@ struct NodeLayout {
 /// communicator of their own (errors returned), ranked in `comm`'s order.
 Comm node_comm(const Comm& comm);
 
-/// This rank's rank among `comm`'s ranks on its node (0: the node's lowest rank of `comm`).
-/// Collective over `comm` the first time it is asked for a communicator (node_comm()); the answer
-/// is then cached on the communicator as an MPI attribute, and later calls are local. Every save
-/// asks it: at 128 processes on 2 cores, a split and its duplicate cost 22 ms per save.
-int rank_on_node(const Comm& comm);
-
 /// Collective over `job`. Groups the ranks by node (MPI_COMM_TYPE_SHARED); with `rank_per_node`
 /// every rank is its own node (tests and benchmarks on one machine).
 NodeLayout make_node_layout(const Comm& job, bool rank_per_node);

@@ -63,14 +63,16 @@ class NodeLocalTier final : public StorageTier {
   std::vector<std::string> remove(const std::string& file_name) override {
     if (!layout_.is_leader) return {};
     std::vector<std::string> failures;
-    std::error_code ec;
-    fs::remove(path_of(file_name), ec);
-    if (ec) failures.push_back("could not delete '" + path_of(file_name) + "': " + ec.message());
+    // The redundancy files first, the part last: a process killed in between leaves a part the
+    // state file does not name, which recover() deletes with whatever redundancy files are left.
     try {
       remove_redundancy(file_name, red_dir_);
     } catch (const Error& e) {
       failures.push_back(e.what());
     }
+    std::error_code ec;
+    fs::remove(path_of(file_name), ec);
+    if (ec) failures.push_back("could not delete '" + path_of(file_name) + "': " + ec.message());
     return failures;
   }
 
@@ -101,6 +103,28 @@ class NodeLocalTier final : public StorageTier {
           removed ? "could not delete '" + p.string() + "': " + removed.message()
                   : "deleted '" + p.string() + "', left by a save that " +
                         (temporary ? "did not complete" : "the state file does not record"));
+    }
+    // Redundancy files of checkpoints the state file does not name, whose part is gone (a process
+    // killed while deleting them, or a part deleted by hand).
+    std::vector<std::string> orphaned;
+    for (const auto& entry : fs::directory_iterator(red_dir_, ec)) {
+      const std::string file = entry.path().filename().string();
+      const std::size_t end = file.find(".h5.");
+      if (end == std::string::npos) continue;
+      const std::string checkpoint = file.substr(0, end + 3);
+      if (named_like(checkpoint, name, "") &&
+          std::find(recorded.begin(), recorded.end(), checkpoint) == recorded.end() &&
+          std::find(orphaned.begin(), orphaned.end(), checkpoint) == orphaned.end())
+        orphaned.push_back(checkpoint);
+    }
+    for (const std::string& checkpoint : orphaned) {
+      try {
+        remove_redundancy(checkpoint, red_dir_);
+        notes.push_back("deleted the redundancy files of '" + checkpoint +
+                        "', which the state file does not record, in '" + red_dir_ + "'");
+      } catch (const Error& e) {
+        notes.push_back(std::string("could not delete redundancy files: ") + e.what());
+      }
     }
     return notes;
   }

@@ -3,6 +3,7 @@
 // A move-only communicator that owns a duplicate of the user's communicator.
 #include <mpi.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -40,6 +41,15 @@ class Comm {
   std::vector<std::string> gather(const std::string& bytes, int root) const;
   std::vector<std::string> allgather(const std::string& bytes) const;
 
+  /// This rank's rank among the ranks of this communicator that share its node
+  /// (MPI_COMM_TYPE_SHARED; 0: the node's lowest rank). Collective over the communicator the first
+  /// time, local afterwards: the answer is kept. Every shared-file save asks it (which rank of a
+  /// node syncs the file); a split per save cost 22 ms at 128 processes on 2 cores. Two threads
+  /// must not make the first call on one Comm at once.
+  int node_rank() const;
+  /// Local. Whether node_rank() is known already (then it is local).
+  bool node_rank_known() const noexcept { return node_rank_.load(std::memory_order_relaxed) >= 0; }
+
   /// Collective over the communicator: "validate, agree, then act". Every rank passes whether its
   /// local step succeeded; if any rank failed, every rank throws the same Error (the failure of the
   /// lowest failing rank, with how many ranks failed), so no rank is left waiting in a collective.
@@ -54,6 +64,7 @@ class Comm {
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;
+  mutable std::atomic<int> node_rank_{-1};  // -1 until node_rank() is asked
 };
 
 /// Throws cairn::Error(kMpi) naming `what` when `rc` is not MPI_SUCCESS.

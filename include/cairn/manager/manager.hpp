@@ -112,7 +112,8 @@ class CheckpointManager {
   double last_node_local_seconds() const noexcept { return last_node_local_seconds_; }
   double last_drain_blocked_seconds() const noexcept { return last_drain_blocked_seconds_; }
   /// Local. Seconds the last finished background deletion of retired node-local copies took on
-  /// its helper thread (0 if none has finished): work a save no longer waits for.
+  /// its helper thread (0 if none has finished; near 0 on ranks that are not the first of their
+  /// node, which delete nothing): work a save no longer waits for.
   double last_retire_seconds() const noexcept { return last_retire_seconds_; }
 
  private:
@@ -122,7 +123,7 @@ class CheckpointManager {
   bool restore_node_local(const std::string& name, RestoreOutcome& outcome);
   void record_node_local(const std::string& name);
   /// Logs a finished batch of background deletions (failures as warnings).
-  void log_retired(detail::RemovalOutcome outcome);
+  void log_retired(detail::RemovalOutcome outcome) noexcept;
   /// wait(), except that with levels a failed drain is logged, not thrown: its checkpoint stays
   /// node-local.
   void settle_drain();
