@@ -168,7 +168,7 @@ TEST_F(RedundancyTest, LayoutOfSharedMemoryNodes) {
 // The tests run on one machine: one node, whose lowest rank is 0; in a communicator of the odd
 // ranks, the lowest odd rank.
 TEST_F(RedundancyTest, NodeCommOfAnyCommunicator) {
-  const Comm node = node_comm(job_);
+  const Comm node = job_.node();
   const bool lowest = node.rank() == 0;
   EXPECT_EQ(lowest, job_.rank() == 0);
   EXPECT_EQ(job_.allreduce_sum(lowest ? 1 : 0), 1);
@@ -177,7 +177,7 @@ TEST_F(RedundancyTest, NodeCommOfAnyCommunicator) {
   ASSERT_EQ(MPI_Comm_split(MPI_COMM_WORLD, job_.rank() % 2, job_.rank(), &split), MPI_SUCCESS);
   const Comm half(split);
   MPI_Comm_free(&split);
-  EXPECT_EQ(node_comm(half).rank() == 0, job_.rank() < 2);
+  EXPECT_EQ(half.node().rank() == 0, job_.rank() < 2);
 }
 
 TEST(RedundancyLayout, PartnersOnOtherHosts) {

@@ -92,14 +92,37 @@ Comm& Comm::operator=(Comm&& other) noexcept {
   return *this;
 }
 
+namespace {
+
+// Collective over `comm`. Its ranks on this rank's node, in `comm`'s order; the caller frees it.
+MPI_Comm split_by_node(MPI_Comm comm, int rank) {
+  MPI_Comm node = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node),
+            "MPI_Comm_split_type(shared)");
+  return node;
+}
+
+}  // namespace
+
+Comm Comm::node() const {
+  MPI_Comm split = split_by_node(comm_, rank_);
+  try {
+    Comm node(split);
+    MPI_Comm_free(&split);
+    node_rank_.store(node.rank(), std::memory_order_relaxed);
+    return node;
+  } catch (...) {
+    MPI_Comm_free(&split);
+    throw;
+  }
+}
+
 int Comm::node_rank() const {
   if (const int known = node_rank_.load(std::memory_order_relaxed); known >= 0) return known;
-  MPI_Comm node = MPI_COMM_NULL;
-  check_mpi(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
-            "MPI_Comm_split_type(shared)");
+  MPI_Comm split = split_by_node(comm_, rank_);
   int rank = 0;
-  const int rc = MPI_Comm_rank(node, &rank);
-  MPI_Comm_free(&node);
+  const int rc = MPI_Comm_rank(split, &rank);
+  MPI_Comm_free(&split);
   check_mpi(rc, "MPI_Comm_rank(node)");
   node_rank_.store(rank, std::memory_order_relaxed);
   return rank;

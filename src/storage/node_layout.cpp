@@ -21,7 +21,7 @@ Comm wrap_split(MPI_Comm split) {
 }
 
 Comm node_or_self(const Comm& job, bool rank_per_node) {
-  return rank_per_node ? Comm(MPI_COMM_SELF) : node_comm(job);
+  return rank_per_node ? Comm(MPI_COMM_SELF) : job.node();
 }
 
 std::string processor_name() {
@@ -42,14 +42,6 @@ std::vector<int> by_host(const std::vector<std::string>& host_of_node) {
 }
 
 }  // namespace
-
-Comm node_comm(const Comm& comm) {
-  MPI_Comm split = MPI_COMM_NULL;
-  check_mpi(
-      MPI_Comm_split_type(comm.get(), MPI_COMM_TYPE_SHARED, comm.rank(), MPI_INFO_NULL, &split),
-      "MPI_Comm_split_type(shared)");
-  return wrap_split(split);
-}
 
 std::vector<int> partner_assignment(const std::vector<std::string>& host_of_node) {
   const int n = static_cast<int>(host_of_node.size());

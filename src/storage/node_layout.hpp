@@ -28,10 +28,6 @@ struct NodeLayout {
   std::vector<std::vector<int>> xor_groups(int group_size) const;
 };
 
-/// Collective over `comm`. Its ranks on this rank's node (MPI_COMM_TYPE_SHARED), as a
-/// communicator of their own (errors returned), ranked in `comm`'s order.
-Comm node_comm(const Comm& comm);
-
 /// Collective over `job`. Groups the ranks by node (MPI_COMM_TYPE_SHARED); with `rank_per_node`
 /// every rank is its own node (tests and benchmarks on one machine).
 NodeLayout make_node_layout(const Comm& job, bool rank_per_node);

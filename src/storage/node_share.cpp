@@ -7,7 +7,6 @@
 #include <optional>
 
 #include "core/trace.hpp"
-#include "storage/node_layout.hpp"
 
 namespace cairn::detail {
 namespace {
@@ -43,7 +42,7 @@ std::string encode_needs(const std::vector<PieceNeed>& needs) {
 
 }  // namespace
 
-NodeShare::NodeShare(const Comm& comm) : node_(node_comm(comm)) {
+NodeShare::NodeShare(const Comm& comm) : node_(comm.node()) {
   if (node_.size() > 1) session_ranks_ = node_.allgather(static_cast<int64_t>(comm.rank()));
 }
 

@@ -41,6 +41,9 @@ class Comm {
   std::vector<std::string> gather(const std::string& bytes, int root) const;
   std::vector<std::string> allgather(const std::string& bytes) const;
 
+  /// Collective over the communicator. Its ranks on this rank's node (MPI_COMM_TYPE_SHARED), as
+  /// a communicator of their own, ranked in this one's order. Also answers node_rank().
+  Comm node() const;
   /// This rank's rank among the ranks of this communicator that share its node
   /// (MPI_COMM_TYPE_SHARED; 0: the node's lowest rank). Collective over the communicator the first
   /// time, local afterwards: the answer is kept. Every shared-file save asks it (which rank of a
