@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <exception>
+#include <utility>
 
 namespace cairn::detail {
 namespace {
@@ -34,21 +35,19 @@ BackgroundRemoval::~BackgroundRemoval() {
   if (running_.valid()) running_.wait();
 }
 
-void BackgroundRemoval::start(const Job& job, Outcome& previous) {
-  previous = finish();
+void BackgroundRemoval::start(const Job& job) {
+  if (running_.valid()) append(done_, running_.get());
   try {
     running_ = std::async(std::launch::async, [job] { return timed(job); });
   } catch (...) {
     // No thread (or no memory for one) to be had: delete now rather than not at all.
-    append(ran_inline_, timed(job));
+    append(done_, timed(job));
   }
 }
 
 BackgroundRemoval::Outcome BackgroundRemoval::finish() {
-  Outcome outcome = std::move(ran_inline_);
-  ran_inline_ = {};
-  if (running_.valid()) append(outcome, running_.get());
-  return outcome;
+  if (running_.valid()) append(done_, running_.get());
+  return std::exchange(done_, {});
 }
 
 }  // namespace cairn::detail

@@ -31,17 +31,15 @@ class BackgroundRemoval {
   BackgroundRemoval(const BackgroundRemoval&) = delete;
   BackgroundRemoval& operator=(const BackgroundRemoval&) = delete;
 
-  /// Starts `job` on a helper thread, after the batch in flight (whose outcome `previous`
-  /// receives). Runs it on the calling thread if no thread can be started. Throws only if `job`
-  /// cannot be copied.
-  void start(const Job& job, Outcome& previous);
-  /// Waits for the batch in flight and returns its outcome (empty if none). `job` must not throw;
-  /// if it does, the exception's text is one failure line.
+  /// Starts `job` on a helper thread, after the batch in flight; runs it on the calling thread if
+  /// no thread can be started. If `job` throws, the exception's text is one failure line.
+  void start(const Job& job);
+  /// Waits for the batch in flight and returns the outcome of every batch since the last call.
   Outcome finish();
 
  private:
   std::future<Outcome> running_;
-  Outcome ran_inline_;
+  Outcome done_;  // batches finished but not yet handed out by finish()
 };
 
 }  // namespace cairn::detail

@@ -89,20 +89,18 @@ void CheckpointManager::record_node_local(const std::string& name) {
     if (retired.empty()) return;
     detail::StorageTier* tier = node_local_.get();
     const int keep = options_.levels.keep_node_local;
-    detail::BackgroundRemoval::Outcome previous;
-    retiring_->start(
-        [tier, keep, retired] {
-          detail::BackgroundRemoval::Outcome outcome;
-          for (const std::string& file : retired) {
-            for (std::string& failure : tier->remove(file))
-              outcome.failures.push_back(std::move(failure));
-            outcome.deleted.push_back("deleted the node-local copy of '" + file +
-                                      "' (keep_node_local " + std::to_string(keep) + ")");
-          }
-          return outcome;
-        },
-        previous);
-    log_retired(std::move(previous));
+    // Nothing is in flight here (the save waited first); a batch that was would be handed out,
+    // with this one's, by the next wait().
+    retiring_->start([tier, keep, retired] {
+      detail::BackgroundRemoval::Outcome outcome;
+      for (const std::string& file : retired) {
+        for (std::string& failure : tier->remove(file))
+          outcome.failures.push_back(std::move(failure));
+        outcome.deleted.push_back("deleted the node-local copy of '" + file +
+                                  "' (keep_node_local " + std::to_string(keep) + ")");
+      }
+      return outcome;
+    });
   } catch (...) {
     // Out of memory for the list or the job: the retired copies stay until the next recovery.
   }
