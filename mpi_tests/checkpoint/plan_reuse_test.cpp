@@ -4,7 +4,9 @@
 // objects, edges or slots plans again.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <utility>
 #include <vector>
 
 #include "cairn/cairn.hpp"
@@ -177,6 +179,53 @@ TEST(PlanReuse, AFailedSaveForgetsThePlan) {
   ckpt.write(dir + "/b.h5");
   EXPECT_FALSE(ckpt.last_save().plan_reused);
   EXPECT_EQ(restored_mismatches(dir + "/b.h5", 2), 0);
+}
+
+// The reused plan remembers which nodes are optimizers and which are opaque state: their slots and
+// state must still be those of the moment, with two optimizers (one of them slotless) placed after
+// the state objects in the graph.
+TEST(PlanReuse, AReusedPlanSavesTheSlotsAndStateOfTheMoment) {
+  const std::string dir = scratch_dir();
+  Model m;
+  auto weights = Variable::create<float>(session(), {7}, Layout::block(0));  // ranks past 6: none
+  m.module->track("weights", weights);
+  auto adam = std::make_shared<Adam>(session(), Adam::Options{});
+  auto sgd = std::make_shared<SGD>(SGD::Options{});
+  Checkpoint ckpt(session(), {{"model", m.module}, {"adam", adam}, {"sgd", sgd}});
+  const std::vector<double> gradient(static_cast<std::size_t>(weights->local_elements()), 0.5);
+  auto step = [&](int id) {
+    m.set(id);
+    adam->begin_step();
+    adam->apply(weights, gradient);
+  };
+  step(1);
+  ckpt.write(dir + "/a.h5");
+  EXPECT_FALSE(ckpt.last_save().plan_reused);
+  step(2);
+  ckpt.write(dir + "/b.h5");
+  ASSERT_TRUE(ckpt.last_save().plan_reused);
+  {
+    Model fresh;  // the model's values and state; the optimizers are compared below
+    Checkpoint restore(session(), {{"model", fresh.module}});
+    restore.read(dir + "/b.h5").expect_partial();
+    EXPECT_EQ(fresh.mismatches(2), 0);
+  }
+  // Each rank compares its own elements of every slot with what the reused plan wrote.
+  const CheckpointReader reader(dir + "/b.h5");
+  int64_t wrong = 0;
+  int slots = 0;
+  for (const Optimizer::Slot& slot : adam->slots()) {
+    const std::string key =
+        "model/weights/.OPTIMIZER_SLOT/adam/" + slot.name + "/.ATTRIBUTES/VARIABLE_VALUE";
+    for (std::size_t i = 0; i < slot.value->local_boxes().size(); ++i) {
+      const std::vector<float> saved = reader.load<float>(key, slot.value->local_boxes()[i]);
+      const std::span<const float> live = std::as_const(*slot.value).local<float>(i);
+      wrong += std::equal(saved.begin(), saved.end(), live.begin(), live.end()) ? 0 : 1;
+    }
+    ++slots;
+  }
+  EXPECT_EQ(slots, 2);  // m and v
+  EXPECT_EQ(session().comm().allreduce_sum(wrong), 0);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "checkpoint/save.hpp"
 #include "comm/wire.hpp"
 #include "core/log.hpp"
+#include "core/trace.hpp"
 #include "storage/hdf5_lock.hpp"
 #include "storage/schema.hpp"
 #include "storage/state_file.hpp"
@@ -78,14 +79,21 @@ std::string Checkpoint::save_async_to(const std::string& path, int64_t counter,
     return path;
   }
   const auto start = std::chrono::steady_clock::now();
+  // What the caller waits for, phase by phase (prepare_save traces its own phases in between).
+  detail::PhaseTrace trace("save (caller blocked)", session_->rank(), path);
   detail::wait_for_background_saves();  // another Checkpoint's save must not overlap this one
+  trace.mark("wait for earlier saves");
   detail::PreparedSave prepared =
       detail::prepare_save(*session_, root_, path, counter, plan_cache_.get());
+  trace.mark("prepare");
   if (!async_) async_ = std::make_unique<detail::AsyncSaver>();
-  detail::stage_plan(prepared.plan, async_->staging(detail::staging_bytes_needed(prepared.plan)));
+  const int64_t staged = detail::staging_bytes_needed(prepared.plan);
+  detail::stage_plan(prepared.plan, async_->staging(staged));
+  trace.mark("stage a copy", staged);
   counter_before_async_ = save_counter_;
   save_counter_ = counter;
   async_->start(session_->background_comm(), std::move(prepared), after_commit, after_save);
+  trace.mark("start the background save");
   last_async_blocked_ =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return path;

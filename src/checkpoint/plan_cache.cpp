@@ -11,6 +11,10 @@ void PlanCache::remember(const LiveGraph& graph, const PreparedSave& prepared) {
   objects_.reserve(graph.nodes.size());
   addresses_.reserve(graph.nodes.size());
   for (const LiveNode& node : graph.nodes) {
+    if (dynamic_cast<const Optimizer*>(node.object.get()))
+      optimizer_nodes_.push_back(objects_.size());
+    if (dynamic_cast<const StateObject*>(node.object.get()))
+      state_nodes_.push_back(objects_.size());
     objects_.push_back(node.object);
     addresses_.push_back(node.object.get());
   }
@@ -29,6 +33,8 @@ void PlanCache::clear() noexcept {
   objects_.clear();
   addresses_.clear();
   ids_.clear();
+  optimizer_nodes_.clear();
+  state_nodes_.clear();
   live_writes_.clear();
   kept_.reset();
 }
@@ -77,14 +83,13 @@ std::vector<const Trackable*> PlanCache::match(const std::shared_ptr<Trackable>&
     }
     if (k != children.size()) return {};
   }
+  // Only optimizers have slots: every other node's record has none, since the walk that made the
+  // records saw the same objects.
   const std::size_t reachable = discovered;
-  for (std::size_t i = 0; i < reachable; ++i) {
-    const auto* optimizer = dynamic_cast<const Optimizer*>(live[i]);
+  for (const std::size_t i : optimizer_nodes_) {
+    if (i >= reachable) break;  // ascending: the rest are reached through slots only
+    const auto* optimizer = static_cast<const Optimizer*>(live[i]);
     const auto& slots = nodes[i].slots;
-    if (!optimizer) {
-      if (!slots.empty()) return {};
-      continue;
-    }
     std::size_t k = 0;
     for (const Optimizer::Slot& slot : optimizer->slots()) {
       const std::shared_ptr<Variable> variable = slot.variable.lock();
@@ -121,8 +126,9 @@ std::optional<PreparedSave> PlanCache::take(const std::shared_ptr<Trackable>& ro
     prepared.plan.writes[i].buffer_box = live_writes_[i].second;
   }
   std::vector<const StateObject*> states;
-  for (const Trackable* object : live)
-    if (const auto* state = dynamic_cast<const StateObject*>(object)) states.push_back(state);
+  states.reserve(state_nodes_.size());
+  for (const std::size_t i : state_nodes_)
+    states.push_back(static_cast<const StateObject*>(live[i]));
   serialize_states(prepared.plan, states, session);
   return prepared;
 }
