@@ -88,10 +88,13 @@ int64_t write_own_bounds(ContainerWriter& writer, std::size_t dataset, int rank,
 // Returns the bytes of cairn's metadata (the packed-region index) this rank wrote.
 // `file_rank`: this rank's place among the writers of the file; `own_bounds`: it writes its own
 // element of the packed-region index (a part's index is written whole by its first rank).
-int64_t write_data(ContainerWriter& writer, const SavePlan& plan, int rank, int file_rank,
-                   bool own_bounds, IoMode mode, const std::vector<std::size_t>& dataset_of_tensor,
-                   std::size_t packed_dataset, std::size_t packed_ranks_dataset,
-                   const std::vector<int64_t>& region_offsets,
+// `hash_packed`: the packed pieces' checksums are computed here, each right after the piece is
+// copied into the write buffer, while its bytes are still in the cache (a separate pass read every
+// small tensor from memory a second time: 18 ms of W2's 0.25 s save).
+int64_t write_data(ContainerWriter& writer, SavePlan& plan, int rank, int file_rank,
+                   bool own_bounds, bool hash_packed, IoMode mode,
+                   const std::vector<std::size_t>& dataset_of_tensor, std::size_t packed_dataset,
+                   std::size_t packed_ranks_dataset, const std::vector<int64_t>& region_offsets,
                    const std::vector<int64_t>& region_sizes) {
   const bool collective = mode == IoMode::kCollective;
   std::vector<int64_t> calls(plan.max_writes.size(), 0);
@@ -121,11 +124,13 @@ int64_t write_data(ContainerWriter& writer, const SavePlan& plan, int rank, int 
                                                             region_offsets[me], region_sizes[me])
                                          : 0;
   PackedStream packed(writer, packed_dataset, region_offsets[me], region_sizes[me]);
-  for (const LocalWrite& w : plan.writes) {
+  for (LocalWrite& w : plan.writes) {
     if (!plan.tensors[w.tensor].packed) continue;
     const auto esize = static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
-    for (const PieceRecord& p : w.written.pieces)
+    for (PieceRecord& p : w.written.pieces) {
       packed.add_region(w.buffer, w.buffer_box, p.box, esize);
+      if (hash_packed) p.checksum = checksum_region(w.buffer, w.buffer_box, p.box, esize);
+    }
   }
   for (const LocalBlob& b : plan.blobs)
     packed.add_bytes(reinterpret_cast<const std::byte*>(b.bytes.data()), b.blob.bytes);
@@ -388,9 +393,11 @@ std::unique_ptr<Error> write_data_and_checksums(const Comm& comm, const Comm& fi
     }
   }
   try {
+    // Without the helper thread, the packed pieces are hashed as they are packed; the dataset
+    // pieces were hashed before the writes (see commit_save).
     metadata_bytes +=
-        write_data(writer, plan, comm.rank(), file.rank(), &file == &comm, mode, ds.of_tensor,
-                   ds.packed, ds.packed_ranks, regions.offsets, regions.sizes);
+        write_data(writer, plan, comm.rank(), file.rank(), &file == &comm, !overlap_checksums, mode,
+                   ds.of_tensor, ds.packed, ds.packed_ranks, regions.offsets, regions.sizes);
     if (checksums_after_writes) compute_checksums(plan);
   } catch (...) {
     // Any exception (std::bad_alloc too) goes through the agreement: thrown past it on one
@@ -556,12 +563,14 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   PhaseTrace trace("save", comm.rank(), path);
   // 1. Checksums. With many bytes in datasets, they are computed on a helper thread while the
   // data is written (they are only needed for the table and the records, written last, whose
-  // sizes do not depend on their values). With few, they are computed first.
+  // sizes do not depend on their values). With few, the dataset pieces' are computed first and
+  // the packed pieces' as they are packed.
   const int64_t dataset_bytes = dataset_write_bytes(plan);
   // Decided over the job, not the file: the branch below makes a job-wide agreement, which every
   // node's ranks must make alike.
   const bool overlap_checksums = comm.allreduce_max(dataset_bytes) >= kOverlapChecksumBytes;
-  if (!overlap_checksums) comm.run_agreed([&] { compute_checksums(plan); });
+  if (!overlap_checksums)
+    comm.run_agreed([&] { compute_checksums(plan, ChecksumPieces::kDatasetsOnly); });
   trace.mark("checksums");
 
   // Who makes the data durable before the commit: the lowest rank of each node of the shared file.

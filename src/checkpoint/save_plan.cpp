@@ -68,7 +68,7 @@ void plan_tensor(SavePlan& plan, std::size_t index, const Variable& v, const Ses
 
 }  // namespace
 
-void compute_checksums(SavePlan& plan) {
+void compute_checksums(SavePlan& plan, ChecksumPieces which) {
   struct Job {
     PieceRecord* piece;
     const std::byte* buffer;
@@ -77,12 +77,14 @@ void compute_checksums(SavePlan& plan) {
   };
   std::vector<Job> jobs;
   int64_t bytes = 0;
-  for (LocalWrite& w : plan.writes)
+  for (LocalWrite& w : plan.writes) {
+    if (which == ChecksumPieces::kDatasetsOnly && plan.tensors[w.tensor].packed) continue;
     for (PieceRecord& p : w.written.pieces) {
       const auto esize = static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
       jobs.push_back({&p, w.buffer, &w.buffer_box, esize});
       bytes += p.box.volume() * esize;
     }
+  }
   const auto n = static_cast<int64_t>(jobs.size());
 #pragma omp parallel for schedule(dynamic) if (bytes >= kParallelChecksumBytes)
   for (int64_t i = 0; i < n; ++i) {

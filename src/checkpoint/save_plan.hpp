@@ -67,8 +67,12 @@ SavePlan make_save_plan(const LiveGraph& graph, const Session& session,
 /// among plan.group.
 void serialize_states(SavePlan& plan, const std::vector<const StateObject*>& states,
                       const Session& session);
-/// Local. Fills every piece's checksum from the buffers the writes point at (in parallel).
-void compute_checksums(SavePlan& plan);
+/// Which pieces compute_checksums() fills.
+enum class ChecksumPieces { kAll, kDatasetsOnly };
+/// Local. Fills the checksum of every piece (kDatasetsOnly: of every piece of a tensor in its own
+/// dataset, the packed ones are left to the packing loop) from the buffers the writes point at
+/// (in parallel).
+void compute_checksums(SavePlan& plan, ChecksumPieces which = ChecksumPieces::kAll);
 /// Local. Bytes this rank writes into datasets (tensors above the pack threshold).
 int64_t dataset_write_bytes(const SavePlan& plan);
 /// Local. Bytes of the tensor writes, which point at live variables until stage_plan().
