@@ -8,13 +8,23 @@
 
 namespace cairn::detail {
 
+namespace {
+
+std::span<std::byte> chunk_of(std::vector<std::byte>& buffer, int64_t region_bytes) {
+  const auto size = static_cast<std::size_t>(std::min(region_bytes, PackedStream::kChunkBytes));
+  if (buffer.size() < size) buffer.resize(size);
+  return {buffer.data(), size};
+}
+
+}  // namespace
+
 PackedStream::PackedStream(ContainerWriter& writer, std::size_t dataset, int64_t region_offset,
-                           int64_t region_bytes)
+                           int64_t region_bytes, std::vector<std::byte>& buffer)
     : writer_(writer),
       dataset_(dataset),
       next_offset_(region_offset),
       remaining_(region_bytes),
-      buffer_(static_cast<std::size_t>(std::min(region_bytes, kChunkBytes))) {}
+      buffer_(chunk_of(buffer, region_bytes)) {}
 
 void PackedStream::add_region(const std::byte* buffer, const Box& buffer_box, const Box& region,
                               int64_t esize) {

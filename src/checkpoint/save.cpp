@@ -95,7 +95,8 @@ int64_t write_data(ContainerWriter& writer, SavePlan& plan, int rank, int file_r
                    bool own_bounds, bool hash_packed, IoMode mode,
                    const std::vector<std::size_t>& dataset_of_tensor, std::size_t packed_dataset,
                    std::size_t packed_ranks_dataset, const std::vector<int64_t>& region_offsets,
-                   const std::vector<int64_t>& region_sizes) {
+                   const std::vector<int64_t>& region_sizes,
+                   std::vector<std::byte>& packing_buffer) {
   const bool collective = mode == IoMode::kCollective;
   std::vector<int64_t> calls(plan.max_writes.size(), 0);
   std::size_t dataset_writes = 0;
@@ -123,7 +124,7 @@ int64_t write_data(ContainerWriter& writer, SavePlan& plan, int rank, int file_r
                                                             static_cast<int>(region_offsets.size()),
                                                             region_offsets[me], region_sizes[me])
                                          : 0;
-  PackedStream packed(writer, packed_dataset, region_offsets[me], region_sizes[me]);
+  PackedStream packed(writer, packed_dataset, region_offsets[me], region_sizes[me], packing_buffer);
   for (LocalWrite& w : plan.writes) {
     if (!plan.tensors[w.tensor].packed) continue;
     const auto esize = static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
@@ -165,6 +166,7 @@ PreparedSave prepare_save(const Session& session, const std::shared_ptr<Trackabl
     if (std::optional<PreparedSave> reused = cache ? cache->take(root, session) : std::nullopt) {
       prepared.nodes = std::move(reused->nodes);
       prepared.plan = std::move(reused->plan);
+      prepared.packing_buffer = std::move(reused->packing_buffer);
       prepared.plan_reused = true;
       return;
     }
@@ -372,12 +374,10 @@ ContainerDatasets create_datasets(int job_size, int format_minor, ContainerWrite
 // Local. Writes this rank's data, computing the checksums meanwhile on a helper thread when
 // `overlap_checksums`, and adds the metadata bytes it wrote to `metadata_bytes`. Returns the
 // failure instead of throwing it: the caller agrees on it.
-std::unique_ptr<Error> write_data_and_checksums(const Comm& comm, const Comm& file,
-                                                ContainerWriter& writer, SavePlan& plan,
-                                                IoMode mode, const ContainerDatasets& ds,
-                                                const PackedRegions& regions,
-                                                bool overlap_checksums, const std::string& path,
-                                                int64_t& metadata_bytes) {
+std::unique_ptr<Error> write_data_and_checksums(
+    const Comm& comm, const Comm& file, ContainerWriter& writer, SavePlan& plan, IoMode mode,
+    const ContainerDatasets& ds, const PackedRegions& regions, bool overlap_checksums,
+    const std::string& path, std::vector<std::byte>& packing_buffer, int64_t& metadata_bytes) {
   std::unique_ptr<Error> failure;
   // Only reads the buffers and writes the pieces' checksum fields, which write_data never
   // reads; joined before anything else looks at them.
@@ -395,9 +395,9 @@ std::unique_ptr<Error> write_data_and_checksums(const Comm& comm, const Comm& fi
   try {
     // Without the helper thread, the packed pieces are hashed as they are packed; the dataset
     // pieces were hashed before the writes (see commit_save).
-    metadata_bytes +=
-        write_data(writer, plan, comm.rank(), file.rank(), &file == &comm, !overlap_checksums, mode,
-                   ds.of_tensor, ds.packed, ds.packed_ranks, regions.offsets, regions.sizes);
+    metadata_bytes += write_data(writer, plan, comm.rank(), file.rank(), &file == &comm,
+                                 !overlap_checksums, mode, ds.of_tensor, ds.packed, ds.packed_ranks,
+                                 regions.offsets, regions.sizes, packing_buffer);
     if (checksums_after_writes) compute_checksums(plan);
   } catch (...) {
     // Any exception (std::bad_alloc too) goes through the agreement: thrown past it on one
@@ -601,9 +601,9 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     });
     trace.mark("create datasets");
     fault_point("before_data", comm.rank());
-    const std::unique_ptr<Error> failure =
-        write_data_and_checksums(comm, file, *writer, plan, write_mode, datasets, regions,
-                                 overlap_checksums, path, metadata_bytes_written);
+    const std::unique_ptr<Error> failure = write_data_and_checksums(
+        comm, file, *writer, plan, write_mode, datasets, regions, overlap_checksums, path,
+        prepared.packing_buffer, metadata_bytes_written);
     trace.mark("write data", plan.packed_bytes + dataset_bytes);
     comm.agree(failure.get());
     metadata.encode();

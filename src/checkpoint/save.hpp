@@ -29,6 +29,8 @@ struct PreparedSave {
   SavePlan plan;
   std::chrono::steady_clock::time_point started;
   bool plan_reused = false;  // the plan of the previous save of the same graph (PlanCache)
+  // The packed data's chunk buffer (up to 16 MiB), kept with the plan for the next save.
+  std::vector<std::byte> packing_buffer;
 };
 
 class PlanCache;

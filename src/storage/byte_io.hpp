@@ -20,6 +20,9 @@ class ByteWriter {
   void i64(int64_t v) { le(static_cast<uint64_t>(v), 8); }
   void zeros(std::size_t n) { out_.append(n, '\0'); }
   void bytes(std::string_view b) { out_.append(b); }
+  /// Room for `n` bytes in all: an encoder that knows its size spares the output's regrowth
+  /// (each a copy into fresh memory, megabytes for a large table).
+  void reserve(std::size_t n) { out_.reserve(n); }
   std::size_t size() const noexcept { return out_.size(); }
   std::string& str() noexcept { return out_; }
   /// Overwrites 8 bytes at `at` (already written) with `v`.

@@ -74,6 +74,15 @@ class StringHeap {
 std::string encode_table(const GlobalTable& table) {
   StringHeap strings;
   detail::ByteWriter sections[kSectionCount];
+  // The sections whose element count is known up front get their room at once.
+  const std::pair<uint32_t, std::size_t> counts[] = {{kNodes, table.nodes.size()},
+                                                     {kEdges, table.edges.size()},
+                                                     {kSlots, table.slots.size()},
+                                                     {kTensors, table.tensors.size()},
+                                                     {kReplicated, table.replicated.size()},
+                                                     {kStates, table.states.size()},
+                                                     {kGlobalBlobs, table.global_blobs.size()}};
+  for (const auto& [id, count] : counts) sections[id - 1].reserve(count * kElementBytes[id - 1]);
   auto& nodes = sections[kNodes - 1];
   for (const TableNode& n : table.nodes) {
     const auto [off, len] = strings.add(n.kind);
@@ -161,6 +170,9 @@ std::string encode_table(const GlobalTable& table) {
   sections[kStrings - 1].bytes(strings.bytes());
 
   detail::ByteWriter out;
+  std::size_t total = kPreambleBytes + kDirectoryEntryBytes * kSectionCount;
+  for (const auto& section : sections) total += section.size();
+  out.reserve(total);
   out.bytes(std::string_view(kTableMagic, 8));
   out.u32(static_cast<uint32_t>(kFormatMajor));
   out.u32(kSectionCount);
