@@ -305,6 +305,10 @@ Manifest manifest_from_table(const Header& header, const GlobalTable& table) {
     m.nodes[s.optimizer].slots.push_back(
         {static_cast<int64_t>(s.variable), s.name, static_cast<int64_t>(s.slot)});
 
+  // Room for every record at once: a regrowing vector of 20,000 records copies megabytes into
+  // fresh memory several times.
+  m.tensors.reserve(table.tensors.size());
+  m.states.reserve(table.states.size());
   std::size_t next_piece = 0;
   for (std::size_t i = 0; i < table.tensors.size(); ++i) {
     const TableTensor& t = table.tensors[i];
