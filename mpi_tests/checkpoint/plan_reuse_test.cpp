@@ -181,9 +181,9 @@ TEST(PlanReuse, AFailedSaveForgetsThePlan) {
   EXPECT_EQ(restored_mismatches(dir + "/b.h5", 2), 0);
 }
 
-// The reused plan remembers which nodes are optimizers and which are opaque state: their slots and
-// state must still be those of the moment, with two optimizers (one of them slotless) placed after
-// the state objects in the graph.
+// The reused plan remembers which nodes are optimizers and which are opaque state: an optimizer
+// with slots, one without, and per-rank and global state must still be saved as they are at the
+// moment of the reused save.
 TEST(PlanReuse, AReusedPlanSavesTheSlotsAndStateOfTheMoment) {
   const std::string dir = scratch_dir();
   Model m;

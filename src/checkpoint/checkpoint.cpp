@@ -79,10 +79,11 @@ std::string Checkpoint::save_async_to(const std::string& path, int64_t counter,
     return path;
   }
   const auto start = std::chrono::steady_clock::now();
-  // What the caller waits for, phase by phase (prepare_save traces its own phases in between).
+  // What the caller waits for, phase by phase (prepare_save traces its own phases in between),
+  // from where last_async_blocked_seconds() starts: after this checkpoint's own previous save.
   detail::PhaseTrace trace("save (caller blocked)", session_->rank(), path);
   detail::wait_for_background_saves();  // another Checkpoint's save must not overlap this one
-  trace.mark("wait for earlier saves");
+  trace.mark("wait for other checkpoints' saves");
   detail::PreparedSave prepared =
       detail::prepare_save(*session_, root_, path, counter, plan_cache_.get());
   trace.mark("prepare");

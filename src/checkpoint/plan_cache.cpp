@@ -87,7 +87,9 @@ std::vector<const Trackable*> PlanCache::match(const std::shared_ptr<Trackable>&
   // records saw the same objects.
   const std::size_t reachable = discovered;
   for (const std::size_t i : optimizer_nodes_) {
-    if (i >= reachable) break;  // ascending: the rest are reached through slots only
+    // Defensive (slot values are variables, so no optimizer is reached through slots only): the
+    // walk saves the slots of reachable optimizers alone, and the indices ascend.
+    if (i >= reachable) break;
     const auto* optimizer = static_cast<const Optimizer*>(live[i]);
     const auto& slots = nodes[i].slots;
     std::size_t k = 0;
