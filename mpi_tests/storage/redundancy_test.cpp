@@ -194,6 +194,21 @@ TEST(RedundancyLayout, PartnersOnOtherHosts) {
   EXPECT_EQ(partner_assignment({"x"}), std::vector<int>{0});
 }
 
+// Recovery finds orphaned redundancy files through the module that names them: every kind of
+// redundancy file (temporary ones too) names its checkpoint once, anything else is ignored.
+TEST(RedundancyFiles, CheckpointsOfTheRedundancyFilesInADirectory) {
+  const std::string dir = scratch_dir() + "/rank" + std::to_string(testing::session().rank());
+  fs::create_directories(dir);
+  for (const char* file : {"ckpt-3.h5.redundancy.json", "ckpt-3.h5.partner-of-node1",
+                           "ckpt-4.h5.xor-g0-n2.tmp", "ckpt-5.h5.redundancy.json.tmp-77",
+                           "ckpt-6.h5", "ckpt-7.h5.partner-of-nodeX", "notes.txt", ".xor-g1-n0"})
+    std::ofstream(dir + "/" + file) << "x";
+  std::vector<std::string> found = redundancy_checkpoints(dir);
+  std::sort(found.begin(), found.end());
+  EXPECT_EQ(found, (std::vector<std::string>{"ckpt-3.h5", "ckpt-4.h5", "ckpt-5.h5"}));
+  EXPECT_TRUE(redundancy_checkpoints(dir + "/missing").empty());
+}
+
 TEST(RedundancyLayout, XorGroupsSpreadOverHostsWithoutGroupsOfOne) {
   // 4 hosts with 2 nodes each, groups of 4: two groups, each with one node of every host.
   const std::vector<std::string> hosts = {"h0", "h0", "h1", "h1", "h2", "h2", "h3", "h3"};

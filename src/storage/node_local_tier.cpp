@@ -106,18 +106,10 @@ class NodeLocalTier final : public StorageTier {
     }
     // Redundancy files of checkpoints the state file does not name, whose part is gone (a process
     // killed while deleting them, or a part deleted by hand).
-    std::vector<std::string> orphaned;
-    for (const auto& entry : fs::directory_iterator(red_dir_, ec)) {
-      const std::string file = entry.path().filename().string();
-      const std::size_t end = file.find(".h5.");
-      if (end == std::string::npos) continue;
-      const std::string checkpoint = file.substr(0, end + 3);
-      if (named_like(checkpoint, name, "") &&
-          std::find(recorded.begin(), recorded.end(), checkpoint) == recorded.end() &&
-          std::find(orphaned.begin(), orphaned.end(), checkpoint) == orphaned.end())
-        orphaned.push_back(checkpoint);
-    }
-    for (const std::string& checkpoint : orphaned) {
+    for (const std::string& checkpoint : redundancy_checkpoints(red_dir_)) {
+      if (!named_like(checkpoint, name, "") ||
+          std::find(recorded.begin(), recorded.end(), checkpoint) != recorded.end())
+        continue;
       try {
         remove_redundancy(checkpoint, red_dir_);
         notes.push_back("deleted the redundancy files of '" + checkpoint +

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -147,7 +148,29 @@ bool is_redundancy_file(std::string_view file, const std::string& name) {
   return false;
 }
 
+// The checkpoint whose redundancy file `file` is, if it is one: the name before the last of the
+// suffixes above that leaves a name is_redundancy_file() accepts.
+std::optional<std::string> checkpoint_of(std::string_view file) {
+  for (const std::string_view suffix : {".redundancy.json", ".partner-of-node", ".xor-g"}) {
+    const std::size_t at = file.rfind(suffix);
+    if (at == std::string_view::npos || at == 0) continue;
+    std::string name(file.substr(0, at));
+    if (is_redundancy_file(file, name)) return name;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+std::vector<std::string> redundancy_checkpoints(const std::string& red_dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(red_dir, ec))
+    if (std::optional<std::string> name = checkpoint_of(entry.path().filename().string()))
+      if (std::find(names.begin(), names.end(), *name) == names.end())
+        names.push_back(std::move(*name));
+  return names;
+}
 
 void remove_redundancy(const std::string& name, const std::string& red_dir) {
   std::error_code ec;

@@ -59,4 +59,8 @@ RebuildOutcome rebuild(const Comm& job, const NodeLayout& layout, const Redundan
 /// Local. Removes the redundancy files of `name` in `red_dir` (retention); absent ones are fine.
 void remove_redundancy(const std::string& name, const std::string& red_dir);
 
+/// Local. The checkpoints that have redundancy files (temporary ones included) in `red_dir`,
+/// each once, in no particular order; empty if the directory cannot be listed.
+std::vector<std::string> redundancy_checkpoints(const std::string& red_dir);
+
 }  // namespace cairn::detail
