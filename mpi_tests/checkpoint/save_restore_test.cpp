@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "cairn/cairn.hpp"
 #include "cairn/state/boost_state.hpp"
@@ -236,8 +237,14 @@ TEST(SaveRestore, SaveOfGraphThatDiffersAcrossRanksFailsEverywhere) {
 TEST(SaveRestore, ManyPackedBytesWithThreadsToSpareAreHashedBeforeTheWrites) {
   if (session().size() > 4) GTEST_SKIP() << "64 MiB per rank: run at 1 to 4 ranks";
   const std::string dir = scratch_dir();
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(4);
+  // Four threads for the save, the process's own count back afterwards even if an assertion
+  // ends the test early (the tests after it run in the same process).
+  struct Threads {
+    int before = omp_get_max_threads();
+    Threads() { omp_set_num_threads(4); }
+    ~Threads() { omp_set_num_threads(before); }
+  };
+  std::optional<Threads> four(std::in_place);
   SessionOptions options;
   options.pack_threshold_bytes = int64_t{128} << 20;  // every tensor below is packed
   const Session s(MPI_COMM_WORLD, options);
@@ -261,7 +268,7 @@ TEST(SaveRestore, ManyPackedBytesWithThreadsToSpareAreHashedBeforeTheWrites) {
   ASSERT_GE(local_bytes, int64_t{64} << 20);
   ASSERT_GE(omp_get_max_threads(), 4);
   Checkpoint(s, {{"model", saved}}).write(dir + "/packed.h5");
-  omp_set_num_threads(threads);
+  four.reset();
 
   auto restored = build();
   Checkpoint(s, {{"model", restored}}).read(dir + "/packed.h5").assert_consumed();
