@@ -91,6 +91,11 @@ class ContainerReader {
   std::vector<int64_t> record_offsets(int first, int count, int world_size);
   /// Checks that /cairn/packed holds the manifest's packed_bytes, before anything is read from it.
   void check_packed_dataset();
+  /// Reads this rank's own record ahead of its use, if the file holds one record per rank of this
+  /// job (at the saved size, the only one a restore needs), while the disk is not yet busy with
+  /// the read-ahead. Advisory like the read-ahead: any failure leaves the record to be read (and
+  /// its error reported) when it is needed.
+  void read_own_record_early() noexcept;
   /// Starts the read-ahead if the file says where this rank's packed region is (format 1.1) and
   /// the job has the saved size. Advisory: any failure only means no read-ahead.
   void start_prefetch(int64_t max_bytes) noexcept;
@@ -108,6 +113,12 @@ class ContainerReader {
   int64_t packed_bytes_ = 0;  // the manifest's, kept when the manifest is taken
   int64_t metadata_bytes_read_ = 0;
   std::unique_ptr<PackedPrefetch> prefetch_;
+  struct EarlyRecord {
+    int writer = -1;
+    int world_size = 0;
+    std::string bytes;
+  };
+  EarlyRecord early_record_;  // handed over by the first read_record() that asks for it
 };
 
 }  // namespace cairn::detail

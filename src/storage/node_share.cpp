@@ -133,12 +133,12 @@ int64_t NodeShare::queue_own_reads(PackedReadBatch& packed) {
   const Batch& b = batches_[me].front();
   for (std::size_t k = b.first; k < b.last; ++k)
     if (!needs_[static_cast<std::size_t>(shared_[k].need)].tensor->packed) return 0;
-  own_ = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(b.bytes));
+  own_ = TransientBuffer(static_cast<std::size_t>(b.bytes));
   int64_t at = 0;
   for (std::size_t k = b.first; k < b.last; ++k) {
     const PieceNeed& need = needs_[static_cast<std::size_t>(shared_[k].need)];
     packed.add_copy(need.piece->packed_offset, shared_[k].bytes, need.piece->checksum,
-                    &need.tensor->key, &need.piece->box, own_.get() + at);
+                    &need.tensor->key, &need.piece->box, own_.data() + at);
     at += shared_[k].bytes;
   }
   own_queued_ = true;
@@ -172,11 +172,9 @@ void NodeShare::run(ContainerReader& reader, const Error* earlier) {
   // while this thread broadcasts.
   const std::unique_ptr<PackedPrefetch> prefetch =
       batches_[me].empty() || own_queued_ ? nullptr : reader.take_prefetch();
-  std::unique_ptr<std::byte[]> own =
-      own_queued_
-          ? std::move(own_)
-          : std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(own_capacity));
-  auto peer = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(peer_capacity));
+  TransientBuffer own =
+      own_queued_ ? std::move(own_) : TransientBuffer(static_cast<std::size_t>(own_capacity));
+  TransientBuffer peer(static_cast<std::size_t>(peer_capacity));
   PhaseTrace trace("restore: node share", reader.rank(), reader.path());
   for (std::size_t round = 0; round < rounds; ++round) {
     std::optional<Error> failure;
@@ -186,7 +184,7 @@ void NodeShare::run(ContainerReader& reader, const Error* earlier) {
         std::vector<const PieceNeed*> pieces;  // a reader is one of the ranks that need a piece
         for (std::size_t k = b.first; k < b.last; ++k)
           pieces.push_back(&needs_[static_cast<std::size_t>(shared_[k].need)]);
-        read_whole_pieces(reader, pieces, own.get(), batch_capacity_ * 2, prefetch.get());
+        read_whole_pieces(reader, pieces, own.data(), batch_capacity_ * 2, prefetch.get());
         bytes_read_ += b.bytes;
       } catch (...) {
         failure.emplace(current_exception_as_error(ErrorContext{.rank = reader.rank()}));
@@ -200,7 +198,7 @@ void NodeShare::run(ContainerReader& reader, const Error* earlier) {
     for (std::size_t q = 0; q < batches_.size(); ++q) {
       if (round >= batches_[q].size()) continue;
       const Batch& b = batches_[q][round];
-      std::byte* data = q == me ? own.get() : peer.get();
+      std::byte* data = q == me ? own.data() : peer.data();
       broadcast(data, b.bytes, static_cast<int>(q));
       if (q != me) bytes_received_ += b.bytes;
       moved += b.bytes;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cairn/comm/comm.hpp"
+#include "core/transient_buffer.hpp"
 #include "storage/container_reader.hpp"
 #include "storage/tensor_read.hpp"
 
@@ -72,7 +73,7 @@ class NodeShare {
   std::vector<std::vector<Batch>> batches_;  // per node rank, its rounds
   std::unordered_set<const PieceRecord*> supplied_;
   int64_t batch_capacity_ = 0;
-  std::unique_ptr<std::byte[]> own_;  // this rank's batch, when queued on its own reads
+  TransientBuffer own_;  // this rank's batch, when queued on its own reads
   bool own_queued_ = false;
   int64_t bytes_read_ = 0;
   int64_t bytes_received_ = 0;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <new>
 
 namespace cairn::detail {
 
@@ -57,7 +58,7 @@ const std::byte* PackedPrefetch::wait(std::size_t k) {
   if (k >= chunks_ || k > last_ || k < released_) return nullptr;
   changed_.wait(lock, [&] { return read_ > k; });
   if (failed_[k]) return nullptr;
-  return ring_[k % ring_.size()].get();
+  return ring_[k % ring_.size()].data();
 }
 
 void PackedPrefetch::release(std::size_t k) {
@@ -81,9 +82,12 @@ void PackedPrefetch::run() {
         continue;
       }
       auto& slot = ring_[k % ring_.size()];
-      if (!slot)
-        slot = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(chunk_bytes_));
-      buffer = slot.get();
+      try {
+        if (!slot) slot = TransientBuffer(static_cast<std::size_t>(chunk_bytes_));
+      } catch (const std::bad_alloc&) {
+        break;  // no memory for a read-ahead: the consumer reads the rest itself
+      }
+      buffer = slot.data();
     }
     // Outside the lock: the consumer works on earlier chunks meanwhile.
     const int64_t size = chunk_end(k) - chunk_start(k);

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/transient_buffer.hpp"
+
 namespace cairn::detail {
 
 class PackedPrefetch {
@@ -60,7 +62,7 @@ class PackedPrefetch {
   int64_t end_;
   int64_t chunk_bytes_;
   std::size_t chunks_;
-  std::vector<std::unique_ptr<std::byte[]>> ring_;
+  std::vector<TransientBuffer> ring_;
   std::mutex mutex_;
   std::condition_variable changed_;
   std::size_t last_ = 0;      // the last chunk wanted

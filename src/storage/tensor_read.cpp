@@ -153,20 +153,17 @@ void PackedReadBatch::run(ContainerReader& reader, int64_t staging_bytes,
   }
   // Two window buffers: one is verified and handed out on the helper thread while the next
   // window is read into the other.
-  std::unique_ptr<std::byte[]> buffers[2];
-  int64_t capacity[2] = {0, 0};
+  TransientBuffer buffers[2];
   OverlappedChecks checks;
   for (std::size_t w = 0; w < windows.size(); ++w) {
     const Window& win = windows[w];
     const int64_t size = win.end - win.start;
-    std::unique_ptr<std::byte[]>& window = buffers[w % 2];
-    if (size > capacity[w % 2]) {
-      window = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(size));
-      capacity[w % 2] = size;
-    }
+    TransientBuffer& window = buffers[w % 2];
+    if (static_cast<std::size_t>(size) > window.size())
+      window = TransientBuffer(static_cast<std::size_t>(size));
     // The job that last used this buffer finished before the previous submit() returned.
-    reader.read_packed(win.start, size, window.get());
-    checks.submit(size, [this, &reader, win, data = window.get()] {
+    reader.read_packed(win.start, size, window.data());
+    checks.submit(size, [this, &reader, win, data = window.data()] {
       for (std::size_t k = win.first; k < win.last; ++k)
         verify_and_consume(reader, requests_[k], data + (requests_[k].offset - win.start));
     });
