@@ -109,7 +109,7 @@ RankRecord decode_record(std::string_view bytes, int rank, const GlobalTable& ta
     if (tensor.layout == LayoutRule::kReplicated) continue;
     const int64_t esize = static_cast<int64_t>(dtype_size(tensor.dtype));
     int64_t number = 0;
-    for (const Box& box : writer_boxes(tensor, rank, header.world_size)) {
+    detail::for_each_writer_box(tensor, rank, header.world_size, [&](const Box& box) {
       const int64_t pieces = detail::box_piece_count(tensor, box, header.piece_bytes);
       for (int64_t p = 0; p < pieces; ++p, ++number) {
         if (next >= piece_count)
@@ -134,7 +134,7 @@ RankRecord decode_record(std::string_view bytes, int rank, const GlobalTable& ta
         out.pieces.push_back(e);
         ++next;
       }
-    }
+    });
   }
   if (next < piece_count) {
     const RecordPiece e = piece_at(next);

@@ -2,6 +2,7 @@
 #pragma once
 // What the format 2.x codec files (table_codec.cpp, record.cpp, table_manifest.cpp) share.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,23 @@ std::string packed_range_problem(int64_t offset, int64_t bytes, int64_t packed_b
 /// INT64_MAX, so that a hostile shape cannot make a reader allocate its pieces before comparing
 /// their number with what the file holds.
 int64_t box_piece_count(const TableTensor& t, const Box& box, int64_t piece_bytes);
+
+/// Local. The one box a rule layout (block, grid) gives writer `writer`, if it has one; nothing
+/// for replicated and explicit layouts.
+std::optional<Box> rule_writer_box(const TableTensor& t, int writer, int world_size);
+
+/// Local. Calls `visit(const Box&)` with each box writer `writer` wrote of `t`, in
+/// writer_boxes() order, without building the list: a record's decoder and its merge into the
+/// manifest walk every tensor, and a list per tensor was most of their allocations.
+template <class Visit>
+void for_each_writer_box(const TableTensor& t, int writer, int world_size, Visit&& visit) {
+  if (t.layout == LayoutRule::kExplicit) {
+    for (const TableBox& b : t.boxes)
+      if (b.rank == static_cast<uint32_t>(writer) && !b.box.empty()) visit(b.box);
+    return;
+  }
+  if (std::optional<Box> box = rule_writer_box(t, writer, world_size)) visit(*box);
+}
 
 /// Local. Every node's path (docs/format.md, "Nodes and edges"), checking that each can be defined
 /// and that they total at most kMaxTotalPathBytes; kCorrupt naming the node otherwise. The node

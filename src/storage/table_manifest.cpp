@@ -171,19 +171,17 @@ Layout table_layout(const TableTensor& t, int world_size) {
   return Layout::replicated();
 }
 
-std::vector<Box> writer_boxes(const TableTensor& t, int writer, int world_size) {
+std::optional<Box> detail::rule_writer_box(const TableTensor& t, int writer, int world_size) {
   switch (t.layout) {
-    case LayoutRule::kReplicated:
-      return {};
     case LayoutRule::kBlock: {
-      if (t.shape.empty()) return writer == 0 ? std::vector<Box>{Box{}} : std::vector<Box>{};
+      if (t.shape.empty()) return writer == 0 ? std::optional<Box>(Box{}) : std::nullopt;
       const auto axis = static_cast<std::size_t>(t.params.at(0));
       const auto [begin, end] = block_range(t.shape.at(axis), world_size, writer);
-      if (begin == end) return {};
+      if (begin == end) return std::nullopt;
       Box box = Box::whole(t.shape);
       box.offset[axis] = begin;
       box.count[axis] = end - begin;
-      return {box};
+      return box;
     }
     case LayoutRule::kGrid: {
       Box box = Box::whole(t.shape);
@@ -192,20 +190,23 @@ std::vector<Box> writer_boxes(const TableTensor& t, int writer, int world_size) 
         const int g = static_cast<int>(t.params[axis]);
         const auto [begin, end] = block_range(t.shape.at(axis), g, remaining % g);
         remaining /= g;
-        if (begin == end) return {};
+        if (begin == end) return std::nullopt;
         box.offset[axis] = begin;
         box.count[axis] = end - begin;
       }
-      return {box};
+      return box;
     }
-    case LayoutRule::kExplicit: {
-      std::vector<Box> out;
-      for (const TableBox& b : t.boxes)
-        if (b.rank == static_cast<uint32_t>(writer) && !b.box.empty()) out.push_back(b.box);
-      return out;
-    }
+    case LayoutRule::kReplicated:
+    case LayoutRule::kExplicit:
+      break;
   }
-  return {};
+  return std::nullopt;
+}
+
+std::vector<Box> writer_boxes(const TableTensor& t, int writer, int world_size) {
+  std::vector<Box> out;
+  detail::for_each_writer_box(t, writer, world_size, [&](const Box& box) { out.push_back(box); });
+  return out;
 }
 
 std::vector<Box> box_pieces(const TableTensor& t, const Box& box, int64_t piece_bytes) {
@@ -352,17 +353,24 @@ void add_record(Manifest& manifest, const GlobalTable& table, const Header& head
   for (std::size_t i = 0; i < table.tensors.size(); ++i) {
     const TableTensor& t = table.tensors[i];
     if (t.layout == LayoutRule::kReplicated) continue;
-    for (const Box& box : writer_boxes(t, record.rank, header.world_size)) {
+    detail::for_each_writer_box(t, record.rank, header.world_size, [&](const Box& box) {
       const int64_t count = detail::box_piece_count(t, box, header.piece_bytes);
       if (count > static_cast<int64_t>(record.pieces.size() - next))
         fail("too few pieces for " + manifest.tensors.at(i).key);
       WrittenBox written{record.rank, box, {}};
-      for (const Box& piece : box_pieces(t, box, header.piece_bytes)) {
+      written.pieces.reserve(static_cast<std::size_t>(count));
+      if (t.packed && count == 1) {
+        // A packed box is one piece (box_pieces() would return the box itself).
         const RecordPiece& e = record.pieces[next++];
-        written.pieces.push_back({piece, e.checksum, e.packed_offset});
+        written.pieces.push_back({box, e.checksum, e.packed_offset});
+      } else {
+        for (Box& piece : box_pieces(t, box, header.piece_bytes)) {
+          const RecordPiece& e = record.pieces[next++];
+          written.pieces.push_back({std::move(piece), e.checksum, e.packed_offset});
+        }
       }
       manifest.tensors.at(i).boxes.push_back(std::move(written));
-    }
+    });
   }
   if (next != record.pieces.size()) fail("too many pieces");
   std::size_t blob = 0;
