@@ -579,7 +579,11 @@ class TableDecoder {
                                                      std::to_string(t_.states[i].node) +
                                                      " does not name it as its value");
     }
-    std::unordered_set<std::string> keys;
+    // A key is its node's path plus a suffix of its kind, and no escaped path holds a suffix:
+    // two keys are equal exactly when their paths and kinds are. Sorting the paths finds a
+    // repeated key without building 20,000 key strings.
+    std::vector<std::pair<std::string_view, bool>> keys;  // path, is a state
+    keys.reserve(t_.tensors.size() + t_.states.size());
     for (std::size_t i = 0; i < t_.nodes.size(); ++i) {
       const TableNode& n = t_.nodes[i];
       if (n.value_kind == NodeValue::kNone) continue;
@@ -590,8 +594,13 @@ class TableDecoder {
       if (n.value >= limit || owner != i)
         corrupt(paths_[i], node_name(i) + "'s value " + std::string(state ? "state " : "tensor ") +
                                std::to_string(n.value) + " does not belong to it");
-      if (!keys.insert(key_of(static_cast<uint32_t>(i), state)).second)
-        corrupt(key_of(static_cast<uint32_t>(i), state), "the key appears twice");
+      keys.emplace_back(paths_[i], state);
+    }
+    std::sort(keys.begin(), keys.end());
+    if (const auto twice = std::adjacent_find(keys.begin(), keys.end()); twice != keys.end()) {
+      const std::string path(twice->first);
+      corrupt(twice->second ? detail::state_key(path) : detail::variable_key(path),
+              "the key appears twice");
     }
   }
 
