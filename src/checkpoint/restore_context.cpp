@@ -19,6 +19,7 @@
 #include "storage/fault_injection.hpp"
 #include "storage/hdf5_lock.hpp"
 #include "storage/node_share.hpp"
+#include "storage/saved_records.hpp"
 #include "storage/tensor_read.hpp"
 
 namespace cairn::detail {
@@ -49,6 +50,22 @@ RestoreContext::RestoreContext(const Session& session, std::string path, Manifes
       superseded_(manifest_.nodes.size(), 0),
       visited_(manifest_.nodes.size(), 0),
       generation_(++restores_started) {
+  if (records_) {
+    // Format 2.x: the table names each value's node (its decoder checked that node and value
+    // name each other), and the manifest lists tensors and states in the table's order.
+    const GlobalTable& table = records_->table();
+    for (std::size_t i = 0; i < table.tensors.size(); ++i)
+      node_tensor_.at(table.tensors[i].node) = static_cast<int32_t>(i);
+    for (std::size_t i = 0; i < table.states.size(); ++i)
+      node_state_.at(table.states[i].node) = static_cast<int32_t>(i);
+  } else {
+    resolve_keys();
+  }
+  for (std::size_t n = 1; n < manifest_.nodes.size(); ++n)
+    pending_ += manifest_.nodes[n].value_key.empty() ? 1 : 2;
+}
+
+void RestoreContext::resolve_keys() {
   // Keys are resolved once here, not per lookup (a restore of tens of thousands of tensors).
   std::unordered_map<std::string_view, int32_t> tensors, states;
   tensors.reserve(manifest_.tensors.size());
@@ -65,8 +82,6 @@ RestoreContext::RestoreContext(const Session& session, std::string path, Manifes
     else if (auto s = states.find(key); s != states.end())
       node_state_[n] = s->second;
   }
-  for (std::size_t n = 1; n < manifest_.nodes.size(); ++n)
-    pending_ += manifest_.nodes[n].value_key.empty() ? 1 : 2;
 }
 
 RestoreContext::~RestoreContext() {

@@ -96,6 +96,8 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   uint64_t generation() const noexcept { return generation_; }
 
  private:
+  /// Format 1.x: which tensor and state each node's value key names.
+  void resolve_keys();
   void restore_deferred(const std::vector<Match>& matches);
   void supersede_older_restores();
   /// The newest restore wins: what is still pending here at a path where a newer restore of the
