@@ -89,7 +89,7 @@ ContainerReader::ContainerReader(const Comm* comm, std::string path, int64_t pre
   }
   comm_->run_agreed(open);
   // The other ranks read their records while rank 0 reads the metadata they all wait for; rank 0
-  // reads its own after.
+  // reads its own once it has sent that metadata, while the others start their read-ahead.
   const bool early_record = records == Records::kOnDemand;
   if (early_record && comm_->rank() != 0) read_own_record_early();
   wire::Message mark_text;
@@ -98,7 +98,6 @@ ContainerReader::ContainerReader(const Comm* comm, std::string path, int64_t pre
     read_verified_metadata();
     mark_text = encode_commit_mark(mark_);
   });
-  if (early_record && comm_->rank() == 0) read_own_record_early();
   wire::broadcast(*comm_, mark_text, 0);
   // The header and the table are the file's bytes relayed unchanged (and checked against the
   // mark's checksums by rank 0), not messages: wrapping megabytes would only add copies.
@@ -107,6 +106,7 @@ ContainerReader::ContainerReader(const Comm* comm, std::string path, int64_t pre
   if (comm_->rank() != 0)
     metadata_bytes_read_ += static_cast<int64_t>(mark_text.get<std::string>().size() +
                                                  manifest_text_.size() + table_text_.size());
+  if (early_record && comm_->rank() == 0) read_own_record_early();
   if (prefetch_bytes > 0) start_prefetch(prefetch_bytes);
   // Every rank decodes at the same time rather than rank 0 first and the others after the
   // broadcast: decoding is deterministic, so all reach the same verdict. Records read on demand
