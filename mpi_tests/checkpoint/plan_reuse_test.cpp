@@ -32,7 +32,9 @@ struct Cursor {
 };
 
 // Uneven shards in a dataset (above the 1 MiB pack threshold), a packed sharded tensor that
-// ranks beyond 2 own nothing of, a replicated one, per-rank and global state.
+// ranks beyond 2 own nothing of, a replicated one, per-rank and global state. The replicated
+// tensor's checksums and the global state's blob (checksum, size, offset) are in the global table,
+// which rank 0 keeps with a reused plan: every save must write them anew.
 struct Model {
   std::shared_ptr<Variable> big = Variable::create<float>(session(), {1031, 300}, Layout::block(0));
   std::shared_ptr<Variable> tiny = Variable::create<double>(session(), {2, 5}, Layout::block(0));
@@ -54,6 +56,7 @@ struct Model {
     cursor->value().position = id * 100 + session().rank();
     cursor->value().seen.assign(static_cast<std::size_t>(id + session().rank()), id);
     global->value().position = id;
+    global->value().seen.assign(static_cast<std::size_t>(2 * id), -id);  // a global blob that grows
   }
   // Elements and state values that differ from set(id), over all ranks.
   int64_t mismatches(int id) const {
@@ -63,7 +66,9 @@ struct Model {
                  std::vector<int32_t>(static_cast<std::size_t>(id + session().rank()), id)
              ? 1
              : 0) +
-        (global->value().position != id ? 1 : 0));
+        (global->value().position != id ? 1 : 0) +
+        (global->value().seen != std::vector<int32_t>(static_cast<std::size_t>(2 * id), -id) ? 1
+                                                                                             : 0));
     return bad + global_mismatches(*big, id) + global_mismatches(*tiny, id + 1) +
            global_mismatches(*rep, id + 2);
   }

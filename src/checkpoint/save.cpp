@@ -178,6 +178,8 @@ PreparedSave prepare_save(const Session& session, const std::shared_ptr<Trackabl
       prepared.nodes = std::move(reused->nodes);
       prepared.plan = std::move(reused->plan);
       prepared.packing_buffer = std::move(reused->packing_buffer);
+      prepared.table = std::move(reused->table);
+      prepared.table_bytes = reused->table_bytes;
       prepared.plan_reused = true;
       return;
     }
@@ -268,11 +270,13 @@ class MetadataAssembly {
       h.piece_bytes = plan.piece_bytes;
       h.pack_threshold_bytes = prepared_.options.pack_threshold_bytes;
       header_text_ = encode_header(h);
+      if (kept_table()) return;
       table_ = make_table(prepared_.nodes, plan, comm_.size());
       table_text_ = encode_table(table_);
     });
-    std::vector<int64_t> sizes{static_cast<int64_t>(header_text_.size()),
-                               static_cast<int64_t>(table_text_.size())};
+    std::vector<int64_t> sizes{
+        static_cast<int64_t>(header_text_.size()),
+        kept_table() ? prepared_.table_bytes : static_cast<int64_t>(table_text_.size())};
     file_.allreduce_max(sizes);
     header_bytes_ = sizes[0];
     table_bytes_ = sizes[1];
@@ -299,13 +303,19 @@ class MetadataAssembly {
     for (const wire::Message& m : wire::gather(file_, entries, 0)) all.push_back(wire::bytes_of(m));
     comm_.run_agreed([&] {
       if (file_.rank() != 0) return;
+      GlobalTable& table = kept_table() ? prepared_.table : table_;
       try {
-        merge_global_entries(table_, all);
+        merge_global_entries(table, all);
       } catch (const Error& e) {
         throw Error(e.code(), e.message(),
                     {.rank = 0, .checkpoint = prepared_.path, .operation = "save"});
       }
-      table_text_ = encode_table(table_);
+      table_text_ = encode_table(table);
+      if (!part_ && !kept_table()) {
+        // Kept with the plan: a failed save drops both (PlanCache::clear).
+        prepared_.table = std::move(table_);
+        prepared_.table_bytes = static_cast<int64_t>(table_text_.size());
+      }
       table_ = {};
       if (static_cast<int64_t>(table_text_.size()) != table_bytes_)
         throw Error(ErrorCode::kInternal,
@@ -324,6 +334,10 @@ class MetadataAssembly {
   const PackedRegions& records() const noexcept { return records_; }
 
  private:
+  // Rank 0: whether the last save of this plan left its table (never for a node's part file,
+  // whose plan is not kept).
+  bool kept_table() const noexcept { return !part_ && prepared_.table_bytes > 0; }
+
   const Comm& comm_;
   const Comm& file_;
   const PartTarget* part_;

@@ -9,6 +9,7 @@
 #include "cairn/comm/session.hpp"
 #include "cairn/graph/trackable.hpp"
 #include "checkpoint/save_plan.hpp"
+#include "storage/table.hpp"
 #include "storage/tier.hpp"
 
 namespace cairn::detail {
@@ -31,6 +32,12 @@ struct PreparedSave {
   bool plan_reused = false;  // the plan of the previous save of the same graph (PlanCache)
   // The packed data's chunk buffer (up to 16 MiB), kept with the plan for the next save.
   std::vector<std::byte> packing_buffer;
+  // Rank 0's global table of the last save of this plan, and its encoded size (0: none yet). A
+  // reused plan has the same graph, tensors and layouts, so only the checksums and offsets of
+  // replicated pieces and global state change, and every one of those is written anew; the
+  // table's fixed-width encoding keeps its size.
+  GlobalTable table;
+  int64_t table_bytes = 0;
 };
 
 class PlanCache;
