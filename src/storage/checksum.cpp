@@ -33,6 +33,17 @@ uint64_t checksum_region(const void* buffer, const Box& buffer_box, const Box& r
   }
   const std::size_t outer_axes = inner;
   const auto* base = static_cast<const unsigned char*>(buffer);
+  if (region.volume() == 0) return checksum_bytes(nullptr, 0);
+  if (outer_axes == 0) {
+    // One contiguous run, the common case (every packed piece of a save): no index vectors, as
+    // this runs once per piece, 20,000 times per save of W2.
+    int64_t start = 0, step = element_size;
+    for (std::size_t d = rank; d-- > 0;) {
+      start += (region.offset[d] - buffer_box.offset[d]) * step;
+      step *= buffer_box.count[d];
+    }
+    return checksum_bytes(base + start, static_cast<std::size_t>(run));
+  }
   std::vector<int64_t> stride(rank);
   int64_t s = element_size;
   for (std::size_t d = rank; d-- > 0;) {
@@ -45,9 +56,7 @@ uint64_t checksum_region(const void* buffer, const Box& buffer_box, const Box& r
       off += (region.offset[d] - buffer_box.offset[d] + idx[d]) * stride[d];
     return off;
   };
-  if (region.volume() == 0) return checksum_bytes(nullptr, 0);
   Shape idx(rank, 0);
-  if (outer_axes == 0) return checksum_bytes(base + offset_of(idx), static_cast<std::size_t>(run));
   std::unique_ptr<XXH3_state_t, StateDeleter> state(XXH3_createState());
   XXH3_64bits_reset(state.get());
   while (true) {
