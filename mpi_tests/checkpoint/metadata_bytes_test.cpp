@@ -144,6 +144,20 @@ TEST(MetadataBytes, CountTheHeaderTableRecordsIndexesAndCommitMarkEachRankWroteA
     EXPECT_EQ(info.metadata_bytes_read, global + records_read(s, {me}));
   }
 
+  // At the saved job size each rank reads its own record as the file is opened, before it knows
+  // what it restores: here only the replicated rep, which needs no record, yet the record is read
+  // (and counted) once.
+  {
+    Session plain(MPI_COMM_WORLD, no_read_ahead);
+    Model target(plain);
+    auto only_rep = std::make_shared<Module>();
+    only_rep->track("rep", target.rep);
+    Checkpoint reader(plain, {{"model", only_rep}});
+    reader.read(path).expect_partial();
+    EXPECT_EQ(global_mismatches(*target.rep, 3), 0);
+    EXPECT_EQ(reader.last_restore().metadata_bytes_read, global + records_read(s, {me}));
+  }
+
   // With read-ahead at the saved job size, each rank also reads its two entries of the index.
   {
     Model target(session());

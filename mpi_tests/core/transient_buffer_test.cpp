@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <utility>
 
 #include "core/transient_buffer.hpp"
@@ -37,6 +38,11 @@ TEST(TransientBuffer, SmallAndEmptyBuffersAreOrdinaryMemory) {
   std::memset(small.data(), 1, 100);
 }
 
+TEST(TransientBuffer, ASizeThatCannotBeRoundedIsRefused) {
+  EXPECT_THROW(TransientBuffer(SIZE_MAX), std::bad_alloc);
+  EXPECT_THROW(TransientBuffer(SIZE_MAX - kHugePage), std::bad_alloc);
+}
+
 TEST(TransientBuffer, MovesHandOverTheMemory) {
   TransientBuffer a(kHugePage);
   std::byte* data = a.data();
@@ -45,6 +51,10 @@ TEST(TransientBuffer, MovesHandOverTheMemory) {
   EXPECT_EQ(b.size(), kHugePage);
   EXPECT_FALSE(a);  // NOLINT(bugprone-use-after-move): the moved-from state is specified
   EXPECT_EQ(a.size(), 0u);
+  TransientBuffer c(100);
+  c = std::move(b);  // the small buffer is freed, the large one handed over
+  EXPECT_EQ(c.data(), data);
+  EXPECT_FALSE(b);  // NOLINT(bugprone-use-after-move)
 }
 
 }  // namespace

@@ -134,6 +134,9 @@ TEST(TableDamage, Values) {
                      "does not name it as its value", "gs/.ATTRIBUTES/STATE");
   expect_table_error([](GlobalTable& g, Header&) { g.edges[5].name = "v0"; },
                      "the key appears twice", kV0);
+  // Two global states at one path ("gs2" renamed): the state key is named.
+  expect_table_error([](GlobalTable& g, Header&) { g.edges[17].name = "gs"; },
+                     "the key appears twice", "gs/.ATTRIBUTES/STATE");
 }
 
 TEST(TableDamage, Codes) {

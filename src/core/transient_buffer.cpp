@@ -3,6 +3,7 @@
 
 #include <sys/mman.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 
@@ -15,18 +16,41 @@ constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
 
 TransientBuffer::TransientBuffer(std::size_t size) : size_(size) {
   if (size == 0) return;
-  const bool huge = size >= kHugePageBytes;
-  const std::size_t alignment = huge ? kHugePageBytes : alignof(std::max_align_t);
-  // aligned_alloc wants a multiple of the alignment.
-  const std::size_t rounded = (size + alignment - 1) / alignment * alignment;
-  data_.reset(static_cast<std::byte*>(std::aligned_alloc(alignment, rounded)));
-  if (!data_) throw std::bad_alloc();
+  if (size < kHugePageBytes) {
+    data_ = static_cast<std::byte*>(std::malloc(size));
+    if (!data_) throw std::bad_alloc();
+    return;
+  }
+  if (size > SIZE_MAX - 2 * kHugePageBytes) throw std::bad_alloc();
+  const std::size_t rounded = (size + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  // One huge page more than needed, so that an aligned start lies inside; the rest is unmapped.
+  const std::size_t reserve = rounded + kHugePageBytes;
+  void* mapped =
+      ::mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mapped == MAP_FAILED) throw std::bad_alloc();
+  const auto start = reinterpret_cast<std::uintptr_t>(mapped);
+  const std::uintptr_t aligned = (start + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  if (aligned > start) ::munmap(mapped, aligned - start);
+  if (const std::uintptr_t end = start + reserve; end > aligned + rounded)
+    ::munmap(reinterpret_cast<void*>(aligned + rounded), end - (aligned + rounded));
+  data_ = reinterpret_cast<std::byte*>(aligned);
+  mapped_ = rounded;
   // Advice only: a kernel without transparent huge pages refuses it, and the buffer still works.
-  if (huge) (void)::madvise(data_.get(), rounded, MADV_HUGEPAGE);
+  (void)::madvise(data_, mapped_, MADV_HUGEPAGE);
 }
 
-void TransientBuffer::Free::operator()(std::byte* p) const noexcept {
-  std::free(p);
+TransientBuffer::~TransientBuffer() {
+  release();
+}
+
+void TransientBuffer::release() noexcept {
+  if (mapped_ > 0)
+    ::munmap(data_, mapped_);
+  else
+    std::free(data_);
+  data_ = nullptr;
+  size_ = 0;
+  mapped_ = 0;
 }
 
 }  // namespace cairn::detail

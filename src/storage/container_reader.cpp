@@ -29,6 +29,9 @@ constexpr int64_t kMaxPrefetchChunkBytes = int64_t{16} << 20;
 constexpr int64_t kMaxManifestBytes = int64_t{1} << 32;
 constexpr int64_t kMaxTableBytes = int64_t{1} << 40;
 constexpr int64_t kMaxTransferBytes = int64_t{1} << 30;
+// A record read before the table is verified is at most this large (2.7 million pieces): a
+// damaged or hostile offsets index must not make every rank allocate what it claims.
+constexpr int64_t kMaxEarlyRecordBytes = int64_t{64} << 20;
 
 }  // namespace
 
@@ -318,27 +321,33 @@ void check_record_bounds(int64_t begin, int64_t end, int64_t extent, int writer,
 }  // namespace
 
 void ContainerReader::read_own_record_early() noexcept {
+  // Nothing in the file is verified yet (rank 0 checks the mark and the table meanwhile): the
+  // record's size is bounded before anything is allocated for it, and whatever this reads is
+  // counted only if it is kept.
+  const int64_t counted = metadata_bytes_read_;
   try {
     if (H5Lexists(file_.get(), schema::kGroup, H5P_DEFAULT) <= 0 ||
-        H5Lexists(file_.get(), kRecordOffsetsDataset, H5P_DEFAULT) <= 0) {
-      h5::take_error_stack();
+        H5Lexists(file_.get(), kRecordOffsetsDataset, H5P_DEFAULT) <= 0 ||
+        H5Lexists(file_.get(), kRecordsDataset, H5P_DEFAULT) <= 0) {
+      H5Eclear2(H5E_DEFAULT);
       return;
     }
-    h5::Dataset offsets(H5Dopen2(file_.get(), kRecordOffsetsDataset, H5P_DEFAULT));
-    if (!offsets.valid()) {
-      h5::take_error_stack();
-      return;
-    }
-    h5::Dataspace space(H5Dget_space(offsets.get()));
     const int ranks = job_ ? job_->size() : comm_->size();
+    h5::Dataspace space(H5Dget_space(dataset(kRecordOffsetsDataset, kRecordOffsetsDataset)));
     if (!space.valid() || H5Sget_simple_extent_npoints(space.get()) != int64_t{ranks} + 1) {
-      h5::take_error_stack();
+      H5Eclear2(H5E_DEFAULT);
       return;  // saved by another number of ranks
     }
-    std::string bytes = read_record(rank(), ranks);
-    early_record_ = {rank(), ranks, std::move(bytes)};
+    const std::vector<int64_t> bounds = record_offsets(rank(), 2, ranks);
+    if (bounds[1] - bounds[0] > kMaxEarlyRecordBytes) {
+      metadata_bytes_read_ = counted;
+      return;  // read when needed, once the table says how large it may be
+    }
+    early_record_ = {rank(), ranks, read_record_at(rank(), bounds)};
   } catch (...) {
-    h5::take_error_stack();
+    metadata_bytes_read_ = counted;
+    early_record_ = {};
+    H5Eclear2(H5E_DEFAULT);
   }
 }
 
@@ -347,11 +356,14 @@ std::string ContainerReader::read_record(int writer, int world_size) {
     early_record_.writer = -1;
     return std::move(early_record_.bytes);
   }
+  return read_record_at(writer, record_offsets(writer, 2, world_size));
+}
+
+std::string ContainerReader::read_record_at(int writer, const std::vector<int64_t>& bounds) {
   const ErrorContext ctx{.rank = rank(),
                          .checkpoint = path_,
                          .key = kRecordsDataset,
                          .operation = "read record of rank " + std::to_string(writer)};
-  const std::vector<int64_t> bounds = record_offsets(writer, 2, world_size);
   hid_t ds = dataset(kRecordsDataset, kRecordsDataset);
   check_record_bounds(bounds[0], bounds[1], records_extent(ds, ctx), writer, ctx);
   std::string bytes(static_cast<std::size_t>(bounds[1] - bounds[0]), '\0');

@@ -87,6 +87,9 @@ class ContainerReader {
   void read_verified_metadata();
   /// Every rank: decodes what read_verified_metadata() read into manifest() (and records()).
   void decode_metadata(Records records);
+  /// Reads writer `writer`'s record at `bounds` (its two record_offsets elements), checked against
+  /// the records dataset.
+  std::string read_record_at(int writer, const std::vector<int64_t>& bounds);
   /// Checks /cairn/record_offsets and returns elements [first, first + count).
   std::vector<int64_t> record_offsets(int first, int count, int world_size);
   /// Checks that /cairn/packed holds the manifest's packed_bytes, before anything is read from it.

@@ -579,9 +579,10 @@ class TableDecoder {
                                                      std::to_string(t_.states[i].node) +
                                                      " does not name it as its value");
     }
-    // A key is its node's path plus a suffix of its kind, and no escaped path holds a suffix:
-    // two keys are equal exactly when their paths and kinds are. Sorting the paths finds a
-    // repeated key without building 20,000 key strings.
+    // A key is its node's path plus its kind's suffix, and neither suffix ends the other
+    // ("...VARIABLE_VALUE", "...STATE"): two keys are equal exactly when their paths and kinds
+    // are. Sorting the (path, kind) pairs finds a repeated key without building 20,000 key
+    // strings.
     std::vector<std::pair<std::string_view, bool>> keys;  // path, is a state
     keys.reserve(t_.tensors.size() + t_.states.size());
     for (std::size_t i = 0; i < t_.nodes.size(); ++i) {

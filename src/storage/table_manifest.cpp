@@ -360,7 +360,8 @@ void add_record(Manifest& manifest, const GlobalTable& table, const Header& head
       WrittenBox written{record.rank, box, {}};
       written.pieces.reserve(static_cast<std::size_t>(count));
       if (t.packed && count == 1) {
-        // A packed box is one piece (box_pieces() would return the box itself).
+        // A packed box is one piece, the box itself: taken as it is, without box_pieces()
+        // building a list of one copy for each of 20,000 tensors.
         const RecordPiece& e = record.pieces[next++];
         written.pieces.push_back({box, e.checksum, e.packed_offset});
       } else {

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 
+#include "core/transient_buffer.hpp"
 #include "storage/checksum.hpp"
 #include "storage/overlapped_checks.hpp"
 
