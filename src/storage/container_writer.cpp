@@ -68,7 +68,13 @@ ContainerWriter::ContainerWriter(const Comm& comm, std::string path, const Write
                    ctx);
   h5::check_status(H5Pset_file_locking(fapl.get(), false, true), "H5Pset_file_locking", ctx);
   h5::check_status(H5Pset_alignment(fapl.get(), kAlignment, kAlignment), "H5Pset_alignment", ctx);
-  h5::check_status(H5Pset_coll_metadata_write(fapl.get(), true), "H5Pset_coll_metadata_write", ctx);
+  // HDF5's metadata (a few KiB: the superblock, the groups, a dozen dataset headers) is written
+  // by a few ranks with independent writes, not by a collective write of all ranks: a collective
+  // write is a round of two-phase I/O among every rank at each flush and at the close, which
+  // dominated a 128-rank save (docs/performance.md), and it is the one path through OMPIO's fcoll
+  // components that the default independent mode would still take (docs/operations.md).
+  h5::check_status(H5Pset_coll_metadata_write(fapl.get(), false), "H5Pset_coll_metadata_write",
+                   ctx);
   h5::check_status(H5Pset_all_coll_metadata_ops(fapl.get(), true), "H5Pset_all_coll_metadata_ops",
                    ctx);
   errno = 0;
