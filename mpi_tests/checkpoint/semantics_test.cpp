@@ -501,6 +501,77 @@ TEST(Semantics, AForeignExceptionWhileWritingGoesThroughTheAgreement) {
   EXPECT_TRUE(std::filesystem::exists(dir + "/foreign.h5"));
 }
 
+// Each local step that a save or a restore agrees on together with another (one collective for
+// both, see Comm::allgather_agreed) still turns one rank's failure into the same error on every
+// rank, leaves no file, and leaves the ranks in step.
+TEST(Semantics, EveryMergedAgreementOfASaveReportsOneRanksFailureEverywhere) {
+  const std::string dir = scratch_dir();
+  const int last = session().size() - 1;
+  auto big = Variable::create<double>(session(), {1 << 12, 3}, Layout::block(0));
+  fill(*big, 62);
+  // A replicated tensor's checksum reaches rank 0's table in the merge.
+  auto rep = Variable::create<double>(session(), {5}, Layout::replicated());
+  fill(*rep, 63);
+  Checkpoint ckpt(session(), {{"big", big}, {"small", make_var(61)}, {"rep", rep}});
+  ckpt.write(dir + "/first.h5");  // the plan and rank 0's table are kept
+  // The table and its checksums are rank 0's alone. A failed save drops its plan: the one after
+  // save_checksums plans anew, and rank 0 builds a table (save_table).
+  const std::vector<std::pair<std::string, int>> faults{
+      {"save_plan", last},   {"save_checksums", last},    {"save_table", 0},
+      {"save_record", last}, {"save_table_checksums", 0}, {"save_plan", 0}};
+  for (const auto& [phase, failing] : faults) {
+    SCOPED_TRACE(phase + " on rank " + std::to_string(failing));
+    ::setenv("CAIRN_FAULT_THROW", (phase + ":" + std::to_string(failing)).c_str(), 1);
+    try {
+      ckpt.write(dir + "/merged.h5");
+      ADD_FAILURE() << "expected the save to fail";
+    } catch (const Error& e) {
+      EXPECT_NE(e.message().find("a foreign exception at '" + phase + "'"), std::string::npos)
+          << e.what();
+      EXPECT_EQ(e.context().rank, failing);
+      EXPECT_EQ(e.failed_ranks(), 1);
+    }
+    ::unsetenv("CAIRN_FAULT_THROW");
+    EXPECT_FALSE(std::filesystem::exists(dir + "/merged.h5"));
+  }
+  // In step, and the next save (planned anew after the failures) is whole.
+  ckpt.write(dir + "/merged.h5");
+  auto big_back = Variable::create<double>(session(), {1 << 12, 3}, Layout::block(1));
+  auto rep_back = Variable::create<double>(session(), {5}, Layout::replicated());
+  auto small_back = make_var(0);
+  Checkpoint(session(), {{"big", big_back}, {"small", small_back}, {"rep", rep_back}})
+      .restore(dir + "/merged.h5")
+      .assert_consumed();
+  EXPECT_EQ(global_mismatches(*big_back, 62), 0);
+  EXPECT_EQ(global_mismatches(*small_back, 61), 0);
+  EXPECT_EQ(global_mismatches(*rep_back, 63), 0);
+}
+
+TEST(Semantics, EveryMergedAgreementOfARestoreReportsOneRanksFailureEverywhere) {
+  const std::string dir = scratch_dir();
+  const int last = session().size() - 1;
+  const std::string path = Checkpoint(session(), {{"var", make_var(65)}}).write(dir + "/r.h5");
+  auto var = Variable::create<double>(session(), {7, 3}, Layout::block(0));
+  Checkpoint ckpt(session(), {{"var", var}});
+  for (const std::string phase : {"restore_before_read", "restore_after_read"}) {
+    SCOPED_TRACE(phase);
+    ::setenv("CAIRN_FAULT_THROW", (phase + ":" + std::to_string(last)).c_str(), 1);
+    try {
+      ckpt.restore(path);
+      ADD_FAILURE() << "expected the restore to fail";
+    } catch (const Error& e) {
+      EXPECT_NE(e.message().find("a foreign exception at '" + phase + "'"), std::string::npos)
+          << e.what();
+      EXPECT_EQ(e.context().rank, last);
+      EXPECT_EQ(e.failed_ranks(), 1);
+    }
+    ::unsetenv("CAIRN_FAULT_THROW");
+  }
+  EXPECT_EQ(open_checkpoint_files(), 0);
+  ckpt.restore(path).assert_consumed();
+  EXPECT_EQ(global_mismatches(*var, 65), 0);
+}
+
 // State whose saved bytes never load: a deserialization failure.
 class Unreadable : public StateObject {
  public:

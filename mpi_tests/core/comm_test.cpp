@@ -260,6 +260,98 @@ TEST(Comm, RunAgreedKeepsTheCodeOfACairnError) {
   }
 }
 
+TEST(Comm, AllgatherAgreedReturnsEveryRanksRowInRankOrder) {
+  const Comm comm(MPI_COMM_WORLD);
+  // Three values per rank; rank 0 has none of its own (zeros), like a rank that owns nothing.
+  const int64_t r = comm.rank();
+  const std::vector<int64_t> rows =
+      comm.allgather_agreed({r * 10, -r, r == 0 ? 0 : r * r}, nullptr);
+  ASSERT_EQ(rows.size(), static_cast<std::size_t>(3 * comm.size()));
+  for (int64_t k = 0; k < comm.size(); ++k) {
+    EXPECT_EQ(rows[3 * k], k * 10) << "rank " << k;
+    EXPECT_EQ(rows[3 * k + 1], -k) << "rank " << k;
+    EXPECT_EQ(rows[3 * k + 2], k * k) << "rank " << k;
+  }
+  EXPECT_TRUE(comm.allgather_agreed({}, nullptr).empty());
+}
+
+TEST(Comm, AllgatherAgreedThrowsTheLowestFailureOnEveryRank) {
+  const Comm comm(MPI_COMM_WORLD);
+  // The last rank and, from 3 ranks on, rank 1 fail: rank 1's error is the one every rank sees.
+  const bool fails = comm.rank() == comm.size() - 1 || (comm.size() >= 3 && comm.rank() == 1);
+  const int lowest = comm.size() >= 3 ? 1 : comm.size() - 1;
+  const int failing_ranks = comm.size() >= 3 ? 2 : 1;
+  const Error mine(ErrorCode::kCorrupt, "table of rank " + std::to_string(comm.rank()));
+  const auto texts = texts_thrown(
+      comm, [&] { comm.allgather_agreed({comm.rank()}, fails ? &mine : nullptr); },
+      ErrorCode::kCorrupt);
+  if (comm.rank() == 0) {
+    std::string expected = "corrupt: table of rank " + std::to_string(lowest);
+    if (failing_ranks > 1)
+      expected += " (" + std::to_string(failing_ranks) + " ranks failed; the lowest is shown)";
+    for (int r = 0; r < comm.size(); ++r) EXPECT_EQ(texts[r], expected) << "rank " << r;
+  }
+  EXPECT_EQ(comm.allreduce_sum(1), comm.size());  // nobody is left in a collective
+}
+
+TEST(Comm, AllreduceMaxAgreedReducesOrThrowsEverywhere) {
+  const Comm comm(MPI_COMM_WORLD);
+  std::vector<int64_t> values{comm.rank(), -comm.rank()};
+  comm.allreduce_max_agreed(values, nullptr);
+  EXPECT_EQ(values, (std::vector<int64_t>{comm.size() - 1, 0}));
+
+  const Error mine(ErrorCode::kShardMismatch, "walk failed", ErrorContext{.rank = comm.rank()});
+  const auto texts = texts_thrown(
+      comm,
+      [&] {
+        std::vector<int64_t> more{1};
+        comm.allreduce_max_agreed(more, comm.rank() == comm.size() - 1 ? &mine : nullptr);
+      },
+      ErrorCode::kShardMismatch);
+  if (comm.rank() == 0) {
+    const std::string expected =
+        "shard mismatch: walk failed [rank " + std::to_string(comm.size() - 1) + "]";
+    for (int r = 0; r < comm.size(); ++r) EXPECT_EQ(texts[r], expected) << "rank " << r;
+  }
+}
+
+TEST(Comm, BroadcastAgreedRelaysEveryPartFromTheRoot) {
+  const Comm comm(MPI_COMM_WORLD);
+  const int root = comm.size() - 1;
+  // An empty part between two others, and parts of different lengths; the other ranks' strings
+  // hold stale text of other sizes, replaced.
+  std::string a = comm.rank() == root ? payload_of(7) : "stale",
+              empty = comm.rank() == root ? "" : "x",
+              c = comm.rank() == root ? std::string(100000, 'c') : "";
+  comm.broadcast_agreed({&a, &empty, &c}, root, nullptr);
+  EXPECT_EQ(a, payload_of(7));
+  EXPECT_TRUE(empty.empty());
+  EXPECT_EQ(c, std::string(100000, 'c'));
+}
+
+TEST(Comm, BroadcastAgreedThrowsTheRootsFailureEverywhere) {
+  const Comm comm(MPI_COMM_WORLD);
+  const Error failure(ErrorCode::kCorrupt, "table checksum differs", ErrorContext{.rank = 0});
+  std::string part = "unchanged";
+  const auto texts = texts_thrown(
+      comm, [&] { comm.broadcast_agreed({&part}, 0, comm.rank() == 0 ? &failure : nullptr); },
+      ErrorCode::kCorrupt);
+  if (comm.rank() == 0) {
+    for (int r = 0; r < comm.size(); ++r) EXPECT_EQ(texts[r], failure.what()) << "rank " << r;
+  }
+  EXPECT_EQ(part, "unchanged");
+}
+
+TEST(Comm, RunLocalReturnsTheErrorRunAgreedWouldAgreeOn) {
+  const Comm comm(MPI_COMM_WORLD);
+  EXPECT_FALSE(comm.run_local([] {}).has_value());
+  const std::optional<Error> failure = comm.run_local([] { throw std::runtime_error("full"); });
+  ASSERT_TRUE(failure.has_value());
+  EXPECT_EQ(failure->code(), ErrorCode::kIo);
+  EXPECT_EQ(std::string(failure->what()),
+            "I/O error: full [rank " + std::to_string(comm.rank()) + "]");
+}
+
 TEST(Comm, CommunicatorIsUsableAfterAnAgreedFailure) {
   const Comm comm(MPI_COMM_WORLD);
   EXPECT_THROW(comm.run_agreed([&] {

@@ -68,6 +68,7 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   // A part's reader is opened by its node (the node agrees on its errors); the job then agrees on
   // the outcome, so a damaged part on one node is the same error on every rank.
   std::unique_ptr<ContainerReader> opened;
+  std::shared_ptr<RestoreContext> context;
   comm.run_agreed([&] {
     opened =
         node ? std::make_unique<ContainerReader>(node, path, session.options().read_ahead_bytes,
@@ -92,28 +93,27 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
                       ") does not hold this rank's data: the job groups its ranks into nodes "
                       "differently than the job that saved it",
                   {.rank = comm.rank(), .checkpoint = path, .operation = "restore"});
+    // Agreed like every step: an allocation failing on one rank must not leave the others
+    // waiting.
+    context = std::make_shared<RestoreContext>(session, path, opened->take_manifest(),
+                                               opened->commit_mark(), opened->records(), root);
   });
   ContainerReader& reader = *opened;
-  std::shared_ptr<RestoreContext> context;
-  // Agreed like every step: an allocation failing on one rank must not leave the others waiting.
-  comm.run_agreed([&] {
-    context = std::make_shared<RestoreContext>(session, path, reader.take_manifest(),
-                                               reader.commit_mark(), reader.records(), root);
-  });
   trace.mark("open and read the manifest");
   std::vector<RestoreContext::Match> matches;
   RestoreContext::ReadCounts read_counts;
   int node_ranks = 1;
   int64_t local_bytes = 0;
   try {
-    // Validate everywhere before anything is overwritten anywhere.
+    // Validate everywhere before anything is overwritten anywhere. Reading the records overwrites
+    // nothing and is local (independent reads), so it is agreed with the validation.
     comm.run_agreed([&] {
       matches = context->match(0, root);
       context->validate(matches);
+      trace.mark("match and validate");
+      fault_point("restore_before_read", comm.rank());
+      context->load_records(matches, reader);
     });
-    trace.mark("match and validate");
-    fault_point("restore_before_read", comm.rank());
-    comm.run_agreed([&] { context->load_records(matches, reader); });
     trace.mark("read records");
     // Collective over the node inside restore_values; a failure there is the same error on every
     // rank of the node, then agreed over the session here.
@@ -122,16 +122,20 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
     if (session.options().replicated_reads == ReplicatedReads::kOncePerNode && comm.size() > 1 &&
         !node)
       comm.run_agreed([&] { share = std::make_unique<NodeShare>(comm); });
-    comm.run_agreed([&] { read_counts = context->restore_values(matches, reader, share.get()); });
+    std::optional<Error> failure = comm.run_local(
+        [&] { read_counts = context->restore_values(matches, reader, share.get()); });
     node_ranks = share ? share->node_size() : 1;
     local_bytes = restored_bytes(matches);
     trace.mark("read and verify", local_bytes);
-    fault_point("restore_after_read", comm.rank());
-    // The close is collective too: a rank whose close fails must not leave the others waiting.
-    comm.run_agreed([&] {
+    // The close is collective too, made by every rank whatever its reads did, then agreed with
+    // them: a rank whose reads or close failed must not leave the others waiting.
+    if (!failure) failure = comm.run_local([&] { fault_point("restore_after_read", comm.rank()); });
+    const std::optional<Error> closed = comm.run_local([&] {
       reader.close();
       fault_point("restore_close", comm.rank());
     });
+    if (!failure) failure = closed;
+    comm.agree(failure ? &*failure : nullptr);
   } catch (...) {
     context->abandon();  // a failed restore must not keep restoring objects attached later
     throw;

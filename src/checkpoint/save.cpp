@@ -44,12 +44,19 @@ bool hash_packed_in_parallel(int64_t packed_bytes) {
          omp_get_max_threads() >= kParallelPackedHashThreads;
 }
 
-// On a signature mismatch, rank 0 learns every rank's signature and names the first difference.
-void agree_on_signature(const Comm& comm, const std::string& signature, const std::string& path) {
+// Collective. Agrees that every rank walked and planned (`local_failure`) and that all describe
+// the same graph, and learns the job's largest dataset_write_bytes(): one reduction when all is
+// well. On a signature mismatch, rank 0 learns every rank's signature and names the first
+// difference.
+void agree_on_plan(const Comm& comm, PreparedSave& prepared, const Error* local_failure,
+                   const std::string& path) {
+  const std::string& signature = prepared.plan.signature;
   const auto hash = static_cast<int64_t>(checksum_bytes(signature.data(), signature.size()) >> 1);
-  // The largest hash and minus the smallest, in one reduction.
-  std::vector<int64_t> extremes{hash, -hash};
-  comm.allreduce_max(extremes);
+  // The largest hash and minus the smallest.
+  std::vector<int64_t> extremes{hash, -hash,
+                                local_failure ? 0 : dataset_write_bytes(prepared.plan)};
+  comm.allreduce_max_agreed(extremes, local_failure);
+  prepared.job_dataset_bytes = extremes[2];
   if (extremes[0] == -extremes[1]) return;
   std::vector<std::string> all;
   for (const wire::Message& m : wire::gather(comm, signature, 0))
@@ -76,13 +83,15 @@ void agree_on_signature(const Comm& comm, const std::string& signature, const st
   });
 }
 
-std::string temporary_name(const Comm& comm, const std::string& path) {
-  wire::Message id;
-  if (comm.rank() == 0)
-    id = std::to_string(::getpid()) + "-" +
-         std::to_string(std::chrono::steady_clock::now().time_since_epoch().count() % 1000000007);
-  wire::broadcast(comm, id, 0);
-  return path + ".tmp-" + id.get<std::string>();
+// Local. What makes the temporary file's name unique (this process and this moment); the file's
+// rank 0's is used by every rank (it travels with the sizes, see MetadataAssembly::size).
+std::vector<int64_t> temporary_id() {
+  return {static_cast<int64_t>(::getpid()),
+          std::chrono::steady_clock::now().time_since_epoch().count() % 1000000007};
+}
+
+std::string temporary_name(const std::string& path, const std::vector<int64_t>& id) {
+  return path + ".tmp-" + std::to_string(id.at(0)) + "-" + std::to_string(id.at(1));
 }
 
 // Writes element `rank` of an index of where each rank's part starts (`begin`), and for the last
@@ -165,8 +174,9 @@ PreparedSave prepare_save(const Session& session, const std::shared_ptr<Trackabl
   PreparedSave prepared{path, save_counter, session.options(),
                         {},   {},           std::chrono::steady_clock::now()};
   PhaseTrace trace("save", comm.rank(), path);
-  comm.run_agreed([&] {
+  const std::optional<Error> failure = comm.run_local([&] {
     if (path.empty()) throw Error(ErrorCode::kInvalidArgument, "empty checkpoint path", ctx);
+    fault_point("save_plan", comm.rank());
     if (comm.rank() == 0) {
       // As tf.train.Checkpoint does, a missing directory is created.
       std::error_code ec;
@@ -190,7 +200,7 @@ PreparedSave prepare_save(const Session& session, const std::shared_ptr<Trackabl
     if (cache) cache->remember(graph, prepared);
   });
   trace.mark(prepared.plan_reused ? "reuse the plan" : "plan");
-  agree_on_signature(comm, prepared.plan.signature, path);
+  agree_on_plan(comm, prepared, failure ? &*failure : nullptr, path);
   trace.mark("agree on the graph");
   return prepared;
 }
@@ -204,10 +214,12 @@ struct PackedRegions {
   int64_t total = 0;
 };
 
-// Collective. Every rank's region of the packed dataset, from every rank's size.
-PackedRegions divide_packed_dataset(const Comm& comm, int64_t mine) {
+// Local. Every rank's region of a dataset divided among the ranks, from column `column` of the
+// rows of `columns` values per rank that Comm::allgather_agreed() returns.
+PackedRegions divide_dataset(const std::vector<int64_t>& rows, std::size_t columns,
+                             std::size_t column) {
   PackedRegions regions;
-  regions.sizes = comm.allgather(mine);
+  for (std::size_t at = column; at < rows.size(); at += columns) regions.sizes.push_back(rows[at]);
   regions.offsets.assign(regions.sizes.size(), 0);
   for (std::size_t r = 1; r < regions.sizes.size(); ++r)
     regions.offsets[r] = regions.offsets[r - 1] + regions.sizes[r - 1];
@@ -244,112 +256,146 @@ class MetadataAssembly {
   // `job`: the saving job (agreement, world size); `file`: the ranks writing this file (the job,
   // or one node for a part).
   MetadataAssembly(const Comm& job, const Comm& file, const PartTarget* part,
-                   PreparedSave& prepared, const PackedRegions& packed)
-      : comm_(job), file_(file), part_(part), prepared_(prepared), packed_(packed) {}
+                   PreparedSave& prepared)
+      : comm_(job), file_(file), part_(part), prepared_(prepared) {}
 
-  // Collective. The file's first rank builds the table; every rank learns the sizes and where its
-  // record goes.
-  void size() {
+  // Collective. The file's first rank builds the table; every rank learns its size, where its
+  // packed region and its record go, the header and the temporary file's name, in one agreed
+  // allgather over the file (a job of many processes pays per collective, not per value).
+  // `failure`: this rank's failure so far, agreed here with the table's.
+  void size(std::optional<Error> failure) {
     const SavePlan& plan = prepared_.plan;
-    comm_.run_agreed([&] {
-      if (file_.rank() != 0) return;
-      Header h;
-      h.library_version = CAIRN_VERSION;
-      h.world_size = comm_.size();
-      if (part_) {
-        h.format_minor = kPartFormatMinor;
-        h.part_writers = part_->writers;
-        h.part_index = part_->index;
-        h.part_count = part_->count;
-      }
-      h.save_counter = prepared_.save_counter;
-      h.created_unix = std::chrono::duration_cast<std::chrono::seconds>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
-      h.packed_bytes = packed_.total;
-      h.piece_bytes = plan.piece_bytes;
-      h.pack_threshold_bytes = prepared_.options.pack_threshold_bytes;
-      header_text_ = encode_header(h);
-      if (kept_table()) return;
-      table_ = make_table(prepared_.nodes, plan, comm_.size());
-      table_text_ = encode_table(table_);
-    });
-    std::vector<int64_t> sizes{
-        static_cast<int64_t>(header_text_.size()),
-        kept_table() ? prepared_.table_bytes : static_cast<int64_t>(table_text_.size())};
-    file_.allreduce_max(sizes);
-    header_bytes_ = sizes[0];
-    table_bytes_ = sizes[1];
-    records_ = divide_packed_dataset(file_, record_bytes(plan));
+    if (!failure && file_.rank() == 0 && !kept_table())
+      failure = comm_.run_local([&] {
+        fault_point("save_table", comm_.rank());
+        table_ = make_table(prepared_.nodes, plan, comm_.size());
+        table_text_ = encode_table(table_);
+      });
+    // A part's failure must reach every node, whose ranks gather over their own file.
+    if (&file_ != &comm_) {
+      comm_.agree(failure ? &*failure : nullptr);
+      failure.reset();
+    }
+    const std::vector<int64_t> id = temporary_id();
+    const int64_t created_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count();
+    constexpr std::size_t kColumns = 7;
+    const std::vector<int64_t> rows = file_.allgather_agreed(
+        {plan.packed_bytes, record_bytes(plan),
+         kept_table() ? prepared_.table_bytes : static_cast<int64_t>(table_text_.size()),
+         prepared_.save_counter, created_unix, id[0], id[1]},
+        failure ? &*failure : nullptr);
+    packed_ = divide_dataset(rows, kColumns, 0);
+    records_ = divide_dataset(rows, kColumns, 1);
+    // The rest is the file's first rank's. Every rank encodes the same header from it (its inputs
+    // are agreed: the options by the plan's signature) to learn its size without a broadcast.
+    table_bytes_ = rows[2];
+    header_text_ = encode_header(make_header(rows[3], rows[4]));
+    temporary_ = temporary_name(prepared_.path, {rows[5], rows[6]});
   }
 
-  // Collective. The record of this rank and, on rank 0, the table with the checksums of the
-  // replicated pieces and global blobs every rank wrote (their number does not grow with ranks).
-  void encode() {
+  // Collective. Agrees on `data_failure` (this rank's data writes) and on this rank's record
+  // together, then gathers the replicated pieces' and global blobs' entries on the file's first
+  // rank, which merges them into its table and encodes it. That rank's failure there is agreed by
+  // write_metadata (see failure()).
+  void encode(const Error* data_failure) {
     const SavePlan& plan = prepared_.plan;
     const auto me = static_cast<std::size_t>(file_.rank());
     wire::Message entries;
-    comm_.run_agreed([&] {
-      record_text_ = encode_record(make_record(plan, comm_.rank(), packed_.offsets[me]));
-      if (static_cast<int64_t>(record_text_.size()) != records_.sizes[me])
-        throw Error(ErrorCode::kInternal,
-                    "the record's size changed once its checksums were filled in (" +
-                        std::to_string(records_.sizes[me]) + " -> " +
-                        std::to_string(record_text_.size()) + " bytes)",
-                    {.rank = comm_.rank(), .checkpoint = prepared_.path, .operation = "save"});
-      entries = wire::bytes_field(global_entries(plan, comm_.rank(), packed_.offsets[me]));
-    });
+    std::optional<Error> failure;
+    if (data_failure)
+      failure = *data_failure;
+    else
+      failure = comm_.run_local([&] {
+        fault_point("save_record", comm_.rank());
+        record_text_ = encode_record(make_record(plan, comm_.rank(), packed_.offsets[me]));
+        if (static_cast<int64_t>(record_text_.size()) != records_.sizes[me])
+          throw Error(ErrorCode::kInternal,
+                      "the record's size changed once its checksums were filled in (" +
+                          std::to_string(records_.sizes[me]) + " -> " +
+                          std::to_string(record_text_.size()) + " bytes)",
+                      {.rank = comm_.rank(), .checkpoint = prepared_.path, .operation = "save"});
+        entries = wire::bytes_field(global_entries(plan, comm_.rank(), packed_.offsets[me]));
+      });
+    comm_.agree(failure ? &*failure : nullptr);
     std::vector<std::string> all;
     for (const wire::Message& m : wire::gather(file_, entries, 0)) all.push_back(wire::bytes_of(m));
-    comm_.run_agreed([&] {
-      if (file_.rank() != 0) return;
-      GlobalTable& table = kept_table() ? prepared_.table : table_;
-      try {
-        merge_global_entries(table, all);
-      } catch (const Error& e) {
-        throw Error(e.code(), e.message(),
-                    {.rank = 0, .checkpoint = prepared_.path, .operation = "save"});
-      }
-      table_text_ = encode_table(table);
-      if (!part_ && !kept_table()) {
-        // Kept with the plan: a failed save drops both (PlanCache::clear).
-        prepared_.table = std::move(table_);
-        prepared_.table_bytes = static_cast<int64_t>(table_text_.size());
-      }
-      table_ = {};
-      if (static_cast<int64_t>(table_text_.size()) != table_bytes_)
-        throw Error(ErrorCode::kInternal,
-                    "the table changed size once its checksums were filled in (" +
-                        std::to_string(table_bytes_) + " -> " + std::to_string(table_text_.size()) +
-                        " bytes)",
-                    {.rank = 0, .checkpoint = prepared_.path, .operation = "save"});
-    });
+    if (file_.rank() == 0) table_failure_ = comm_.run_local([&] { encode_table_with(all); });
   }
 
+  // The file's first rank's failure in encode(), not agreed yet; null elsewhere.
+  const Error* failure() const noexcept { return table_failure_ ? &*table_failure_ : nullptr; }
   const std::string& header_text() const noexcept { return header_text_; }
   const std::string& table_text() const noexcept { return table_text_; }
   const std::string& record_text() const noexcept { return record_text_; }
-  int64_t header_bytes() const noexcept { return header_bytes_; }
+  int64_t header_bytes() const noexcept { return static_cast<int64_t>(header_text_.size()); }
   int64_t table_bytes() const noexcept { return table_bytes_; }
+  const PackedRegions& packed() const noexcept { return packed_; }
   const PackedRegions& records() const noexcept { return records_; }
+  const std::string& temporary() const noexcept { return temporary_; }
 
  private:
   // Rank 0: whether the last save of this plan left its table (never for a node's part file,
   // whose plan is not kept).
   bool kept_table() const noexcept { return !part_ && prepared_.table_bytes > 0; }
 
+  Header make_header(int64_t save_counter, int64_t created_unix) const {
+    Header h;
+    h.library_version = CAIRN_VERSION;
+    h.world_size = comm_.size();
+    if (part_) {
+      h.format_minor = kPartFormatMinor;
+      h.part_writers = part_->writers;
+      h.part_index = part_->index;
+      h.part_count = part_->count;
+    }
+    h.save_counter = save_counter;
+    h.created_unix = created_unix;
+    h.packed_bytes = packed_.total;
+    h.piece_bytes = prepared_.plan.piece_bytes;
+    h.pack_threshold_bytes = prepared_.options.pack_threshold_bytes;
+    return h;
+  }
+
+  // The file's first rank: the table with every rank's replicated checksums and global blobs.
+  void encode_table_with(const std::vector<std::string>& entries) {
+    fault_point("save_table_checksums", comm_.rank());
+    GlobalTable& table = kept_table() ? prepared_.table : table_;
+    try {
+      merge_global_entries(table, entries);
+    } catch (const Error& e) {
+      throw Error(e.code(), e.message(),
+                  {.rank = 0, .checkpoint = prepared_.path, .operation = "save"});
+    }
+    table_text_ = encode_table(table);
+    if (!part_ && !kept_table()) {
+      // Kept with the plan: a failed save drops both (PlanCache::clear).
+      prepared_.table = std::move(table_);
+      prepared_.table_bytes = static_cast<int64_t>(table_text_.size());
+    }
+    table_ = {};
+    if (static_cast<int64_t>(table_text_.size()) != table_bytes_)
+      throw Error(ErrorCode::kInternal,
+                  "the table changed size once its checksums were filled in (" +
+                      std::to_string(table_bytes_) + " -> " + std::to_string(table_text_.size()) +
+                      " bytes)",
+                  {.rank = 0, .checkpoint = prepared_.path, .operation = "save"});
+  }
+
   const Comm& comm_;
   const Comm& file_;
   const PartTarget* part_;
   PreparedSave& prepared_;
-  const PackedRegions& packed_;
-  GlobalTable table_;        // rank 0's
-  std::string header_text_;  // rank 0's
-  std::string table_text_;   // rank 0's
+  GlobalTable table_;  // rank 0's
+  std::string header_text_;
+  std::string table_text_;  // rank 0's
   std::string record_text_;
-  int64_t header_bytes_ = 0;
+  std::optional<Error> table_failure_;  // rank 0's, agreed by write_metadata
   int64_t table_bytes_ = 0;
+  PackedRegions packed_;
   PackedRegions records_;
+  std::string temporary_;
 };
 
 // Indices of the container's datasets in its writer; SIZE_MAX: not created.
@@ -458,6 +504,9 @@ int64_t write_metadata(const Comm& comm, const Comm& file, const PartTarget* par
   std::unique_ptr<Error> failure;
   int64_t written = 0;
   try {
+    // Rank 0's failure to finish the table is agreed here, with the writes: they are independent,
+    // so a rank that skips its own makes nobody wait.
+    if (metadata.failure()) throw *metadata.failure();
     const auto me = static_cast<std::size_t>(file.rank());
     const std::string& record = metadata.record_text();
     writer.write_bytes(ds.records, metadata.records().offsets[me], record.data(),
@@ -593,14 +642,17 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   // computed first, and the packed pieces' as they are packed, while their bytes are in the cache
   // (or in the same first pass, with many packed bytes and OpenMP threads to spare).
   const int64_t dataset_bytes = dataset_write_bytes(plan);
-  // Decided over the job, not the file: the branch below makes a job-wide agreement, which every
-  // node's ranks must make alike.
-  const bool overlap_checksums = comm.allreduce_max(dataset_bytes) >= kOverlapChecksumBytes;
+  // Decided over the job (prepare_save agreed on the largest), not the file: every node's ranks
+  // must take the same branch.
+  const bool overlap_checksums = prepared.job_dataset_bytes >= kOverlapChecksumBytes;
   // Local: each rank hashes its own pieces, the agreement below is the same either way.
   const bool hash_while_packing =
       !overlap_checksums && !hash_packed_in_parallel(plan.tensor_packed_bytes);
+  // Agreed with the sizes below.
+  std::optional<Error> failure;
   if (!overlap_checksums)
-    comm.run_agreed([&] {
+    failure = comm.run_local([&] {
+      fault_point("save_checksums", comm.rank());
       compute_checksums(plan,
                         hash_while_packing ? ChecksumPieces::kDatasetsOnly : ChecksumPieces::kAll);
     });
@@ -613,13 +665,13 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   const bool sync_node = !part && file.node_rank() == 0 && file.rank() != 0;
 
   // 2. Where every rank's packed region and record go; rank 0 builds the table.
-  const PackedRegions regions = divide_packed_dataset(file, plan.packed_bytes);
-  MetadataAssembly metadata(comm, file, part, prepared, regions);
-  metadata.size();
+  MetadataAssembly metadata(comm, file, part, prepared);
+  metadata.size(std::move(failure));
+  const PackedRegions& regions = metadata.packed();
   trace.mark("table");
 
   // 3. Write everything into a temporary file; nobody can mistake it for a checkpoint.
-  const std::string tmp = temporary_name(file, path);
+  const std::string& tmp = metadata.temporary();
   const IoMode write_mode = prepared.options.write_mode;
   std::unique_ptr<ContainerWriter> writer;
   // cairn's own metadata this rank wrote into the file (HDF5's is not counted).
@@ -634,12 +686,11 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     });
     trace.mark("create datasets");
     fault_point("before_data", comm.rank());
-    const std::unique_ptr<Error> failure = write_data_and_checksums(
+    const std::unique_ptr<Error> data_failure = write_data_and_checksums(
         comm, file, *writer, plan, write_mode, datasets, regions, overlap_checksums,
         hash_while_packing, path, prepared.packing_buffer, metadata_bytes_written);
     trace.mark("write data", plan.packed_bytes + dataset_bytes);
-    comm.agree(failure.get());
-    metadata.encode();
+    metadata.encode(data_failure.get());
     trace.mark("records and table");
     metadata_bytes_written +=
         write_metadata(comm, file, part, *writer, datasets, metadata, regions, path);

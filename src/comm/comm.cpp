@@ -190,6 +190,49 @@ void Comm::broadcast(std::string& bytes, int root) const {
   }
 }
 
+void Comm::broadcast_agreed(const std::vector<std::string*>& parts, int root,
+                            const Error* root_failure) const {
+  std::vector<int64_t> sizes{rank_ == root && root_failure ? 1 : 0};
+  for (const std::string* part : parts) sizes.push_back(static_cast<int64_t>(part->size()));
+  check_mpi(MPI_Bcast(sizes.data(), static_cast<int>(sizes.size()), MPI_INT64_T, root, comm_),
+            "MPI_Bcast(sizes)");
+  if (sizes[0] != 0) agree(rank_ == root ? root_failure : nullptr);
+  bool small = true;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (rank_ != root) parts[i]->assign(static_cast<std::size_t>(sizes[i + 1]), '\0');
+    small = small && sizes[i + 1] < kMaxMessageBytes;
+  }
+  if (!small) {
+    // MPI counts are int: each part in slices of its own.
+    for (std::string* part : parts)
+      for (int64_t at = 0; at < static_cast<int64_t>(part->size()); at += kMaxMessageBytes) {
+        const int slice =
+            static_cast<int>(std::min(kMaxMessageBytes, static_cast<int64_t>(part->size()) - at));
+        check_mpi(MPI_Bcast(part->data() + at, slice, MPI_BYTE, root, comm_), "MPI_Bcast(bytes)");
+      }
+    return;
+  }
+  // One broadcast of every part in place: a datatype of the parts' own addresses.
+  std::vector<int> lengths;
+  std::vector<MPI_Aint> addresses;
+  for (std::string* part : parts) {
+    MPI_Aint address = 0;
+    check_mpi(MPI_Get_address(part->data(), &address), "MPI_Get_address");
+    lengths.push_back(static_cast<int>(part->size()));
+    addresses.push_back(address);
+  }
+  MPI_Datatype type = MPI_DATATYPE_NULL;
+  check_mpi(MPI_Type_create_hindexed(static_cast<int>(parts.size()), lengths.data(),
+                                     addresses.data(), MPI_BYTE, &type),
+            "MPI_Type_create_hindexed");
+  const int committed = MPI_Type_commit(&type);
+  const int sent =
+      committed == MPI_SUCCESS ? MPI_Bcast(MPI_BOTTOM, 1, type, root, comm_) : committed;
+  MPI_Type_free(&type);
+  check_mpi(committed, "MPI_Type_commit");
+  check_mpi(sent, "MPI_Bcast(parts)");
+}
+
 std::vector<std::string> Comm::gather(const std::string& bytes, int root) const {
   // Sizes go to every rank so that an oversized total fails on every rank, not on the root alone.
   const std::vector<int> counts =
@@ -231,13 +274,47 @@ void Comm::agree(const Error* local_failure) const {
 }
 
 void Comm::run_agreed(const std::function<void()>& fn) const {
-  std::optional<Error> failure;
+  const std::optional<Error> failure = run_local(fn);
+  agree(failure ? &*failure : nullptr);
+}
+
+std::optional<Error> Comm::run_local(const std::function<void()>& fn) const {
   try {
     fn();
   } catch (...) {
-    failure.emplace(current_exception_as_error(ErrorContext{.rank = rank_}));
+    return current_exception_as_error(ErrorContext{.rank = rank_});
   }
-  agree(failure ? &*failure : nullptr);
+  return std::nullopt;
+}
+
+void Comm::allreduce_max_agreed(std::vector<int64_t>& values, const Error* local_failure) const {
+  values.push_back(local_failure ? 1 : 0);
+  allreduce_max(values);
+  const bool failed = values.back() != 0;
+  values.pop_back();
+  if (failed) agree(local_failure);
+}
+
+std::vector<int64_t> Comm::allgather_agreed(std::vector<int64_t> values,
+                                            const Error* local_failure) const {
+  const std::size_t count = values.size() + 1;
+  if (count > static_cast<std::size_t>(INT_MAX) / static_cast<std::size_t>(size_))
+    throw Error(ErrorCode::kInvalidArgument, "allgather_agreed: too many values");
+  values.push_back(local_failure ? 1 : 0);
+  std::vector<int64_t> all(count * static_cast<std::size_t>(size_));
+  check_mpi(MPI_Allgather(values.data(), static_cast<int>(count), MPI_INT64_T, all.data(),
+                          static_cast<int>(count), MPI_INT64_T, comm_),
+            "MPI_Allgather(agreed)");
+  bool failed = false;
+  std::vector<int64_t> gathered;
+  gathered.reserve((count - 1) * static_cast<std::size_t>(size_));
+  for (std::size_t r = 0; r < static_cast<std::size_t>(size_); ++r) {
+    const auto first = all.begin() + static_cast<std::ptrdiff_t>(r * count);
+    gathered.insert(gathered.end(), first, first + static_cast<std::ptrdiff_t>(count - 1));
+    failed = failed || *(first + static_cast<std::ptrdiff_t>(count - 1)) != 0;
+  }
+  if (failed) agree(local_failure);
+  return gathered;
 }
 
 }  // namespace cairn

@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 
-#include "comm/wire.hpp"
 #include "storage/checksum.hpp"
 #include "storage/h5_error.hpp"
 #include "storage/h5_space.hpp"
@@ -95,27 +95,27 @@ ContainerReader::ContainerReader(const Comm* comm, std::string path, int64_t pre
   // reads its own once it has sent that metadata, while the others start their read-ahead.
   const bool early_record = records == Records::kOnDemand;
   if (early_record && comm_->rank() != 0) read_own_record_early();
-  wire::Message mark_text;
-  comm_->run_agreed([&] {
-    if (comm_->rank() != 0) return;
-    read_verified_metadata();
-    mark_text = encode_commit_mark(mark_);
-  });
-  wire::broadcast(*comm_, mark_text, 0);
+  std::string mark_text;
+  std::optional<Error> failure;
+  if (comm_->rank() == 0)
+    failure = comm_->run_local([&] {
+      read_verified_metadata();
+      mark_text = encode_commit_mark(mark_);
+    });
   // The header and the table are the file's bytes relayed unchanged (and checked against the
   // mark's checksums by rank 0), not messages: wrapping megabytes would only add copies.
-  comm_->broadcast(manifest_text_, 0);
-  comm_->broadcast(table_text_, 0);
+  comm_->broadcast_agreed({&mark_text, &manifest_text_, &table_text_}, 0,
+                          failure ? &*failure : nullptr);
   if (comm_->rank() != 0)
-    metadata_bytes_read_ += static_cast<int64_t>(mark_text.get<std::string>().size() +
-                                                 manifest_text_.size() + table_text_.size());
+    metadata_bytes_read_ +=
+        static_cast<int64_t>(mark_text.size() + manifest_text_.size() + table_text_.size());
   if (early_record && comm_->rank() == 0) read_own_record_early();
   if (prefetch_bytes > 0) start_prefetch(prefetch_bytes);
   // Every rank decodes at the same time rather than rank 0 first and the others after the
   // broadcast: decoding is deterministic, so all reach the same verdict. Records read on demand
   // are read by the ranks that need them, later.
   comm_->run_agreed([&] {
-    if (comm_->rank() != 0) mark_ = decode_commit_mark(mark_text.get<std::string>(), path_);
+    if (comm_->rank() != 0) mark_ = decode_commit_mark(mark_text, path_);
     decode_metadata(records);
   });
 }

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,12 @@ class Comm {
   std::vector<int64_t> allgather(int64_t value) const;
   /// Broadcasts `bytes` from `root`; on other ranks `bytes` is replaced.
   void broadcast(std::string& bytes, int root) const;
+  /// Broadcasts every string of `parts` from `root` (replaced elsewhere) together with `root`'s
+  /// outcome: if `root_failure`, every rank throws what agree() throws. Two broadcasts for any
+  /// number of parts (their sizes and the outcome, then their bytes): a job of many processes pays
+  /// per collective.
+  void broadcast_agreed(const std::vector<std::string*>& parts, int root,
+                        const Error* root_failure) const;
   /// Gathers every rank's bytes on `root` (empty vector elsewhere).
   std::vector<std::string> gather(const std::string& bytes, int root) const;
   std::vector<std::string> allgather(const std::string& bytes) const;
@@ -61,6 +68,17 @@ class Comm {
   /// Collective over the communicator. Runs `fn` on every rank, then agrees on the outcome: an
   /// exception on any rank becomes the same cairn::Error on every rank.
   void run_agreed(const std::function<void()>& fn) const;
+  /// Local. Runs `fn` and returns what it threw as the Error run_agreed() would agree on, or
+  /// nothing: the step of a later agreement that carries values too (the two calls below).
+  std::optional<Error> run_local(const std::function<void()>& fn) const;
+  /// Collective over the communicator. allreduce_max(values) and agree(local_failure) in one
+  /// reduction: a job of many processes pays per collective, not per value. If any rank failed,
+  /// every rank throws what agree() throws.
+  void allreduce_max_agreed(std::vector<int64_t>& values, const Error* local_failure) const;
+  /// Collective over the communicator. Every rank's `values` (as many on every rank), rank after
+  /// rank, and agree(local_failure), in one allgather.
+  std::vector<int64_t> allgather_agreed(std::vector<int64_t> values,
+                                        const Error* local_failure) const;
 
  private:
   void release() noexcept;
