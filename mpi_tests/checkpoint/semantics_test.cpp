@@ -533,6 +533,10 @@ TEST(Semantics, EveryMergedAgreementOfASaveReportsOneRanksFailureEverywhere) {
     }
     ::unsetenv("CAIRN_FAULT_THROW");
     EXPECT_FALSE(std::filesystem::exists(dir + "/merged.h5"));
+    session().comm().barrier();  // rank 0 removes the temporary file before its error is thrown
+    for (const auto& entry : std::filesystem::directory_iterator(dir))
+      EXPECT_EQ(entry.path().filename().string().find("merged.h5.tmp-"), std::string::npos)
+          << entry.path();
   }
   // In step, and the next save (planned anew after the failures) is whole.
   ckpt.write(dir + "/merged.h5");

@@ -69,35 +69,41 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   // the outcome, so a damaged part on one node is the same error on every rank.
   std::unique_ptr<ContainerReader> opened;
   std::shared_ptr<RestoreContext> context;
-  comm.run_agreed([&] {
-    opened =
-        node ? std::make_unique<ContainerReader>(node, path, session.options().read_ahead_bytes,
-                                                 ContainerReader::Records::kOnDemand, &comm)
-             : std::make_unique<ContainerReader>(&comm, path, session.options().read_ahead_bytes,
-                                                 ContainerReader::Records::kOnDemand);
-    if (node && !opened->records())
-      throw Error(ErrorCode::kCorrupt, "a node-local part must be format 2.1",
-                  {.rank = comm.rank(), .checkpoint = path, .operation = "restore"});
-    if (node && opened->records()->header().world_size != comm.size())
-      throw Error(ErrorCode::kShardMismatch,
-                  "this node-local part was saved by " +
-                      std::to_string(opened->records()->header().world_size) +
-                      " ranks; a part restores only at the job size that saved it (restore from "
-                      "the shared file at another size)",
-                  {.rank = comm.rank(), .checkpoint = path, .operation = "restore"});
-    if (node && !opened->records()->header().holds_writer(comm.rank()))
-      throw Error(ErrorCode::kShardMismatch,
-                  "this node-local part (part " +
-                      std::to_string(opened->records()->header().part_index + 1) + " of " +
-                      std::to_string(opened->records()->header().part_count) +
-                      ") does not hold this rank's data: the job groups its ranks into nodes "
-                      "differently than the job that saved it",
-                  {.rank = comm.rank(), .checkpoint = path, .operation = "restore"});
-    // Agreed like every step: an allocation failing on one rank must not leave the others
-    // waiting.
-    context = std::make_shared<RestoreContext>(session, path, opened->take_manifest(),
-                                               opened->commit_mark(), opened->records(), root);
-  });
+  try {
+    comm.run_agreed([&] {
+      opened =
+          node ? std::make_unique<ContainerReader>(node, path, session.options().read_ahead_bytes,
+                                                   ContainerReader::Records::kOnDemand, &comm)
+               : std::make_unique<ContainerReader>(&comm, path, session.options().read_ahead_bytes,
+                                                   ContainerReader::Records::kOnDemand);
+      if (node && !opened->records())
+        throw Error(ErrorCode::kCorrupt, "a node-local part must be format 2.1",
+                    {.rank = comm.rank(), .checkpoint = path, .operation = "restore"});
+      if (node && opened->records()->header().world_size != comm.size())
+        throw Error(ErrorCode::kShardMismatch,
+                    "this node-local part was saved by " +
+                        std::to_string(opened->records()->header().world_size) +
+                        " ranks; a part restores only at the job size that saved it (restore from "
+                        "the shared file at another size)",
+                    {.rank = comm.rank(), .checkpoint = path, .operation = "restore"});
+      if (node && !opened->records()->header().holds_writer(comm.rank()))
+        throw Error(ErrorCode::kShardMismatch,
+                    "this node-local part (part " +
+                        std::to_string(opened->records()->header().part_index + 1) + " of " +
+                        std::to_string(opened->records()->header().part_count) +
+                        ") does not hold this rank's data: the job groups its ranks into nodes "
+                        "differently than the job that saved it",
+                    {.rank = comm.rank(), .checkpoint = path, .operation = "restore"});
+      // Agreed like every step: an allocation failing on one rank must not leave the others
+      // waiting.
+      context = std::make_shared<RestoreContext>(session, path, opened->take_manifest(),
+                                                 opened->commit_mark(), opened->records(), root);
+    });
+  } catch (...) {
+    // Built on the ranks whose step succeeded: it must not report values never restored.
+    if (context) context->abandon();
+    throw;
+  }
   ContainerReader& reader = *opened;
   trace.mark("open and read the manifest");
   std::vector<RestoreContext::Match> matches;

@@ -56,8 +56,8 @@ class RestoreContext : public RestoreHook, public std::enable_shared_from_this<R
   void validate(const std::vector<Match>& matches) const;
   /// Local. Reads (through `reader`) the records of the writers of what `matches` restore on this
   /// rank, so that the manifest holds their boxes and blobs. Nothing to do for a 1.x file. A
-  /// collective restore runs it as an agreed step of its own: a damaged record on one rank must
-  /// fail the restore before any rank overwrites a live value.
+  /// collective restore runs it in the agreed step of the validation: a damaged record on one rank
+  /// must fail the restore before any rank overwrites a live value.
   void load_records(const std::vector<Match>& matches, ContainerReader& reader);
   /// Bytes of pieces and state values one restore_values() call read from the file, and received
   /// from other ranks of the node.

@@ -366,7 +366,7 @@ class MetadataAssembly {
       merge_global_entries(table, entries);
     } catch (const Error& e) {
       throw Error(e.code(), e.message(),
-                  {.rank = 0, .checkpoint = prepared_.path, .operation = "save"});
+                  {.rank = comm_.rank(), .checkpoint = prepared_.path, .operation = "save"});
     }
     table_text_ = encode_table(table);
     if (!part_ && !kept_table()) {
@@ -380,7 +380,7 @@ class MetadataAssembly {
                   "the table changed size once its checksums were filled in (" +
                       std::to_string(table_bytes_) + " -> " + std::to_string(table_text_.size()) +
                       " bytes)",
-                  {.rank = 0, .checkpoint = prepared_.path, .operation = "save"});
+                  {.rank = comm_.rank(), .checkpoint = prepared_.path, .operation = "save"});
   }
 
   const Comm& comm_;
@@ -540,9 +540,9 @@ int64_t write_metadata(const Comm& comm, const Comm& file, const PartTarget* par
 
 // Collective. Every rank closes the file (`tmp`; `path` names the checkpoint in errors) and lets
 // the writer go, and the outcome is agreed; then the ranks with `sync_here` fsync it, agreed too.
-// The fsync waits for the agreement: closing writes HDF5's metadata through MPI-IO aggregators, and
-// neither H5Fclose nor MPI_File_close waits for the other ranks, so a node's fsync must not start
-// before its ranks have all closed.
+// The fsync waits for the agreement: closing writes HDF5's metadata from several ranks, and neither
+// H5Fclose nor MPI_File_close waits for the other ranks, so a node's fsync must not start before
+// its ranks have all closed.
 void close_container(const Comm& comm, std::unique_ptr<ContainerWriter>& writer,
                      const std::string& path, const std::string& tmp, bool sync_here) {
   std::unique_ptr<Error> failure;

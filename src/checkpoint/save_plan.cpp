@@ -5,6 +5,7 @@
 
 #include "cairn/state/state.hpp"
 #include "cairn/tensor/variable.hpp"
+#include "cairn/version.hpp"
 #include "checkpoint/saved_scope.hpp"
 #include "storage/checksum.hpp"
 #include "storage/schema.hpp"
@@ -137,8 +138,10 @@ SavePlan make_save_plan(const LiveGraph& graph, const Session& session, const Wr
   plan.group = group ? *group : WriterGroup::whole_job(session);
   const SessionOptions& options = session.options();
   plan.piece_bytes = options.piece_bytes;
-  // Ranks with different options would create different datasets: a hang, or a bad file.
-  plan.signature = "options " + std::to_string(options.pack_threshold_bytes) + " " +
+  // Ranks with different options would create different datasets: a hang, or a bad file. So would
+  // ranks of different library versions: each encodes the file's header (save.cpp) to size it.
+  plan.signature = std::string("library ") + version() + "\noptions " +
+                   std::to_string(options.pack_threshold_bytes) + " " +
                    std::to_string(options.piece_bytes) + " " +
                    std::to_string(static_cast<int>(options.write_mode)) + "\n";
   std::vector<const Variable*> variables;

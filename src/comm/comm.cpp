@@ -197,11 +197,14 @@ void Comm::broadcast_agreed(const std::vector<std::string*>& parts, int root,
   check_mpi(MPI_Bcast(sizes.data(), static_cast<int>(sizes.size()), MPI_INT64_T, root, comm_),
             "MPI_Bcast(sizes)");
   if (sizes[0] != 0) agree(rank_ == root ? root_failure : nullptr);
-  bool small = true;
+  // One datatype of every part while their total fits an int count (some MPI libraries mishandle a
+  // datatype larger than that).
+  int64_t total = 0;
   for (std::size_t i = 0; i < parts.size(); ++i) {
     if (rank_ != root) parts[i]->assign(static_cast<std::size_t>(sizes[i + 1]), '\0');
-    small = small && sizes[i + 1] < kMaxMessageBytes;
+    total += sizes[i + 1];
   }
+  const bool small = total < kMaxMessageBytes;
   if (!small) {
     // MPI counts are int: each part in slices of its own.
     for (std::string* part : parts)

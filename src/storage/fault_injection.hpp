@@ -15,13 +15,16 @@
 //   process reaches the phase as that rank, so that a test can target the background drain to the
 //   shared file system, which runs the same phases as the node-local save before it.
 //
-// Save phases: before_data, during_data, after_data, before_rename, before_state_file.
-// Restore phases: restore_before_read (file open, manifest read, graph matched and validated, no
-// value read yet), restore_during_read (about half of the dataset tensors read, packed values not
-// yet), restore_after_read (every value read and verified, the file still open), restore_close
-// (the file just closed).
-// Status checks: status_report (a rank about to build its own report of what was restored).
-// Unset in normal runs; the cost is three getenv calls per phase.
+// Save phases: save_plan (walked and planned, any rank), save_checksums (before this rank's
+// checksums), save_table (rank 0 about to build the table; a save that plans anew), before_data,
+// during_data, save_record (before this rank encodes its record), save_table_checksums (rank 0
+// about to merge the gathered checksums into the table), after_data, before_rename,
+// before_state_file.
+// Restore phases: restore_before_read (file open, manifest read, graph matched and validated on
+// this rank, no value read yet), restore_during_read (about half of the dataset tensors read,
+// packed values not yet), restore_after_read (every value read and verified, the file still open),
+// restore_close (the file just closed). Status checks: status_report (a rank about to build its own
+// report of what was restored). Unset in normal runs; the cost is three getenv calls per phase.
 namespace cairn {
 
 void fault_point(const char* phase, int rank);

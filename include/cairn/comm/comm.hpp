@@ -39,9 +39,10 @@ class Comm {
   /// Broadcasts `bytes` from `root`; on other ranks `bytes` is replaced.
   void broadcast(std::string& bytes, int root) const;
   /// Broadcasts every string of `parts` from `root` (replaced elsewhere) together with `root`'s
-  /// outcome: if `root_failure`, every rank throws what agree() throws. Two broadcasts for any
-  /// number of parts (their sizes and the outcome, then their bytes): a job of many processes pays
-  /// per collective.
+  /// outcome: if `root_failure` (read on the root only), every rank throws what agree() throws.
+  /// Two broadcasts for any number of parts under 1 GiB in all (their sizes and the outcome, then
+  /// their bytes; larger ones go part by part, in slices): a job of many processes pays per
+  /// collective.
   void broadcast_agreed(const std::vector<std::string*>& parts, int root,
                         const Error* root_failure) const;
   /// Gathers every rank's bytes on `root` (empty vector elsewhere).
