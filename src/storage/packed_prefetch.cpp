@@ -69,6 +69,13 @@ void PackedPrefetch::release(std::size_t k) {
   changed_.notify_all();
 }
 
+std::size_t PackedPrefetch::held_bytes() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::size_t bytes = 0;
+  for (const TransientBuffer& slot : ring_) bytes += slot.size();
+  return bytes;
+}
+
 void PackedPrefetch::run() {
   for (std::size_t k = 0; k < chunks_; ++k) {
     std::byte* buffer = nullptr;
@@ -82,8 +89,11 @@ void PackedPrefetch::run() {
         continue;
       }
       auto& slot = ring_[k % ring_.size()];
+      // Sized to the chunk, not to the chunk size: a region smaller than one chunk (every rank's
+      // at many ranks) must not map and fault a huge page per rank for a few kilobytes.
+      const auto needed = static_cast<std::size_t>(chunk_end(k) - chunk_start(k));
       try {
-        if (!slot) slot = TransientBuffer(static_cast<std::size_t>(chunk_bytes_));
+        if (slot.size() < needed) slot = TransientBuffer(needed);
       } catch (const std::bad_alloc&) {
         break;  // no memory for a read-ahead: the consumer reads the rest itself
       }

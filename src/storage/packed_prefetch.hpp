@@ -52,6 +52,9 @@ class PackedPrefetch {
   const std::byte* wait(std::size_t k);
   /// Chunk `k` (and every chunk before it) is done with: its buffer may be reused.
   void release(std::size_t k);
+  /// The bytes of buffer the ring holds now: at most `max_chunks` chunks, and no more than the
+  /// region itself when it is smaller than a chunk.
+  std::size_t held_bytes();
 
  private:
   void run();

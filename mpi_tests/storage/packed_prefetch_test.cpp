@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0
+// The read-ahead hands out exactly the file's bytes, chunk after chunk, and holds no more buffer
+// than its ring, nor more than a region smaller than one chunk.
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "storage/packed_prefetch.hpp"
+#include "support/test_support.hpp"
+
+namespace cairn::detail {
+namespace {
+
+// A file of `bytes` bytes, byte i being a function of i; returns its path.
+std::string patterned_file(const std::string& dir, int64_t bytes) {
+  const std::string path = dir + "/packed.bin";
+  std::vector<char> data(static_cast<std::size_t>(bytes));
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 131 + 7) % 251);
+  std::ofstream(path, std::ios::binary).write(data.data(), static_cast<std::streamsize>(bytes));
+  return path;
+}
+
+char expected(int64_t file_offset) {
+  return static_cast<char>((file_offset * 131 + 7) % 251);
+}
+
+TEST(PackedPrefetch, ARegionSmallerThanAChunkHoldsOnlyItsBytes) {
+  const std::string path = patterned_file(testing::scratch_dir(), 100000);
+  // A 16 MiB chunk size, as restores use, for a region of 10,000 bytes starting at 4,096 of the
+  // packed dataset, which starts at byte 1,000 of the file.
+  PackedPrefetch ahead(path, 1000, 4096, 14096, int64_t{16} << 20, 4);
+  ASSERT_EQ(ahead.chunks(), 1u);
+  const std::byte* chunk = ahead.wait(0);
+  ASSERT_NE(chunk, nullptr);
+  for (int64_t i = 0; i < 10000; ++i)
+    ASSERT_EQ(static_cast<char>(chunk[i]), expected(1000 + 4096 + i)) << "byte " << i;
+  EXPECT_EQ(ahead.held_bytes(), 10000u);
+  ahead.release(0);
+}
+
+TEST(PackedPrefetch, ChunksComeInOrderThroughABoundedRing) {
+  const int64_t chunk = int64_t{1} << 20;
+  const int64_t region = 5 * chunk / 2;  // two whole chunks and a half
+  const std::string path = patterned_file(testing::scratch_dir(), region + 512);
+  PackedPrefetch ahead(path, 512, 0, region, chunk, 2);
+  ASSERT_EQ(ahead.chunks(), 3u);
+  for (std::size_t k = 0; k < ahead.chunks(); ++k) {
+    const std::byte* bytes = ahead.wait(k);
+    ASSERT_NE(bytes, nullptr) << "chunk " << k;
+    for (int64_t i = 0; i < ahead.chunk_end(k) - ahead.chunk_start(k); i += 997)
+      ASSERT_EQ(static_cast<char>(bytes[i]), expected(512 + ahead.chunk_start(k) + i))
+          << "chunk " << k << " byte " << i;
+    EXPECT_LE(ahead.held_bytes(), static_cast<std::size_t>(2 * chunk)) << "chunk " << k;
+    ahead.release(k);
+  }
+  EXPECT_EQ(ahead.wait(0), nullptr);  // released: its buffer may hold a later chunk
+}
+
+}  // namespace
+}  // namespace cairn::detail
