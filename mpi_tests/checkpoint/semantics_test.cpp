@@ -501,6 +501,23 @@ TEST(Semantics, AForeignExceptionWhileWritingGoesThroughTheAgreement) {
   EXPECT_TRUE(std::filesystem::exists(dir + "/foreign.h5"));
 }
 
+// Collective. Runs `step` with CAIRN_FAULT_THROW set at `phase` on rank `failing`, and expects the
+// agreed error of that rank's foreign exception on every rank (`what`: "save" or "restore").
+void expect_one_ranks_fault_everywhere(const std::string& phase, int failing, const char* what,
+                                       const std::function<void()>& step) {
+  ::setenv("CAIRN_FAULT_THROW", (phase + ":" + std::to_string(failing)).c_str(), 1);
+  try {
+    step();
+    ADD_FAILURE() << "expected the " << what << " to fail";
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("a foreign exception at '" + phase + "'"), std::string::npos)
+        << e.what();
+    EXPECT_EQ(e.context().rank, failing);
+    EXPECT_EQ(e.failed_ranks(), 1);
+  }
+  ::unsetenv("CAIRN_FAULT_THROW");
+}
+
 // Each local step that a save or a restore agrees on together with another (one collective for
 // both, see Comm::allgather_agreed) still turns one rank's failure into the same error on every
 // rank, leaves no file, and leaves the ranks in step.
@@ -521,17 +538,8 @@ TEST(Semantics, EveryMergedAgreementOfASaveReportsOneRanksFailureEverywhere) {
       {"save_record", last}, {"save_table_checksums", 0}, {"save_plan", 0}};
   for (const auto& [phase, failing] : faults) {
     SCOPED_TRACE(phase + " on rank " + std::to_string(failing));
-    ::setenv("CAIRN_FAULT_THROW", (phase + ":" + std::to_string(failing)).c_str(), 1);
-    try {
-      ckpt.write(dir + "/merged.h5");
-      ADD_FAILURE() << "expected the save to fail";
-    } catch (const Error& e) {
-      EXPECT_NE(e.message().find("a foreign exception at '" + phase + "'"), std::string::npos)
-          << e.what();
-      EXPECT_EQ(e.context().rank, failing);
-      EXPECT_EQ(e.failed_ranks(), 1);
-    }
-    ::unsetenv("CAIRN_FAULT_THROW");
+    expect_one_ranks_fault_everywhere(phase, failing, "save",
+                                      [&] { ckpt.write(dir + "/merged.h5"); });
     EXPECT_FALSE(std::filesystem::exists(dir + "/merged.h5"));
     session().comm().barrier();  // rank 0 removes the temporary file before its error is thrown
     for (const auto& entry : std::filesystem::directory_iterator(dir))
@@ -559,17 +567,7 @@ TEST(Semantics, EveryMergedAgreementOfARestoreReportsOneRanksFailureEverywhere) 
   Checkpoint ckpt(session(), {{"var", var}});
   for (const std::string phase : {"restore_before_read", "restore_after_read"}) {
     SCOPED_TRACE(phase);
-    ::setenv("CAIRN_FAULT_THROW", (phase + ":" + std::to_string(last)).c_str(), 1);
-    try {
-      ckpt.restore(path);
-      ADD_FAILURE() << "expected the restore to fail";
-    } catch (const Error& e) {
-      EXPECT_NE(e.message().find("a foreign exception at '" + phase + "'"), std::string::npos)
-          << e.what();
-      EXPECT_EQ(e.context().rank, last);
-      EXPECT_EQ(e.failed_ranks(), 1);
-    }
-    ::unsetenv("CAIRN_FAULT_THROW");
+    expect_one_ranks_fault_everywhere(phase, last, "restore", [&] { ckpt.restore(path); });
   }
   EXPECT_EQ(open_checkpoint_files(), 0);
   ckpt.restore(path).assert_consumed();

@@ -180,14 +180,24 @@ std::vector<int64_t> Comm::allgather(int64_t value) const {
   return values;
 }
 
+namespace {
+
+// Collective. `bytes` (sized alike on every rank) from `root`, in slices: MPI counts are int.
+void broadcast_in_slices(std::string& bytes, int root, MPI_Comm comm) {
+  const auto size = static_cast<int64_t>(bytes.size());
+  for (int64_t at = 0; at < size; at += kMaxMessageBytes) {
+    const int slice = static_cast<int>(std::min(kMaxMessageBytes, size - at));
+    check_mpi(MPI_Bcast(bytes.data() + at, slice, MPI_BYTE, root, comm), "MPI_Bcast(bytes)");
+  }
+}
+
+}  // namespace
+
 void Comm::broadcast(std::string& bytes, int root) const {
   int64_t size = static_cast<int64_t>(bytes.size());
   check_mpi(MPI_Bcast(&size, 1, MPI_INT64_T, root, comm_), "MPI_Bcast(size)");
   if (rank_ != root) bytes.assign(static_cast<std::size_t>(size), '\0');
-  for (int64_t at = 0; at < size; at += kMaxMessageBytes) {
-    const int slice = static_cast<int>(std::min(kMaxMessageBytes, size - at));
-    check_mpi(MPI_Bcast(bytes.data() + at, slice, MPI_BYTE, root, comm_), "MPI_Bcast(bytes)");
-  }
+  broadcast_in_slices(bytes, root, comm_);
 }
 
 void Comm::broadcast_agreed(const std::vector<std::string*>& parts, int root,
@@ -206,13 +216,7 @@ void Comm::broadcast_agreed(const std::vector<std::string*>& parts, int root,
   }
   const bool small = total < kMaxMessageBytes;
   if (!small) {
-    // MPI counts are int: each part in slices of its own.
-    for (std::string* part : parts)
-      for (int64_t at = 0; at < static_cast<int64_t>(part->size()); at += kMaxMessageBytes) {
-        const int slice =
-            static_cast<int>(std::min(kMaxMessageBytes, static_cast<int64_t>(part->size()) - at));
-        check_mpi(MPI_Bcast(part->data() + at, slice, MPI_BYTE, root, comm_), "MPI_Bcast(bytes)");
-      }
+    for (std::string* part : parts) broadcast_in_slices(*part, root, comm_);
     return;
   }
   // One broadcast of every part in place: a datatype of the parts' own addresses.
