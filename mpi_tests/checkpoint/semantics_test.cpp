@@ -23,6 +23,7 @@
 namespace cairn {
 namespace {
 
+using testing::expect_one_ranks_fault_everywhere;
 using testing::fill;
 using testing::global_mismatches;
 using testing::scratch_dir;
@@ -499,23 +500,6 @@ TEST(Semantics, AForeignExceptionWhileWritingGoesThroughTheAgreement) {
   EXPECT_FALSE(std::filesystem::exists(dir + "/foreign.h5"));
   ckpt.write(dir + "/foreign.h5");  // every rank left the failed save in step
   EXPECT_TRUE(std::filesystem::exists(dir + "/foreign.h5"));
-}
-
-// Collective. Runs `step` with CAIRN_FAULT_THROW set at `phase` on rank `failing`, and expects the
-// agreed error of that rank's foreign exception on every rank (`what`: "save" or "restore").
-void expect_one_ranks_fault_everywhere(const std::string& phase, int failing, const char* what,
-                                       const std::function<void()>& step) {
-  ::setenv("CAIRN_FAULT_THROW", (phase + ":" + std::to_string(failing)).c_str(), 1);
-  try {
-    step();
-    ADD_FAILURE() << "expected the " << what << " to fail";
-  } catch (const Error& e) {
-    EXPECT_NE(e.message().find("a foreign exception at '" + phase + "'"), std::string::npos)
-        << e.what();
-    EXPECT_EQ(e.context().rank, failing);
-    EXPECT_EQ(e.failed_ranks(), 1);
-  }
-  ::unsetenv("CAIRN_FAULT_THROW");
 }
 
 // Each local step that a save or a restore agrees on together with another (one collective for

@@ -29,6 +29,7 @@
 //   crash_saver: rank R restored step S at level 'LEVEL' from PATH   (RestoreOutcome::level)
 //   crash_saver: rebuilt nodes: K... | (none) (RestoreOutcome::rebuilt_nodes) crash_saver: skipped
 //   PATH: REASON                                (one per skipped candidate)
+// CRASH_SAVER_CHECK_FREE_SPACE=0 turns SessionOptions::check_free_space off.
 // Exit codes: 0 ok, 1 verification or save failed (message on stderr), 2 usage.
 #include <mpi.h>
 #include <sys/stat.h>
@@ -381,7 +382,12 @@ int main(int argc, char** argv) {
                    "mgr-verify DIR STEP | verify-file FILE STEP\n");
   } else {
     try {
-      Session session(MPI_COMM_WORLD);
+      // CRASH_SAVER_CHECK_FREE_SPACE=0: a full disk is found by the writes themselves
+      // (disk_full_test.sh runs each case both ways).
+      SessionOptions options;
+      if (const char* check = std::getenv("CRASH_SAVER_CHECK_FREE_SPACE"))
+        options.check_free_space = std::string(check) != "0";
+      Session session(MPI_COMM_WORLD, options);
       rc = run(session, verb, argv[2], step);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "crash_saver: rank %d: %s %s failed: %s\n", rank, verb.c_str(), argv[2],

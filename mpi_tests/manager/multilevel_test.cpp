@@ -17,6 +17,7 @@ namespace cairn {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::expect_one_ranks_fault_everywhere;
 using testing::fill;
 using testing::global_mismatches;
 using testing::scratch_dir;
@@ -457,6 +458,78 @@ TEST(Multilevel, DrainFailureKeepsTheNodeLocalCopyAndTrainingGoesOn) {
   EXPECT_EQ(out.level, "node-local");
   EXPECT_EQ(fresh.mismatches(2), 0);
   EXPECT_EQ(latest_checkpoint(session(), d.shared), d.shared + "/ckpt-2.h5");
+}
+
+// Collective. No node, nor the shared directory, holds a file of checkpoint `name` (its parts,
+// their temporary files, partner copies).
+void expect_no_file_of(const Dirs& d, const std::string& name) {
+  session().comm().barrier();  // each part's first rank removes its temporary file first
+  for (const std::string& dir : {d.node(session().rank()), d.shared})
+    for (const auto& entry : fs::recursive_directory_iterator(dir))
+      EXPECT_EQ(entry.path().filename().string().find(name), std::string::npos) << entry.path();
+}
+
+// Collective. A new job's manager restores step `step` exactly from the node-local parts.
+void expect_node_local_restore(const Dirs& d, int step) {
+  Model fresh;
+  CheckpointManager again(fresh.ckpt, d.shared,
+                          options(d, Redundancy::kPartner, /*shared_every=*/0));
+  RestoreOutcome out = again.restore_or_initialize();
+  ASSERT_TRUE(out.path);
+  EXPECT_EQ(out.level, "node-local");
+  out.status->assert_consumed();
+  EXPECT_EQ(fresh.mismatches(step), 0);
+}
+
+// Node-local levels only (partner copies, no drain): step 1 saved, step 2's values set.
+struct StepOneSaved {
+  Dirs d;
+  Model m;
+  CheckpointManager mgr{m.ckpt, d.shared, options(d, Redundancy::kPartner, /*shared_every=*/0)};
+  StepOneSaved() {
+    m.set(1);
+    EXPECT_TRUE(mgr.save());
+    m.set(2);
+  }
+};
+
+// A node-local save writes one file per node (here: per rank), whose first rank builds its table
+// and merges its checksums; every step a save agrees on together with another still turns one
+// rank's failure into the same error on every rank, and leaves no file of the failed checkpoint
+// on any node.
+TEST(Multilevel, EveryMergedAgreementOfANodeLocalSaveReportsOneRanksFailureEverywhere) {
+  StepOneSaved job;
+  auto& [d, m, mgr] = job;
+  const int last = session().size() - 1;
+  // save_table and save_table_checksums run on each part's first rank: the last rank's own part.
+  for (const std::string phase :
+       {"save_plan", "save_checksums", "save_table", "save_record", "save_table_checksums"}) {
+    SCOPED_TRACE(phase + " on rank " + std::to_string(last));
+    expect_one_ranks_fault_everywhere(phase, last, "save", [&] { mgr.save(); });
+    expect_no_file_of(d, "ckpt-2");
+  }
+  ASSERT_TRUE(mgr.save());  // the ranks are in step
+  mgr.wait();
+  expect_node_local_restore(d, 2);
+}
+
+// One node's disk has no room for its part (the CAIRN_FAULT_FREE_BYTES hook tells its first rank
+// so): that node refuses before creating its file, the others create theirs, and the job agrees:
+// every rank throws the node's error, and no node keeps a file of the refused checkpoint.
+TEST(Multilevel, ANodeWithoutRoomForItsPartFailsTheSaveOnEveryRank) {
+  StepOneSaved job;
+  auto& [d, m, mgr] = job;
+  const int last = session().size() - 1;
+  ::setenv("CAIRN_FAULT_FREE_BYTES", ("1024:" + std::to_string(last)).c_str(), 1);
+  testing::expect_same_error_everywhere(
+      [&] { mgr.save(); }, ErrorCode::kIo,
+      {"No space left for this checkpoint", "has 1024 bytes", "nothing was written",
+       "[rank " + std::to_string(last) + ",", d.node(last) + "/ckpt-2.h5"});
+  ::unsetenv("CAIRN_FAULT_FREE_BYTES");
+  expect_no_file_of(d, "ckpt-2");
+  ASSERT_TRUE(mgr.save());
+  mgr.wait();
+  expect_node_local_restore(d, 2);
 }
 
 TEST(Multilevel, OptionsAreCheckedTheSameOnEveryRank) {

@@ -153,4 +153,19 @@ void expect_same_error_everywhere(const std::function<void()>& fn, ErrorCode cod
   for (const auto& t : all) EXPECT_EQ(t, all[0]);
 }
 
+void expect_one_ranks_fault_everywhere(const std::string& phase, int failing, const char* what,
+                                       const std::function<void()>& step) {
+  ::setenv("CAIRN_FAULT_THROW", (phase + ":" + std::to_string(failing)).c_str(), 1);
+  try {
+    step();
+    ADD_FAILURE() << "expected the " << what << " to fail";
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("a foreign exception at '" + phase + "'"), std::string::npos)
+        << e.what();
+    EXPECT_EQ(e.context().rank, failing);
+    EXPECT_EQ(e.failed_ranks(), 1);
+  }
+  ::unsetenv("CAIRN_FAULT_THROW");
+}
+
 }  // namespace cairn::testing

@@ -43,4 +43,9 @@ int64_t linear_index(const Shape& shape, const Shape& coord);
 void expect_same_error_everywhere(const std::function<void()>& fn, ErrorCode code,
                                   const std::vector<std::string>& needles);
 
+/// Collective. Runs `step` with CAIRN_FAULT_THROW set at `phase` on rank `failing`, and expects the
+/// agreed error of that rank's foreign exception on every rank (`what`: "save" or "restore").
+void expect_one_ranks_fault_everywhere(const std::string& phase, int failing, const char* what,
+                                       const std::function<void()>& step);
+
 }  // namespace cairn::testing

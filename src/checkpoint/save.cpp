@@ -280,11 +280,16 @@ class MetadataAssembly {
     const int64_t created_unix = std::chrono::duration_cast<std::chrono::seconds>(
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count();
-    constexpr std::size_t kColumns = 7;
+    // The room left where the file goes, asked once, by the file's first rank (-1: not asked).
+    const int64_t free_bytes =
+        file_.rank() == 0 && prepared_.options.check_free_space
+            ? injected_free_bytes(comm_.rank()).value_or(free_bytes_for(prepared_.path))
+            : -1;
+    constexpr std::size_t kColumns = 9;
     const std::vector<int64_t> rows = file_.allgather_agreed(
         {plan.packed_bytes, record_bytes(plan),
          kept_table() ? prepared_.table_bytes : static_cast<int64_t>(table_text_.size()),
-         prepared_.save_counter, created_unix, id[0], id[1]},
+         prepared_.save_counter, created_unix, id[0], id[1], dataset_write_bytes(plan), free_bytes},
         failure ? &*failure : nullptr);
     packed_ = divide_dataset(rows, kColumns, 0);
     records_ = divide_dataset(rows, kColumns, 1);
@@ -293,6 +298,21 @@ class MetadataAssembly {
     table_bytes_ = rows[2];
     header_text_ = encode_header(make_header(rows[3], rows[4]));
     temporary_ = temporary_name(prepared_.path, {rows[5], rows[6]});
+    // Every rank of the file has the same numbers, so all reach the same verdict (arithmetic, which
+    // cannot fail on one rank only), before the file exists: HDF5 cannot close a file whose first
+    // metadata write failed (docs/reliability.md).
+    needed_bytes_ = packed_.total + records_.total + table_bytes_ + header_bytes();
+    for (std::size_t r = 0; r < rows.size() / kColumns; ++r)
+      needed_bytes_ += rows[r * kColumns + 7];
+    free_bytes_ = rows[8];
+  }
+
+  // Local. Throws, on every rank of the file alike, if the file system told the file's first rank
+  // that this save cannot fit (see size()): in the job's agreed step that creates the file, so
+  // that one node's refusal reaches every rank.
+  void check_room() const {
+    check_free_space(needed_bytes_, free_bytes_, part_ ? part_->writers.front() : 0,
+                     prepared_.path);
   }
 
   // Collective. Agrees on `data_failure` (this rank's data writes) and on this rank's record
@@ -392,6 +412,8 @@ class MetadataAssembly {
   std::string table_text_;  // rank 0's
   std::string record_text_;
   std::optional<Error> table_failure_;  // rank 0's, agreed by write_metadata
+  int64_t needed_bytes_ = 0;            // data and cairn's metadata: less than the file will take
+  int64_t free_bytes_ = -1;             // what the file's first rank was told; -1: not asked
   int64_t table_bytes_ = 0;
   PackedRegions packed_;
   PackedRegions records_;
@@ -679,6 +701,8 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   try {
     ContainerDatasets datasets;
     comm.run_agreed([&] {
+      // Thrown by every rank of the file or by none: none of them enters the collective create.
+      metadata.check_room();
       writer = std::make_unique<ContainerWriter>(
           file, tmp, WriterOptions{.collective = write_mode == IoMode::kCollective});
       datasets = create_datasets(comm.size(), part ? kPartFormatMinor : kFormatMinor, *writer, plan,

@@ -5,6 +5,8 @@
 #include <unordered_map>
 
 #include "cairn/core/error.hpp"
+#include "core/units.hpp"
+#include "storage/durable_file.hpp"
 
 namespace cairn::detail {
 namespace {
@@ -136,6 +138,21 @@ int64_t record_bytes(const SavePlan& plan) {
   for (const LocalBlob& b : plan.blobs)
     if (plan.states[b.state].scope == SavedScope::kPerRank) ++blobs;
   return kRecordHeaderBytes + pieces * kRecordPieceBytes + blobs * kRecordBlobBytes;
+}
+
+void check_free_space(int64_t needed_bytes, int64_t free_bytes, int measured_by,
+                      const std::string& path) {
+  if (free_bytes < 0 || free_bytes >= needed_bytes) return;
+  const std::string dir = parent_directory(path);
+  throw Error(ErrorCode::kIo,
+              "No space left for this checkpoint: its data and cairn's metadata alone take " +
+                  std::to_string(needed_bytes) + " bytes (" + human_bytes(needed_bytes) +
+                  "), and the file system of '" + dir + "' has " + std::to_string(free_bytes) +
+                  " bytes (" + human_bytes(free_bytes) +
+                  ") free; nothing was written. Free some space or save elsewhere "
+                  "(SessionOptions::check_free_space turns this check off where statvfs does not "
+                  "report the room a write can use)",
+              {.rank = measured_by, .checkpoint = path, .operation = "save"});
 }
 
 std::string global_entries(const SavePlan& plan, int rank, int64_t region_offset) {

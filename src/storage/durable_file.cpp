@@ -2,6 +2,7 @@
 #include "storage/durable_file.hpp"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -47,6 +48,12 @@ class Fd {
 std::string parent_directory(const std::string& path) {
   auto parent = std::filesystem::path(path).parent_path();
   return parent.empty() ? std::string(".") : parent.string();
+}
+
+int64_t free_bytes_for(const std::string& path) {
+  struct statvfs fs {};
+  if (::statvfs(parent_directory(path).c_str(), &fs) != 0 || fs.f_blocks == 0) return -1;
+  return static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
 }
 
 void fsync_path(const std::string& path) {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// POSIX steps of the commit protocol: fsync, rename, directory fsync, atomic small-file replace.
+// POSIX steps of the commit protocol: fsync, rename, directory fsync, atomic small-file replace,
+// and the free space a save checks before it creates its file.
+#include <cstdint>
 #include <string>
 
 namespace cairn {
@@ -18,5 +20,9 @@ void write_file_atomically(const std::string& path, const std::string& contents)
 std::string read_whole_file(const std::string& path);
 /// Local. The directory part of `path` ("." if none).
 std::string parent_directory(const std::string& path);
+/// Local. The bytes a write by this process can still use on the file system of `path`'s
+/// directory (statvfs: f_bavail x f_frsize), or -1 when the file system does not say: statvfs
+/// fails, or reports no blocks at all (as some FUSE mounts do).
+int64_t free_bytes_for(const std::string& path);
 
 }  // namespace cairn

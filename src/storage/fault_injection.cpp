@@ -71,6 +71,15 @@ void pause_here(const char* phase, int rank) {
 
 }  // namespace
 
+std::optional<int64_t> injected_free_bytes(int rank) {
+  const char* spec = std::getenv("CAIRN_FAULT_FREE_BYTES");
+  if (!spec || !*spec) return std::nullopt;
+  char* end = nullptr;
+  const long long bytes = std::strtoll(spec, &end, 10);
+  if (*end == ':' && std::atoi(end + 1) != rank) return std::nullopt;
+  return static_cast<int64_t>(bytes);
+}
+
 void fault_point(const char* phase, int rank) {
   if (selected("CAIRN_FAULT_PAUSE", phase, rank)) pause_here(phase, rank);
   if (selected("CAIRN_FAULT_THROW", phase, rank))

@@ -35,6 +35,12 @@ struct SessionOptions {
   int64_t read_ahead_bytes = int64_t{64} << 20;
   /// Collective restores only; deferred restores (objects attached later) always read alone.
   ReplicatedReads replicated_reads = ReplicatedReads::kEveryRank;
+  /// Before a save creates its file, the file's first rank asks the file system (statvfs) how
+  /// much room is left; when that is less than the save's data and cairn's metadata, every rank
+  /// throws the same ErrorCode::kIo ("No space ...") and nothing is written. Turn it off where the
+  /// free space statvfs reports is not what a write can use (some FUSE and object-store mounts);
+  /// a full disk is then found by the writes themselves (the save fails the same way, later).
+  bool check_free_space = true;
   /// What the library logs and where (include/cairn/core/log.hpp); CAIRN_LOG, read when the
   /// Session is created, overrides the level.
   LogOptions log;
