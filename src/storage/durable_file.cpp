@@ -53,7 +53,9 @@ std::string parent_directory(const std::string& path) {
 int64_t free_bytes_for(const std::string& path) {
   struct statvfs fs {};
   if (::statvfs(parent_directory(path).c_str(), &fs) != 0 || fs.f_blocks == 0) return -1;
-  return static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
+  // Root may also write into the blocks a file system reserves for it (ext4: 5% by default).
+  const auto blocks = ::geteuid() == 0 ? fs.f_bfree : fs.f_bavail;
+  return static_cast<int64_t>(blocks) * static_cast<int64_t>(fs.f_frsize);
 }
 
 void fsync_path(const std::string& path) {

@@ -21,8 +21,9 @@ std::string read_whole_file(const std::string& path);
 /// Local. The directory part of `path` ("." if none).
 std::string parent_directory(const std::string& path);
 /// Local. The bytes a write by this process can still use on the file system of `path`'s
-/// directory (statvfs: f_bavail x f_frsize), or -1 when the file system does not say: statvfs
-/// fails, or reports no blocks at all (as some FUSE mounts do).
+/// directory (statvfs: f_bavail x f_frsize; f_bfree for root, who may use the reserved blocks), or
+/// -1 when the file system does not say: statvfs fails, or reports no blocks at all (as some FUSE
+/// mounts do).
 int64_t free_bytes_for(const std::string& path);
 
 }  // namespace cairn
