@@ -499,7 +499,9 @@ struct StepOneSaved {
 // on any node.
 TEST(Multilevel, EveryMergedAgreementOfANodeLocalSaveReportsOneRanksFailureEverywhere) {
   StepOneSaved job;
-  auto& [d, m, mgr] = job;
+  // Plain references: clang before 16 cannot capture structured bindings in lambdas.
+  const Dirs& d = job.d;
+  CheckpointManager& mgr = job.mgr;
   const int last = session().size() - 1;
   // save_table and save_table_checksums run on each part's first rank: the last rank's own part.
   for (const std::string phase :
@@ -518,14 +520,17 @@ TEST(Multilevel, EveryMergedAgreementOfANodeLocalSaveReportsOneRanksFailureEvery
 // every rank throws the node's error, and no node keeps a file of the refused checkpoint.
 TEST(Multilevel, ANodeWithoutRoomForItsPartFailsTheSaveOnEveryRank) {
   StepOneSaved job;
-  auto& [d, m, mgr] = job;
+  // Plain references: clang before 16 cannot capture structured bindings in lambdas.
+  const Dirs& d = job.d;
+  CheckpointManager& mgr = job.mgr;
   const int last = session().size() - 1;
-  ::setenv("CAIRN_FAULT_FREE_BYTES", ("1024:" + std::to_string(last)).c_str(), 1);
-  testing::expect_same_error_everywhere(
-      [&] { mgr.save(); }, ErrorCode::kIo,
-      {"No space left for this checkpoint", "has 1024 bytes", "nothing was written",
-       "[rank " + std::to_string(last) + ",", d.node(last) + "/ckpt-2.h5"});
-  ::unsetenv("CAIRN_FAULT_FREE_BYTES");
+  {
+    const testing::ScopedEnv room("CAIRN_FAULT_FREE_BYTES", "1024:" + std::to_string(last));
+    testing::expect_same_error_everywhere(
+        [&] { mgr.save(); }, ErrorCode::kIo,
+        {"No space left for this checkpoint", "has 1024 bytes", "nothing was written",
+         "[rank " + std::to_string(last) + ",", d.node(last) + "/ckpt-2.h5"});
+  }
   expect_no_file_of(d, "ckpt-2");
   ASSERT_TRUE(mgr.save());
   mgr.wait();

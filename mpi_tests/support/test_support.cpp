@@ -153,9 +153,17 @@ void expect_same_error_everywhere(const std::function<void()>& fn, ErrorCode cod
   for (const auto& t : all) EXPECT_EQ(t, all[0]);
 }
 
+ScopedEnv::ScopedEnv(const char* name, const std::string& value) : name_(name) {
+  ::setenv(name, value.c_str(), 1);
+}
+
+ScopedEnv::~ScopedEnv() {
+  ::unsetenv(name_);
+}
+
 void expect_one_ranks_fault_everywhere(const std::string& phase, int failing, const char* what,
                                        const std::function<void()>& step) {
-  ::setenv("CAIRN_FAULT_THROW", (phase + ":" + std::to_string(failing)).c_str(), 1);
+  const ScopedEnv fault("CAIRN_FAULT_THROW", phase + ":" + std::to_string(failing));
   try {
     step();
     ADD_FAILURE() << "expected the " << what << " to fail";
@@ -165,7 +173,6 @@ void expect_one_ranks_fault_everywhere(const std::string& phase, int failing, co
     EXPECT_EQ(e.context().rank, failing);
     EXPECT_EQ(e.failed_ranks(), 1);
   }
-  ::unsetenv("CAIRN_FAULT_THROW");
 }
 
 }  // namespace cairn::testing

@@ -43,6 +43,19 @@ int64_t linear_index(const Shape& shape, const Shape& coord);
 void expect_same_error_everywhere(const std::function<void()>& fn, ErrorCode code,
                                   const std::vector<std::string>& needles);
 
+/// Local. Sets an environment variable for its lifetime (a failed assertion must not leave a test
+/// hook set for the tests after it).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+
 /// Collective. Runs `step` with CAIRN_FAULT_THROW set at `phase` on rank `failing`, and expects the
 /// agreed error of that rank's foreign exception on every rank (`what`: "save" or "restore").
 void expect_one_ranks_fault_everywhere(const std::string& phase, int failing, const char* what,

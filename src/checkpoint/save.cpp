@@ -281,10 +281,11 @@ class MetadataAssembly {
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count();
     // The room left where the file goes, asked once, by the file's first rank (-1: not asked).
-    const int64_t free_bytes =
-        file_.rank() == 0 && prepared_.options.check_free_space
-            ? injected_free_bytes(comm_.rank()).value_or(free_bytes_for(prepared_.path))
-            : -1;
+    int64_t free_bytes = -1;
+    if (file_.rank() == 0 && prepared_.options.check_free_space) {
+      const std::optional<int64_t> injected = injected_free_bytes(comm_.rank());
+      free_bytes = injected ? *injected : free_bytes_for(prepared_.path);
+    }
     constexpr std::size_t kColumns = 9;
     const std::vector<int64_t> rows = file_.allgather_agreed(
         {plan.packed_bytes, record_bytes(plan),
@@ -307,12 +308,14 @@ class MetadataAssembly {
     free_bytes_ = rows[8];
   }
 
-  // Local. Throws, on every rank of the file alike, if the file system told the file's first rank
-  // that this save cannot fit (see size()): in the job's agreed step that creates the file, so
-  // that one node's refusal reaches every rank.
-  void check_room() const {
+  // Whether the file system told the file's first rank that this save can fit (see size()): the
+  // same answer on every rank of the file.
+  bool has_room() const noexcept { return fits(needed_bytes_, free_bytes_); }
+  // Throws the refusal, naming the rank that asked the file system.
+  [[noreturn]] void refuse() const {
     check_free_space(needed_bytes_, free_bytes_, part_ ? part_->writers.front() : 0,
                      prepared_.path);
+    throw Error(ErrorCode::kInternal, "a save that fits was refused", {.operation = "save"});
   }
 
   // Collective. Agrees on `data_failure` (this rank's data writes) and on this rank's record
@@ -701,8 +704,13 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   try {
     ContainerDatasets datasets;
     comm.run_agreed([&] {
-      // Thrown by every rank of the file or by none: none of them enters the collective create.
-      metadata.check_room();
+      // Refused by every rank of the file or by none: none of them enters the collective create.
+      // The file's first rank, which asked the file system, throws; the job's agreement carries
+      // its error to every rank (the other ranks of a refusing node skip the create).
+      if (!metadata.has_room()) {
+        if (file.rank() == 0) metadata.refuse();
+        return;
+      }
       writer = std::make_unique<ContainerWriter>(
           file, tmp, WriterOptions{.collective = write_mode == IoMode::kCollective});
       datasets = create_datasets(comm.size(), part ? kPartFormatMinor : kFormatMinor, *writer, plan,

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "cairn/core/error.hpp"
+#include "core/printable.hpp"
 #include "core/units.hpp"
 #include "storage/durable_file.hpp"
 
@@ -140,10 +141,14 @@ int64_t record_bytes(const SavePlan& plan) {
   return kRecordHeaderBytes + pieces * kRecordPieceBytes + blobs * kRecordBlobBytes;
 }
 
+bool fits(int64_t needed_bytes, int64_t free_bytes) noexcept {
+  return free_bytes < 0 || free_bytes >= needed_bytes;
+}
+
 void check_free_space(int64_t needed_bytes, int64_t free_bytes, int measured_by,
                       const std::string& path) {
-  if (free_bytes < 0 || free_bytes >= needed_bytes) return;
-  const std::string dir = parent_directory(path);
+  if (fits(needed_bytes, free_bytes)) return;
+  const std::string dir = printable(parent_directory(path));
   throw Error(ErrorCode::kIo,
               "No space left for this checkpoint: its data and cairn's metadata alone take " +
                   std::to_string(needed_bytes) + " bytes (" + human_bytes(needed_bytes) +

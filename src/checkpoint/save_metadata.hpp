@@ -27,6 +27,8 @@ std::string global_entries(const SavePlan& plan, int rank, int64_t region_offset
 void merge_global_entries(GlobalTable& table, const std::vector<std::string>& entries);
 /// Local. The bytes encode_record() gives for this rank's record, before it is made.
 int64_t record_bytes(const SavePlan& plan);
+/// Local. Whether a save of `needed_bytes` fits into `free_bytes` (negative: unknown, so it does).
+bool fits(int64_t needed_bytes, int64_t free_bytes) noexcept;
 /// Local. Throws ErrorCode::kIo naming `path` and rank `measured_by` when `free_bytes` (what that
 /// rank's statvfs found; negative: unknown, nothing is checked) is less than `needed_bytes`, the
 /// bytes of data and cairn's metadata the save writes into its file: less than the file will

@@ -55,7 +55,10 @@ int64_t free_bytes_for(const std::string& path) {
   if (::statvfs(parent_directory(path).c_str(), &fs) != 0 || fs.f_blocks == 0) return -1;
   // Root may also write into the blocks a file system reserves for it (ext4: 5% by default).
   const auto blocks = ::geteuid() == 0 ? fs.f_bfree : fs.f_bavail;
-  return static_cast<int64_t>(blocks) * static_cast<int64_t>(fs.f_frsize);
+  // Some FUSE mounts report an absurd capacity: saturated, not wrapped into a small number.
+  int64_t bytes = 0;
+  if (__builtin_mul_overflow(blocks, fs.f_frsize, &bytes)) return INT64_MAX;
+  return bytes;
 }
 
 void fsync_path(const std::string& path) {

@@ -76,6 +76,7 @@ std::optional<int64_t> injected_free_bytes(int rank) {
   if (!spec || !*spec) return std::nullopt;
   char* end = nullptr;
   const long long bytes = std::strtoll(spec, &end, 10);
+  if (end == spec || (*end != '\0' && *end != ':')) return std::nullopt;  // malformed: not set
   if (*end == ':' && std::atoi(end + 1) != rank) return std::nullopt;
   return static_cast<int64_t>(bytes);
 }
