@@ -45,16 +45,16 @@ bool hash_packed_in_parallel(int64_t packed_bytes) {
 }
 
 // Collective. Agrees that every rank walked and planned (`local_failure`) and that all describe
-// the same graph, and learns the job's largest dataset_write_bytes(): one reduction when all is
-// well. On a signature mismatch, rank 0 learns every rank's signature and names the first
-// difference.
+// the same graph, and keeps this rank's dataset_write_bytes() and the job's largest: one reduction
+// when all is well. On a signature mismatch, rank 0 learns every rank's signature and names the
+// first difference.
 void agree_on_plan(const Comm& comm, PreparedSave& prepared, const Error* local_failure,
                    const std::string& path) {
   const std::string& signature = prepared.plan.signature;
   const auto hash = static_cast<int64_t>(checksum_bytes(signature.data(), signature.size()) >> 1);
   // The largest hash and minus the smallest.
-  std::vector<int64_t> extremes{hash, -hash,
-                                local_failure ? 0 : dataset_write_bytes(prepared.plan)};
+  prepared.dataset_bytes = local_failure ? 0 : dataset_write_bytes(prepared.plan);
+  std::vector<int64_t> extremes{hash, -hash, prepared.dataset_bytes};
   comm.allreduce_max_agreed(extremes, local_failure);
   prepared.job_dataset_bytes = extremes[2];
   if (extremes[0] == -extremes[1]) return;
@@ -290,7 +290,7 @@ class MetadataAssembly {
     const std::vector<int64_t> rows = file_.allgather_agreed(
         {plan.packed_bytes, record_bytes(plan),
          kept_table() ? prepared_.table_bytes : static_cast<int64_t>(table_text_.size()),
-         prepared_.save_counter, created_unix, id[0], id[1], dataset_write_bytes(plan), free_bytes},
+         prepared_.save_counter, created_unix, id[0], id[1], prepared_.dataset_bytes, free_bytes},
         failure ? &*failure : nullptr);
     packed_ = divide_dataset(rows, kColumns, 0);
     records_ = divide_dataset(rows, kColumns, 1);
@@ -302,9 +302,8 @@ class MetadataAssembly {
     // Every rank of the file has the same numbers, so all reach the same verdict (arithmetic, which
     // cannot fail on one rank only), before the file exists: HDF5 cannot close a file whose first
     // metadata write failed (docs/reliability.md).
-    needed_bytes_ = packed_.total + records_.total + table_bytes_ + header_bytes();
-    for (std::size_t r = 0; r < rows.size() / kColumns; ++r)
-      needed_bytes_ += rows[r * kColumns + 7];
+    needed_bytes_ = packed_.total + records_.total + table_bytes_ + header_bytes() +
+                    divide_dataset(rows, kColumns, 7).total;
     free_bytes_ = rows[8];
   }
 
@@ -666,7 +665,7 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
   // written last, whose sizes do not depend on their values). Otherwise the dataset pieces' are
   // computed first, and the packed pieces' as they are packed, while their bytes are in the cache
   // (or in the same first pass, with many packed bytes and OpenMP threads to spare).
-  const int64_t dataset_bytes = dataset_write_bytes(plan);
+  const int64_t dataset_bytes = prepared.dataset_bytes;
   // Decided over the job (prepare_save agreed on the largest), not the file: every node's ranks
   // must take the same branch.
   const bool overlap_checksums = prepared.job_dataset_bytes >= kOverlapChecksumBytes;

@@ -38,7 +38,9 @@ struct PreparedSave {
   // table's fixed-width encoding keeps its size.
   GlobalTable table;
   int64_t table_bytes = 0;
-  // The largest dataset_write_bytes() of any rank of the job, agreed by prepare_save().
+  // This rank's dataset_write_bytes(), and the largest of any rank of the job, agreed by
+  // prepare_save().
+  int64_t dataset_bytes = 0;
   int64_t job_dataset_bytes = 0;
 };
 
