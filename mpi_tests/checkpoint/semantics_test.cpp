@@ -26,6 +26,7 @@ namespace {
 using testing::expect_one_ranks_fault_everywhere;
 using testing::fill;
 using testing::global_mismatches;
+using testing::ScopedEnv;
 using testing::scratch_dir;
 using testing::session;
 
@@ -441,17 +442,18 @@ TEST(Semantics, AFailingCloseOfTheRestoredFileOnOneRankFailsTheRestoreEverywhere
                                .write(dir + "/close.h5");
   auto var = Variable::create<double>(session(), {7, 3}, Layout::block(0));
   Checkpoint ckpt(session(), {{"var", var}});
-  ::setenv("CAIRN_FAULT_THROW", ("restore_close:" + std::to_string(failing)).c_str(), 1);
-  try {
-    ckpt.restore(path);
-    ADD_FAILURE() << "expected the restore to fail";
-  } catch (const Error& e) {
-    EXPECT_NE(e.message().find("a foreign exception at 'restore_close'"), std::string::npos)
-        << e.what();
-    EXPECT_EQ(e.context().rank, failing);
-    EXPECT_EQ(e.failed_ranks(), 1);
+  {
+    const ScopedEnv fault("CAIRN_FAULT_THROW", "restore_close:" + std::to_string(failing));
+    try {
+      ckpt.restore(path);
+      ADD_FAILURE() << "expected the restore to fail";
+    } catch (const Error& e) {
+      EXPECT_NE(e.message().find("a foreign exception at 'restore_close'"), std::string::npos)
+          << e.what();
+      EXPECT_EQ(e.context().rank, failing);
+      EXPECT_EQ(e.failed_ranks(), 1);
+    }
   }
-  ::unsetenv("CAIRN_FAULT_THROW");
   // The failed restore was abandoned: it restores nothing attached later.
   auto later = Variable::create<double>(session(), {7, 3}, Layout::block(0));
   ckpt.root().track("later", later);
@@ -484,19 +486,20 @@ TEST(Semantics, AForeignExceptionWhileWritingGoesThroughTheAgreement) {
   const int failing = session().size() - 1;
   auto big = Variable::create<double>(session(), {1 << 18}, Layout::block(0));  // in a dataset
   Checkpoint ckpt(session(), {{"big", big}, {"small", make_var(61)}});
-  ::setenv("CAIRN_FAULT_THROW", ("during_data:" + std::to_string(failing)).c_str(), 1);
-  try {
-    ckpt.write(dir + "/foreign.h5");
-    ADD_FAILURE() << "expected the save to fail";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kIo) << e.what();
-    EXPECT_NE(e.message().find("a foreign exception at 'during_data'"), std::string::npos)
-        << e.what();
-    EXPECT_EQ(e.context().rank, failing);
-    EXPECT_EQ(e.context().operation, "save");
-    EXPECT_EQ(e.failed_ranks(), 1);
+  {
+    const ScopedEnv fault("CAIRN_FAULT_THROW", "during_data:" + std::to_string(failing));
+    try {
+      ckpt.write(dir + "/foreign.h5");
+      ADD_FAILURE() << "expected the save to fail";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kIo) << e.what();
+      EXPECT_NE(e.message().find("a foreign exception at 'during_data'"), std::string::npos)
+          << e.what();
+      EXPECT_EQ(e.context().rank, failing);
+      EXPECT_EQ(e.context().operation, "save");
+      EXPECT_EQ(e.failed_ranks(), 1);
+    }
   }
-  ::unsetenv("CAIRN_FAULT_THROW");
   EXPECT_FALSE(std::filesystem::exists(dir + "/foreign.h5"));
   ckpt.write(dir + "/foreign.h5");  // every rank left the failed save in step
   EXPECT_TRUE(std::filesystem::exists(dir + "/foreign.h5"));

@@ -315,6 +315,56 @@ TEST(Comm, AllreduceMaxAgreedReducesOrThrowsEverywhere) {
   }
 }
 
+TEST(Comm, AllreduceSumAgreedSumsOrThrowsEverywhere) {
+  const Comm comm(MPI_COMM_WORLD);
+  // Rank 0 owns nothing (0 bytes), the others rank * 1000 + 1.
+  const int64_t mine_bytes = comm.rank() == 0 ? 0 : comm.rank() * 1000 + 1;
+  int64_t expected = 0;
+  for (int r = 1; r < comm.size(); ++r) expected += r * 1000 + 1;
+  EXPECT_EQ(comm.allreduce_sum_agreed(mine_bytes, nullptr), expected);
+
+  // Rank 0 and the last rank fail: rank 0's error is the one every rank sees.
+  const bool fails = comm.rank() == 0 || comm.rank() == comm.size() - 1;
+  const int failing_ranks = comm.size() > 1 ? 2 : 1;
+  const Error mine(ErrorCode::kIo, "close of rank " + std::to_string(comm.rank()) + " failed");
+  const auto texts = texts_thrown(
+      comm, [&] { comm.allreduce_sum_agreed(mine_bytes, fails ? &mine : nullptr); },
+      ErrorCode::kIo);
+  if (comm.rank() == 0) {
+    std::string text = "I/O error: close of rank 0 failed";
+    if (failing_ranks > 1)
+      text += " (" + std::to_string(failing_ranks) + " ranks failed; the lowest is shown)";
+    for (int r = 0; r < comm.size(); ++r) EXPECT_EQ(texts[r], text) << "rank " << r;
+  }
+  EXPECT_EQ(comm.allreduce_sum(1), comm.size());  // nobody is left in a collective
+}
+
+TEST(Comm, GatherAgreedGathersOnTheRootOrThrowsEverywhere) {
+  const Comm comm(MPI_COMM_WORLD);
+  const int root = comm.size() - 1;
+  // Rank 0 sends nothing; the others strings of their own length.
+  const std::string mine = comm.rank() == 0 ? "" : payload_of(comm.rank());
+  const std::vector<std::string> all = comm.gather_agreed(mine, root, nullptr);
+  if (comm.rank() == root) {
+    ASSERT_EQ(all.size(), static_cast<std::size_t>(comm.size()));
+    EXPECT_TRUE(all[0].empty());
+    for (int r = 1; r < comm.size(); ++r) EXPECT_EQ(all[r], payload_of(r)) << "rank " << r;
+  } else {
+    EXPECT_TRUE(all.empty());
+  }
+
+  // Only the last rank fails; the root (the same rank) does not get to gather.
+  const Error failure(ErrorCode::kCorrupt, "record of rank " + std::to_string(comm.rank()));
+  const auto texts = texts_thrown(
+      comm, [&] { comm.gather_agreed(mine, 0, comm.rank() == root ? &failure : nullptr); },
+      ErrorCode::kCorrupt);
+  if (comm.rank() == 0) {
+    for (int r = 0; r < comm.size(); ++r)
+      EXPECT_EQ(texts[r], "corrupt: record of rank " + std::to_string(root)) << "rank " << r;
+  }
+  EXPECT_EQ(comm.allreduce_sum(1), comm.size());
+}
+
 TEST(Comm, BroadcastAgreedRelaysEveryPartFromTheRoot) {
   const Comm comm(MPI_COMM_WORLD);
   const int root = comm.size() - 1;

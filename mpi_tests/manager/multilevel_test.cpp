@@ -552,15 +552,16 @@ TEST(Multilevel, OptionsAreCheckedTheSameOnEveryRank) {
 }
 
 TEST(Multilevel, EnvironmentOverridesForBatchScripts) {
-  ::setenv("CAIRN_REDUNDANCY", "xor:3", 1);
-  ::setenv("CAIRN_SHARED_EVERY", "4", 1);
-  ::setenv("CAIRN_NODE_LOCAL_DIR", "/path/to/ramdisk", 1);
+  // Guards: a failed assertion must not leave an override set for the tests after this one.
+  const testing::ScopedEnv redundancy("CAIRN_REDUNDANCY", "xor:3");
+  const testing::ScopedEnv every("CAIRN_SHARED_EVERY", "4");
+  const testing::ScopedEnv dir("CAIRN_NODE_LOCAL_DIR", "/path/to/ramdisk");
   const LevelOptions l = levels_from_environment({});
   EXPECT_EQ(l.redundancy, Redundancy::kXor);
   EXPECT_EQ(l.xor_group_size, 3);
   EXPECT_EQ(l.shared_every, 4);
   EXPECT_EQ(l.node_local_directory, "/path/to/ramdisk");
-  ::setenv("CAIRN_REDUNDANCY", "mirror", 1);
+  const testing::ScopedEnv mirror("CAIRN_REDUNDANCY", "mirror");
   try {
     levels_from_environment({});
     ADD_FAILURE() << "accepted CAIRN_REDUNDANCY=mirror";
@@ -568,9 +569,6 @@ TEST(Multilevel, EnvironmentOverridesForBatchScripts) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_NE(std::string(e.what()).find("CAIRN_REDUNDANCY='mirror'"), std::string::npos);
   }
-  ::unsetenv("CAIRN_REDUNDANCY");
-  ::unsetenv("CAIRN_SHARED_EVERY");
-  ::unsetenv("CAIRN_NODE_LOCAL_DIR");
 }
 
 }  // namespace

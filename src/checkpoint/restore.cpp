@@ -25,14 +25,13 @@ int64_t restored_bytes(const std::vector<RestoreContext::Match>& matches) {
   return bytes;
 }
 
-// Collective: the byte sum is the restore's one extra collective, made whatever the log level (a
-// level that differed between ranks must not make some skip it).
+// Local: `total_bytes`, the job's sum, came with the agreement on the close.
 RestoreStats log_restore(const Session& session, const RestoreContext& context,
-                         const std::vector<RestoreContext::Match>& matches, int64_t local_bytes,
+                         const std::vector<RestoreContext::Match>& matches, int64_t total_bytes,
                          std::chrono::steady_clock::time_point started, const std::string& level) {
   const LogOptions& log = session.options().log;
   RestoreStats stats;
-  stats.bytes = session.comm().allreduce_sum(local_bytes);
+  stats.bytes = total_bytes;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const int64_t bytes = stats.bytes;
   const double seconds = stats.seconds;
@@ -109,7 +108,7 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   std::vector<RestoreContext::Match> matches;
   RestoreContext::ReadCounts read_counts;
   int node_ranks = 1;
-  int64_t local_bytes = 0;
+  int64_t total_bytes = 0;
   try {
     // Validate everywhere before anything is overwritten anywhere. Reading the records overwrites
     // nothing and is local (independent reads), so it is agreed with the validation.
@@ -131,7 +130,7 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
     std::optional<Error> failure = comm.run_local(
         [&] { read_counts = context->restore_values(matches, reader, share.get()); });
     node_ranks = share ? share->node_size() : 1;
-    local_bytes = restored_bytes(matches);
+    const int64_t local_bytes = restored_bytes(matches);
     trace.mark("read and verify", local_bytes);
     // The close is collective too, made by every rank whatever its reads did, then agreed with
     // them: a rank whose reads or close failed must not leave the others waiting.
@@ -141,7 +140,9 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
       fault_point("restore_close", comm.rank());
     });
     if (!failure) failure = closed;
-    comm.agree(failure ? &*failure : nullptr);
+    // The job's restored bytes ride in the agreement: made whatever the log level, as a level
+    // that differed between ranks must not make some skip a collective.
+    total_bytes = comm.allreduce_sum_agreed(local_bytes, failure ? &*failure : nullptr);
   } catch (...) {
     context->abandon();  // a failed restore must not keep restoring objects attached later
     throw;
@@ -149,7 +150,7 @@ std::shared_ptr<RestoreContext> restore_container(const Session& session,
   const int64_t metadata_bytes_read = reader.metadata_bytes_read();
   context->finish_collective_restore();
   trace.mark("close");
-  RestoreStats done = log_restore(session, *context, matches, local_bytes, started, level);
+  RestoreStats done = log_restore(session, *context, matches, total_bytes, started, level);
   done.metadata_bytes_read = metadata_bytes_read;
   done.bytes_read_from_file = read_counts.from_file;
   done.bytes_received_from_peers = read_counts.from_peers;

@@ -302,8 +302,8 @@ class MetadataAssembly {
     // Every rank of the file has the same numbers, so all reach the same verdict (arithmetic, which
     // cannot fail on one rank only), before the file exists: HDF5 cannot close a file whose first
     // metadata write failed (docs/reliability.md).
-    needed_bytes_ = packed_.total + records_.total + table_bytes_ + header_bytes() +
-                    divide_dataset(rows, kColumns, 7).total;
+    data_bytes_ = packed_.total + divide_dataset(rows, kColumns, 7).total;
+    needed_bytes_ = data_bytes_ + records_.total + table_bytes_ + header_bytes();
     free_bytes_ = rows[8];
   }
 
@@ -340,9 +340,16 @@ class MetadataAssembly {
                       {.rank = comm_.rank(), .checkpoint = prepared_.path, .operation = "save"});
         entries = wire::bytes_field(global_entries(plan, comm_.rank(), packed_.offsets[me]));
       });
-    comm_.agree(failure ? &*failure : nullptr);
+    // A part's failure must reach every node; a shared file's rides with the gather's sizes.
+    std::vector<wire::Message> gathered;
+    if (&file_ != &comm_) {
+      comm_.agree(failure ? &*failure : nullptr);
+      gathered = wire::gather(file_, entries, 0);
+    } else {
+      gathered = wire::gather_agreed(file_, entries, 0, failure ? &*failure : nullptr);
+    }
     std::vector<std::string> all;
-    for (const wire::Message& m : wire::gather(file_, entries, 0)) all.push_back(wire::bytes_of(m));
+    for (const wire::Message& m : gathered) all.push_back(wire::bytes_of(m));
     if (file_.rank() == 0) table_failure_ = comm_.run_local([&] { encode_table_with(all); });
   }
 
@@ -353,6 +360,8 @@ class MetadataAssembly {
   const std::string& record_text() const noexcept { return record_text_; }
   int64_t header_bytes() const noexcept { return static_cast<int64_t>(header_text_.size()); }
   int64_t table_bytes() const noexcept { return table_bytes_; }
+  /// The data bytes every rank of the file writes (not cairn's metadata), from the sizes.
+  int64_t data_bytes() const noexcept { return data_bytes_; }
   const PackedRegions& packed() const noexcept { return packed_; }
   const PackedRegions& records() const noexcept { return records_; }
   const std::string& temporary() const noexcept { return temporary_; }
@@ -414,6 +423,7 @@ class MetadataAssembly {
   std::string table_text_;  // rank 0's
   std::string record_text_;
   std::optional<Error> table_failure_;  // rank 0's, agreed by write_metadata
+  int64_t data_bytes_ = 0;              // every rank of the file's packed and dataset bytes
   int64_t needed_bytes_ = 0;            // data and cairn's metadata: less than the file will take
   int64_t free_bytes_ = -1;             // what the file's first rank was told; -1: not asked
   int64_t table_bytes_ = 0;
@@ -740,7 +750,10 @@ SaveStats commit_save(const Comm& comm, PreparedSave& prepared,
     throw;
   }
   SaveStats stats;
-  stats.bytes = comm.allreduce_sum(plan.packed_bytes + dataset_bytes);
+  // A shared file's sizes, gathered before it was created, already sum every rank's bytes; a
+  // node's part knows only its node's.
+  stats.bytes =
+      part ? comm.allreduce_sum(plan.packed_bytes + dataset_bytes) : metadata.data_bytes();
   stats.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - prepared.started).count();
   stats.plan_reused = prepared.plan_reused;

@@ -4,6 +4,7 @@
 #include "comm/wire.hpp"
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cstdio>
 #include <new>
@@ -242,8 +243,18 @@ void Comm::broadcast_agreed(const std::vector<std::string*>& parts, int root,
 
 std::vector<std::string> Comm::gather(const std::string& bytes, int root) const {
   // Sizes go to every rank so that an oversized total fails on every rank, not on the root alone.
-  const std::vector<int> counts =
-      to_int_counts(allgather(static_cast<int64_t>(bytes.size())), "gather");
+  return gather_sized(bytes, root, allgather(static_cast<int64_t>(bytes.size())));
+}
+
+std::vector<std::string> Comm::gather_agreed(const std::string& bytes, int root,
+                                             const Error* local_failure) const {
+  return gather_sized(bytes, root,
+                      allgather_agreed({static_cast<int64_t>(bytes.size())}, local_failure));
+}
+
+std::vector<std::string> Comm::gather_sized(const std::string& bytes, int root,
+                                            const std::vector<int64_t>& sizes) const {
+  const std::vector<int> counts = to_int_counts(sizes, "gather");
   const std::vector<int> displs = displacements(counts);
   std::string joined;
   if (rank_ == root) joined.resize(static_cast<std::size_t>(displs.back() + counts.back()));
@@ -300,6 +311,14 @@ void Comm::allreduce_max_agreed(std::vector<int64_t>& values, const Error* local
   const bool failed = values.back() != 0;
   values.pop_back();
   if (failed) agree(local_failure);
+}
+
+int64_t Comm::allreduce_sum_agreed(int64_t value, const Error* local_failure) const {
+  std::array<int64_t, 2> values{value, local_failure ? 1 : 0};
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, values.data(), 2, MPI_INT64_T, MPI_SUM, comm_),
+            "MPI_Allreduce(sum, agreed)");
+  if (values[1] != 0) agree(local_failure);
+  return values[0];
 }
 
 std::vector<int64_t> Comm::allgather_agreed(std::vector<int64_t> values,

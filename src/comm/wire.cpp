@@ -80,6 +80,14 @@ std::vector<Message> gather(const Comm& comm, const Message& message, int root) 
   return out;
 }
 
+std::vector<Message> gather_agreed(const Comm& comm, const Message& message, int root,
+                                   const Error* local_failure) {
+  std::vector<Message> out;
+  for (const std::string& bytes : comm.gather_agreed(encode(message), root, local_failure))
+    out.push_back(decode(bytes));
+  return out;
+}
+
 std::vector<Message> allgather(const Comm& comm, const Message& message) {
   std::vector<Message> out;
   for (const std::string& bytes : comm.allgather(encode(message))) out.push_back(decode(bytes));

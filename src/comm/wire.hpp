@@ -36,6 +36,9 @@ std::string bytes_of(const Message& field);
 void broadcast(const Comm& comm, Message& message, int root);
 /// Collective over `comm`. Every rank's message, on `root` (empty elsewhere).
 std::vector<Message> gather(const Comm& comm, const Message& message, int root);
+/// Collective. gather() and comm.agree(local_failure) together (Comm::gather_agreed).
+std::vector<Message> gather_agreed(const Comm& comm, const Message& message, int root,
+                                   const Error* local_failure);
 /// Collective over `comm`. Every rank's message, in rank order, on every rank.
 std::vector<Message> allgather(const Comm& comm, const Message& message);
 

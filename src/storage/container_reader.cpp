@@ -9,6 +9,7 @@
 #include "storage/h5_error.hpp"
 #include "storage/h5_space.hpp"
 #include "storage/h5_types.hpp"
+#include "storage/mpio_access.hpp"
 #include "storage/schema.hpp"
 #include "storage/table.hpp"
 
@@ -42,12 +43,16 @@ void ContainerReader::open_file() {
   // MPI-IO would try to read it (and print an error per read) before HDF5 gives up.
   if (std::filesystem::is_directory(path_))
     throw Error(ErrorCode::kInvalidArgument, "is a directory, not a checkpoint file", ctx);
-  h5::PropList fapl(h5::check_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", ctx));
-  if (comm_)
-    h5::check_status(H5Pset_fapl_mpio(fapl.get(), comm_->get(), MPI_INFO_NULL), "H5Pset_fapl_mpio",
-                     ctx);
-  h5::check_status(H5Pset_file_locking(fapl.get(), false, true), "H5Pset_file_locking", ctx);
-  file_ = h5::File(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, fapl.get()));
+  h5::PropList local;  // a reader without a communicator (the tools, a deferred restore)
+  hid_t fapl = H5I_INVALID_HID;
+  if (comm_) {
+    fapl = mpio_file_access(comm_->get(), MpioAccess::kRead, ctx);
+  } else {
+    local = h5::PropList(h5::check_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", ctx));
+    h5::check_status(H5Pset_file_locking(local.get(), false, true), "H5Pset_file_locking", ctx);
+    fapl = local.get();
+  }
+  file_ = h5::File(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, fapl));
   if (!file_.valid())
     h5::throw_error("cannot open as HDF5 (not an HDF5 file, truncated, or unreadable)", ctx,
                     ErrorCode::kCorrupt);

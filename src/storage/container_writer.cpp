@@ -12,6 +12,7 @@
 #include "storage/h5_error.hpp"
 #include "storage/h5_space.hpp"
 #include "storage/h5_types.hpp"
+#include "storage/mpio_access.hpp"
 #include "storage/schema.hpp"
 
 namespace cairn {
@@ -19,9 +20,6 @@ namespace {
 
 // Single H5Dwrite calls are kept below 1 GiB in independent mode: MPI-IO counts are ints.
 constexpr int64_t kMaxTransferBytes = int64_t{1} << 30;
-// Datasets at least this large start on a multiple of it, which suits parallel file systems'
-// stripes and avoids read-modify-write of shared blocks between ranks.
-constexpr hsize_t kAlignment = 1 << 20;
 // Regions written with at least this many bytes are handed to the kernel's write-back at once.
 constexpr int64_t kWritebackBytes = int64_t{4} << 20;
 
@@ -63,22 +61,9 @@ ContainerWriter::ContainerWriter(const Comm& comm, std::string path, const Write
     : comm_(comm), path_(std::move(path)), options_(options) {
   h5::silence_error_printing();
   const ErrorContext ctx = context("", "create container");
-  h5::PropList fapl(h5::check_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", ctx));
-  h5::check_status(H5Pset_fapl_mpio(fapl.get(), comm_.get(), MPI_INFO_NULL), "H5Pset_fapl_mpio",
-                   ctx);
-  h5::check_status(H5Pset_file_locking(fapl.get(), false, true), "H5Pset_file_locking", ctx);
-  h5::check_status(H5Pset_alignment(fapl.get(), kAlignment, kAlignment), "H5Pset_alignment", ctx);
-  // HDF5's metadata (a few KiB: the superblock, the groups, a dozen dataset headers) is written
-  // by a few ranks with independent writes, not by a collective write of all ranks: a collective
-  // write is a round of two-phase I/O among every rank at each flush and at the close, which
-  // dominated a 128-rank save (docs/performance.md), and it is the one path through OMPIO's fcoll
-  // components that the default independent mode would still take (docs/operations.md).
-  h5::check_status(H5Pset_coll_metadata_write(fapl.get(), false), "H5Pset_coll_metadata_write",
-                   ctx);
-  h5::check_status(H5Pset_all_coll_metadata_ops(fapl.get(), true), "H5Pset_all_coll_metadata_ops",
-                   ctx);
+  const hid_t fapl = detail::mpio_file_access(comm_.get(), detail::MpioAccess::kWrite, ctx);
   errno = 0;
-  file_ = h5::File(H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
+  file_ = h5::File(H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
   if (!file_.valid()) {
     const std::string cause = write_failure_cause(path_, errno, 0);
     h5::throw_error("cannot create checkpoint file" + (cause.empty() ? "" : " (" + cause + ")"),

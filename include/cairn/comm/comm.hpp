@@ -47,6 +47,10 @@ class Comm {
                         const Error* root_failure) const;
   /// Gathers every rank's bytes on `root` (empty vector elsewhere).
   std::vector<std::string> gather(const std::string& bytes, int root) const;
+  /// gather() and agree(local_failure) together: the agreement rides with the sizes, so a rank
+  /// that failed sends nothing and every rank throws what agree() throws.
+  std::vector<std::string> gather_agreed(const std::string& bytes, int root,
+                                         const Error* local_failure) const;
   std::vector<std::string> allgather(const std::string& bytes) const;
 
   /// Collective over the communicator. Its ranks on this rank's node (MPI_COMM_TYPE_SHARED), as
@@ -76,6 +80,9 @@ class Comm {
   /// reduction: a job of many processes pays per collective, not per value. If any rank failed,
   /// every rank throws what agree() throws.
   void allreduce_max_agreed(std::vector<int64_t>& values, const Error* local_failure) const;
+  /// Collective over the communicator. allreduce_sum(value) and agree(local_failure) in one
+  /// reduction; if any rank failed, every rank throws what agree() throws.
+  int64_t allreduce_sum_agreed(int64_t value, const Error* local_failure) const;
   /// Collective over the communicator. Every rank's `values` (as many on every rank), rank after
   /// rank, and agree(local_failure), in one allgather.
   std::vector<int64_t> allgather_agreed(std::vector<int64_t> values,
@@ -83,6 +90,9 @@ class Comm {
 
  private:
   void release() noexcept;
+  // gather() once every rank knows every rank's size.
+  std::vector<std::string> gather_sized(const std::string& bytes, int root,
+                                        const std::vector<int64_t>& sizes) const;
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;
