@@ -317,10 +317,12 @@ TEST(Comm, AllreduceMaxAgreedReducesOrThrowsEverywhere) {
 
 TEST(Comm, AllreduceSumAgreedSumsOrThrowsEverywhere) {
   const Comm comm(MPI_COMM_WORLD);
-  // Rank 0 owns nothing (0 bytes), the others rank * 1000 + 1.
-  const int64_t mine_bytes = comm.rank() == 0 ? 0 : comm.rank() * 1000 + 1;
+  // Rank 1 owns nothing (0 bytes), the others rank * 1000 + 7: neither the largest value nor any
+  // one rank's is the sum from 2 ranks on.
+  auto bytes_of = [](int r) -> int64_t { return r == 1 ? 0 : r * 1000 + 7; };
+  const int64_t mine_bytes = bytes_of(comm.rank());
   int64_t expected = 0;
-  for (int r = 1; r < comm.size(); ++r) expected += r * 1000 + 1;
+  for (int r = 0; r < comm.size(); ++r) expected += bytes_of(r);
   EXPECT_EQ(comm.allreduce_sum_agreed(mine_bytes, nullptr), expected);
 
   // Rank 0 and the last rank fail: rank 0's error is the one every rank sees.
@@ -353,14 +355,22 @@ TEST(Comm, GatherAgreedGathersOnTheRootOrThrowsEverywhere) {
     EXPECT_TRUE(all.empty());
   }
 
-  // Only the last rank fails; the root (the same rank) does not get to gather.
-  const Error failure(ErrorCode::kCorrupt, "record of rank " + std::to_string(comm.rank()));
+  // The root fails, and from 3 ranks on rank 1 too: rank 1's error (the lowest) is the one every
+  // rank sees, and the root gathers nothing.
+  const bool fails = comm.rank() == root || (comm.size() >= 3 && comm.rank() == 1);
+  const int lowest = comm.size() >= 3 ? 1 : root;
+  const int failing_ranks = comm.size() >= 3 ? 2 : 1;
+  const Error failure(ErrorCode::kCorrupt, "record of rank " + std::to_string(comm.rank()),
+                      ErrorContext{.rank = comm.rank()});
   const auto texts = texts_thrown(
-      comm, [&] { comm.gather_agreed(mine, 0, comm.rank() == root ? &failure : nullptr); },
+      comm, [&] { comm.gather_agreed(mine, root, fails ? &failure : nullptr); },
       ErrorCode::kCorrupt);
   if (comm.rank() == 0) {
-    for (int r = 0; r < comm.size(); ++r)
-      EXPECT_EQ(texts[r], "corrupt: record of rank " + std::to_string(root)) << "rank " << r;
+    std::string text = "corrupt: record of rank " + std::to_string(lowest) + " [rank " +
+                       std::to_string(lowest) + "]";
+    if (failing_ranks > 1)
+      text += " (" + std::to_string(failing_ranks) + " ranks failed; the lowest is shown)";
+    for (int r = 0; r < comm.size(); ++r) EXPECT_EQ(texts[r], text) << "rank " << r;
   }
   EXPECT_EQ(comm.allreduce_sum(1), comm.size());
 }

@@ -80,7 +80,8 @@ Comm::Comm(Comm&& other) noexcept
     : comm_(std::exchange(other.comm_, MPI_COMM_NULL)),
       rank_(other.rank_),
       size_(other.size_),
-      node_rank_(other.node_rank_.load()) {}
+      node_rank_(other.node_rank_.load()),
+      io_cache_(std::move(other.io_cache_)) {}
 
 Comm& Comm::operator=(Comm&& other) noexcept {
   if (this != &other) {
@@ -89,6 +90,7 @@ Comm& Comm::operator=(Comm&& other) noexcept {
     rank_ = other.rank_;
     size_ = other.size_;
     node_rank_.store(other.node_rank_.load());
+    io_cache_ = std::move(other.io_cache_);
   }
   return *this;
 }
@@ -130,6 +132,7 @@ int Comm::node_rank() const {
 }
 
 void Comm::release() noexcept {
+  io_cache_.reset();  // first: what it holds may refer to the communicator
   if (comm_ == MPI_COMM_NULL) return;
   // A Comm that outlives MPI_Finalize (a static, a leaked shared_ptr) must not call into MPI.
   int finalized = 0;

@@ -46,7 +46,7 @@ void ContainerReader::open_file() {
   h5::PropList local;  // a reader without a communicator (the tools, a deferred restore)
   hid_t fapl = H5I_INVALID_HID;
   if (comm_) {
-    fapl = mpio_file_access(comm_->get(), MpioAccess::kRead, ctx);
+    fapl = mpio_file_access(*comm_, MpioAccess::kRead, ctx);
   } else {
     local = h5::PropList(h5::check_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", ctx));
     h5::check_status(H5Pset_file_locking(local.get(), false, true), "H5Pset_file_locking", ctx);

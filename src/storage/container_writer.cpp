@@ -61,7 +61,7 @@ ContainerWriter::ContainerWriter(const Comm& comm, std::string path, const Write
     : comm_(comm), path_(std::move(path)), options_(options) {
   h5::silence_error_printing();
   const ErrorContext ctx = context("", "create container");
-  const hid_t fapl = detail::mpio_file_access(comm_.get(), detail::MpioAccess::kWrite, ctx);
+  const hid_t fapl = detail::mpio_file_access(comm_, detail::MpioAccess::kWrite, ctx);
   errno = 0;
   file_ = h5::File(H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
   if (!file_.valid()) {

@@ -36,6 +36,8 @@ class Handle {
     return rc;
   }
   void reset() noexcept { (void)close(); }
+  /// Gives the identifier up without closing it; the caller owns it now.
+  hid_t release() noexcept { return std::exchange(id_, H5I_INVALID_HID); }
 
  private:
   hid_t id_ = H5I_INVALID_HID;

@@ -11,30 +11,33 @@
 namespace cairn::detail {
 namespace {
 
-// What hangs off a communicator (MPI attribute caching): its two lists.
+// A list HDF5 still knows as an MPI-IO file-access list: HDF5 may have been closed and started
+// again since it was made (H5close), and its identifiers then mean nothing.
+bool usable(hid_t id) {
+  if (id < 0) return false;
+  const bool valid =
+      H5Iis_valid(id) > 0 && H5Iget_type(id) == H5I_GENPROP_LST && H5Pget_driver(id) == H5FD_MPIO;
+  h5::take_error_stack();
+  return valid;
+}
+
+// What a communicator holds: one list per kind, made on first use. Plain identifiers, not
+// h5::PropList: once MPI is finalized, HDF5 has closed them itself, and calling HDF5 then would
+// start it anew without MPI.
 struct Lists {
-  h5::PropList write;
-  h5::PropList read;
+  hid_t ids[2] = {H5I_INVALID_HID, H5I_INVALID_HID};
+  Lists() = default;
+  Lists(const Lists&) = delete;
+  Lists& operator=(const Lists&) = delete;
+  ~Lists() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;
+    std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
+    for (const hid_t id : ids)
+      if (usable(id)) H5Pclose(id);  // frees HDF5's duplicate of the communicator
+  }
 };
-
-// MPI calls it when the communicator is freed; the lists' own duplicates go with them. A
-// communicator still alive at MPI_Finalize is not freed, and HDF5 closes every list as it shuts
-// down with MPI.
-int free_lists(MPI_Comm, int, void* value, void*) {
-  std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
-  std::unique_ptr<Lists> owned(static_cast<Lists*>(value));
-  return MPI_SUCCESS;
-}
-
-int lists_key(const ErrorContext& ctx) {
-  static const int key = [&] {
-    int k = MPI_KEYVAL_INVALID;
-    if (MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, free_lists, &k, nullptr) != MPI_SUCCESS)
-      throw Error(ErrorCode::kMpi, "MPI_Comm_create_keyval failed", ctx);
-    return k;
-  }();
-  return key;
-}
 
 h5::PropList make_list(MPI_Comm comm, MpioAccess access, const ErrorContext& ctx) {
   h5::PropList fapl(h5::check_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", ctx));
@@ -59,23 +62,12 @@ h5::PropList make_list(MPI_Comm comm, MpioAccess access, const ErrorContext& ctx
 
 }  // namespace
 
-hid_t mpio_file_access(MPI_Comm comm, MpioAccess access, const ErrorContext& ctx) {
-  const int key = lists_key(ctx);
-  void* value = nullptr;
-  int found = 0;
-  if (MPI_Comm_get_attr(comm, key, &value, &found) != MPI_SUCCESS)
-    throw Error(ErrorCode::kMpi, "MPI_Comm_get_attr failed", ctx);
-  if (!found) {
-    auto made = std::make_unique<Lists>();
-    // Both at once: whichever a rank asks for first, every rank makes the same collective calls.
-    made->write = make_list(comm, MpioAccess::kWrite, ctx);
-    made->read = make_list(comm, MpioAccess::kRead, ctx);
-    if (MPI_Comm_set_attr(comm, key, made.get()) != MPI_SUCCESS)
-      throw Error(ErrorCode::kMpi, "MPI_Comm_set_attr failed", ctx);
-    value = made.release();  // the communicator owns it now (free_lists)
-  }
-  const Lists& lists = *static_cast<const Lists*>(value);
-  return access == MpioAccess::kWrite ? lists.write.get() : lists.read.get();
+hid_t mpio_file_access(const Comm& comm, MpioAccess access, const ErrorContext& ctx) {
+  std::shared_ptr<void>& slot = comm.io_cache();
+  if (!slot) slot = std::make_shared<Lists>();
+  hid_t& id = static_cast<Lists*>(slot.get())->ids[access == MpioAccess::kWrite ? 0 : 1];
+  if (!usable(id)) id = make_list(comm.get(), access, ctx).release();
+  return id;
 }
 
 }  // namespace cairn::detail

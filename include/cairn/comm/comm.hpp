@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -83,6 +84,12 @@ class Comm {
   /// Collective over the communicator. allreduce_sum(value) and agree(local_failure) in one
   /// reduction; if any rank failed, every rank throws what agree() throws.
   int64_t allreduce_sum_agreed(int64_t value, const Error* local_failure) const;
+  /// Local. Where the storage layer keeps what it makes once per communicator (HDF5's file-access
+  /// lists, whose making duplicates the communicator); not for applications. Emptied before the
+  /// communicator is freed, and when a Comm outlives MPI_Finalize, so what it holds must not call
+  /// MPI or HDF5 from its destructor once MPI is finalized.
+  std::shared_ptr<void>& io_cache() const noexcept { return io_cache_; }
+
   /// Collective over the communicator. Every rank's `values` (as many on every rank), rank after
   /// rank, and agree(local_failure), in one allgather.
   std::vector<int64_t> allgather_agreed(std::vector<int64_t> values,
@@ -97,6 +104,7 @@ class Comm {
   int rank_ = 0;
   int size_ = 1;
   mutable std::atomic<int> node_rank_{-1};  // -1 until node_rank() is asked
+  mutable std::shared_ptr<void> io_cache_;
 };
 
 /// Throws cairn::Error(kMpi) naming `what` when `rc` is not MPI_SUCCESS.
