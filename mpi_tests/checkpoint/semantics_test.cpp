@@ -463,6 +463,30 @@ TEST(Semantics, AFailingCloseOfTheRestoredFileOnOneRankFailsTheRestoreEverywhere
   EXPECT_EQ(global_mismatches(*later, 111), 0);
 }
 
+// A shared file one rank cannot see (a stale directory cache on a network file system, say):
+// that rank's check must not leave the others inside HDF5's collective open.
+TEST(Semantics, AFileOneRankCannotSeeIsTheSameErrorEverywhere) {
+  const std::string dir = scratch_dir();
+  const std::string path = Checkpoint(session(), {{"var", make_var(62)}}).write(dir + "/seen.h5");
+  const int blind = session().size() - 1;
+  const std::string mine = session().rank() == blind ? dir + "/unseen.h5" : path;
+  auto var = Variable::create<double>(session(), {7, 3}, Layout::block(0));
+  try {
+    Checkpoint(session(), {{"var", var}}).restore(mine);
+    ADD_FAILURE() << "expected the restore to fail";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound) << e.what();
+    EXPECT_EQ(e.context().rank, blind);
+    EXPECT_EQ(e.context().checkpoint, dir + "/unseen.h5");
+    // Agreed by the reader, then by the restore: still the one rank that failed.
+    EXPECT_EQ(e.failed_ranks(), 1) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("ranks failed"), std::string::npos) << e.what();
+  }
+  // Every rank left the failed restore in step.
+  Checkpoint(session(), {{"var", var}}).restore(path).assert_consumed();
+  EXPECT_EQ(global_mismatches(*var, 62), 0);
+}
+
 TEST(Semantics, AnAgreedRestoreFailureCarriesTheFailingRanksContextEverywhere) {
   const std::string dir = scratch_dir();
   const std::string path = Checkpoint(session(), {{"var", make_var(60)}}).write(dir + "/shape.h5");

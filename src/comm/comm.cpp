@@ -288,7 +288,9 @@ void Comm::agree(const Error* local_failure) const {
   wire::Message error;
   if (rank_ == lowest_failed) {
     error = wire::from_error(*local_failure);
-    error["failed_ranks"] = failed_ranks;
+    // An error an inner agreement settled is on every rank of that step: counting them all again
+    // here would report ranks as failed that only relayed it.
+    if (!local_failure->agreed()) error["failed_ranks"] = failed_ranks;
   }
   wire::broadcast(*this, error, static_cast<int>(lowest_failed));
   throw wire::to_error(error);

@@ -77,7 +77,8 @@ Error::Error(ErrorCode code, const std::string& message, ErrorContext context, i
       code_(code),
       message_(message),
       context_(std::move(context)),
-      failed_ranks_(failed_ranks) {}
+      failed_ranks_(failed_ranks),
+      agreed_(true) {}
 
 Error::Error(Verbatim, ErrorCode code, const std::string& full_text)
     : std::runtime_error(full_text), code_(code), message_(full_text) {}

@@ -36,13 +36,17 @@ constexpr int64_t kMaxEarlyRecordBytes = int64_t{64} << 20;
 
 }  // namespace
 
-void ContainerReader::open_file() {
+void ContainerReader::check_openable() const {
   const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .operation = "open checkpoint"};
   if (!std::filesystem::exists(path_))
     throw Error(ErrorCode::kNotFound, "checkpoint file does not exist", ctx);
   // MPI-IO would try to read it (and print an error per read) before HDF5 gives up.
   if (std::filesystem::is_directory(path_))
     throw Error(ErrorCode::kInvalidArgument, "is a directory, not a checkpoint file", ctx);
+}
+
+void ContainerReader::open_file() {
+  const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .operation = "open checkpoint"};
   h5::PropList local;  // a reader without a communicator (the tools, a deferred restore)
   hid_t fapl = H5I_INVALID_HID;
   if (comm_) {
@@ -61,6 +65,7 @@ void ContainerReader::open_file() {
 ContainerReader::ContainerReader(std::string path, const Known& known)
     : comm_(nullptr), path_(std::move(path)) {
   h5::silence_error_printing();
+  check_openable();
   open_file();
   const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .operation = "reopen checkpoint"};
   if (H5Aexists(file_.get(), kCommitAttribute) <= 0) {
@@ -88,14 +93,17 @@ ContainerReader::ContainerReader(const Comm* comm, std::string path, int64_t pre
                                  Records records, const Comm* job)
     : comm_(comm), job_(job), path_(std::move(path)) {
   h5::silence_error_printing();
-  auto open = [&] { open_file(); };
   if (!comm_) {
-    open();
+    check_openable();
+    open_file();
     read_verified_metadata();
     decode_metadata(records);
     return;
   }
-  comm_->run_agreed(open);
+  // Agreed before HDF5's open, which is collective: a rank that cannot see the file (a stale
+  // directory cache on a network file system) must not leave the others waiting inside it.
+  comm_->run_agreed([&] { check_openable(); });
+  comm_->run_agreed([&] { open_file(); });
   // The other ranks read their records while rank 0 reads the metadata they all wait for; rank 0
   // reads its own once it has sent that metadata, while the others start their read-ahead.
   const bool early_record = records == Records::kOnDemand;

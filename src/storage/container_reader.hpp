@@ -78,6 +78,8 @@ class ContainerReader {
   void close();
 
  private:
+  /// Local. Throws kNotFound / kInvalidArgument naming the path unless it is a file to open.
+  void check_openable() const;
   void open_file();
   hid_t dataset(const std::string& name, const std::string& key);
   std::string read_root_attribute(const std::string& name);

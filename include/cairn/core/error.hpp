@@ -48,6 +48,9 @@ class Error : public std::runtime_error {
   const ErrorContext& context() const noexcept { return context_; }
   /// Ranks that failed in the collective step that raised this error (1 for a local error).
   int failed_ranks() const noexcept { return failed_ranks_; }
+  /// Whether a collective step agreed on this error (every rank of that step throws it), as
+  /// opposed to one rank's own: an enclosing agreement keeps its count of failed ranks.
+  bool agreed() const noexcept { return agreed_; }
 
  private:
   struct Verbatim {};
@@ -56,6 +59,7 @@ class Error : public std::runtime_error {
   std::string message_;
   ErrorContext context_;
   int failed_ranks_ = 1;
+  bool agreed_ = false;
 };
 
 /// Local. Call inside a catch block: the exception being handled as a cairn::Error. A
