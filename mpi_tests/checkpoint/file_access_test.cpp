@@ -4,9 +4,14 @@
 // (storage/mpio_access.cpp).
 #include <gtest/gtest.h>
 
+#include <hdf5.h>
+
 #include <memory>
+#include <mutex>
 
 #include "cairn/cairn.hpp"
+#include "storage/hdf5_lock.hpp"
+#include "storage/mpio_access.hpp"
 #include "support/test_support.hpp"
 
 // Named, so that a unity build can put it next to other tests' anonymous namespaces.
@@ -58,6 +63,36 @@ TEST(ByteCounts, ASaveCountsEveryElementOnceAndARestoreWhatEachRankHolds) {
   EXPECT_EQ(global_mismatches(*restored.rep, 3), 0);
 }
 
+// Each kind is made once per communicator, and closed with it (HDF5 would otherwise close it only
+// at MPI_Finalize, which no leak checker would notice).
+TEST(FileAccess, EachKindIsMadeOnceAndClosedWithItsCommunicator) {
+  std::lock_guard<std::recursive_mutex> hdf5(detail::hdf5_mutex());
+  hid_t write = H5I_INVALID_HID, read = H5I_INVALID_HID;
+  {
+    Comm comm(MPI_COMM_WORLD);
+    EXPECT_FALSE(comm.io_cache());
+    write = detail::mpio_file_access(comm, detail::MpioAccess::kWrite, {});
+    EXPECT_EQ(detail::mpio_file_access(comm, detail::MpioAccess::kWrite, {}), write);
+    read = detail::mpio_file_access(comm, detail::MpioAccess::kRead, {});
+    EXPECT_NE(read, write);
+    EXPECT_EQ(detail::mpio_file_access(comm, detail::MpioAccess::kRead, {}), read);
+    EXPECT_EQ(H5Pget_driver(write), H5FD_MPIO);
+    EXPECT_EQ(H5Pget_driver(read), H5FD_MPIO);
+    // The writer's settings are on the write list only.
+    hsize_t threshold = 0, alignment = 0;
+    ASSERT_GE(H5Pget_alignment(write, &threshold, &alignment), 0);
+    EXPECT_EQ(alignment, hsize_t{1} << 20);
+    ASSERT_GE(H5Pget_alignment(read, &threshold, &alignment), 0);
+    EXPECT_EQ(alignment, hsize_t{1});
+    // A moved Comm takes its lists along.
+    Comm moved(std::move(comm));
+    EXPECT_EQ(detail::mpio_file_access(moved, detail::MpioAccess::kWrite, {}), write);
+    EXPECT_GT(H5Iis_valid(write), 0);
+  }
+  EXPECT_EQ(H5Iis_valid(write), 0);
+  EXPECT_EQ(H5Iis_valid(read), 0);
+}
+
 TEST(FileAccess, ACommunicatorKeepsItsListsAndAFreshOneMakesItsOwn) {
   const std::string dir = scratch_dir();
   auto own = std::make_unique<Session>(MPI_COMM_WORLD);
@@ -80,7 +115,6 @@ TEST(FileAccess, ACommunicatorKeepsItsListsAndAFreshOneMakesItsOwn) {
   auto next = std::make_unique<Session>(MPI_COMM_WORLD);
   Model again(*next);
   Checkpoint(*next, {{"model", again.module}}).read(dir + "/b.h5").assert_consumed();
-  EXPECT_NE(next->comm().io_cache(), nullptr);
   EXPECT_EQ(global_mismatches(*again.big, 4), 0);
 }
 

@@ -11,16 +11,6 @@
 namespace cairn::detail {
 namespace {
 
-// A list HDF5 still knows as an MPI-IO file-access list: HDF5 may have been closed and started
-// again since it was made (H5close), and its identifiers then mean nothing.
-bool usable(hid_t id) {
-  if (id < 0) return false;
-  const bool valid =
-      H5Iis_valid(id) > 0 && H5Iget_type(id) == H5I_GENPROP_LST && H5Pget_driver(id) == H5FD_MPIO;
-  h5::take_error_stack();
-  return valid;
-}
-
 // What a communicator holds: one list per kind, made on first use. Plain identifiers, not
 // h5::PropList: once MPI is finalized, HDF5 has closed them itself, and calling HDF5 then would
 // start it anew without MPI.
@@ -35,7 +25,7 @@ struct Lists {
     if (finalized) return;
     std::lock_guard<std::recursive_mutex> hdf5(hdf5_mutex());
     for (const hid_t id : ids)
-      if (usable(id)) H5Pclose(id);  // frees HDF5's duplicate of the communicator
+      if (id >= 0) H5Pclose(id);  // frees HDF5's duplicate of the communicator
   }
 };
 
@@ -66,7 +56,7 @@ hid_t mpio_file_access(const Comm& comm, MpioAccess access, const ErrorContext& 
   std::shared_ptr<void>& slot = comm.io_cache();
   if (!slot) slot = std::make_shared<Lists>();
   hid_t& id = static_cast<Lists*>(slot.get())->ids[access == MpioAccess::kWrite ? 0 : 1];
-  if (!usable(id)) id = make_list(comm.get(), access, ctx).release();
+  if (id < 0) id = make_list(comm.get(), access, ctx).release();
   return id;
 }
 
