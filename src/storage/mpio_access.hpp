@@ -19,8 +19,8 @@ enum class MpioAccess {
 /// Collective over `comm` the first time a kind is asked for on `comm` (every save and restore is
 /// collective and runs in the same order on every rank, so every rank asks then); local
 /// afterwards. The caller holds hdf5_mutex(). The list belongs to `comm` (Comm::io_cache): closed
-/// when the communicator is freed, so the application must not close HDF5 (H5close) while a
-/// Session lives. Throws cairn::Error (kHdf5) with `ctx` if HDF5 cannot make it.
+/// when the communicator is freed, so the application must not close HDF5 (H5close) while a Comm
+/// holding lists lives. Throws cairn::Error (kHdf5) with `ctx` if HDF5 cannot make it.
 hid_t mpio_file_access(const Comm& comm, MpioAccess access, const ErrorContext& ctx);
 
 }  // namespace cairn::detail
