@@ -22,6 +22,12 @@ std::string payload_of(int rank) {
   return text;
 }
 
+// What an agreed error's text says when `failed` ranks failed (Error's own suffix).
+std::string with_failures(std::string text, int failed) {
+  if (failed > 1) text += " (" + std::to_string(failed) + " ranks failed; the lowest is shown)";
+  return text;
+}
+
 TEST(Comm, DuplicatesTheParentWithErrorsReturn) {
   const Comm comm(MPI_COMM_WORLD);
   int world_rank = 0, world_size = 0;
@@ -207,9 +213,8 @@ TEST(Comm, AgreeReportsTheLowestFailingRankAndTheCount) {
   const auto texts = texts_thrown(
       comm, [&] { comm.agree(fails ? &failure : nullptr); }, ErrorCode::kCorrupt);
   if (comm.rank() == 0) {
-    std::string expected = "corrupt: bad box on rank " + std::to_string(lowest);
-    if (failing_ranks > 1)
-      expected += " (" + std::to_string(failing_ranks) + " ranks failed; the lowest is shown)";
+    const std::string expected =
+        with_failures("corrupt: bad box on rank " + std::to_string(lowest), failing_ranks);
     for (int r = 0; r < comm.size(); ++r) EXPECT_EQ(texts[r], expected) << "rank " << r;
   }
 }
@@ -253,9 +258,7 @@ TEST(Comm, RunAgreedKeepsTheCodeOfACairnError) {
       [&] { comm.run_agreed([&] { throw Error(ErrorCode::kNotFound, "no checkpoint in /d"); }); },
       ErrorCode::kNotFound);
   if (comm.rank() == 0) {
-    std::string expected = "not found: no checkpoint in /d";
-    if (comm.size() > 1)
-      expected += " (" + std::to_string(comm.size()) + " ranks failed; the lowest is shown)";
+    const std::string expected = with_failures("not found: no checkpoint in /d", comm.size());
     for (const std::string& text : texts) EXPECT_EQ(text, expected);
   }
 }
@@ -286,9 +289,8 @@ TEST(Comm, AllgatherAgreedThrowsTheLowestFailureOnEveryRank) {
       comm, [&] { comm.allgather_agreed({comm.rank()}, fails ? &mine : nullptr); },
       ErrorCode::kCorrupt);
   if (comm.rank() == 0) {
-    std::string expected = "corrupt: table of rank " + std::to_string(lowest);
-    if (failing_ranks > 1)
-      expected += " (" + std::to_string(failing_ranks) + " ranks failed; the lowest is shown)";
+    const std::string expected =
+        with_failures("corrupt: table of rank " + std::to_string(lowest), failing_ranks);
     for (int r = 0; r < comm.size(); ++r) EXPECT_EQ(texts[r], expected) << "rank " << r;
   }
   EXPECT_EQ(comm.allreduce_sum(1), comm.size());  // nobody is left in a collective
@@ -333,9 +335,7 @@ TEST(Comm, AllreduceSumAgreedSumsOrThrowsEverywhere) {
       comm, [&] { comm.allreduce_sum_agreed(mine_bytes, fails ? &mine : nullptr); },
       ErrorCode::kIo);
   if (comm.rank() == 0) {
-    std::string text = "I/O error: close of rank 0 failed";
-    if (failing_ranks > 1)
-      text += " (" + std::to_string(failing_ranks) + " ranks failed; the lowest is shown)";
+    const std::string text = with_failures("I/O error: close of rank 0 failed", failing_ranks);
     for (int r = 0; r < comm.size(); ++r) EXPECT_EQ(texts[r], text) << "rank " << r;
   }
   EXPECT_EQ(comm.allreduce_sum(1), comm.size());  // nobody is left in a collective
@@ -366,10 +366,9 @@ TEST(Comm, GatherAgreedGathersOnTheRootOrThrowsEverywhere) {
       comm, [&] { comm.gather_agreed(mine, root, fails ? &failure : nullptr); },
       ErrorCode::kCorrupt);
   if (comm.rank() == 0) {
-    std::string text = "corrupt: record of rank " + std::to_string(lowest) + " [rank " +
-                       std::to_string(lowest) + "]";
-    if (failing_ranks > 1)
-      text += " (" + std::to_string(failing_ranks) + " ranks failed; the lowest is shown)";
+    const std::string text = with_failures("corrupt: record of rank " + std::to_string(lowest) +
+                                               " [rank " + std::to_string(lowest) + "]",
+                                           failing_ranks);
     for (int r = 0; r < comm.size(); ++r) EXPECT_EQ(texts[r], text) << "rank " << r;
   }
   EXPECT_EQ(comm.allreduce_sum(1), comm.size());
@@ -445,9 +444,8 @@ TEST(Comm, AgreedErrorsKeepTheLowestFailingRanksStructureOnEveryRank) {
     EXPECT_EQ(e.context().box, "[0:2]");
     EXPECT_EQ(e.context().operation, "restore");
     EXPECT_EQ(e.failed_ranks(), failed);
-    std::string expected = Error(ErrorCode::kCorrupt, e.message(), e.context()).what();
-    if (failed > 1)
-      expected += " (" + std::to_string(failed) + " ranks failed; the lowest is shown)";
+    const std::string expected =
+        with_failures(Error(ErrorCode::kCorrupt, e.message(), e.context()).what(), failed);
     EXPECT_EQ(std::string(e.what()), expected);
   }
 }
