@@ -144,7 +144,9 @@ int64_t write_data(ContainerWriter& writer, SavePlan& plan, int rank, int file_r
                                                             static_cast<int>(region_offsets.size()),
                                                             region_offsets[me], region_sizes[me])
                                          : 0;
-  PackedStream packed(writer, packed_dataset, region_offsets[me], region_sizes[me], packing_buffer);
+  const int64_t base = writer.file_offset(packed_dataset);
+  PackedStream packed(writer, packed_dataset, base, region_offsets[me], region_sizes[me],
+                      packing_buffer);
   for (LocalWrite& w : plan.writes) {
     if (!plan.tensors[w.tensor].packed) continue;
     const auto esize = static_cast<int64_t>(dtype_size(plan.tensors[w.tensor].dtype));
@@ -158,7 +160,8 @@ int64_t write_data(ContainerWriter& writer, SavePlan& plan, int rank, int file_r
   const int64_t made = packed.finish();
   if (collective) {
     int64_t most = 0;
-    for (int64_t bytes : region_sizes) most = std::max(most, PackedStream::calls_for(bytes));
+    for (std::size_t r = 0; r < region_sizes.size(); ++r)
+      most = std::max(most, PackedStream::calls_for(base + region_offsets[r], region_sizes[r]));
     for (int64_t k = made; k < most; ++k) writer.write_nothing(packed_dataset);
   }
   return index_bytes;

@@ -205,6 +205,13 @@ void ContainerWriter::write_bytes(std::size_t index, int64_t offset, const void*
   write(index, region, data, region);
 }
 
+int64_t ContainerWriter::file_offset(std::size_t index) const {
+  const haddr_t address = H5Dget_offset(entries_.at(index).dataset.get());
+  if (address != HADDR_UNDEF) return static_cast<int64_t>(address);
+  h5::take_error_stack();
+  return 0;
+}
+
 void ContainerWriter::flush_metadata() {
   h5::check_status(H5Fflush(file_.get(), H5F_SCOPE_GLOBAL), "H5Fflush (metadata)",
                    context("", "create container"));

@@ -54,6 +54,10 @@ class ContainerWriter {
   /// mode).
   void write_bytes(std::size_t index, int64_t offset, const void* data, int64_t bytes);
 
+  /// Where dataset `index` starts in the file, in bytes (the same on every rank: its space is
+  /// allocated at creation); 0 if HDF5 cannot tell.
+  int64_t file_offset(std::size_t index) const;
+
   /// Collective. Writes HDF5's metadata (superblock, object headers, attributes) now, before the
   /// data: a failing data write then leaves nothing for close() to write.
   void flush_metadata();
