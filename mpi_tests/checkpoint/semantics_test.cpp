@@ -6,10 +6,15 @@
 #include <dirent.h>
 #include <mpi.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -485,6 +490,49 @@ TEST(Semantics, AFileOneRankCannotSeeIsTheSameErrorEverywhere) {
   // Every rank left the failed restore in step.
   Checkpoint(session(), {{"var", var}}).restore(path).assert_consumed();
   EXPECT_EQ(global_mismatches(*var, 62), 0);
+}
+
+// A path one rank can see but not open for reading (here a socket, which open(2) refuses even to
+// root; on a cluster, a node whose mount or permissions differ): that rank's refusal must not
+// leave the others inside HDF5's collective open either.
+TEST(Semantics, AFileOneRankCannotOpenIsTheSameErrorEverywhere) {
+  const std::string dir = scratch_dir();
+  const std::string path = Checkpoint(session(), {{"var", make_var(63)}}).write(dir + "/open.h5");
+  const int refused = session().size() - 1;
+  // A short path: a socket's name must fit in sun_path (108 bytes), which the scratch directory
+  // can exceed.
+  int pid = ::getpid();  // the refusing rank's, so that every rank expects the same name
+  MPI_Bcast(&pid, 1, MPI_INT, refused, session().comm().get());
+  const std::string socket_path = "/tmp/cairn-socket-" + std::to_string(pid) + ".h5";
+  int listener = -1;
+  if (session().rank() == refused) {
+    listener = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, socket_path.c_str(), sizeof address.sun_path - 1);
+    // No ASSERT: a rank that left here would leave the others in the restore below.
+    EXPECT_EQ(::bind(listener, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0)
+        << std::strerror(errno);
+  }
+  const std::string mine = session().rank() == refused ? socket_path : path;
+  auto var = Variable::create<double>(session(), {7, 3}, Layout::block(0));
+  try {
+    Checkpoint(session(), {{"var", var}}).restore(mine);
+    ADD_FAILURE() << "expected the restore to fail";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIo) << e.what();
+    EXPECT_EQ(e.context().rank, refused);
+    EXPECT_EQ(e.context().checkpoint, socket_path);
+    EXPECT_NE(e.message().find("cannot open for reading"), std::string::npos) << e.what();
+    EXPECT_EQ(e.failed_ranks(), 1) << e.what();
+  }
+  if (listener >= 0) {
+    ::close(listener);
+    ::unlink(socket_path.c_str());
+  }
+  // Every rank left the failed restore in step.
+  Checkpoint(session(), {{"var", var}}).restore(path).assert_consumed();
+  EXPECT_EQ(global_mismatches(*var, 63), 0);
 }
 
 TEST(Semantics, AnAgreedRestoreFailureCarriesTheFailingRanksContextEverywhere) {

@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "storage/container_reader.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 
@@ -43,6 +48,14 @@ void ContainerReader::check_openable() const {
   // MPI-IO would try to read it (and print an error per read) before HDF5 gives up.
   if (std::filesystem::is_directory(path_))
     throw Error(ErrorCode::kInvalidArgument, "is a directory, not a checkpoint file", ctx);
+  // Seeing the file is not enough: a rank whose open fails inside HDF5's collective open (a node
+  // whose mount or permissions differ, a path that names a socket) would leave the others there.
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    const int err = errno;
+    throw Error(ErrorCode::kIo, std::string("cannot open for reading: ") + std::strerror(err), ctx);
+  }
+  ::close(fd);
 }
 
 void ContainerReader::open_file() {
