@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -533,6 +534,35 @@ TEST(Semantics, AFileOneRankCannotOpenIsTheSameErrorEverywhere) {
   // Every rank left the failed restore in step.
   Checkpoint(session(), {{"var", var}}).restore(path).assert_consumed();
   EXPECT_EQ(global_mismatches(*var, 63), 0);
+}
+
+// A save whose directory one rank cannot use (here a path under a regular file; on a cluster, a
+// node whose mount is missing, stale or read-only): that rank's failure must not leave the others
+// inside HDF5's collective create.
+TEST(Semantics, ADirectoryOneRankCannotUseIsTheSameErrorEverywhere) {
+  const std::string dir = scratch_dir();
+  const int blocked = session().size() - 1;
+  const std::string not_a_directory = dir + "/plain-file";
+  if (session().rank() == 0) std::ofstream(not_a_directory) << "not a directory";
+  session().comm().barrier();
+  const std::string good = dir + "/saved.h5", bad = not_a_directory + "/saved.h5";
+  const std::string mine = session().rank() == blocked ? bad : good;
+  Checkpoint ckpt(session(), {{"var", make_var(64)}});
+  try {
+    ckpt.write(mine);
+    ADD_FAILURE() << "expected the save to fail";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIo) << e.what();
+    EXPECT_EQ(e.context().rank, blocked);
+    EXPECT_EQ(e.context().checkpoint, bad);
+    EXPECT_EQ(e.failed_ranks(), 1) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(good));
+  // Every rank left the failed save in step, and the next one works.
+  ckpt.write(good);
+  auto var = Variable::create<double>(session(), {7, 3}, Layout::block(0));
+  Checkpoint(session(), {{"var", var}}).restore(good).assert_consumed();
+  EXPECT_EQ(global_mismatches(*var, 64), 0);
 }
 
 TEST(Semantics, AnAgreedRestoreFailureCarriesTheFailingRanksContextEverywhere) {

@@ -268,6 +268,14 @@ class MetadataAssembly {
   // `failure`: this rank's failure so far, agreed here with the table's.
   void size(std::optional<Error> failure) {
     const SavePlan& plan = prepared_.plan;
+    // Agreed before the collective create, which a rank that cannot create the file there (a node
+    // whose mount is missing, stale or read-only) would fail alone, leaving the others in it.
+    if (!failure)
+      failure = comm_.run_local([&] {
+        check_directory_usable(
+            prepared_.path,
+            {.rank = comm_.rank(), .checkpoint = prepared_.path, .operation = "save"});
+      });
     if (!failure && file_.rank() == 0 && !kept_table())
       failure = comm_.run_local([&] {
         fault_point("save_table", comm_.rank());

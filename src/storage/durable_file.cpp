@@ -2,6 +2,7 @@
 #include "storage/durable_file.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -59,6 +60,28 @@ int64_t free_bytes_for(const std::string& path) {
   int64_t bytes = 0;
   if (__builtin_mul_overflow(blocks, fs.f_frsize, &bytes)) return INT64_MAX;
   return bytes;
+}
+
+void check_directory_usable(const std::string& path, const ErrorContext& ctx) {
+  const std::string dir = parent_directory(path);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    const int err = errno;
+    throw Error(ErrorCode::kIo,
+                "cannot create the checkpoint file: its directory '" + dir +
+                    "' cannot be reached from this rank (" + std::strerror(err) + ")",
+                ctx);
+  }
+  if (!S_ISDIR(st.st_mode))
+    throw Error(ErrorCode::kIo,
+                "cannot create the checkpoint file: '" + dir + "' is not a directory", ctx);
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    const int err = errno;
+    throw Error(ErrorCode::kIo,
+                "cannot create the checkpoint file: its directory '" + dir +
+                    "' is not writable from this rank (" + std::strerror(err) + ")",
+                ctx);
+  }
 }
 
 void fsync_path(const std::string& path) {

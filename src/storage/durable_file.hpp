@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // POSIX steps of the commit protocol: fsync, rename, directory fsync, atomic small-file replace,
-// and the free space a save checks before it creates its file.
+// and what a save checks of the place where it creates its file.
 #include <cstdint>
 #include <string>
+
+#include "cairn/core/error.hpp"
 
 namespace cairn {
 
@@ -25,5 +27,8 @@ std::string parent_directory(const std::string& path);
 /// -1 when the file system does not say: statvfs fails, or reports no blocks at all (as some FUSE
 /// mounts do).
 int64_t free_bytes_for(const std::string& path);
+/// Local. Throws cairn::Error(kIo) with `ctx` unless this process can create a file in `path`'s
+/// directory: the directory exists here, is a directory, and may be written and searched.
+void check_directory_usable(const std::string& path, const ErrorContext& ctx);
 
 }  // namespace cairn
