@@ -7,6 +7,7 @@
 #include <mpi.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -493,47 +495,83 @@ TEST(Semantics, AFileOneRankCannotSeeIsTheSameErrorEverywhere) {
   EXPECT_EQ(global_mismatches(*var, 62), 0);
 }
 
-// A path one rank can see but not open for reading (here a socket, which open(2) refuses even to
-// root; on a cluster, a node whose mount or permissions differ): that rank's refusal must not
-// leave the others inside HDF5's collective open either.
+// A special file at the path, on the refusing rank only, in a short directory of its own (a
+// socket's name must fit in sun_path, 108 bytes, which the scratch directory can exceed); removed
+// with the object, and named the same on every rank.
+class SpecialFileOnOneRank {
+ public:
+  enum class Kind { kSocket, kFifo };
+  SpecialFileOnOneRank(Kind kind, int owner) : owner_(session().rank() == owner) {
+    char name[64] = {};
+    if (owner_) {
+      char pattern[] = "/tmp/cairn-special-XXXXXX";
+      if (::mkdtemp(pattern)) std::snprintf(name, sizeof name, "%s", pattern);
+    }
+    MPI_Bcast(name, sizeof name, MPI_CHAR, owner, session().comm().get());
+    dir_ = name;
+    path_ = dir_ + "/file.h5";
+    if (!owner_ || dir_.empty()) return;
+    if (kind == Kind::kFifo) {
+      EXPECT_EQ(::mkfifo(path_.c_str(), 0600), 0) << std::strerror(errno);
+      return;
+    }
+    listener_ = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, path_.c_str(), sizeof address.sun_path - 1);
+    // No ASSERT: a rank that left the test here would leave the others in its restore.
+    EXPECT_EQ(::bind(listener_, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0)
+        << std::strerror(errno);
+  }
+  ~SpecialFileOnOneRank() {
+    if (listener_ >= 0) ::close(listener_);
+    if (owner_ && !dir_.empty()) {
+      ::unlink(path_.c_str());
+      ::rmdir(dir_.c_str());
+    }
+  }
+  SpecialFileOnOneRank(const SpecialFileOnOneRank&) = delete;
+  SpecialFileOnOneRank& operator=(const SpecialFileOnOneRank&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  bool owner_;
+  std::string dir_, path_;
+  int listener_ = -1;
+};
+
+// A path one rank can see but not open for reading (a socket, which open(2) refuses even to root;
+// on a cluster, a node whose mount or permissions differ), or can open but is no file (a FIFO,
+// which MPI-IO's open would wait on): that rank's refusal must not leave the others inside HDF5's
+// collective open.
 TEST(Semantics, AFileOneRankCannotOpenIsTheSameErrorEverywhere) {
   const std::string dir = scratch_dir();
   const std::string path = Checkpoint(session(), {{"var", make_var(63)}}).write(dir + "/open.h5");
   const int refused = session().size() - 1;
-  // A short path: a socket's name must fit in sun_path (108 bytes), which the scratch directory
-  // can exceed.
-  int pid = ::getpid();  // the refusing rank's, so that every rank expects the same name
-  MPI_Bcast(&pid, 1, MPI_INT, refused, session().comm().get());
-  const std::string socket_path = "/tmp/cairn-socket-" + std::to_string(pid) + ".h5";
-  int listener = -1;
-  if (session().rank() == refused) {
-    listener = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::strncpy(address.sun_path, socket_path.c_str(), sizeof address.sun_path - 1);
-    // No ASSERT: a rank that left here would leave the others in the restore below.
-    EXPECT_EQ(::bind(listener, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0)
-        << std::strerror(errno);
+  using Kind = SpecialFileOnOneRank::Kind;
+  for (const Kind kind : {Kind::kSocket, Kind::kFifo}) {
+    SCOPED_TRACE(kind == Kind::kSocket ? "socket" : "FIFO");
+    const SpecialFileOnOneRank special(kind, refused);
+    const std::string mine = session().rank() == refused ? special.path() : path;
+    auto var = Variable::create<double>(session(), {7, 3}, Layout::block(0));
+    try {
+      Checkpoint(session(), {{"var", var}}).restore(mine);
+      ADD_FAILURE() << "expected the restore to fail";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), kind == Kind::kSocket ? ErrorCode::kIo : ErrorCode::kInvalidArgument)
+          << e.what();
+      EXPECT_EQ(e.context().rank, refused);
+      EXPECT_EQ(e.context().checkpoint, special.path());
+      EXPECT_NE(e.message().find(kind == Kind::kSocket ? "cannot open for reading"
+                                                       : "is not a regular file"),
+                std::string::npos)
+          << e.what();
+      EXPECT_EQ(e.failed_ranks(), 1) << e.what();
+    }
+    // Every rank left the failed restore in step.
+    Checkpoint(session(), {{"var", var}}).restore(path).assert_consumed();
+    EXPECT_EQ(global_mismatches(*var, 63), 0);
   }
-  const std::string mine = session().rank() == refused ? socket_path : path;
-  auto var = Variable::create<double>(session(), {7, 3}, Layout::block(0));
-  try {
-    Checkpoint(session(), {{"var", var}}).restore(mine);
-    ADD_FAILURE() << "expected the restore to fail";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kIo) << e.what();
-    EXPECT_EQ(e.context().rank, refused);
-    EXPECT_EQ(e.context().checkpoint, socket_path);
-    EXPECT_NE(e.message().find("cannot open for reading"), std::string::npos) << e.what();
-    EXPECT_EQ(e.failed_ranks(), 1) << e.what();
-  }
-  if (listener >= 0) {
-    ::close(listener);
-    ::unlink(socket_path.c_str());
-  }
-  // Every rank left the failed restore in step.
-  Checkpoint(session(), {{"var", var}}).restore(path).assert_consumed();
-  EXPECT_EQ(global_mismatches(*var, 63), 0);
 }
 
 // A save whose directory one rank cannot use (here a path under a regular file; on a cluster, a

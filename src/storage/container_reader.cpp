@@ -2,6 +2,7 @@
 #include "storage/container_reader.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,12 +51,18 @@ void ContainerReader::check_openable() const {
     throw Error(ErrorCode::kInvalidArgument, "is a directory, not a checkpoint file", ctx);
   // Seeing the file is not enough: a rank whose open fails inside HDF5's collective open (a node
   // whose mount or permissions differ, a path that names a socket) would leave the others there.
+  // Without blocking: a FIFO would wait here for a writer.
   const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     const int err = errno;
     throw Error(ErrorCode::kIo, std::string("cannot open for reading: ") + std::strerror(err), ctx);
   }
+  struct stat st {};
+  const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
   ::close(fd);
+  // MPI-IO's own open of a FIFO or a device would block or fail on this rank alone.
+  if (!regular)
+    throw Error(ErrorCode::kInvalidArgument, "is not a regular file, not a checkpoint file", ctx);
 }
 
 void ContainerReader::open_file() {

@@ -75,7 +75,9 @@ void check_directory_usable(const std::string& path, const ErrorContext& ctx) {
   if (!S_ISDIR(st.st_mode))
     throw Error(ErrorCode::kIo,
                 "cannot create the checkpoint file: '" + dir + "' is not a directory", ctx);
-  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+  // The effective user and its capabilities decide, as they will for the create (access() would
+  // ask for the real user).
+  if (::faccessat(AT_FDCWD, dir.c_str(), W_OK | X_OK, AT_EACCESS) != 0) {
     const int err = errno;
     throw Error(ErrorCode::kIo,
                 "cannot create the checkpoint file: its directory '" + dir +
