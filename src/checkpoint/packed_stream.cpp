@@ -64,8 +64,9 @@ void PackedStream::add_bytes(const std::byte* data, int64_t bytes) {
 // The chunk ends at the next multiple of kChunkBytes in the file. A write that starts or ends
 // elsewhere is put in the page cache in small pieces, which cost many times more per byte than the
 // large ones an aligned write gets (measured in docs/performance.md, tenth round: W2's 16 MiB
-// writes from unaligned region starts took 2-4x as long to copy into the page cache), and on
-// Lustre or GPFS an aligned write touches one stripe or block less.
+// writes from unaligned region starts took 2-4x as long to copy into the page cache); and on a
+// parallel file system whose stripe or block size divides kChunkBytes, no stripe or block is split
+// between two of a rank's writes.
 std::size_t PackedStream::capacity() const {
   const int64_t to_boundary = kChunkBytes - (dataset_file_offset_ + next_offset_) % kChunkBytes;
   return static_cast<std::size_t>(std::min<int64_t>(to_boundary, std::ssize(buffer_)));

@@ -62,7 +62,8 @@ void ContainerReader::check_openable() const {
   ::close(fd);
   // MPI-IO's own open of a FIFO or a device would block or fail on this rank alone.
   if (!regular)
-    throw Error(ErrorCode::kInvalidArgument, "is not a regular file, not a checkpoint file", ctx);
+    throw Error(ErrorCode::kInvalidArgument,
+                "is not a regular file (a FIFO or a device), not a checkpoint file", ctx);
 }
 
 void ContainerReader::open_file() {
