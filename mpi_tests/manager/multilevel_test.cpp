@@ -537,6 +537,33 @@ TEST(Multilevel, ANodeWithoutRoomForItsPartFailsTheSaveOnEveryRank) {
   expect_node_local_restore(d, 2);
 }
 
+// A node whose node-local directory is gone and cannot be made again (a regular file in its
+// place; on a cluster, a lost or read-only RAM disk mount): its rank's check before the collective
+// create fails the save on every rank with that rank's error, and nobody waits in HDF5.
+TEST(Multilevel, ANodeWhoseDirectoryCannotBeUsedFailsTheSaveOnEveryRank) {
+  StepOneSaved job;
+  // Plain references: clang before 16 cannot capture structured bindings in lambdas.
+  const Dirs& d = job.d;
+  CheckpointManager& mgr = job.mgr;
+  const int last = session().size() - 1;
+  session().comm().barrier();
+  if (session().rank() == last) {
+    fs::remove_all(d.node(last));
+    std::ofstream(d.node(last)) << "not a directory";
+  }
+  session().comm().barrier();
+  testing::expect_same_error_everywhere([&] { mgr.save(); }, ErrorCode::kIo,
+                                        {"[rank " + std::to_string(last) + ",", d.node(last)});
+  session().comm().barrier();
+  if (session().rank() == last) {
+    fs::remove(d.node(last));
+    fs::create_directories(d.node(last));
+  }
+  session().comm().barrier();
+  ASSERT_TRUE(mgr.save());
+  mgr.wait();
+}
+
 TEST(Multilevel, OptionsAreCheckedTheSameOnEveryRank) {
   const Dirs d;
   Model m;
