@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <optional>
 
 #include "storage/checksum.hpp"
@@ -44,24 +43,24 @@ constexpr int64_t kMaxEarlyRecordBytes = int64_t{64} << 20;
 
 void ContainerReader::check_openable() const {
   const ErrorContext ctx{.rank = rank(), .checkpoint = path_, .operation = "open checkpoint"};
-  if (!std::filesystem::exists(path_))
-    throw Error(ErrorCode::kNotFound, "checkpoint file does not exist", ctx);
-  // MPI-IO would try to read it (and print an error per read) before HDF5 gives up.
-  if (std::filesystem::is_directory(path_))
-    throw Error(ErrorCode::kInvalidArgument, "is a directory, not a checkpoint file", ctx);
-  // Seeing the file is not enough: a rank whose open fails inside HDF5's collective open (a node
-  // whose mount or permissions differ, a path that names a socket) would leave the others there.
-  // Without blocking: a FIFO would wait here for a writer.
+  // Opened here, not only looked up: a rank whose open would fail inside HDF5's collective open (a
+  // node whose mount or permissions differ, a path that names a socket) would leave the others
+  // there. Without blocking: a FIFO would wait here for a writer.
   const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     const int err = errno;
+    if (err == ENOENT || err == ENOTDIR)
+      throw Error(ErrorCode::kNotFound, "checkpoint file does not exist", ctx);
     throw Error(ErrorCode::kIo, std::string("cannot open for reading: ") + std::strerror(err), ctx);
   }
   struct stat st {};
-  const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  const bool known = ::fstat(fd, &st) == 0;
   ::close(fd);
-  // MPI-IO's own open of a FIFO or a device would block or fail on this rank alone.
-  if (!regular)
+  // MPI-IO would try to read a directory (and print an error per read) before HDF5 gives up, and
+  // its own open of a FIFO or a device would block or fail on this rank alone.
+  if (known && S_ISDIR(st.st_mode))
+    throw Error(ErrorCode::kInvalidArgument, "is a directory, not a checkpoint file", ctx);
+  if (!known || !S_ISREG(st.st_mode))
     throw Error(ErrorCode::kInvalidArgument,
                 "is not a regular file (a FIFO or a device), not a checkpoint file", ctx);
 }
