@@ -3,6 +3,7 @@
 // manifest built from them equals one built by hand, and the layout rules agree with Layout.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <limits>
 #include <string>
 #include <vector>
@@ -214,7 +215,24 @@ TEST(Table, WritersIntersectingMatchesBruteForce) {
           regions.push_back(r);
         }
       for (const Box& region : regions) {
-        EXPECT_EQ(writers_intersecting(t, region, world), brute_force(t, region, world))
+        const std::vector<int> expected = brute_force(t, region, world);
+        EXPECT_EQ(writers_intersecting(t, region, world), expected)
+            << table_layout(t, world).describe() << " shape " << shape_to_string(shape)
+            << " region " << region.to_string() << " world " << world;
+        // Appended after a writer already listed: the same writers once sorted, and the one at
+        // the end not repeated.
+        std::vector<int> appended = {0};
+        append_writers_intersecting(t, region, world, appended);
+        if (appended.size() > 1) {
+          EXPECT_NE(appended[1], 0) << region.to_string();
+        }
+        std::sort(appended.begin(), appended.end());
+        appended.erase(std::unique(appended.begin(), appended.end()), appended.end());
+        std::vector<int> with_zero = expected;
+        with_zero.push_back(0);
+        std::sort(with_zero.begin(), with_zero.end());
+        with_zero.erase(std::unique(with_zero.begin(), with_zero.end()), with_zero.end());
+        EXPECT_EQ(appended, with_zero)
             << table_layout(t, world).describe() << " shape " << shape_to_string(shape)
             << " region " << region.to_string() << " world " << world;
         ++cases;

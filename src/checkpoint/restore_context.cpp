@@ -130,16 +130,20 @@ void RestoreContext::release_if_done() noexcept {
 void RestoreContext::supersede_older_restores() {
   const auto root = root_.lock();
   if (!root) return;
+  // A copy: an older restore left with nothing pending lets go of its binding on the root.
+  const std::vector<RestoreBinding> bindings = root->restore_bindings();
+  std::vector<RestoreContext*> older;
+  for (const RestoreBinding& b : bindings)
+    if (b.generation < generation_)
+      if (auto* context = dynamic_cast<RestoreContext*>(b.hook.get())) older.push_back(context);
+  // The usual restore has no older one pending: the map of 20,000 paths is not built for it.
+  if (older.empty()) return;
   // Per path of this checkpoint: whether it holds a value there.
   std::unordered_map<std::string_view, bool> provided;
   provided.reserve(manifest_.nodes.size());
   for (std::size_t n = 1; n < manifest_.nodes.size(); ++n)
     provided.emplace(manifest_.nodes[n].path, !manifest_.nodes[n].value_key.empty());
-  // A copy: an older restore left with nothing pending lets go of its binding on the root.
-  const std::vector<RestoreBinding> bindings = root->restore_bindings();
-  for (const RestoreBinding& b : bindings)
-    if (b.generation < generation_)
-      if (auto* older = dynamic_cast<RestoreContext*>(b.hook.get())) older->supersede(provided);
+  for (RestoreContext* context : older) context->supersede(provided);
 }
 
 void RestoreContext::supersede(const std::unordered_map<std::string_view, bool>& provided) {
@@ -328,6 +332,7 @@ void RestoreContext::validate(const std::vector<Match>& matches) const {
 
 void RestoreContext::load_records(const std::vector<Match>& matches, ContainerReader& reader) {
   if (!records_) return;
+  // Appended without a list per box: 20,000 tensors name the same few writers.
   std::vector<int> writers;
   bool every_writer = false;
   for (const Match& m : matches) {
@@ -336,8 +341,7 @@ void RestoreContext::load_records(const std::vector<Match>& matches, ContainerRe
     if (const int32_t t = node_tensor_[n]; t >= 0) {
       const auto* v = static_cast<const Variable*>(m.object.get());
       for (const Box& box : v->local_boxes())
-        for (int w : records_->writers_for(static_cast<std::size_t>(t), box))
-          if (!records_->loaded(w)) writers.push_back(w);
+        records_->append_writers_for(static_cast<std::size_t>(t), box, writers);
     } else if (const int32_t s = node_state_[n];
                s >= 0 &&
                manifest_.states[static_cast<std::size_t>(s)].scope == SavedScope::kPerRank) {
@@ -368,31 +372,32 @@ RestoreContext::ReadCounts RestoreContext::restore_values(const std::vector<Matc
     std::vector<std::string> values;  // one per blob read
   };
   std::vector<PendingState> states;
-  std::vector<std::vector<std::byte*>> buffers(matches.size());
   // A value is restored at most once per restore (an object tracked again, or reached by a new
   // path, keeps what it learned since), and never over a newer restore's (TensorFlow's rules).
   auto already_restored = [&](const Match& m) {
     return m.object->restored_generation() >= generation_;
   };
-  for (std::size_t i = 0; i < matches.size(); ++i) {
-    const auto n = static_cast<std::size_t>(matches[i].node);
-    if (superseded_[n] || node_tensor_[n] < 0 || already_restored(matches[i])) continue;
-    auto* v = static_cast<Variable*>(matches[i].object.get());
-    for (std::size_t b = 0; b < v->local_boxes().size(); ++b)
-      buffers[i].push_back(v->box_bytes(b).data());
-  }
+  // The current variable's buffers, one per local box: refilled per variable rather than a list
+  // kept for each of 20,000 (the reads keep the pointers, not the list).
+  std::vector<std::byte*> buffers;
+  auto fill_buffers = [&](Variable& v) -> const std::vector<std::byte*>& {
+    buffers.clear();
+    for (std::size_t b = 0; b < v.local_boxes().size(); ++b)
+      buffers.push_back(v.box_bytes(b).data());
+    return buffers;
+  };
   if (share) {
     // What this rank needs, for the node to find what several of its ranks need.
     std::vector<PieceNeed> needs;
     std::optional<Error> failure;
     try {
-      for (std::size_t i = 0; i < matches.size(); ++i) {
-        if (buffers[i].empty()) continue;
-        const auto t =
-            static_cast<std::size_t>(node_tensor_[static_cast<std::size_t>(matches[i].node)]);
-        const auto* v = static_cast<const Variable*>(matches[i].object.get());
+      for (const Match& m : matches) {
+        const auto n = static_cast<std::size_t>(m.node);
+        if (superseded_[n] || node_tensor_[n] < 0 || already_restored(m)) continue;
+        const auto t = static_cast<std::size_t>(node_tensor_[n]);
+        auto* v = static_cast<Variable*>(m.object.get());
         collect_piece_needs(manifest_.tensors[t], static_cast<uint32_t>(t), v->local_boxes(),
-                            buffers[i], needs);
+                            fill_buffers(*v), needs);
       }
     } catch (...) {
       failure.emplace(current_exception_as_error(ErrorContext{.rank = rank_}));
@@ -428,8 +433,8 @@ RestoreContext::ReadCounts RestoreContext::restore_values(const std::vector<Matc
       if (node_tensor_[n] >= 0) {
         const TensorRecord& record = manifest_.tensors[static_cast<std::size_t>(node_tensor_[n])];
         auto* v = static_cast<Variable*>(m.object.get());
-        counts.from_file +=
-            read_tensor(reader, record, v->local_boxes(), buffers[i], packed, &checks, supplied);
+        counts.from_file += read_tensor(reader, record, v->local_boxes(), fill_buffers(*v), packed,
+                                        &checks, supplied);
         tensor_nodes.push_back(static_cast<int64_t>(i));
         if (!record.packed && ++datasets_read == halfway) fault_point("restore_during_read", rank_);
       } else if (node_state_[n] >= 0) {

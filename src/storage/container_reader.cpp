@@ -161,9 +161,10 @@ void ContainerReader::decode_metadata(Records records) {
     check_packed_dataset();
     return;
   }
-  GlobalTable table = decode_table(table_text_, header, path_);
+  std::vector<std::string> paths;
+  GlobalTable table = decode_table(table_text_, header, path_, &paths);
   table_text_ = {};
-  manifest_ = manifest_from_table(header, table);
+  manifest_ = manifest_from_table(header, table, std::move(paths));
   packed_bytes_ = manifest_.packed_bytes;
   check_packed_dataset();
   records_ = std::make_shared<SavedRecords>(header, std::move(table));

@@ -11,10 +11,11 @@ SavedRecords::SavedRecords(Header header, GlobalTable table)
       table_(std::move(table)),
       loaded_(static_cast<std::size_t>(header_.world_size), 0) {}
 
-std::vector<int> SavedRecords::writers_for(std::size_t tensor, const Box& region) const {
+void SavedRecords::append_writers_for(std::size_t tensor, const Box& region,
+                                      std::vector<int>& out) const {
   const TableTensor& t = table_.tensors.at(tensor);
-  if (t.layout == LayoutRule::kReplicated) return {};
-  return writers_intersecting(t, region, header_.world_size);
+  if (t.layout != LayoutRule::kReplicated)
+    append_writers_intersecting(t, region, header_.world_size, out);
 }
 
 bool SavedRecords::loaded(int writer) const {

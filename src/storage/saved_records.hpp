@@ -20,9 +20,10 @@ class SavedRecords {
 
   const Header& header() const noexcept { return header_; }
   const GlobalTable& table() const noexcept { return table_; }
-  /// Local. The writers whose records hold pieces of tensor `tensor` (its index in the table and
-  /// in the manifest) that intersect `region`; none for replicated tensors.
-  std::vector<int> writers_for(std::size_t tensor, const Box& region) const;
+  /// Local. Appends to `out` the writers whose records hold pieces of tensor `tensor` (its index
+  /// in the table and in the manifest) that intersect `region`, none for replicated tensors; a
+  /// writer equal to the last one in `out` is skipped (the caller sorts and dedupes).
+  void append_writers_for(std::size_t tensor, const Box& region, std::vector<int>& out) const;
   /// Local. Reads, checks and adds to `manifest` the records of `writers` not taken in yet, through
   /// `reader`. Throws kCorrupt naming the checkpoint and the writer for a damaged record.
   void load(ContainerReader& reader, Manifest& manifest, const std::vector<int>& writers);

@@ -117,9 +117,10 @@ struct GlobalTable {
 std::string encode_table(const GlobalTable& table);
 /// Local. Decodes and validates a table against its header: kCorrupt naming the key (or node)
 /// for anything docs/format.md's "Table consistency" rejects, kVersion for an unknown code in a
-/// file of a newer minor version.
+/// file of a newer minor version. `paths`, if given, receives every node's object path (the
+/// decoder builds them to check the keys; manifest_from_table() can take them over).
 GlobalTable decode_table(std::string_view bytes, const Header& header,
-                         const std::string& checkpoint);
+                         const std::string& checkpoint, std::vector<std::string>* paths = nullptr);
 
 struct RecordPiece {
   uint32_t tensor = 0;
@@ -164,6 +165,10 @@ std::vector<Box> box_pieces(const TableTensor& t, const Box& box, int64_t piece_
 /// Local. The writers of block, grid and explicit tensor `t` with a box that intersects `region`,
 /// in increasing order, without reading anything (computed from the rule).
 std::vector<int> writers_intersecting(const TableTensor& t, const Box& region, int world_size);
+/// Local. Appends writers_intersecting() to `out` without building a list, skipping a writer
+/// equal to the last one in `out` (callers that gather many tensors' writers sort and dedupe).
+void append_writers_intersecting(const TableTensor& t, const Box& region, int world_size,
+                                 std::vector<int>& out);
 
 /// Local. A format version as the header and error messages write it: "<major>.<minor>".
 std::string format_version_text(int major, int minor);
@@ -173,8 +178,10 @@ std::string format_version_text(int major, int minor);
 Manifest manifest_from_header(const Header& header);
 /// Local. The in-memory manifest of a 2.x file before any record is added: every node with its
 /// path and children, every tensor with its key, dataset path, layout description and (replicated
-/// tensors only) its boxes, every state with (global states only) its blob.
-Manifest manifest_from_table(const Header& header, const GlobalTable& table);
+/// tensors only) its boxes, every state with (global states only) its blob. `paths`: the nodes'
+/// paths as decode_table() gave them, or empty to compute them here.
+Manifest manifest_from_table(const Header& header, const GlobalTable& table,
+                             std::vector<std::string> paths = {});
 /// Local. Adds what `record` holds to `manifest` (built by manifest_from_table from the same
 /// table): the writer's boxes of block, grid and explicit tensors with their pieces, and its
 /// per-rank blobs.

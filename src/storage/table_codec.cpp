@@ -201,6 +201,17 @@ struct Section {
   uint64_t at(uint64_t i) const { return offset + i * element_bytes; }
 };
 
+// The key of a tensor's or a state's value, spelled out only for an error message: a table of
+// 20,000 tensors decodes without building one.
+struct ValueKey {
+  const std::vector<std::string>* paths;
+  uint32_t node;
+  bool state;
+  std::string text() const {
+    return state ? detail::state_key((*paths)[node]) : detail::variable_key((*paths)[node]);
+  }
+};
+
 class TableDecoder {
  public:
   TableDecoder(std::string_view bytes, const Header& header, const std::string& ckpt)
@@ -208,7 +219,7 @@ class TableDecoder {
         header_(header),
         ckpt_(ckpt) {}
 
-  GlobalTable decode() {
+  GlobalTable decode(std::vector<std::string>* paths) {
     read_directory();
     read_graph();
     paths_ = detail::table_paths(t_, ckpt_);
@@ -220,12 +231,16 @@ class TableDecoder {
     check_values();
     read_replicated();
     read_global_blobs();
+    if (paths) *paths = std::move(paths_);
     return std::move(t_);
   }
 
  private:
   [[noreturn]] void corrupt(const std::string& key, const std::string& what) const {
     detail::table_corrupt(ckpt_, key, what);
+  }
+  [[noreturn]] void corrupt(const ValueKey& key, const std::string& what) const {
+    corrupt(key.text(), what);
   }
   // An unknown code: damage in a file of a version this reader knows, kVersion in a newer minor.
   [[noreturn]] void unknown(const std::string& key, const std::string& what) const {
@@ -238,6 +253,9 @@ class TableDecoder {
                       ", written by a newer cairn: upgrade cairn to read it",
                   {.checkpoint = ckpt_, .key = key, .operation = "decode table"});
     corrupt(key, "unknown " + what);
+  }
+  [[noreturn]] void unknown(const ValueKey& key, const std::string& what) const {
+    unknown(key.text(), what);
   }
 
   void read_directory() {
@@ -284,19 +302,21 @@ class TableDecoder {
 
   const Section& sec(SectionId id) const { return sec_[id - 1]; }
 
-  std::string string_at(uint64_t at, const std::string& key, const char* what) {
+  // `key()` names the referring element in a message.
+  template <class KeyFn>
+  std::string string_at(uint64_t at, const KeyFn& key, const char* what) {
     const uint64_t off = r_.u32(at), len = r_.u32(at + 4);
     const Section& s = sec(kStrings);
     if (off > s.count || len > s.count - off)
-      corrupt(key, std::string(what) + " string [" + std::to_string(off) + ", +" +
-                       std::to_string(len) + ") lies outside the strings section (" +
-                       std::to_string(s.count) + " bytes)");
+      corrupt(key(), std::string(what) + " string [" + std::to_string(off) + ", +" +
+                         std::to_string(len) + ") lies outside the strings section (" +
+                         std::to_string(s.count) + " bytes)");
     copied_ += len;
     const uint64_t limit = std::max<uint64_t>(detail::kMinStringBytesLimit,
                                               detail::kMaxStringBytesPerTableByte * r_.size());
     if (copied_ > limit)
-      corrupt(key, "the strings the table refers to total more than " + std::to_string(limit) +
-                       " bytes, more than this reader accepts");
+      corrupt(key(), "the strings the table refers to total more than " + std::to_string(limit) +
+                         " bytes, more than this reader accepts");
     return std::string(r_.view(s.offset + off, len));
   }
 
@@ -309,7 +329,8 @@ class TableDecoder {
     for (uint64_t i = 0; i < nodes.count; ++i) {
       const uint64_t at = nodes.at(i);
       TableNode n;
-      n.kind = string_at(at, node_name(i), "the kind");
+      n.kind = string_at(
+          at, [i] { return node_name(i); }, "the kind");
       const uint8_t vk = r_.u8(at + 8);
       if (vk > 2) unknown(node_name(i), "value kind " + std::to_string(vk));
       n.value_kind = static_cast<NodeValue>(vk);
@@ -324,7 +345,8 @@ class TableDecoder {
     for (uint64_t i = 0; i < edges.count; ++i) {
       const uint64_t at = edges.at(i);
       TableEdge e{r_.u32(at), r_.u32(at + 4),
-                  string_at(at + 8, "edge " + std::to_string(i), "a name")};
+                  string_at(
+                      at + 8, [i] { return "edge " + std::to_string(i); }, "a name")};
       if (e.parent >= n_nodes || e.child >= n_nodes)
         corrupt(e.parent < n_nodes ? node_name(e.parent) : "",
                 "edge '" + e.name + "' leads from node " + std::to_string(e.parent) + " to node " +
@@ -344,7 +366,8 @@ class TableDecoder {
     for (uint64_t i = 0; i < slots.count; ++i) {
       const uint64_t at = slots.at(i);
       TableSlot s{r_.u32(at), r_.u32(at + 4), r_.u32(at + 8),
-                  string_at(at + 12, "slot " + std::to_string(i), "a slot name")};
+                  string_at(
+                      at + 12, [i] { return "slot " + std::to_string(i); }, "a slot name")};
       if (s.optimizer >= n_nodes || s.variable >= n_nodes || s.slot >= n_nodes)
         corrupt("", "slot '" + s.name + "' (optimizer " + std::to_string(s.optimizer) +
                         ", variable " + std::to_string(s.variable) + ", slot " +
@@ -352,11 +375,6 @@ class TableDecoder {
                         std::to_string(n_nodes) + " nodes");
       t_.slots.push_back(std::move(s));
     }
-  }
-
-  // The key of the value at `node`, for messages before the values are linked.
-  std::string key_of(uint32_t node, bool state) const {
-    return state ? detail::state_key(paths_[node]) : detail::variable_key(paths_[node]);
   }
 
   Box read_box(uint64_t at, std::size_t ndim) const {
@@ -368,7 +386,7 @@ class TableDecoder {
     return b;
   }
 
-  void dims_range(uint64_t at, uint64_t n, const std::string& key, const char* what) const {
+  void dims_range(uint64_t at, uint64_t n, const ValueKey& key, const char* what) const {
     if (at > sec(kDims).count || n > sec(kDims).count - at)
       corrupt(key, std::string(what) + " [" + std::to_string(at) + ", +" + std::to_string(n) +
                        ") lies outside dims (" + std::to_string(sec(kDims).count) + " values)");
@@ -385,7 +403,7 @@ class TableDecoder {
       if (t.node >= n_nodes)
         corrupt("", "tensor " + std::to_string(i) + " belongs to node " + std::to_string(t.node) +
                         " of " + std::to_string(n_nodes));
-      const std::string key = key_of(t.node, false);
+      const ValueKey key{&paths_, t.node, false};
       const uint8_t dtype = r_.u8(at + 4), storage = r_.u8(at + 5), layout = r_.u8(at + 6),
                     ndim = r_.u8(at + 7);
       if (dtype > static_cast<uint8_t>(DType::kBool))
@@ -401,6 +419,7 @@ class TableDecoder {
       const uint64_t shape_at = r_.u32(at + 8), param = r_.u32(at + 12),
                      param_count = r_.u32(at + 16);
       dims_range(shape_at, ndim, key, "the shape");
+      t.shape.reserve(ndim);
       for (uint64_t d = 0; d < ndim; ++d) t.shape.push_back(r_.i64(sec(kDims).at(shape_at + d)));
       int64_t volume = 1, bytes = 0;
       for (int64_t e : t.shape) {
@@ -417,7 +436,7 @@ class TableDecoder {
   }
 
   void read_layout(TableTensor& t, uint64_t index, uint64_t param, uint64_t count,
-                   const std::string& key) {
+                   const ValueKey& key) {
     const int world = header_.world_size;
     auto want_count = [&](uint64_t n, const char* layout) {
       if (count != n)
@@ -470,7 +489,7 @@ class TableDecoder {
   std::string layout_text(const TableTensor& t) const { return detail::layout_description(t); }
 
   void read_explicit(TableTensor& t, uint64_t index, uint64_t first, uint64_t count,
-                     const std::string& key) {
+                     const ValueKey& key) {
     const Section& boxes = sec(kBoxes);
     if (first > boxes.count || count > boxes.count - first)
       corrupt(key, "explicit boxes [" + std::to_string(first) + ", +" + std::to_string(count) +
@@ -515,7 +534,7 @@ class TableDecoder {
   // Sorted by their offset on one axis, a box can only overlap the boxes after it that start
   // before it ends there. The axis is the one with the most distinct offsets, so that a tiling
   // along any axis costs O(n log n); only hostile input approaches O(n^2).
-  void check_disjoint(const TableTensor& t, const std::string& key) const {
+  void check_disjoint(const TableTensor& t, const ValueKey& key) const {
     std::vector<const TableBox*> order;
     for (const TableBox& b : t.boxes)
       if (!b.box.empty()) order.push_back(&b);
@@ -558,7 +577,8 @@ class TableDecoder {
         corrupt("", "state " + std::to_string(i) + " belongs to node " + std::to_string(s.node) +
                         " of " + std::to_string(t_.nodes.size()));
       const uint8_t scope = r_.u8(at + 4);
-      if (scope > 1) unknown(key_of(s.node, true), "scope code " + std::to_string(scope));
+      if (scope > 1)
+        unknown(ValueKey{&paths_, s.node, true}, "scope code " + std::to_string(scope));
       s.scope = scope == 0 ? SavedScope::kPerRank : SavedScope::kGlobal;
       t_.states.push_back(s);
     }
@@ -568,16 +588,16 @@ class TableDecoder {
     for (std::size_t i = 0; i < t_.tensors.size(); ++i) {
       const TableNode& n = t_.nodes[t_.tensors[i].node];
       if (n.value_kind != NodeValue::kTensor || n.value != i)
-        corrupt(key_of(t_.tensors[i].node, false), "tensor " + std::to_string(i) + "'s node " +
-                                                       std::to_string(t_.tensors[i].node) +
-                                                       " does not name it as its value");
+        corrupt(ValueKey{&paths_, t_.tensors[i].node, false},
+                "tensor " + std::to_string(i) + "'s node " + std::to_string(t_.tensors[i].node) +
+                    " does not name it as its value");
     }
     for (std::size_t i = 0; i < t_.states.size(); ++i) {
       const TableNode& n = t_.nodes[t_.states[i].node];
       if (n.value_kind != NodeValue::kState || n.value != i)
-        corrupt(key_of(t_.states[i].node, true), "state " + std::to_string(i) + "'s node " +
-                                                     std::to_string(t_.states[i].node) +
-                                                     " does not name it as its value");
+        corrupt(ValueKey{&paths_, t_.states[i].node, true},
+                "state " + std::to_string(i) + "'s node " + std::to_string(t_.states[i].node) +
+                    " does not name it as its value");
     }
     // A key is its node's path plus its kind's suffix, and neither suffix ends the other
     // ("...VARIABLE_VALUE", "...STATE"): two keys are equal exactly when their paths and kinds
@@ -605,7 +625,7 @@ class TableDecoder {
     }
   }
 
-  void packed_range(int64_t offset, int64_t bytes, const std::string& key) const {
+  void packed_range(int64_t offset, int64_t bytes, const ValueKey& key) const {
     const std::string problem = detail::packed_range_problem(offset, bytes, header_.packed_bytes);
     if (!problem.empty()) corrupt(key, problem);
   }
@@ -620,7 +640,7 @@ class TableDecoder {
     for (std::size_t i = 0; i < t_.tensors.size(); ++i) {
       const TableTensor& t = t_.tensors[i];
       if (t.layout != LayoutRule::kReplicated) continue;
-      const std::string key = detail::tensor_key(t_, paths_, i);
+      const ValueKey key{&paths_, t.node, false};
       const int64_t pieces = detail::box_piece_count(t, Box::whole(t.shape), header_.piece_bytes);
       const int64_t esize = static_cast<int64_t>(dtype_size(t.dtype));
       for (int64_t p = 0; p < pieces; ++p) {
@@ -656,7 +676,7 @@ class TableDecoder {
     uint64_t next = 0;
     for (std::size_t i = 0; i < t_.states.size(); ++i) {
       if (t_.states[i].scope != SavedScope::kGlobal) continue;
-      const std::string key = detail::state_key_of(t_, paths_, i);
+      const ValueKey key{&paths_, t_.states[i].node, true};
       if (next >= blobs.count) corrupt(key, "global state has no blob in global_blobs");
       const uint64_t at = blobs.at(next);
       TableBlob b{r_.u32(at), r_.u32(at + 4), r_.u64(at + 8), r_.i64(at + 16), r_.i64(at + 24)};
@@ -692,12 +712,12 @@ class TableDecoder {
 }  // namespace
 
 GlobalTable decode_table(std::string_view bytes, const Header& header,
-                         const std::string& checkpoint) {
+                         const std::string& checkpoint, std::vector<std::string>* paths) {
   if (header.format_major != kFormatMajor)
     detail::table_corrupt(checkpoint, "",
                           "a table in a format " + std::to_string(header.format_major) + "." +
                               std::to_string(header.format_minor) + " file");
-  return TableDecoder(bytes, header, checkpoint).decode();
+  return TableDecoder(bytes, header, checkpoint).decode(paths);
 }
 
 }  // namespace cairn

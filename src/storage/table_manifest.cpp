@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "cairn/core/error.hpp"
+#include "cairn/tensor/variable.hpp"
 #include "storage/keys.hpp"
 #include "storage/schema.hpp"
 #include "storage/table.hpp"
@@ -214,67 +215,96 @@ std::vector<Box> box_pieces(const TableTensor& t, const Box& box, int64_t piece_
   return split_box(box, static_cast<int64_t>(dtype_size(t.dtype)), piece_bytes);
 }
 
-std::vector<int> writers_intersecting(const TableTensor& t, const Box& region, int world_size) {
-  if (region.rank() != t.shape.size() || region.offset.size() != t.shape.size())
-    throw Error(ErrorCode::kInvalidArgument,
-                "region " + region.to_string() + " does not have the " +
-                    std::to_string(t.shape.size()) + " axes of shape " + shape_to_string(t.shape));
+namespace detail {
+namespace {
+
+// Calls `visit(int writer)` for each writer whose rule box of `t` intersects `region`, in
+// increasing order, without allocating (a restore asks once per local box of every tensor);
+// explicit layouts, whose writers repeat and come in any order, are left to the caller.
+template <class Visit>
+void visit_rule_writers(const TableTensor& t, const Box& region, int world_size, Visit&& visit) {
+  const std::size_t k = t.shape.size();
   // The part of the region inside the shape; nothing intersects an empty one.
-  Box r = region;
-  for (std::size_t d = 0; d < r.rank(); ++d) {
-    const int64_t lo = std::clamp<int64_t>(r.offset[d], 0, t.shape[d]);
-    const int64_t hi = std::clamp<int64_t>(r.offset[d] + r.count[d], lo, t.shape[d]);
-    r.offset[d] = lo;
-    r.count[d] = hi - lo;
+  int64_t lo[kMaxAxes], hi[kMaxAxes];
+  for (std::size_t d = 0; d < k; ++d) {
+    lo[d] = std::clamp<int64_t>(region.offset[d], 0, t.shape[d]);
+    hi[d] = std::clamp<int64_t>(region.offset[d] + region.count[d], lo[d], t.shape[d]);
+    if (hi[d] == lo[d]) return;
   }
-  if (r.empty()) return {};
   switch (t.layout) {
     case LayoutRule::kReplicated:
-      return {};
+    case LayoutRule::kExplicit:
+      return;
     case LayoutRule::kBlock: {
-      if (t.shape.empty()) return {0};
+      if (k == 0) return visit(0);
       const auto axis = static_cast<std::size_t>(t.params.at(0));
-      const int first = detail::block_owner(t.shape[axis], world_size, r.offset[axis]);
-      const int last =
-          detail::block_owner(t.shape[axis], world_size, r.offset[axis] + r.count[axis] - 1);
-      std::vector<int> out;
-      for (int w = first; w <= last; ++w) out.push_back(w);
-      return out;
+      const int first = block_owner(t.shape[axis], world_size, lo[axis]);
+      const int last = block_owner(t.shape[axis], world_size, hi[axis] - 1);
+      for (int w = first; w <= last; ++w) visit(w);
+      return;
     }
     case LayoutRule::kGrid: {
       // The grid coordinates intersecting the region form a sub-grid; its cells in row-major
       // order are increasing ranks.
-      const std::size_t k = t.params.size();
-      std::vector<int> lo(k), hi(k), at(k);
-      for (std::size_t d = 0; d < k; ++d) {
-        const int g = static_cast<int>(t.params[d]);
-        lo[d] = at[d] = detail::block_owner(t.shape[d], g, r.offset[d]);
-        hi[d] = detail::block_owner(t.shape[d], g, r.offset[d] + r.count[d] - 1);
+      const std::size_t g = t.params.size();
+      int first[kMaxAxes], last[kMaxAxes], at[kMaxAxes];
+      for (std::size_t d = 0; d < g; ++d) {
+        const int cells = static_cast<int>(t.params[d]);
+        first[d] = at[d] = block_owner(t.shape[d], cells, lo[d]);
+        last[d] = block_owner(t.shape[d], cells, hi[d] - 1);
       }
-      std::vector<int> out;
       while (true) {
         int rank = 0;
-        for (std::size_t d = 0; d < k; ++d) rank = rank * static_cast<int>(t.params[d]) + at[d];
-        out.push_back(rank);
-        std::size_t d = k;
-        while (d > 0 && at[d - 1] == hi[d - 1]) {
-          at[d - 1] = lo[d - 1];
+        for (std::size_t d = 0; d < g; ++d) rank = rank * static_cast<int>(t.params[d]) + at[d];
+        visit(rank);
+        std::size_t d = g;
+        while (d > 0 && at[d - 1] == last[d - 1]) {
+          at[d - 1] = first[d - 1];
           --d;
         }
-        if (d == 0) return out;
+        if (d == 0) return;
         ++at[d - 1];
       }
     }
-    case LayoutRule::kExplicit: {
-      std::vector<int> out;
-      for (const TableBox& b : t.boxes)
-        if (intersect(b.box, r)) out.push_back(static_cast<int>(b.rank));
-      std::sort(out.begin(), out.end());
-      out.erase(std::unique(out.begin(), out.end()), out.end());
-      return out;
-    }
   }
-  return {};
+}
+
+void check_region_axes(const TableTensor& t, const Box& region) {
+  if (region.rank() != t.shape.size() || region.offset.size() != t.shape.size())
+    throw Error(ErrorCode::kInvalidArgument,
+                "region " + region.to_string() + " does not have the " +
+                    std::to_string(t.shape.size()) + " axes of shape " + shape_to_string(t.shape));
+}
+
+}  // namespace
+}  // namespace detail
+
+std::vector<int> writers_intersecting(const TableTensor& t, const Box& region, int world_size) {
+  detail::check_region_axes(t, region);
+  std::vector<int> out;
+  if (t.layout != LayoutRule::kExplicit) {
+    detail::visit_rule_writers(t, region, world_size, [&](int w) { out.push_back(w); });
+    return out;
+  }
+  for (const TableBox& b : t.boxes)
+    if (intersect(b.box, region)) out.push_back(static_cast<int>(b.rank));
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+void append_writers_intersecting(const TableTensor& t, const Box& region, int world_size,
+                                 std::vector<int>& out) {
+  detail::check_region_axes(t, region);
+  auto append = [&](int w) {
+    if (out.empty() || out.back() != w) out.push_back(w);
+  };
+  if (t.layout != LayoutRule::kExplicit) {
+    detail::visit_rule_writers(t, region, world_size, append);
+    return;
+  }
+  for (const TableBox& b : t.boxes)
+    if (intersect(b.box, region)) append(static_cast<int>(b.rank));
 }
 
 Manifest manifest_from_header(const Header& header) {
@@ -289,9 +319,10 @@ Manifest manifest_from_header(const Header& header) {
   return m;
 }
 
-Manifest manifest_from_table(const Header& header, const GlobalTable& table) {
+Manifest manifest_from_table(const Header& header, const GlobalTable& table,
+                             std::vector<std::string> paths) {
   Manifest m = manifest_from_header(header);
-  std::vector<std::string> paths = detail::table_paths(table, "");
+  if (paths.size() != table.nodes.size()) paths = detail::table_paths(table, "");
   m.nodes.resize(table.nodes.size());
   for (std::size_t i = 0; i < table.nodes.size(); ++i) {
     NodeRecord& n = m.nodes[i];
@@ -311,13 +342,21 @@ Manifest manifest_from_table(const Header& header, const GlobalTable& table) {
   m.tensors.reserve(table.tensors.size());
   m.states.reserve(table.states.size());
   std::size_t next_piece = 0;
+  // Most tensors share a few layouts: a description is built once per run of equal rules.
+  const TableTensor* described = nullptr;
+  std::string description;
   for (std::size_t i = 0; i < table.tensors.size(); ++i) {
     const TableTensor& t = table.tensors[i];
+    if (!described || t.layout != described->layout || t.params != described->params ||
+        t.layout == LayoutRule::kExplicit) {
+      description = detail::layout_description(t);
+      described = &t;
+    }
     TensorRecord r;
     r.key = m.nodes[t.node].value_key;
     r.dtype = t.dtype;
     r.shape = t.shape;
-    r.layout = detail::layout_description(t);
+    r.layout = description;
     r.packed = t.packed;
     if (!t.packed) r.dataset = detail::schema::tensor_dataset(r.key);
     if (t.layout == LayoutRule::kReplicated) {

@@ -259,7 +259,12 @@ int64_t read_tensor(ContainerReader& reader, const TensorRecord& t, const std::v
   OverlappedChecks local_checks;
   OverlappedChecks& checks = overlapped ? *overlapped : local_checks;
   const int64_t esize = static_cast<int64_t>(dtype_size(t.dtype));
-  std::vector<int64_t> covered(boxes.size(), 0);
+  // Elements of each local box the pieces cover; on the stack for the usual one or two boxes
+  // (this runs once per tensor of a restore).
+  int64_t covered_inline[4] = {};
+  std::vector<int64_t> covered_heap;
+  if (boxes.size() > std::size(covered_inline)) covered_heap.assign(boxes.size(), 0);
+  int64_t* covered = covered_heap.empty() ? covered_inline : covered_heap.data();
   std::vector<Needed> needed;
   int64_t read_bytes = 0;
   for (std::size_t w = 0; w < t.boxes.size(); ++w) {
