@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The read-ahead of a rank's packed region on restores at the saved job size (format 1.1's
 // /cairn/packed_ranks): exact values with it on, off, and with chunks small enough that pieces
-// straddle them; a damaged, missing or foreign index only costs the read-ahead; damaged packed
-// bytes are still caught on every rank.
+// straddle them, the chunks read after the restore planned its reads going straight into the
+// variables; a damaged, missing or foreign index only costs the read-ahead; damaged packed bytes
+// are still caught on every rank, in the ring's buffers and in place.
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
@@ -133,6 +134,11 @@ TEST(ReadAhead, RestoresExactValuesOnOffAndWithPiecesAcrossChunks) {
   EXPECT_GE(small_served, bytes * 3 / 4);
   EXPECT_LT(small_served, bytes) << "no piece crossed a 1 MiB chunk end";
   EXPECT_EQ(comm.allreduce_sum(one.prefetched_bytes), small_served);  // same chunks, one at a time
+  // One chunk at a time, every chunk after the first is read once the reads are planned: straight
+  // into the variables, all but the pieces across a chunk end.
+  EXPECT_LE(one.direct_bytes, one.prefetched_bytes);
+  EXPECT_GE(comm.allreduce_sum(one.direct_bytes), small_served / 2);
+  EXPECT_EQ(comm.allreduce_sum(off.direct_bytes), 0);
 }
 
 TEST(ReadAhead, RestoringPartOfTheGraphSkipsUnneededChunks) {
@@ -235,6 +241,29 @@ TEST(ReadAhead, FlippedByteInTheLastRanksRegionIsDetectedEverywhere) {
     text = e.what();
   }
   EXPECT_NE(text.find("checksum mismatch"), std::string::npos) << text;
+  const auto all = session().comm().gather(text, 0);
+  for (const auto& t : all) EXPECT_EQ(t, all[0]);
+}
+
+TEST(ReadAhead, FlippedByteInAPieceReadInPlaceIsDetectedEverywhere) {
+  // The last element of the last tensor lies at the end of the last rank's region, in a chunk read
+  // after the reads were planned (one 1 MiB chunk at a time), straight into the variable.
+  const std::string path = save(scratch_dir(), Kind::kSharded);
+  const std::string key = "m/v119/.ATTRIBUTES/VARIABLE_VALUE";
+  if (session().rank() == 0) {
+    const Shape shape{1 + (119 * 37) % 190, 13 + (119 % 5) * 120};
+    testing::flip_byte(path, testing::tensor_element_offset(path, key, shape[0] * shape[1] - 1));
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  std::string text;
+  try {
+    restore_with(path, 1, Kind::kSharded);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorrupt) << e.what();
+    text = e.what();
+  }
+  EXPECT_NE(text.find("checksum mismatch"), std::string::npos) << text;
+  EXPECT_NE(text.find(key), std::string::npos) << text;
   const auto all = session().comm().gather(text, 0);
   for (const auto& t : all) EXPECT_EQ(t, all[0]);
 }

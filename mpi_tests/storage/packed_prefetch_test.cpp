@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // The read-ahead hands out exactly the file's bytes, chunk after chunk, and holds no more buffer
-// than its ring, nor more than a region smaller than one chunk.
+// than its ring, nor more than a region smaller than one chunk; once given direct reads, the chunks
+// it has not started put those bytes at their destinations and the rest in the chunk.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <fstream>
 #include <string>
@@ -57,6 +59,58 @@ TEST(PackedPrefetch, ChunksComeInOrderThroughABoundedRing) {
     ahead.release(k);
   }
   EXPECT_EQ(ahead.wait(0), nullptr);  // released: its buffer may hold a later chunk
+}
+
+TEST(PackedPrefetch, DirectReadsLandAtTheirDestinationsInTheChunksReadAfterThem) {
+  const int64_t chunk = int64_t{1} << 20;
+  const int64_t region = 3 * chunk;
+  const std::string path = patterned_file(testing::scratch_dir(), region + 100);
+  // One chunk at a time: the helper reads chunk 0 and waits for it to be released.
+  PackedPrefetch ahead(path, 100, 0, region, chunk, 1);
+  ASSERT_EQ(ahead.chunks(), 3u);
+  const std::byte* first = ahead.wait(0);
+  ASSERT_NE(first, nullptr);
+  // Chunk 0 (read already) and chunk 1 get a few reads each; chunk 2 gets 3,000 of 7 bytes every
+  // 300 bytes, more than one preadv takes (IOV_MAX buffers).
+  std::vector<std::vector<std::byte>> destinations;
+  std::vector<PackedPrefetch::DirectRead> reads;
+  auto add = [&](int64_t offset, int64_t bytes) {
+    destinations.emplace_back(static_cast<std::size_t>(bytes), std::byte{0});
+    reads.push_back({offset, bytes, destinations.back().data()});
+  };
+  destinations.reserve(3010);
+  add(10, 100);
+  add(chunk + 5, 4000);
+  add(chunk + 4005, 1);       // adjacent to the one before
+  add(2 * chunk - 300, 300);  // ends where the chunk ends
+  for (int64_t i = 0; i < 3000; ++i) add(2 * chunk + 17 + 300 * i, 7);
+  ahead.read_directly(reads);
+  EXPECT_FALSE(ahead.direct(0));
+  ahead.release(0);
+  for (std::size_t k = 1; k < 3; ++k) {
+    const std::byte* bytes = ahead.wait(k);
+    ASSERT_NE(bytes, nullptr) << "chunk " << k;
+    EXPECT_TRUE(ahead.direct(k)) << "chunk " << k;
+    // The bytes between the direct reads are in the chunk's buffer.
+    const int64_t start = ahead.chunk_start(k);
+    std::vector<char> direct(static_cast<std::size_t>(chunk), 0);
+    for (const auto& r : reads)
+      if (r.offset >= start && r.offset < start + chunk)
+        std::fill_n(direct.begin() + (r.offset - start), r.bytes, 1);
+    for (int64_t i = 0; i < chunk; ++i) {
+      if (direct[static_cast<std::size_t>(i)]) continue;
+      ASSERT_EQ(static_cast<char>(bytes[i]), expected(100 + start + i))
+          << "chunk " << k << " byte " << i;
+    }
+    ahead.release(k);
+  }
+  // Chunk 0 was read before: its direct read's destination was left alone.
+  EXPECT_EQ(destinations[0], std::vector<std::byte>(100, std::byte{0}));
+  for (std::size_t d = 1; d < reads.size(); ++d)
+    for (int64_t i = 0; i < reads[d].bytes; ++i)
+      ASSERT_EQ(static_cast<char>(destinations[d][static_cast<std::size_t>(i)]),
+                expected(100 + reads[d].offset + i))
+          << "read " << d << " byte " << i;
 }
 
 }  // namespace

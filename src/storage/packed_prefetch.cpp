@@ -2,6 +2,8 @@
 #include "storage/packed_prefetch.hpp"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,7 +20,8 @@ PackedPrefetch::PackedPrefetch(const std::string& path, int64_t file_offset, int
       chunk_bytes_(std::max<int64_t>(chunk_bytes, 1)),
       chunks_(static_cast<std::size_t>((end_ - begin_ + chunk_bytes_ - 1) / chunk_bytes_)),
       ring_(static_cast<std::size_t>(std::max(max_chunks, 1))),
-      failed_(chunks_, 0) {
+      failed_(chunks_, 0),
+      direct_(chunks_, 0) {
   if (chunks_ == 0) return;
   last_ = chunks_ - 1;
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -69,6 +72,47 @@ void PackedPrefetch::release(std::size_t k) {
   changed_.notify_all();
 }
 
+void PackedPrefetch::read_directly(std::vector<DirectRead> reads) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  // Once only: the helper may be reading a chunk with the list it took.
+  if (direct_reads_.empty()) direct_reads_ = std::move(reads);
+}
+
+bool PackedPrefetch::direct(std::size_t k) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return k < chunks_ && direct_[k];
+}
+
+namespace {
+
+// Fills the buffers of `iov`, in order, from file offset `offset`; false on an error or end of
+// file.
+bool read_vector(int fd, std::vector<iovec>& iov, int64_t offset) {
+  std::size_t first = 0;
+  while (first < iov.size()) {
+    const int count = static_cast<int>(std::min<std::size_t>(iov.size() - first, IOV_MAX));
+    const ssize_t n = ::preadv(fd, &iov[first], count, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    offset += n;
+    // Skip the buffers filled; a partly filled one continues where it stopped.
+    for (auto left = static_cast<std::size_t>(n); left > 0;) {
+      if (left >= iov[first].iov_len) {
+        left -= iov[first].iov_len;
+        ++first;
+      } else {
+        iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
+        iov[first].iov_len -= left;
+        left = 0;
+      }
+    }
+    while (first < iov.size() && iov[first].iov_len == 0) ++first;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::size_t PackedPrefetch::held_bytes() {
   std::lock_guard<std::mutex> lock(mutex_);
   std::size_t bytes = 0;
@@ -77,8 +121,11 @@ std::size_t PackedPrefetch::held_bytes() {
 }
 
 void PackedPrefetch::run() {
+  std::vector<iovec> iov;
   for (std::size_t k = 0; k < chunks_; ++k) {
     std::byte* buffer = nullptr;
+    const DirectRead* first_direct = nullptr;
+    const DirectRead* last_direct = nullptr;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       changed_.wait(lock, [&] { return stop_ || k > last_ || k < released_ + ring_.size(); });
@@ -98,24 +145,34 @@ void PackedPrefetch::run() {
         break;  // no memory for a read-ahead: the consumer reads the rest itself
       }
       buffer = slot.data();
+      // The direct reads inside this chunk; the list no longer changes once set.
+      first_direct = std::lower_bound(
+          direct_reads_.data(), direct_reads_.data() + direct_reads_.size(), chunk_start(k),
+          [](const DirectRead& r, int64_t offset) { return r.offset < offset; });
+      last_direct = first_direct;
+      while (last_direct != direct_reads_.data() + direct_reads_.size() &&
+             last_direct->offset + last_direct->bytes <= chunk_end(k))
+        ++last_direct;
     }
-    // Outside the lock: the consumer works on earlier chunks meanwhile.
-    const int64_t size = chunk_end(k) - chunk_start(k);
-    int64_t done = 0;
-    bool ok = true;
-    while (done < size) {
-      const ssize_t n = ::pread(fd_, buffer + done, static_cast<std::size_t>(size - done),
-                                static_cast<off_t>(file_offset_ + chunk_start(k) + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        ok = false;
-        break;
-      }
-      done += n;
+    // Outside the lock: the consumer works on earlier chunks meanwhile. The chunk is one read:
+    // its direct reads' bytes into their destinations, the bytes between them into the buffer.
+    iov.clear();
+    int64_t at = chunk_start(k);
+    auto to_buffer = [&](int64_t until) {
+      if (until > at)
+        iov.push_back({buffer + (at - chunk_start(k)), static_cast<std::size_t>(until - at)});
+    };
+    for (const DirectRead* r = first_direct; r != last_direct; ++r) {
+      to_buffer(r->offset);
+      iov.push_back({r->destination, static_cast<std::size_t>(r->bytes)});
+      at = r->offset + r->bytes;
     }
+    to_buffer(chunk_end(k));
+    const bool ok = read_vector(fd_, iov, file_offset_ + chunk_start(k));
     {
       std::lock_guard<std::mutex> lock(mutex_);
       failed_[k] = ok ? 0 : 1;
+      direct_[k] = first_direct != last_direct ? 1 : 0;
       read_ = k + 1;
     }
     changed_.notify_all();

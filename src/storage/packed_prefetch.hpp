@@ -5,7 +5,9 @@
 // region is without decoding the manifest. A helper thread reads it, in order, into a bounded ring
 // of chunk buffers while the calling thread decodes the manifest, matches it against the live
 // graph and plans the reads, work that otherwise leaves the disk idle. The bytes are verified
-// against the manifest's checksums as they are consumed, like any other read.
+// against the manifest's checksums as they are consumed, like any other read. Once the reads are
+// planned, the chunks not read yet go straight to the variables where a value is a plain copy:
+// the consumer verifies those bytes in place instead of copying them out of the ring.
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -52,6 +54,22 @@ class PackedPrefetch {
   const std::byte* wait(std::size_t k);
   /// Chunk `k` (and every chunk before it) is done with: its buffer may be reused.
   void release(std::size_t k);
+
+  /// Bytes [offset, offset + bytes) of the packed dataset that belong at `destination`.
+  struct DirectRead {
+    int64_t offset;
+    int64_t bytes;
+    std::byte* destination;
+  };
+  /// Called by the consumer (a later call is ignored). Every chunk the helper starts from now on is
+  /// read with the bytes of `reads` going straight to their destinations and the rest into the
+  /// chunk's buffer; direct(k) tells which chunks were. `reads` are sorted by offset, each inside
+  /// one chunk, and overlap no other bytes any consumer takes from the ring (the buffer lacks
+  /// them); their destinations must stay valid until the helper is stopped or has read their
+  /// chunks.
+  void read_directly(std::vector<DirectRead> reads);
+  /// Whether waited-for chunk `k` was read with the direct reads.
+  bool direct(std::size_t k);
   /// The bytes of buffer the ring holds now: at most `max_chunks` chunks, and no more than the
   /// region itself when it is smaller than a chunk.
   std::size_t held_bytes();
@@ -72,6 +90,8 @@ class PackedPrefetch {
   std::size_t read_ = 0;      // chunks [0, read_) are read (or failed)
   std::size_t released_ = 0;  // chunks [0, released_) are done with
   std::vector<char> failed_;  // per chunk
+  std::vector<char> direct_;  // per chunk: read with direct_reads_
+  std::vector<DirectRead> direct_reads_;
   bool stop_ = false;
   std::thread thread_;
 };

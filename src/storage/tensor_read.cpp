@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 
@@ -69,6 +70,26 @@ void PackedReadBatch::verify_and_consume(const ContainerReader& reader, Request&
     r.consume(bytes);
 }
 
+void PackedReadBatch::plan_direct_reads(PackedPrefetch& prefetch) {
+  // A copy qualifies when it lies inside one chunk and shares no byte with any other request:
+  // the chunk's buffer will not hold its bytes.
+  std::vector<PackedPrefetch::DirectRead> reads;
+  int64_t end_before = std::numeric_limits<int64_t>::min();  // of the requests before r
+  for (std::size_t i = 0; i < requests_.size(); ++i) {
+    Request& r = requests_[i];
+    const int64_t end = r.offset + r.bytes;
+    const bool alone =
+        r.offset >= end_before && (i + 1 == requests_.size() || requests_[i + 1].offset >= end);
+    end_before = std::max(end_before, end);
+    if (!r.destination || r.bytes <= 0 || !alone || r.offset < prefetch.begin() ||
+        end > prefetch.end() || end > prefetch.chunk_end(prefetch.chunk_of(r.offset)))
+      continue;
+    r.direct = true;
+    reads.push_back({r.offset, r.bytes, r.destination});
+  }
+  if (!reads.empty()) prefetch.read_directly(std::move(reads));
+}
+
 void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch& prefetch,
                                          bool last_use) {
   // Requests that lie inside one chunk of the read-ahead are served from it, chunk by chunk, while
@@ -82,11 +103,15 @@ void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch
   for (const Request& r : requests_)
     if (inside(r)) last = std::max(last, prefetch.chunk_of(r.offset)), any = true;
   if (!any) return;
-  if (last_use) prefetch.stop_after(last);
+  if (last_use) {
+    prefetch.stop_after(last);
+    // Only when no later batch uses the read-ahead: it could want bytes the buffers lack.
+    plan_direct_reads(prefetch);
+  }
   std::vector<Request> rest;
   std::size_t k = 0;
   const std::byte* chunk = nullptr;
-  bool waited = false;
+  bool waited = false, direct = false;
   for (Request& r : requests_) {
     if (!inside(r)) {
       rest.push_back(std::move(r));
@@ -99,13 +124,23 @@ void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch
       if (c > 0) prefetch.release(c - 1);
       k = c;
       chunk = prefetch.wait(k);
+      direct = chunk && prefetch.direct(k);
       waited = true;
     }
     if (!chunk) {  // not read: read with the rest, which reports a real error properly
       rest.push_back(std::move(r));
       continue;
     }
-    verify_and_consume(reader, r, chunk + (r.offset - prefetch.chunk_start(k)));
+    if (direct && r.direct) {
+      // Already in place: verified there, as dataset pieces read in place are.
+      const uint64_t found = checksum_bytes(r.destination, static_cast<std::size_t>(r.bytes));
+      if (found != r.checksum)
+        checksum_mismatch(reader, *r.key, r.piece ? r.piece->to_string() : "value", r.checksum,
+                          found);
+      last_stats.direct_bytes += r.bytes;
+    } else {
+      verify_and_consume(reader, r, chunk + (r.offset - prefetch.chunk_start(k)));
+    }
     last_stats.prefetched_bytes += r.bytes;
   }
   // A later batch may still want the rest of the last chunk.

@@ -15,11 +15,13 @@
 
 namespace cairn::detail {
 
-/// What the last PackedReadBatch::run() on this thread read: all its bytes, and those served by
-/// the read-ahead (for tests and tuning).
+/// What the last PackedReadBatch::run() on this thread read: all its bytes, those served by the
+/// read-ahead, and of those the ones it read straight into their destinations (for tests and
+/// tuning).
 struct PackedReadStats {
   int64_t bytes = 0;
   int64_t prefetched_bytes = 0;
+  int64_t direct_bytes = 0;
 };
 PackedReadStats last_packed_read_stats() noexcept;
 
@@ -57,8 +59,12 @@ class PackedReadBatch {
     int blob_rank;
     std::byte* destination;  // when set, the bytes are copied there and `consume` is empty
     Consumer consume;
+    bool direct = false;  // handed to the read-ahead to be read straight into `destination`
   };
   static void verify_and_consume(const ContainerReader& reader, Request& r, const std::byte* bytes);
+  /// Marks the plain copies that the read-ahead may read straight into their destinations and
+  /// hands them to it (requests sorted by offset).
+  void plan_direct_reads(PackedPrefetch& prefetch);
   /// Serves the requests that lie in `prefetch`'s chunks and leaves the others queued. With
   /// `last_use`, the helper stops after the last chunk used.
   void consume_prefetched(ContainerReader& reader, PackedPrefetch& prefetch, bool last_use);
