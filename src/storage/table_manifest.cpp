@@ -270,6 +270,10 @@ void visit_rule_writers(const TableTensor& t, const Box& region, int world_size,
 }
 
 void check_region_axes(const TableTensor& t, const Box& region) {
+  if (t.shape.size() > kMaxAxes)  // the visitor's arrays; decoded tables are checked already
+    throw Error(ErrorCode::kInvalidArgument, "shape " + shape_to_string(t.shape) +
+                                                 " has more than " + std::to_string(kMaxAxes) +
+                                                 " axes");
   if (region.rank() != t.shape.size() || region.offset.size() != t.shape.size())
     throw Error(ErrorCode::kInvalidArgument,
                 "region " + region.to_string() + " does not have the " +
