@@ -443,6 +443,15 @@ RestoreContext::ReadCounts RestoreContext::restore_values(const std::vector<Matc
       }
     }
     checks.finish();
+    // One live variable matched to two saved values (two paths to it) gets both, in file order,
+    // as a copy each: read straight into it, one could land while the other is being verified.
+    std::vector<const Trackable*> read_into;
+    read_into.reserve(tensor_nodes.size());
+    for (int64_t i : tensor_nodes)
+      read_into.push_back(matches[static_cast<std::size_t>(i)].object.get());
+    std::sort(read_into.begin(), read_into.end());
+    if (std::adjacent_find(read_into.begin(), read_into.end()) != read_into.end())
+      packed.allow_direct_reads(false);
     // Blobs are queued only now: `states` no longer grows, so the strings they fill stay put.
     for (PendingState& st : states) {
       const bool one_blob = st.record->scope == SavedScope::kGlobal || same_size;

@@ -72,10 +72,12 @@ void PackedPrefetch::release(std::size_t k) {
   changed_.notify_all();
 }
 
-void PackedPrefetch::read_directly(std::vector<DirectRead> reads) {
+bool PackedPrefetch::read_directly(std::vector<DirectRead> reads) {
   std::lock_guard<std::mutex> lock(mutex_);
   // Once only: the helper may be reading a chunk with the list it took.
-  if (direct_reads_.empty()) direct_reads_ = std::move(reads);
+  if (!direct_reads_.empty()) return false;
+  direct_reads_ = std::move(reads);
+  return true;
 }
 
 bool PackedPrefetch::direct(std::size_t k) {

@@ -274,6 +274,14 @@ void check_region_axes(const TableTensor& t, const Box& region) {
     throw Error(ErrorCode::kInvalidArgument, "shape " + shape_to_string(t.shape) +
                                                  " has more than " + std::to_string(kMaxAxes) +
                                                  " axes");
+  // Rules as the decoder checks them: a block axis inside the shape, no more grid axes than it.
+  const bool bad_block =
+      t.layout == LayoutRule::kBlock && !t.shape.empty() &&
+      (t.params.empty() || t.params[0] < 0 || t.params[0] >= static_cast<int64_t>(t.shape.size()));
+  const bool bad_grid = t.layout == LayoutRule::kGrid && t.params.size() > t.shape.size();
+  if (bad_block || bad_grid)
+    throw Error(ErrorCode::kInvalidArgument,
+                "layout parameters that do not fit shape " + shape_to_string(t.shape));
   if (region.rank() != t.shape.size() || region.offset.size() != t.shape.size())
     throw Error(ErrorCode::kInvalidArgument,
                 "region " + region.to_string() + " does not have the " +

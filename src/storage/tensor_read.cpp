@@ -74,6 +74,7 @@ void PackedReadBatch::plan_direct_reads(PackedPrefetch& prefetch) {
   // A copy qualifies when it lies inside one chunk and shares no byte with any other request:
   // the chunk's buffer will not hold its bytes.
   std::vector<PackedPrefetch::DirectRead> reads;
+  std::vector<std::size_t> planned;                          // their requests
   int64_t end_before = std::numeric_limits<int64_t>::min();  // of the requests before r
   for (std::size_t i = 0; i < requests_.size(); ++i) {
     Request& r = requests_[i];
@@ -84,10 +85,11 @@ void PackedReadBatch::plan_direct_reads(PackedPrefetch& prefetch) {
     if (!r.destination || r.bytes <= 0 || !alone || r.offset < prefetch.begin() ||
         end > prefetch.end() || end > prefetch.chunk_end(prefetch.chunk_of(r.offset)))
       continue;
-    r.direct = true;
+    planned.push_back(i);
     reads.push_back({r.offset, r.bytes, r.destination});
   }
-  if (!reads.empty()) prefetch.read_directly(std::move(reads));
+  if (reads.empty() || !prefetch.read_directly(std::move(reads))) return;
+  for (std::size_t i : planned) requests_[i].direct = true;
 }
 
 void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch& prefetch,
@@ -106,7 +108,7 @@ void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch
   if (last_use) {
     prefetch.stop_after(last);
     // Only when no later batch uses the read-ahead: it could want bytes the buffers lack.
-    plan_direct_reads(prefetch);
+    if (direct_reads_allowed_) plan_direct_reads(prefetch);
   }
   std::vector<Request> rest;
   std::size_t k = 0;

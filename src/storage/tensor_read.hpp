@@ -47,6 +47,9 @@ class PackedReadBatch {
   void run(ContainerReader& reader, int64_t staging_bytes, PackedPrefetch* prefetch = nullptr);
   /// Room for `requests` requests (one per piece a restore reads from the packed dataset).
   void reserve(std::size_t requests) { requests_.reserve(requests); }
+  /// Whether run() may have the read-ahead read plain copies straight into their destinations
+  /// (the default); off when two requests may write the same destination.
+  void allow_direct_reads(bool allow) noexcept { direct_reads_allowed_ = allow; }
   bool empty() const noexcept { return requests_.empty(); }
 
  private:
@@ -69,6 +72,7 @@ class PackedReadBatch {
   /// `last_use`, the helper stops after the last chunk used.
   void consume_prefetched(ContainerReader& reader, PackedPrefetch& prefetch, bool last_use);
   std::vector<Request> requests_;
+  bool direct_reads_allowed_ = true;
 };
 
 /// Where part of a saved piece goes: `overlap` of a buffer laid out as `buffer_box`.
