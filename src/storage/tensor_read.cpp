@@ -56,14 +56,19 @@ void PackedReadBatch::add_copy(int64_t offset, int64_t bytes, uint64_t checksum,
   requests_.push_back({offset, bytes, checksum, key, piece, -1, destination, {}});
 }
 
-void PackedReadBatch::verify_and_consume(const ContainerReader& reader, Request& r,
-                                         const std::byte* bytes) {
+void PackedReadBatch::verify(const ContainerReader& reader, const Request& r,
+                             const std::byte* bytes) {
   const uint64_t found = checksum_bytes(bytes, static_cast<std::size_t>(r.bytes));
   if (found != r.checksum)
     checksum_mismatch(
         reader, *r.key,
         r.piece ? r.piece->to_string() : "rank " + std::to_string(r.blob_rank) + " value",
         r.checksum, found);
+}
+
+void PackedReadBatch::verify_and_consume(const ContainerReader& reader, Request& r,
+                                         const std::byte* bytes) {
+  verify(reader, r, bytes);
   if (r.destination)
     std::memcpy(r.destination, bytes, static_cast<std::size_t>(r.bytes));
   else
@@ -135,10 +140,7 @@ void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch
     }
     if (direct && r.direct) {
       // Already in place: verified there, as dataset pieces read in place are.
-      const uint64_t found = checksum_bytes(r.destination, static_cast<std::size_t>(r.bytes));
-      if (found != r.checksum)
-        checksum_mismatch(reader, *r.key, r.piece ? r.piece->to_string() : "value", r.checksum,
-                          found);
+      verify(reader, r, r.destination);
       last_stats.direct_bytes += r.bytes;
     } else {
       verify_and_consume(reader, r, chunk + (r.offset - prefetch.chunk_start(k)));

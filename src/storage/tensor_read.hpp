@@ -64,6 +64,8 @@ class PackedReadBatch {
     Consumer consume;
     bool direct = false;  // handed to the read-ahead to be read straight into `destination`
   };
+  /// Throws kCorrupt naming the request's key and piece unless `bytes` match its checksum.
+  static void verify(const ContainerReader& reader, const Request& r, const std::byte* bytes);
   static void verify_and_consume(const ContainerReader& reader, Request& r, const std::byte* bytes);
   /// Marks the plain copies that the read-ahead may read straight into their destinations and
   /// hands them to it (requests sorted by offset).
