@@ -5,18 +5,52 @@
 
 #include <cstdio>
 #include <memory>
+#include <new>
+
+#if CAIRN_XXH3_AVX2
+#include "storage/checksum_avx2.hpp"
+#endif
 
 namespace cairn {
 namespace {
 
-struct StateDeleter {
-  void operator()(XXH3_state_t* s) const noexcept { XXH3_freeState(s); }
-};
+#if CAIRN_XXH3_AVX2
+bool cpu_has_avx2() noexcept {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
+  return yes;
+}
+#endif
 
 }  // namespace
 
 uint64_t checksum_bytes(const void* data, std::size_t size) noexcept {
+#if CAIRN_XXH3_AVX2
+  if (cpu_has_avx2()) return detail::xxh3_64_avx2(data, size);
+#endif
   return XXH3_64bits(data, size);
+}
+
+ChecksumStream::ChecksumStream() : state_(XXH3_createState()) {
+  if (!state_) throw std::bad_alloc();
+  XXH3_64bits_reset(static_cast<XXH3_state_t*>(state_.get()));
+}
+
+void ChecksumStream::update(const void* data, std::size_t size) noexcept {
+#if CAIRN_XXH3_AVX2
+  if (cpu_has_avx2()) return detail::xxh3_64_update_avx2(state_.get(), data, size);
+#endif
+  XXH3_64bits_update(static_cast<XXH3_state_t*>(state_.get()), data, size);
+}
+
+uint64_t ChecksumStream::digest() const noexcept {
+  return XXH3_64bits_digest(static_cast<const XXH3_state_t*>(state_.get()));
+}
+
+void ChecksumStream::Free::operator()(void* state) const noexcept {
+  XXH3_freeState(static_cast<XXH3_state_t*>(state));
 }
 
 uint64_t checksum_region(const void* buffer, const Box& buffer_box, const Box& region,
@@ -57,16 +91,15 @@ uint64_t checksum_region(const void* buffer, const Box& buffer_box, const Box& r
     return off;
   };
   Shape idx(rank, 0);
-  std::unique_ptr<XXH3_state_t, StateDeleter> state(XXH3_createState());
-  XXH3_64bits_reset(state.get());
+  ChecksumStream stream;
   while (true) {
-    XXH3_64bits_update(state.get(), base + offset_of(idx), static_cast<std::size_t>(run));
+    stream.update(base + offset_of(idx), static_cast<std::size_t>(run));
     std::size_t d = outer_axes;
     while (d > 0) {
       --d;
       if (++idx[d] < region.count[d]) break;
       idx[d] = 0;
-      if (d == 0) return XXH3_64bits_digest(state.get());
+      if (d == 0) return stream.digest();
     }
   }
 }

@@ -4,6 +4,7 @@
 // row-major box buffer, without gathering them first.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -17,7 +18,22 @@ namespace cairn {
 /// (oversubscribed test and benchmark jobs) its spinning threads slowed every rank's save.
 constexpr int64_t kParallelChecksumBytes = int64_t{1} << 20;
 
+/// XXH3-64 of `size` bytes; on an x86-64 CPU with AVX2, computed by an AVX2 build (chosen at run
+/// time; the same value as the SSE2 build of Debian's library, with less CPU).
 uint64_t checksum_bytes(const void* data, std::size_t size) noexcept;
+/// The checksum of bytes that come in parts: digest() equals checksum_bytes of them all at once.
+class ChecksumStream {
+ public:
+  ChecksumStream();  // throws std::bad_alloc
+  void update(const void* data, std::size_t size) noexcept;
+  uint64_t digest() const noexcept;
+
+ private:
+  struct Free {
+    void operator()(void* state) const noexcept;
+  };
+  std::unique_ptr<void, Free> state_;  // an XXH3_state_t, kept out of this header
+};
 /// XXH3-64 of the elements of `region` in row-major order, read from `buffer` laid out as
 /// `buffer_box`. Equal to checksum_bytes of the region copied out contiguously.
 uint64_t checksum_region(const void* buffer, const Box& buffer_box, const Box& region,

@@ -239,18 +239,15 @@ void protect(const Comm& job, const NodeLayout& layout, const RedundancySpec& sp
       steps.run([&] {
         if (leader) sink.emplace(partner_path(red_dir, name, kept), their_map);
       });
-      std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> sent(nullptr, &XXH3_freeState);
+      std::optional<ChecksumStream> sent;
       steps.run([&] {  // a failed allocation on one leader is the same error everywhere
-        if (!leader) return;
-        sent.reset(XXH3_createState());
-        if (!sent) throw std::bad_alloc();
-        XXH3_64bits_reset(sent.get());
+        if (leader) sent.emplace();
       });
       transfer_pairs(steps, pairs, block, leader ? &*own : nullptr, &mine.map,
-                     sink ? &*sink : nullptr, sent.get());
+                     sink ? &*sink : nullptr, sent ? &*sent : nullptr);
       trace.mark("send the file (and checksum it), write the partner's copy",
                  their_map.stream_bytes());
-      if (sent) mine.checksum = XXH3_64bits_digest(sent.get());
+      if (sent) mine.checksum = sent->digest();
       exchange_records();  // now with every sender's checksum
       add_file(me);
       const FileRecord& theirs = records[static_cast<std::size_t>(kept)];

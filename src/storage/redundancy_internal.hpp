@@ -85,7 +85,7 @@ struct PairPlan {
 /// `source_hash`, the sender's stream is also hashed into it as it is read.
 void transfer_pairs(const Steps& steps, const std::vector<PairPlan>& pairs, int64_t block,
                     const InputFile* source, const FileMap* source_map, StreamWriter* sink,
-                    XXH3_state_t* source_hash = nullptr);
+                    ChecksumStream* source_hash = nullptr);
 
 /// One XOR group as every rank sees it: the members (ascending node indexes), their streams'
 /// lengths, and the parity chunk: ceil(longest stream / (members - 1)) bytes per member.

@@ -155,7 +155,7 @@ int64_t block_size(const RedundancySpec& spec) {
 
 void transfer_pairs(const Steps& steps, const std::vector<PairPlan>& pairs, int64_t block,
                     const InputFile* source, const FileMap* source_map, StreamWriter* sink,
-                    XXH3_state_t* source_hash) {
+                    ChecksumStream* source_hash) {
   const NodeLayout& layout = steps.layout();
   const int me = layout.node_index;
   const PairPlan* sending = nullptr;
@@ -216,8 +216,7 @@ void transfer_pairs(const Steps& steps, const std::vector<PairPlan>& pairs, int6
       steps.attempt(
           [&] {
             source->read_stream(*source_map, round * block, outgoing, send_len);
-            if (source_hash)
-              XXH3_64bits_update(source_hash, outgoing, static_cast<std::size_t>(send_len));
+            if (source_hash) source_hash->update(outgoing, static_cast<std::size_t>(send_len));
           },
           failure);
       if (failure) std::memset(outgoing, 0, static_cast<std::size_t>(send_len));

@@ -72,13 +72,6 @@ void discard_temp(int fd, const std::string& temp) noexcept {
   }
 }
 
-XXH3_state_t* new_hash() {
-  XXH3_state_t* state = XXH3_createState();
-  if (!state) throw std::bad_alloc();
-  XXH3_64bits_reset(state);
-  return state;
-}
-
 }  // namespace
 
 int64_t FileMap::stream_bytes() const noexcept {
@@ -160,17 +153,16 @@ void InputFile::read_stream(const FileMap& map, int64_t pos, std::byte* out, int
 }
 
 uint64_t InputFile::stream_checksum(const FileMap& map, int64_t block) const {
-  const std::unique_ptr<XXH3_state_t, void (*)(XXH3_state_t*)> state(
-      new_hash(), [](XXH3_state_t* s) { XXH3_freeState(s); });
+  ChecksumStream hash;
   const int64_t total = map.stream_bytes();
   const auto buffer =
       std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(std::min(block, total)));
   for (int64_t at = 0; at < total; at += block) {
     const int64_t len = std::min(block, total - at);
     read_stream(map, at, buffer.get(), len);
-    XXH3_64bits_update(state.get(), buffer.get(), static_cast<std::size_t>(len));
+    hash.update(buffer.get(), static_cast<std::size_t>(len));
   }
-  return XXH3_64bits_digest(state.get());
+  return hash.digest();
 }
 
 bool InputFile::zero_outside(const FileMap& map, int64_t block) const {
@@ -212,7 +204,7 @@ bool InputFile::zero_outside(const FileMap& map, int64_t block) const {
 }
 
 StreamWriter::StreamWriter(std::string target, FileMap map)
-    : target_(std::move(target)), temp_(target_ + ".tmp"), map_(std::move(map)), hash_(new_hash()) {
+    : target_(std::move(target)), temp_(target_ + ".tmp"), map_(std::move(map)) {
   fd_ = create_temp(temp_);
 }
 
@@ -223,14 +215,14 @@ StreamWriter::~StreamWriter() {
 void StreamWriter::write(const std::byte* data, int64_t len) {
   len = std::min(len, map_.stream_bytes() - pos_);
   if (len <= 0) return;
-  XXH3_64bits_update(hash_.get(), data, static_cast<std::size_t>(len));
+  hash_.update(data, static_cast<std::size_t>(len));
   pos_ += for_each_range(map_, pos_, len, [&](int64_t at, int64_t from, int64_t take) {
     pwrite_all(fd_, temp_, at, data + from, take);
   });
 }
 
 uint64_t StreamWriter::checksum() const noexcept {
-  return XXH3_64bits_digest(hash_.get());
+  return hash_.digest();
 }
 
 void StreamWriter::commit() {
@@ -238,8 +230,7 @@ void StreamWriter::commit() {
   commit_temp(fd_, temp_, target_);
 }
 
-DenseWriter::DenseWriter(std::string target)
-    : target_(std::move(target)), temp_(target_ + ".tmp"), hash_(new_hash()) {
+DenseWriter::DenseWriter(std::string target) : target_(std::move(target)), temp_(target_ + ".tmp") {
   fd_ = create_temp(temp_);
 }
 
@@ -248,7 +239,7 @@ DenseWriter::~DenseWriter() {
 }
 
 void DenseWriter::write(const std::byte* data, int64_t len) {
-  XXH3_64bits_update(hash_.get(), data, static_cast<std::size_t>(len));
+  hash_.update(data, static_cast<std::size_t>(len));
   const off_t at = ::lseek(fd_, 0, SEEK_CUR);
   if (at < 0) io_error("seek", temp_, errno);
   pwrite_all(fd_, temp_, at, data, len);

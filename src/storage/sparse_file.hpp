@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include <xxhash.h>
+#include "storage/checksum.hpp"
 
 namespace cairn::detail {
 
@@ -79,14 +79,11 @@ class StreamWriter {
   const std::string& target() const noexcept { return target_; }
 
  private:
-  struct StateDeleter {
-    void operator()(XXH3_state_t* s) const noexcept { XXH3_freeState(s); }
-  };
   std::string target_, temp_;
   FileMap map_;
   int fd_ = -1;
   int64_t pos_ = 0;
-  std::unique_ptr<XXH3_state_t, StateDeleter> hash_;
+  ChecksumStream hash_;
 };
 
 /// Local. A dense file written in order through a temporary file, with its XXH3-64 (parity).
@@ -97,16 +94,13 @@ class DenseWriter {
   DenseWriter(const DenseWriter&) = delete;
   DenseWriter& operator=(const DenseWriter&) = delete;
   void write(const std::byte* data, int64_t len);
-  uint64_t checksum() const noexcept { return XXH3_64bits_digest(hash_.get()); }
+  uint64_t checksum() const noexcept { return hash_.digest(); }
   void commit();
 
  private:
-  struct StateDeleter {
-    void operator()(XXH3_state_t* s) const noexcept { XXH3_freeState(s); }
-  };
   std::string target_, temp_;
   int fd_ = -1;
-  std::unique_ptr<XXH3_state_t, StateDeleter> hash_;
+  ChecksumStream hash_;
 };
 
 /// Local. XXH3-64 of the first `size` bytes of a dense file.
