@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The read-ahead hands out exactly the file's bytes, chunk after chunk, and holds no more buffer
 // than its ring, nor more than a region smaller than one chunk; once given direct reads, the chunks
-// it has not started put those bytes at their destinations and the rest in the chunk.
+// it has not started put those bytes at their destinations, with their checksums, and the rest in
+// the chunk.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/checksum.hpp"
 #include "storage/packed_prefetch.hpp"
 #include "support/test_support.hpp"
 
@@ -61,7 +63,7 @@ TEST(PackedPrefetch, ChunksComeInOrderThroughABoundedRing) {
   EXPECT_EQ(ahead.wait(0), nullptr);  // released: its buffer may hold a later chunk
 }
 
-TEST(PackedPrefetch, DirectReadsLandAtTheirDestinationsInTheChunksReadAfterThem) {
+TEST(PackedPrefetch, DirectReadsLandAtTheirDestinationsWithTheirChecksumsInTheChunksReadAfterThem) {
   const int64_t chunk = int64_t{1} << 20;
   const int64_t region = 3 * chunk;
   const std::string path = patterned_file(testing::scratch_dir(), region + 100);
@@ -70,8 +72,9 @@ TEST(PackedPrefetch, DirectReadsLandAtTheirDestinationsInTheChunksReadAfterThem)
   ASSERT_EQ(ahead.chunks(), 3u);
   const std::byte* first = ahead.wait(0);
   ASSERT_NE(first, nullptr);
-  // Chunk 0 (read already) and chunk 1 get a few reads each; chunk 2 gets 3,000 of 7 bytes every
-  // 300 bytes, more than one preadv takes (IOV_MAX buffers).
+  // Chunk 0 (read already) and chunk 1 get a few reads each, one larger than the parts the helper
+  // reads at a time; chunk 2 gets 3,000 of 7 bytes every 300 bytes, more than one preadv takes
+  // (IOV_MAX buffers), over several parts.
   std::vector<std::vector<std::byte>> destinations;
   std::vector<PackedPrefetch::DirectRead> reads;
   auto add = [&](int64_t offset, int64_t bytes) {
@@ -81,7 +84,8 @@ TEST(PackedPrefetch, DirectReadsLandAtTheirDestinationsInTheChunksReadAfterThem)
   destinations.reserve(3010);
   add(10, 100);
   add(chunk + 5, 4000);
-  add(chunk + 4005, 1);       // adjacent to the one before
+  add(chunk + 4005, 1);  // adjacent to the one before
+  add(chunk + 100000, 600000);
   add(2 * chunk - 300, 300);  // ends where the chunk ends
   for (int64_t i = 0; i < 3000; ++i) add(2 * chunk + 17 + 300 * i, 7);
   ahead.read_directly(reads);
@@ -106,11 +110,15 @@ TEST(PackedPrefetch, DirectReadsLandAtTheirDestinationsInTheChunksReadAfterThem)
   }
   // Chunk 0 was read before: its direct read's destination was left alone.
   EXPECT_EQ(destinations[0], std::vector<std::byte>(100, std::byte{0}));
-  for (std::size_t d = 1; d < reads.size(); ++d)
+  for (std::size_t d = 1; d < reads.size(); ++d) {
     for (int64_t i = 0; i < reads[d].bytes; ++i)
       ASSERT_EQ(static_cast<char>(destinations[d][static_cast<std::size_t>(i)]),
                 expected(100 + reads[d].offset + i))
           << "read " << d << " byte " << i;
+    EXPECT_EQ(ahead.direct_checksum(d),
+              checksum_bytes(destinations[d].data(), destinations[d].size()))
+        << "read " << d;
+  }
 }
 
 }  // namespace

@@ -6,8 +6,11 @@
 // of chunk buffers while the calling thread decodes the manifest, matches it against the live
 // graph and plans the reads, work that otherwise leaves the disk idle. The bytes are verified
 // against the manifest's checksums as they are consumed, like any other read. Once the reads are
-// planned, the chunks not read yet go straight to the variables where a value is a plain copy:
-// the consumer verifies those bytes in place instead of copying them out of the ring.
+// planned, the chunks not read yet go straight to the variables where a value is a plain copy,
+// and the helper checksums each such value right after reading it (in small reads, so the bytes
+// are still in cache); the consumer compares, instead of hashing them again from memory.
+#include <sys/uio.h>
+
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -70,12 +73,21 @@ class PackedPrefetch {
   bool read_directly(std::vector<DirectRead> reads);
   /// Whether waited-for chunk `k` was read with the direct reads.
   bool direct(std::size_t k);
+  /// The checksum of direct read `i` (its place in the list given to read_directly()), computed by
+  /// the helper right after reading it, while its bytes were still in cache. Valid once its chunk
+  /// was waited for and direct() said so.
+  uint64_t direct_checksum(std::size_t i) const noexcept { return direct_checksums_[i]; }
   /// The bytes of buffer the ring holds now: at most `max_chunks` chunks, and no more than the
   /// region itself when it is smaller than a chunk.
   std::size_t held_bytes();
 
  private:
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
   void run();
+  /// Reads chunk `k` into `iov` (`direct_of[i]`: the direct read that iov[i] is, or kNone) in parts
+  /// of about kPartBytes, checksumming each direct read after its part; false if a read failed.
+  bool read_parts(std::size_t k, std::vector<iovec>& iov,
+                  const std::vector<std::size_t>& direct_of);
 
   int fd_ = -1;
   int64_t file_offset_;
@@ -92,6 +104,7 @@ class PackedPrefetch {
   std::vector<char> failed_;  // per chunk
   std::vector<char> direct_;  // per chunk: read with direct_reads_
   std::vector<DirectRead> direct_reads_;
+  std::vector<uint64_t> direct_checksums_;  // per direct read, written by the helper
   bool stop_ = false;
   std::thread thread_;
 };

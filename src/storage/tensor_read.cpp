@@ -58,7 +58,11 @@ void PackedReadBatch::add_copy(int64_t offset, int64_t bytes, uint64_t checksum,
 
 void PackedReadBatch::verify(const ContainerReader& reader, const Request& r,
                              const std::byte* bytes) {
-  const uint64_t found = checksum_bytes(bytes, static_cast<std::size_t>(r.bytes));
+  verify_checksum(reader, r, checksum_bytes(bytes, static_cast<std::size_t>(r.bytes)));
+}
+
+void PackedReadBatch::verify_checksum(const ContainerReader& reader, const Request& r,
+                                      uint64_t found) {
   if (found != r.checksum)
     checksum_mismatch(
         reader, *r.key,
@@ -94,7 +98,10 @@ void PackedReadBatch::plan_direct_reads(PackedPrefetch& prefetch) {
     reads.push_back({r.offset, r.bytes, r.destination});
   }
   if (reads.empty() || !prefetch.read_directly(std::move(reads))) return;
-  for (std::size_t i : planned) requests_[i].direct = true;
+  for (std::size_t j = 0; j < planned.size(); ++j) {
+    requests_[planned[j]].direct = true;
+    requests_[planned[j]].direct_index = j;
+  }
 }
 
 void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch& prefetch,
@@ -139,8 +146,9 @@ void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch
       continue;
     }
     if (direct && r.direct) {
-      // Already in place: verified there, as dataset pieces read in place are.
-      verify(reader, r, r.destination);
+      // Already in place, and checksummed by the helper as it read them: compared here, as
+      // dataset pieces read in place are verified there.
+      verify_checksum(reader, r, prefetch.direct_checksum(r.direct_index));
       last_stats.direct_bytes += r.bytes;
     } else {
       verify_and_consume(reader, r, chunk + (r.offset - prefetch.chunk_start(k)));

@@ -63,9 +63,12 @@ class PackedReadBatch {
     std::byte* destination;  // when set, the bytes are copied there and `consume` is empty
     Consumer consume;
     bool direct = false;  // handed to the read-ahead to be read straight into `destination`
+    std::size_t direct_index = 0;  // its place in the read-ahead's list of direct reads
   };
   /// Throws kCorrupt naming the request's key and piece unless `bytes` match its checksum.
   static void verify(const ContainerReader& reader, const Request& r, const std::byte* bytes);
+  /// The same, given the checksum `found` of its bytes.
+  static void verify_checksum(const ContainerReader& reader, const Request& r, uint64_t found);
   static void verify_and_consume(const ContainerReader& reader, Request& r, const std::byte* bytes);
   /// Marks the plain copies that the read-ahead may read straight into their destinations and
   /// hands them to it (requests sorted by offset).
