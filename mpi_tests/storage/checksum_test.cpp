@@ -64,6 +64,15 @@ TEST(Checksum, EqualsPlainXxh3AtEveryLengthWholeAndInParts) {
   }
 }
 
+TEST(Checksum, TheAvx2BuildIsUsedWhereTheCpuHasAvx2) {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  EXPECT_EQ(checksum_uses_avx2(), __builtin_cpu_supports("avx2") != 0);
+#else
+  EXPECT_FALSE(checksum_uses_avx2());
+#endif
+}
+
 TEST(Checksum, HexRoundTripAndRejection) {
   uint64_t v = 0;
   EXPECT_TRUE(checksum_from_hex(checksum_to_hex(0xdeadbeef00112233ull), v));

@@ -33,9 +33,27 @@ uint64_t checksum_bytes(const void* data, std::size_t size) noexcept {
   return XXH3_64bits(data, size);
 }
 
-ChecksumStream::ChecksumStream() : state_(XXH3_createState()) {
-  if (!state_) throw std::bad_alloc();
-  XXH3_64bits_reset(static_cast<XXH3_state_t*>(state_.get()));
+bool checksum_uses_avx2() noexcept {
+#if CAIRN_XXH3_AVX2
+  return cpu_has_avx2();
+#else
+  return false;
+#endif
+}
+
+// A stream's state comes from the same build that updates and digests it.
+ChecksumStream::ChecksumStream() {
+#if CAIRN_XXH3_AVX2
+  if (cpu_has_avx2()) {
+    state_.reset(detail::xxh3_state_new_avx2());
+    if (!state_) throw std::bad_alloc();
+    return;
+  }
+#endif
+  XXH3_state_t* state = XXH3_createState();
+  if (!state) throw std::bad_alloc();
+  state_.reset(state);
+  XXH3_64bits_reset(state);
 }
 
 void ChecksumStream::update(const void* data, std::size_t size) noexcept {
@@ -46,10 +64,16 @@ void ChecksumStream::update(const void* data, std::size_t size) noexcept {
 }
 
 uint64_t ChecksumStream::digest() const noexcept {
+#if CAIRN_XXH3_AVX2
+  if (cpu_has_avx2()) return detail::xxh3_64_digest_avx2(state_.get());
+#endif
   return XXH3_64bits_digest(static_cast<const XXH3_state_t*>(state_.get()));
 }
 
 void ChecksumStream::Free::operator()(void* state) const noexcept {
+#if CAIRN_XXH3_AVX2
+  if (cpu_has_avx2()) return detail::xxh3_state_free_avx2(state);
+#endif
   XXH3_freeState(static_cast<XXH3_state_t*>(state));
 }
 

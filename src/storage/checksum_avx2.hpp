@@ -8,8 +8,11 @@
 namespace cairn::detail {
 
 uint64_t xxh3_64_avx2(const void* data, std::size_t size) noexcept;
-/// Adds bytes to an XXH3_state_t made and reset by libxxhash (the layout does not depend on the
-/// vector unit).
+/// A streaming state of this build's own (never one made by libxxhash: its layout is only
+/// guaranteed for the header's version), reset; nullptr if out of memory.
+void* xxh3_state_new_avx2() noexcept;
+void xxh3_state_free_avx2(void* state) noexcept;
 void xxh3_64_update_avx2(void* state, const void* data, std::size_t size) noexcept;
+uint64_t xxh3_64_digest_avx2(const void* state) noexcept;
 
 }  // namespace cairn::detail

@@ -78,7 +78,11 @@ bool PackedPrefetch::read_directly(std::vector<DirectRead> reads) {
   std::lock_guard<std::mutex> lock(mutex_);
   // Once only: the helper may be reading a chunk with the list it took.
   if (!direct_reads_.empty()) return false;
-  direct_checksums_.assign(reads.size(), 0);
+  try {
+    direct_checksums_.assign(reads.size(), 0);
+  } catch (const std::bad_alloc&) {
+    return false;  // no direct reads: the values are copied out of the chunks as before
+  }
   direct_reads_ = std::move(reads);
   return true;
 }
@@ -141,7 +145,8 @@ bool PackedPrefetch::read_parts(std::size_t k, std::vector<iovec>& iov,
     // Their sizes before read_vector() consumes them.
     part.assign(iov.begin() + static_cast<std::ptrdiff_t>(first),
                 iov.begin() + static_cast<std::ptrdiff_t>(last));
-    if (!read_vector(fd_, iov.data() + first, last - first, offset)) return false;
+    // Nothing to read is not an end of file (preadv returns 0 for it).
+    if (bytes > 0 && !read_vector(fd_, iov.data() + first, last - first, offset)) return false;
     for (std::size_t i = first; i < last; ++i)
       if (direct_of[i] != kNone)
         direct_checksums_[direct_of[i]] =
@@ -190,23 +195,28 @@ void PackedPrefetch::run() {
     // Outside the lock: the consumer works on earlier chunks meanwhile. The chunk is read in
     // order: its direct reads' bytes into their destinations, the bytes between them into the
     // buffer.
-    iov.clear();
-    direct_of.clear();
-    int64_t at = chunk_start(k);
-    auto to_buffer = [&](int64_t until) {
-      if (until > at) {
-        iov.push_back({buffer + (at - chunk_start(k)), static_cast<std::size_t>(until - at)});
-        direct_of.push_back(kNone);
+    bool ok = false;
+    try {
+      iov.clear();
+      direct_of.clear();
+      int64_t at = chunk_start(k);
+      auto to_buffer = [&](int64_t until) {
+        if (until > at) {
+          iov.push_back({buffer + (at - chunk_start(k)), static_cast<std::size_t>(until - at)});
+          direct_of.push_back(kNone);
+        }
+      };
+      for (const DirectRead* r = first_direct; r != last_direct; ++r) {
+        to_buffer(r->offset);
+        iov.push_back({r->destination, static_cast<std::size_t>(r->bytes)});
+        direct_of.push_back(static_cast<std::size_t>(r - direct_reads_.data()));
+        at = r->offset + r->bytes;
       }
-    };
-    for (const DirectRead* r = first_direct; r != last_direct; ++r) {
-      to_buffer(r->offset);
-      iov.push_back({r->destination, static_cast<std::size_t>(r->bytes)});
-      direct_of.push_back(static_cast<std::size_t>(r - direct_reads_.data()));
-      at = r->offset + r->bytes;
+      to_buffer(chunk_end(k));
+      ok = read_parts(k, iov, direct_of);
+    } catch (const std::bad_alloc&) {
+      // Failed like a read: the consumer reads this chunk's requests the ordinary way.
     }
-    to_buffer(chunk_end(k));
-    const bool ok = read_parts(k, iov, direct_of);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       failed_[k] = ok ? 0 : 1;
