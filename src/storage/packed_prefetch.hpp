@@ -69,7 +69,7 @@ class PackedPrefetch {
   /// chunk's buffer; direct(k) tells which chunks were. `reads` are sorted by offset, each inside
   /// one chunk, and overlap no other bytes any consumer takes from the ring (the buffer lacks
   /// them); their destinations must stay valid until the helper is stopped or has read their
-  /// chunks. False (and nothing changes) if a list was given before.
+  /// chunks. False (and nothing changes) if a list was given before, or without memory for it.
   bool read_directly(std::vector<DirectRead> reads);
   /// Whether waited-for chunk `k` was read with the direct reads.
   bool direct(std::size_t k);
