@@ -21,7 +21,7 @@ constexpr int64_t kParallelChecksumBytes = int64_t{1} << 20;
 /// XXH3-64 of `size` bytes; on an x86-64 CPU with AVX2, computed by an AVX2 build (chosen at run
 /// time; the same value as the SSE2 build of Debian's library, with less CPU).
 uint64_t checksum_bytes(const void* data, std::size_t size) noexcept;
-/// Whether checksums are computed by the AVX2 build (for tests and traces).
+/// Whether checksums are computed by the AVX2 build (for tests).
 bool checksum_uses_avx2() noexcept;
 /// The checksum of bytes that come in parts: digest() equals checksum_bytes of them all at once.
 class ChecksumStream {

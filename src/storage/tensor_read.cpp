@@ -98,10 +98,7 @@ void PackedReadBatch::plan_direct_reads(PackedPrefetch& prefetch) {
     reads.push_back({r.offset, r.bytes, r.destination});
   }
   if (reads.empty() || !prefetch.read_directly(std::move(reads))) return;
-  for (std::size_t j = 0; j < planned.size(); ++j) {
-    requests_[planned[j]].direct = true;
-    requests_[planned[j]].direct_index = j;
-  }
+  for (std::size_t j = 0; j < planned.size(); ++j) requests_[planned[j]].direct_index = j;
 }
 
 void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch& prefetch,
@@ -145,7 +142,7 @@ void PackedReadBatch::consume_prefetched(ContainerReader& reader, PackedPrefetch
       rest.push_back(std::move(r));
       continue;
     }
-    if (direct && r.direct) {
+    if (direct && r.direct_index != kNotDirect) {
       // Already in place, and checksummed by the helper as it read them: compared here, as
       // dataset pieces read in place are verified there.
       verify_checksum(reader, r, prefetch.direct_checksum(r.direct_index));

@@ -53,6 +53,7 @@ class PackedReadBatch {
   bool empty() const noexcept { return requests_.empty(); }
 
  private:
+  static constexpr std::size_t kNotDirect = static_cast<std::size_t>(-1);
   struct Request {
     int64_t offset;
     int64_t bytes;
@@ -62,8 +63,9 @@ class PackedReadBatch {
     int blob_rank;
     std::byte* destination;  // when set, the bytes are copied there and `consume` is empty
     Consumer consume;
-    bool direct = false;  // handed to the read-ahead to be read straight into `destination`
-    std::size_t direct_index = 0;  // its place in the read-ahead's list of direct reads
+    // Handed to the read-ahead to be read straight into `destination`: its place in the
+    // read-ahead's list of direct reads; kNotDirect otherwise.
+    std::size_t direct_index = kNotDirect;
   };
   /// Throws kCorrupt naming the request's key and piece unless `bytes` match its checksum.
   static void verify(const ContainerReader& reader, const Request& r, const std::byte* bytes);
